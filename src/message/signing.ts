@@ -1,0 +1,162 @@
+/**
+ * ECDSA signatures over the Bitcoin Signed Message hash, as JoinMarket nick signatures use them
+ * (spec §5.6): secp256k1, RFC6979 nonces, low-S, DER without a sighash byte, standard base64 with
+ * padding. Also the strict hex and base64 decoders the other message modules share.
+ *
+ * Sources: R: src/jmbitcoin/secp256k1_main.py `ecdsa_sign`, `ecdsa_raw_sign`, `ecdsa_verify`;
+ * python-bitcointx `CPubKey.verify`; /work/shared/LIBRARIES.md (noble's `prehash: false` trap).
+ * Pure: no I/O, no state.
+ */
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { base64 } from '@scure/base';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { OnionmcError } from '../errors.js';
+import { bitcoinMessageHash } from './hash.js';
+
+/** Length of a secp256k1 private key (scalar), in bytes. */
+export const SECP256K1_PRIVATE_KEY_BYTES = 32;
+/** Length of a compressed secp256k1 public key (`02`/`03` ‖ x), in bytes. */
+export const SECP256K1_COMPRESSED_PUBLIC_KEY_BYTES = 33;
+/** Length of an uncompressed secp256k1 public key (`04` ‖ x ‖ y), in bytes. */
+export const SECP256K1_UNCOMPRESSED_PUBLIC_KEY_BYTES = 65;
+
+const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
+
+/**
+ * Decodes hex (either case, even length, nothing else: no `0x`, no whitespace).
+ *
+ * @returns the bytes, or `undefined` when `hex` is not such a string.
+ */
+export function decodeHexStrict(hex: string): Uint8Array | undefined {
+  if (!HEX_RE.test(hex)) return undefined;
+  return hexToBytes(hex);
+}
+
+/**
+ * Decodes canonical standard base64 (RFC 4648 §4 alphabet, `=` padding required, zero pad bits,
+ * no whitespace). Stricter than Python's lenient `base64.b64decode`, which the reference uses; no
+ * honest JoinMarket sender produces anything else.
+ *
+ * @returns the bytes, or `undefined` when `text` is not canonical base64.
+ */
+export function decodeBase64Strict(text: string): Uint8Array | undefined {
+  try {
+    return base64.decode(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Encodes bytes as standard base64 with padding (the wire form of signatures and NaCl boxes). */
+export function encodeBase64(bytes: Uint8Array): string {
+  return base64.encode(bytes);
+}
+
+/**
+ * Parses a secp256k1 public key given as hex: 33 bytes with prefix `02`/`03` or 65 bytes with
+ * prefix `04`, on the curve. Either hex case is accepted here (the nick check, not this parse,
+ * rejects uppercase; spec §5.5).
+ *
+ * @returns the raw bytes, or `undefined` when the text is not such a key.
+ */
+export function parsePublicKeyHex(publicKeyHex: string): Uint8Array | undefined {
+  const bytes = decodeHexStrict(publicKeyHex);
+  if (bytes === undefined) return undefined;
+  const prefix = bytes[0];
+  const shapeOk =
+    (bytes.length === SECP256K1_COMPRESSED_PUBLIC_KEY_BYTES &&
+      (prefix === 0x02 || prefix === 0x03)) ||
+    (bytes.length === SECP256K1_UNCOMPRESSED_PUBLIC_KEY_BYTES && prefix === 0x04);
+  if (!shapeOk) return undefined;
+  try {
+    secp256k1.Point.fromBytes(bytes).assertValidity();
+  } catch {
+    return undefined;
+  }
+  return bytes;
+}
+
+/**
+ * Returns the compressed public key, as 66 lowercase hex characters, of a private key.
+ *
+ * @throws OnionmcError `ERR_CRYPTO` when `privateKey` is not 32 bytes or not in `[1, n-1]`.
+ */
+export function publicKeyHexFromPrivateKey(privateKey: Uint8Array): string {
+  assertPrivateKey(privateKey);
+  return bytesToHex(secp256k1.getPublicKey(privateKey, true));
+}
+
+function assertPrivateKey(privateKey: Uint8Array): void {
+  if (
+    !(privateKey instanceof Uint8Array) ||
+    privateKey.length !== SECP256K1_PRIVATE_KEY_BYTES ||
+    !secp256k1.utils.isValidSecretKey(privateKey)
+  ) {
+    throw new OnionmcError('ERR_CRYPTO', 'invalid secp256k1 private key');
+  }
+}
+
+/**
+ * Signs `message` as a JoinMarket nick signature (spec §5.6): ECDSA over
+ * {@link bitcoinMessageHash}`(message)` with the RFC6979 nonce (no low-R grinding), low-S,
+ * DER-encoded, then standard base64 with padding. Reproduces the vectors of spec §11.6 byte for
+ * byte.
+ *
+ * @param privateKey - 32-byte secp256k1 scalar.
+ * @param message - the exact signed string, e.g. `body + hostid` for a privmsg.
+ * @returns base64 of the DER signature (typically 96 characters).
+ * @throws OnionmcError `ERR_CRYPTO` when the private key is invalid.
+ */
+export function signMessage(privateKey: Uint8Array, message: string): string {
+  assertPrivateKey(privateKey);
+  const der = secp256k1.sign(bitcoinMessageHash(message), privateKey, {
+    prehash: false,
+    lowS: true,
+    format: 'der',
+  });
+  return base64.encode(der);
+}
+
+/** Options of {@link verifyMessage}. */
+export interface VerifyMessageOptions {
+  /**
+   * Reject signatures whose `s` is above n/2. Default `false`: the reference (python-bitcointx
+   * `CPubKey.verify`) normalizes `s` before libsecp256k1 verifies, so it accepts high-S. ng's
+   * nick-auth proof check (coincurve, no normalization) needs `true` (spec §9.6).
+   */
+  readonly requireLowS?: boolean;
+}
+
+/**
+ * Verifies a JoinMarket nick signature (spec §5.6) the way the reference does: strict DER (as
+ * libsecp256k1's `secp256k1_ecdsa_signature_parse_der`; r and s in `[1, n-1]`), high-S accepted
+ * unless {@link VerifyMessageOptions.requireLowS} (python-bitcointx normalizes before verifying),
+ * over {@link bitcoinMessageHash}`(message)`.
+ *
+ * Never throws: any parse error (bad hex, bad base64, bad DER, a point off the curve) gives
+ * `false`, as `CPubKey.verify` does.
+ *
+ * @param publicKeyHex - 33-byte compressed (or 65-byte uncompressed) key as hex, either case.
+ * @param signatureBase64 - canonical standard base64 of the DER signature.
+ * @param message - the exact signed string.
+ */
+export function verifyMessage(
+  publicKeyHex: string,
+  signatureBase64: string,
+  message: string,
+  options: VerifyMessageOptions = {},
+): boolean {
+  try {
+    const publicKey = parsePublicKeyHex(publicKeyHex);
+    if (publicKey === undefined) return false;
+    const der = decodeBase64Strict(signatureBase64);
+    if (der === undefined || der.length === 0) return false;
+    return secp256k1.verify(der, bitcoinMessageHash(message), publicKey, {
+      prehash: false,
+      lowS: options.requireLowS === true,
+      format: 'der',
+    });
+  } catch {
+    return false;
+  }
+}
