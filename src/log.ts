@@ -13,11 +13,13 @@ export const REDACT_PATHS: readonly string[] = [
   'cookie',
   'password',
   'secret',
+  'torControlPassword',
   '*.privateKey',
   '*.key',
   '*.cookie',
   '*.password',
   '*.secret',
+  '*.torControlPassword',
 ];
 
 /** Options of {@link createLogger}. */
