@@ -1,0 +1,121 @@
+/**
+ * The JSON envelope every onion-channel line carries (spec §1.2): `{"type": <int>, "line": <str>}`.
+ * Encoding reproduces the reference's bytes (Python `json.dumps`, spec §1.1); decoding accepts any
+ * JSON object with an integer `type` and a string `line`, ignoring other keys.
+ */
+import { ProtocolError } from '../errors.js';
+import { isSendableType, messageTypeName } from './message-types.js';
+import { pyJsonDumps } from './pyjson.js';
+
+/** One decoded line: the envelope type number and its `line` text. */
+export interface Envelope {
+  /** Envelope type (spec §1.4); any integer, unknown ones included (the caller ignores those). */
+  type: number;
+  /** The payload text; for 793/795 a JSON document itself (spec §2.3). */
+  line: string;
+}
+
+/**
+ * Deepest JSON nesting accepted, as ng's `validate_json_nesting_depth(max_depth=10)` counts it:
+ * the top-level value has depth 0 and each container adds 1 for its members, so a value at depth
+ * 11 is rejected (spec §1.2; NG: jmcore/src/jmcore/models.py).
+ */
+export const MAX_JSON_NESTING_DEPTH = 10;
+
+/** Characters of peer text quoted in an error message, at most. */
+const QUOTE_MAX_CHARS = 80;
+
+/** A JSON-quoted prefix of `text` for error messages: at most {@link QUOTE_MAX_CHARS} characters. */
+function quoteStart(text: string): string {
+  return text.length <= QUOTE_MAX_CHARS
+    ? JSON.stringify(text)
+    : `${JSON.stringify(text.slice(0, QUOTE_MAX_CHARS))}...`;
+}
+
+/**
+ * True when the JSON text nests deeper than `maxDepth` by ng's rule ({@link MAX_JSON_NESTING_DEPTH}):
+ * some member sits at depth `maxDepth + 1`, i.e. more than `maxDepth` containers enclose it.
+ * Scans the brackets outside strings in one linear pass without recursion, so it is safe to run
+ * on untrusted text before `JSON.parse`. Invalid JSON may give either answer; `JSON.parse` decides.
+ */
+export function exceedsJsonNestingDepth(
+  text: string,
+  maxDepth: number = MAX_JSON_NESTING_DEPTH,
+): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+      continue;
+    }
+    if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+      continue;
+    }
+    // Whitespace between tokens does not count as a member.
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) continue;
+    // Anything else starts (or continues) a member at depth `depth`.
+    if (depth > maxDepth) return true;
+    if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) depth++;
+  }
+  return false;
+}
+
+/**
+ * Serialises an envelope exactly as the reference does: `pyJsonDumps({type, line})`, e.g.
+ * `{"type": 687, "line": "J5...!PUBLIC!orderbook"}` (spec §1.1, §1.2, §11.3). Frame the result with
+ * `encodeLine`.
+ *
+ * @throws ProtocolError `ERR_PROTOCOL` when `type` is not sendable ({@link isSendableType}, spec §10).
+ */
+export function encodeEnvelope(type: number, line: string): string {
+  if (!isSendableType(type)) {
+    throw new ProtocolError(`refusing to send envelope type ${messageTypeName(type)}`);
+  }
+  return pyJsonDumps({ type, line });
+}
+
+/**
+ * Parses one received line as an envelope (spec §1.2): a JSON object whose `type` is an integer
+ * and whose `line` is a string; other keys are ignored.
+ *
+ * Divergence: a number written as `5.0` or `5e0` counts as the integer 5 here (JavaScript has one
+ * number type), where Python's `json.loads` would give a float that the reference rejects.
+ *
+ * @throws ProtocolError `ERR_PROTOCOL` on invalid JSON, nesting deeper than
+ *   {@link MAX_JSON_NESTING_DEPTH}, a non-object, or a missing or mistyped `type` / `line`. The
+ *   message quotes at most 80 characters of `text`.
+ */
+export function decodeEnvelope(text: string): Envelope {
+  if (exceedsJsonNestingDepth(text)) {
+    throw new ProtocolError(
+      `envelope nests deeper than ${MAX_JSON_NESTING_DEPTH}: ${quoteStart(text)}`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ProtocolError(`envelope is not valid JSON: ${quoteStart(text)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ProtocolError(`envelope is not a JSON object: ${quoteStart(text)}`);
+  }
+  const type: unknown = Object.hasOwn(parsed, 'type')
+    ? (parsed as { type: unknown }).type
+    : undefined;
+  const line: unknown = Object.hasOwn(parsed, 'line')
+    ? (parsed as { line: unknown }).line
+    : undefined;
+  if (typeof type !== 'number' || !Number.isInteger(type)) {
+    throw new ProtocolError(`envelope has no integer "type": ${quoteStart(text)}`);
+  }
+  if (typeof line !== 'string') {
+    throw new ProtocolError(`envelope has no string "line": ${quoteStart(text)}`);
+  }
+  return { type, line };
+}
