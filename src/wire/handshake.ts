@@ -396,12 +396,22 @@ export function isValidNick(nick: string): boolean {
   return NICK_PATTERN.test(nick);
 }
 
+/** Feature names we record: every known one fits, and they are safe inside `;F:a+b` entries. */
+const FEATURE_NAME_PATTERN = /^[a-z0-9_]{1,32}$/;
+/** At most this many features are recorded per peer (ng knows five). */
+export const MAX_FEATURES = 16;
+
 /**
  * The feature names a handshake advertises: the keys of `features` whose value is exactly `true`
- * (spec §9.1; NG: jmcore/src/jmcore/protocol.py `FeatureSet`).
+ * (spec §9.1; NG: jmcore/src/jmcore/protocol.py `FeatureSet`). Names that are not lower-case
+ * `[a-z0-9_]` of at most 32 characters are skipped, and at most {@link MAX_FEATURES} are kept, so a
+ * peer cannot make us store or re-broadcast (in peerlists) arbitrary text.
  */
 export function featuresOf(features: Record<string, unknown>): Set<string> {
   const out = new Set<string>();
-  for (const [name, value] of Object.entries(features)) if (value === true) out.add(name);
+  for (const [name, value] of Object.entries(features)) {
+    if (out.size >= MAX_FEATURES) break;
+    if (value === true && FEATURE_NAME_PATTERN.test(name)) out.add(name);
+  }
   return out;
 }

@@ -1,0 +1,154 @@
+/**
+ * A small client of the local API (src/api/server.ts), used by the demo and the tests, and a
+ * reference for applications: JSON requests, and an event stream with `waitFor` so callers wait on
+ * a condition, never on a sleep.
+ */
+import http from 'node:http';
+import { OnionmcError } from '../errors.js';
+import type { ApiEndpoint } from './server.js';
+
+/** One Server-Sent Event from `/v1/events`. */
+export interface ApiEvent {
+  readonly event: string;
+  readonly data: unknown;
+}
+
+/** The JSON answer of a request, with its status. */
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+function requestOptions(endpoint: ApiEndpoint, method: string, path: string): http.RequestOptions {
+  const base = endpoint.kind === 'unix' ? { socketPath: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+  return { ...base, method, path, headers: { 'content-type': 'application/json' } };
+}
+
+/** A client of one node's local API. */
+export class ApiClient {
+  constructor(readonly endpoint: ApiEndpoint) {}
+
+  /** Sends a request; resolves with any status (callers check it). Rejects on transport errors. */
+  request(method: string, path: string, body?: unknown): Promise<ApiResponse> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(requestOptions(this.endpoint, method, path), (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          try {
+            resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) });
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  /** Like {@link request} but expects 2xx and returns the body; otherwise throws with the error text. */
+  async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await this.request(method, path, body);
+    if (res.status < 200 || res.status >= 300) {
+      const error = (res.body as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new OnionmcError('ERR_API', `${method} ${path}: ${res.status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim());
+    }
+    return res.body;
+  }
+
+  /** Opens `/v1/events`; resolves once the stream is established. */
+  events(): Promise<EventStream> {
+    return new Promise((resolve, reject) => {
+      const req = http.request(requestOptions(this.endpoint, 'GET', '/v1/events'), (res) => {
+        if (res.statusCode !== 200) {
+          reject(new OnionmcError('ERR_API', `GET /v1/events: ${res.statusCode ?? 0}`));
+          res.resume();
+          return;
+        }
+        resolve(new EventStream(req, res));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
+
+/** A live event stream. Events are buffered from the moment it opens, so none is missed. */
+export class EventStream {
+  readonly #req: http.ClientRequest;
+  readonly #events: ApiEvent[] = [];
+  readonly #waiters = new Set<() => void>();
+  #buffer = '';
+  #ended = false;
+
+  constructor(req: http.ClientRequest, res: http.IncomingMessage) {
+    this.#req = req;
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      this.#buffer += chunk;
+      let end;
+      while ((end = this.#buffer.indexOf('\n\n')) >= 0) {
+        const block = this.#buffer.slice(0, end);
+        this.#buffer = this.#buffer.slice(end + 2);
+        let event = 'message';
+        let data = '';
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) event = line.slice(7);
+          else if (line.startsWith('data: ')) data += line.slice(6);
+        }
+        if (data !== '') this.#events.push({ event, data: JSON.parse(data) as unknown });
+      }
+      this.#wake();
+    });
+    res.on('close', () => {
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    for (const waiter of this.#waiters) waiter();
+  }
+
+  /** Every event received so far. */
+  get received(): readonly ApiEvent[] {
+    return this.#events;
+  }
+
+  /**
+   * Resolves with the first event (received before or after the call) that matches; rejects with
+   * `ERR_TIMEOUT` naming `what` after `timeoutMs`, or when the stream ends.
+   */
+  waitFor(what: string, predicate: (event: ApiEvent) => boolean, timeoutMs: number): Promise<ApiEvent> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = this.#events.find(predicate);
+        if (found !== undefined) {
+          done();
+          resolve(found);
+        } else if (this.#ended) {
+          done();
+          reject(new OnionmcError('ERR_CLOSED', `event stream ended while waiting for ${what}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new OnionmcError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  /** Closes the stream. */
+  close(): void {
+    this.#req.destroy();
+  }
+}

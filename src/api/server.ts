@@ -1,0 +1,245 @@
+/**
+ * The local API: HTTP/1.1 on a unix socket (mode 0600) or a loopback TCP port, for the
+ * applications that use the daemon (wallets, bots) and for operators. JSON in, JSON out; live
+ * events as Server-Sent Events. Every message accepted here is either handed to a directory node
+ * or a peer link, or the request fails with a reason: nothing is dropped silently.
+ *
+ * | method | path           | body / answer                                                      |
+ * |--------|----------------|--------------------------------------------------------------------|
+ * | GET    | /health        | `{"status":"ok"}`                                                  |
+ * | GET    | /v1/info       | nick, role, location, network, directories, peers, counters        |
+ * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped |
+ * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
+ * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…"}` -> `{"via":{…}}`             |
+ * | PUT    | /v1/offers     | `{"offers":[{type,oid,minsize,maxsize,txfee,cjfee}]}` (maker)      |
+ * | GET    | /v1/orderbook  | `{"offers":[…]}`                                                    |
+ *
+ * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
+ * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large) or 500.
+ */
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import { OnionmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ClientNode, ClientNodeEvents } from '../node/client-node.js';
+import { offerProblems, type Offer } from '../node/offers.js';
+
+/** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, spec §1.3). */
+export const API_MAX_BODY_BYTES = 1024 * 1024;
+
+/** Where the API listens. */
+export type ApiEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** What the API serves from. `client` is absent on a directory node. */
+export interface ApiBackend {
+  info(): Record<string, unknown>;
+  readonly client: ClientNode | undefined;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = ['privmsg', 'pubmsg', 'nickLeave', 'directory', 'peer', 'peerlist', 'dropped'];
+
+/** The local HTTP API server. */
+export class ApiServer {
+  readonly #backend: ApiBackend;
+  readonly #logger: Logger;
+  readonly #server: http.Server;
+  #endpoint: ApiEndpoint | undefined;
+  readonly #streams = new Set<http.ServerResponse>();
+
+  constructor(backend: ApiBackend, logger: Logger) {
+    this.#backend = backend;
+    this.#logger = logger.child({ component: 'api' });
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        this.#logger.error({ err }, 'api handler failed');
+        if (!res.headersSent) this.#json(res, 500, { error: { code: 'ERR_API', message: 'internal error' } });
+        else res.destroy();
+      });
+    });
+  }
+
+  /** The address actually bound (the port is filled in when 0 was asked for). */
+  get endpoint(): ApiEndpoint | undefined {
+    return this.#endpoint;
+  }
+
+  /** Listens on `endpoint`. A unix socket is created mode 0600, replacing a stale socket file. */
+  async listen(endpoint: ApiEndpoint): Promise<void> {
+    if (endpoint.kind === 'unix') await fs.rm(endpoint.path, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      const done = (): void => {
+        this.#server.off('error', reject);
+        resolve();
+      };
+      if (endpoint.kind === 'unix') this.#server.listen(endpoint.path, done);
+      else this.#server.listen(endpoint.port, endpoint.host, done);
+    });
+    if (endpoint.kind === 'unix') {
+      await fs.chmod(endpoint.path, 0o600);
+      this.#endpoint = endpoint;
+    } else {
+      const address = this.#server.address();
+      this.#endpoint = { ...endpoint, port: typeof address === 'object' && address !== null ? address.port : endpoint.port };
+    }
+    this.#logger.info({ endpoint: this.#endpoint }, 'local API listening');
+  }
+
+  /** Stops listening and ends every event stream. Idempotent. */
+  async close(): Promise<void> {
+    for (const res of this.#streams) res.end();
+    this.#streams.clear();
+    if (!this.#server.listening) return;
+    await new Promise<void>((resolve) => this.#server.close(() => {
+      resolve();
+    }));
+    if (this.#endpoint?.kind === 'unix') await fs.rm(this.#endpoint.path, { force: true });
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://onionmc.local');
+    const route = `${req.method ?? 'GET'} ${url.pathname}`;
+    try {
+      switch (route) {
+        case 'GET /health':
+          this.#json(res, 200, { status: 'ok' });
+          return;
+        case 'GET /v1/info':
+          this.#json(res, 200, this.#backend.info());
+          return;
+        case 'GET /v1/events':
+          this.#events(res);
+          return;
+        case 'GET /v1/orderbook':
+          this.#json(res, 200, { offers: this.#client().orderbook.entries() });
+          return;
+        case 'POST /v1/pubmsg': {
+          const body = await readJson(req);
+          const message = stringField(body, 'message');
+          this.#json(res, 200, { directories: this.#client().pubmsg(message) });
+          return;
+        }
+        case 'POST /v1/privmsg': {
+          const body = await readJson(req);
+          const via = this.#client().privmsg(stringField(body, 'to'), stringField(body, 'cmd'), stringField(body, 'body'));
+          this.#json(res, 200, { via });
+          return;
+        }
+        case 'PUT /v1/offers': {
+          const client = this.#client();
+          if (client.role !== 'maker') throw new HttpError(409, 'ERR_API', 'only a maker has offers');
+          const offers = parseOffers(await readJson(req));
+          this.#json(res, 200, { directories: client.setOffers(offers) });
+          return;
+        }
+        default:
+          throw new HttpError(
+            ['/health', '/v1/info', '/v1/events', '/v1/orderbook', '/v1/pubmsg', '/v1/privmsg', '/v1/offers'].includes(url.pathname) ? 405 : 404,
+            'ERR_API',
+            `no route ${route}`,
+          );
+      }
+    } catch (err) {
+      const [status, code, message] = errorReply(err);
+      if (status >= 500) this.#logger.error({ err }, 'api request failed');
+      this.#json(res, status, { error: { code, message } });
+    }
+  }
+
+  #client(): ClientNode {
+    const client = this.#backend.client;
+    if (client === undefined) throw new HttpError(409, 'ERR_API', 'a directory node does not send or receive application messages');
+    return client;
+  }
+
+  #events(res: http.ServerResponse): void {
+    const client = this.#client();
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(': onionmc events\n\n');
+    this.#streams.add(res);
+    const unsubscribe = EVENT_NAMES.map((name) =>
+      client.on(name, (payload) => {
+        res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
+      }),
+    );
+    res.on('close', () => {
+      for (const off of unsubscribe) off();
+      this.#streams.delete(res);
+    });
+  }
+
+  #json(res: http.ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+}
+
+function errorReply(err: unknown): [number, string, string] {
+  if (err instanceof HttpError) return [err.status, err.code, err.message];
+  if (err instanceof OnionmcError) {
+    switch (err.code) {
+      case 'ERR_NOT_ROUTABLE':
+        return [409, err.code, err.message];
+      case 'ERR_API':
+      case 'ERR_PROTOCOL':
+      case 'ERR_LINE_TOO_LONG':
+        return [400, err.code, err.message];
+      default:
+        return [500, err.code, err.message];
+    }
+  }
+  return [500, 'ERR_API', 'internal error'];
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > API_MAX_BODY_BYTES) throw new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new HttpError(400, 'ERR_API', 'request body is not JSON');
+  }
+}
+
+function stringField(body: unknown, key: string): string {
+  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  if (typeof value !== 'string') throw new HttpError(400, 'ERR_API', `"${key}" must be a string`);
+  return value;
+}
+
+function parseOffers(body: unknown): Offer[] {
+  const list = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).offers : undefined;
+  if (!Array.isArray(list)) throw new HttpError(400, 'ERR_API', '"offers" must be an array');
+  const problems: string[] = [];
+  const offers = list.map((item: unknown, index) => {
+    const o = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+    const offer: Offer = {
+      type: String(o.type),
+      oid: Number(o.oid),
+      minsize: Number(o.minsize),
+      maxsize: Number(o.maxsize),
+      txfee: Number(o.txfee),
+      cjfee: String(o.cjfee),
+    };
+    for (const problem of offerProblems(offer)) problems.push(`offers[${index}]: ${problem}`);
+    return offer;
+  });
+  if (problems.length > 0) throw new HttpError(400, 'ERR_API', problems.join('; '));
+  return offers;
+}

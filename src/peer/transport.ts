@@ -1,0 +1,125 @@
+/**
+ * Transports: how a node opens outbound streams (a {@link Dialer}) and accepts inbound ones (a
+ * {@link ServerTransport}). Policy code sees only these interfaces, so the same directory node,
+ * maker and taker run over plain loopback TCP (JoinMarket's testing mode, spec §8.4) or over Tor
+ * (SOCKS5 dialer, onion service; spec §8.1-§8.3).
+ */
+import net from 'node:net';
+import { OnionmcError } from '../errors.js';
+
+/** Why a stream is opened; Tor dialers use it for stream isolation (spec §4.5, ng tor_isolation). */
+export type DialPurpose = 'directory' | 'peer';
+
+/** A host and TCP port to dial (an onion name or, in testing mode, an IP address). */
+export interface DialTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Opens outbound streams. Implementations: {@link TcpDialer} (testing mode), a SOCKS5 dialer (Tor). */
+export interface Dialer {
+  /**
+   * Opens a stream to `target`.
+   * @throws OnionmcError with code `ERR_DIAL` or `ERR_SOCKS` naming the target when it fails.
+   */
+  dial(target: DialTarget, purpose: DialPurpose, signal?: AbortSignal): Promise<net.Socket>;
+}
+
+/** Accepts inbound streams. */
+export interface ServerTransport {
+  /** Starts accepting; `onConnection` receives each new socket. */
+  listen(onConnection: (socket: net.Socket) => void): Promise<void>;
+  /** Stops accepting; open sockets are left to their owners. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Default deadline of a plain TCP connect in testing mode. */
+export const TCP_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Plain TCP dialer for JoinMarket's testing mode (spec §8.4: `connectTCP(host, port)`, no SOCKS). */
+export class TcpDialer implements Dialer {
+  readonly #timeoutMs: number;
+
+  constructor(options: { timeoutMs?: number } = {}) {
+    this.#timeoutMs = options.timeoutMs ?? TCP_CONNECT_TIMEOUT_MS;
+  }
+
+  dial(target: DialTarget, _purpose: DialPurpose, signal?: AbortSignal): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const where = `${target.host}:${target.port}`;
+      if (signal?.aborted === true) {
+        reject(new OnionmcError('ERR_DIAL', `dial to ${where} aborted`));
+        return;
+      }
+      const socket = net.connect({ host: target.host, port: target.port });
+      const fail = (err: Error): void => {
+        cleanup();
+        socket.destroy();
+        reject(new OnionmcError('ERR_DIAL', `cannot connect to ${where}: ${err.message}`, { cause: err }));
+      };
+      const onAbort = (): void => {
+        fail(new Error('aborted'));
+      };
+      const timer = setTimeout(() => {
+        fail(new Error(`no connection within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        socket.off('error', fail);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      socket.once('error', fail);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('connect', () => {
+        cleanup();
+        resolve(socket);
+      });
+    });
+  }
+}
+
+/** Plain TCP listener (testing mode; also the local end of an onion service's port mapping). */
+export class TcpServerTransport implements ServerTransport {
+  readonly #host: string;
+  readonly #port: number;
+  #server: net.Server | undefined;
+
+  constructor(host: string, port: number) {
+    this.#host = host;
+    this.#port = port;
+  }
+
+  /** The bound port, once listening (useful when constructed with port 0). */
+  get port(): number {
+    const address = this.#server?.address();
+    return typeof address === 'object' && address !== null ? address.port : this.#port;
+  }
+
+  listen(onConnection: (socket: net.Socket) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ noDelay: true }, onConnection);
+      server.once('error', (err) => {
+        reject(
+          new OnionmcError('ERR_DIAL', `cannot listen on ${this.#host}:${this.#port}: ${err.message}`, {
+            cause: err,
+          }),
+        );
+      });
+      server.listen({ host: this.#host, port: this.#port }, () => {
+        this.#server = server;
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (server === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      server.close(() => {
+        resolve();
+      });
+    });
+  }
+}
