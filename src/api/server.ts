@@ -8,9 +8,9 @@
  * |--------|----------------|--------------------------------------------------------------------|
  * | GET    | /health        | `{"status":"ok"}`                                                  |
  * | GET    | /v1/info       | nick, role, location, network, directories, peers, counters        |
- * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped |
+ * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped; on a directory node: relay |
  * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
- * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…"}` -> `{"via":{…}}`             |
+ * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…}}` |
  * | PUT    | /v1/offers     | `{"offers":[{type,oid,minsize,maxsize,txfee,cjfee}]}` (maker)      |
  * | GET    | /v1/orderbook  | `{"offers":[…]}`                                                    |
  *
@@ -22,6 +22,7 @@ import http from 'node:http';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClientNode, ClientNodeEvents } from '../node/client-node.js';
+import type { DirectoryNode } from '../node/directory-node.js';
 import { offerProblems, type Offer } from '../node/offers.js';
 
 /** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, spec §1.3). */
@@ -30,10 +31,11 @@ export const API_MAX_BODY_BYTES = 1024 * 1024;
 /** Where the API listens. */
 export type ApiEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
-/** What the API serves from. `client` is absent on a directory node. */
+/** What the API serves from: a maker or taker (`client`) or a directory node (`directory`). */
 export interface ApiBackend {
   info(): Record<string, unknown>;
   readonly client: ClientNode | undefined;
+  readonly directory: DirectoryNode | undefined;
 }
 
 class HttpError extends Error {
@@ -131,7 +133,9 @@ export class ApiServer {
         }
         case 'POST /v1/privmsg': {
           const body = await readJson(req);
-          const via = this.#client().privmsg(stringField(body, 'to'), stringField(body, 'cmd'), stringField(body, 'body'));
+          const route = optionalStringField(body, 'route') ?? 'any';
+          if (route !== 'any' && route !== 'directory') throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
+          const via = this.#client().privmsg(stringField(body, 'to'), stringField(body, 'cmd'), stringField(body, 'body'), { route });
           this.#json(res, 200, { via });
           return;
         }
@@ -163,15 +167,27 @@ export class ApiServer {
   }
 
   #events(res: http.ServerResponse): void {
-    const client = this.#client();
+    const { client, directory } = this.#backend;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     res.write(': onionmc events\n\n');
     this.#streams.add(res);
-    const unsubscribe = EVENT_NAMES.map((name) =>
-      client.on(name, (payload) => {
-        res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
-      }),
-    );
+    const send = (name: string, payload: unknown): void => {
+      res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
+    };
+    const unsubscribe =
+      client !== undefined
+        ? EVENT_NAMES.map((name) =>
+            client.on(name, (payload) => {
+              send(name, payload);
+            }),
+          )
+        : directory !== undefined
+          ? [
+              directory.onRelay((payload) => {
+                send('relay', payload);
+              }),
+            ]
+          : [];
     res.on('close', () => {
       for (const off of unsubscribe) off();
       this.#streams.delete(res);
@@ -190,6 +206,8 @@ function errorReply(err: unknown): [number, string, string] {
   if (err instanceof OnionmcError) {
     switch (err.code) {
       case 'ERR_NOT_ROUTABLE':
+        return [409, err.code, err.message];
+      case 'ERR_CRYPTO':
         return [409, err.code, err.message];
       case 'ERR_API':
       case 'ERR_PROTOCOL':
@@ -219,6 +237,13 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
 
 function stringField(body: unknown, key: string): string {
   const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  if (typeof value !== 'string') throw new HttpError(400, 'ERR_API', `"${key}" must be a string`);
+  return value;
+}
+
+function optionalStringField(body: unknown, key: string): string | undefined {
+  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  if (value === undefined) return undefined;
   if (typeof value !== 'string') throw new HttpError(400, 'ERR_API', `"${key}" must be a string`);
   return value;
 }

@@ -2,7 +2,9 @@
  * `npm run demo`: one directory node, two makers and a taker as separate `onionmc` processes on
  * loopback in testing mode. The makers announce offers by pubmsg; the taker sends `!orderbook`;
  * the makers answer with signed privmsg offers; the taker verifies them and prints the orderbook;
- * then the taker and a maker exchange privmsgs over a direct link. Exit 0 with a summary, or
+ * the taker and maker2 run `!fill` → `!pubkey` → `!auth` → `!ioauth` → `!tx` → `!sig` through the
+ * directory node, whose relay events show it carried only ciphertext for the last four (payloads
+ * are test data, not real transactions); then the taker and maker1 talk over a direct link. Exit 0 with a summary, or
  * non-zero with the failed step and the nodes' log tails.
  *
  * `--directory HOST:PORT` (repeatable) uses running directory nodes instead of starting one.
@@ -98,8 +100,45 @@ async function main(): Promise<number> {
       say(`  ${o.nick}  ${o.type.padEnd(11)}  ${String(o.oid).padStart(3)}  ${String(o.minsize).padStart(10)}  ${String(o.maxsize).padStart(11)}  ${String(o.txfee).padStart(5)}  ${o.cjfee}`);
     }
 
+    step = 'encrypted session with maker2 through the directory node';
+    const dnEvents = external.length === 0 ? await cluster.node('directory').api.events() : undefined;
+    const maker2Events = await maker2.api.events();
+    const viaDirectory = { route: 'directory' };
+    const marker = 'demo-plaintext';
+    const exchange: [string, 'taker' | 'maker2', string][] = [
+      ['fill', 'taker', `0 1000000 P${'cd'.repeat(32)}`],
+      ['pubkey', 'maker2', ''],
+      ['auth', 'taker', `${marker}-auth ${'0'.repeat(63)}1:0|02${'11'.repeat(32)}`],
+      ['ioauth', 'maker2', `${marker}-ioauth utxo:0 02${'22'.repeat(32)} cjaddr changeaddr btcsig`],
+      ['tx', 'taker', `${marker}-tx ${Buffer.from('unsigned transaction bytes').toString('base64')}`],
+      ['sig', 'maker2', `${marker}-sig ${Buffer.from('signature script').toString('base64')}`],
+    ];
+    for (const [cmd, sender, body] of exchange) {
+      const [from, to, events] = sender === 'taker' ? [taker, 'maker2', maker2Events] : [maker2, 'taker', takerEvents];
+      const sent = (await from.api.call('POST', '/v1/privmsg', { to: nick(to), cmd, body, ...viaDirectory })) as { via: { kind: string } };
+      const got = await events.waitFor(`!${cmd} at ${to}`, (e) => isPrivmsg(e, nick(sender), cmd), STEP_TIMEOUT_MS);
+      const data = got.data as { body: string; encrypted: boolean; via: { kind: string } };
+      if (data.body !== body) throw new Error(`!${cmd} arrived as "${data.body}", sent as "${body}"`);
+      say(`${sender.padEnd(6)} -> ${to.padEnd(6)} !${cmd.padEnd(6)} via ${sent.via.kind}${data.encrypted ? ', encrypted end to end, decrypted by the receiving daemon' : ''}`);
+    }
+    if (dnEvents !== undefined) {
+      step = 'the directory node saw only ciphertext';
+      const encrypted = ['auth', 'ioauth', 'tx', 'sig'];
+      const relays = await pollUntil('the directory\'s relay events', () => {
+        const seen = dnEvents.received.filter((e) => e.event === 'relay' && encrypted.includes((e.data as { cmd: string }).cmd));
+        return Promise.resolve(seen.length === 4 ? seen : undefined);
+      }, STEP_TIMEOUT_MS);
+      for (const relay of relays) {
+        const line = (relay.data as { line: string }).line;
+        if (line.includes(marker)) throw new Error(`the directory relayed plaintext: ${line.slice(0, 80)}`);
+      }
+      say(`directory node relayed ${relays.length} encrypted privmsgs (${encrypted.join(', ')}): ciphertext only, no plaintext seen`);
+      dnEvents.close();
+    }
+    maker2Events.close();
+
     step = 'taker sends !fill to maker1 through the directory and dials maker1';
-    const fillBody = `0 1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)}`;
+    const fillBody = `0 1000000 P${'ab'.repeat(32)}`;
     const first = (await taker.api.call('POST', '/v1/privmsg', { to: nick('maker1'), cmd: 'fill', body: fillBody })) as { via: { kind: string } };
     await maker1Events.waitFor('the !fill at maker1', (e) => isPrivmsg(e, nick('taker'), 'fill'), STEP_TIMEOUT_MS);
     say(`taker -> maker1 !fill delivered via ${first.via.kind}`);
@@ -107,19 +146,19 @@ async function main(): Promise<number> {
     say('taker and maker1 are handshaked over a direct link (793 both ways)');
 
     step = 'maker1 answers over the direct link';
-    const reply = (await maker1.api.call('POST', '/v1/privmsg', { to: nick('taker'), cmd: 'pubkey', body: 'ef'.repeat(32) })) as { via: { kind: string } };
+    const reply = (await maker1.api.call('POST', '/v1/privmsg', { to: nick('taker'), cmd: 'pubkey', body: '' })) as { via: { kind: string } };
     const got = await takerEvents.waitFor('maker1\'s !pubkey at the taker', (e) => isPrivmsg(e, nick('maker1'), 'pubkey'), STEP_TIMEOUT_MS);
     say(`maker1 -> taker !pubkey sent via ${reply.via.kind}, received via ${(got.data as { via: { kind: string } }).via.kind}`);
-    step = 'taker sends a second privmsg over the direct link';
-    const second = (await taker.api.call('POST', '/v1/privmsg', { to: nick('maker1'), cmd: 'fill', body: fillBody.replace(/^0 /, '1 ') })) as { via: { kind: string } };
-    const viaDirect = await maker1Events.waitFor('the second !fill at maker1', (e) => isPrivmsg(e, nick('taker'), 'fill') && (e.data as { body: string }).body.startsWith('1 '), STEP_TIMEOUT_MS);
-    say(`taker -> maker1 !fill sent via ${second.via.kind}, received via ${(viaDirect.data as { via: { kind: string } }).via.kind}`);
+    step = 'taker sends !auth over the direct link';
+    const second = (await taker.api.call('POST', '/v1/privmsg', { to: nick('maker1'), cmd: 'auth', body: `${marker}-direct` })) as { via: { kind: string } };
+    const viaDirect = await maker1Events.waitFor('the !auth at maker1', (e) => isPrivmsg(e, nick('taker'), 'auth'), STEP_TIMEOUT_MS);
+    say(`taker -> maker1 !auth sent via ${second.via.kind}, received via ${(viaDirect.data as { via: { kind: string } }).via.kind} (session began with a !fill through the directory)`);
     if (reply.via.kind !== 'direct' || second.via.kind !== 'direct') throw new Error('the direct link was not used');
     takerEvents.close();
     maker1Events.close();
 
     say('');
-    say(`demo OK: 1 directory node, 2 makers, 1 taker; ${offers.length} signed offers verified; direct link used both ways`);
+    say(`demo OK: ${external.length === 0 ? '1 directory node' : `${external.length} external directory node(s)`}, 2 makers, 1 taker; ${offers.length} signed offers verified; fill..sig encrypted end to end; direct link used both ways`);
     return 0;
   } catch (err) {
     process.stderr.write(`demo FAILED at step "${step}": ${err instanceof Error ? err.message : String(err)}\n`);

@@ -10,7 +10,8 @@
 import type net from 'node:net';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { OFFER_TYPES, splitCommands } from '../message/commands.js';
+import { isEncryptedCommand, OFFER_TYPES, splitCommands } from '../message/commands.js';
+import { buildNickAuthProofLine, directoryIdForEndpoint, parseNickAuthChallengeLine, parseNickAuthResultLine, signNickAuth } from '../message/nick-auth.js';
 import type { NickIdentity } from '../message/nick.js';
 import { formatPubmsgLine, parseChannelLine, PUBLIC_NICK, signPrivmsg, verifyPrivmsg } from '../message/privmsg.js';
 import { PeerConnection } from '../peer/connection.js';
@@ -34,6 +35,7 @@ import { MessageType } from '../wire/message-types.js';
 import { decodePeerlist } from '../wire/peerlist.js';
 import { Backoff, DEFAULT_DIRECTORY_BACKOFF, type BackoffOptions } from './backoff.js';
 import { Counters } from './counters.js';
+import { EncryptionSessions } from './encryption-sessions.js';
 import { DuplicateFilter } from './dedup.js';
 import { formatOfferArgs, Orderbook, parseOffer, type Offer } from './offers.js';
 
@@ -65,6 +67,13 @@ export interface ClientNodeOptions {
   readonly logger: Logger;
   /** Features we advertise in our 793 (spec §9.1). The reference sends `{}`. */
   readonly features?: Readonly<Record<string, boolean>>;
+  /**
+   * End-to-end encryption by the daemon (spec §7), default true. False is raw mode: `fill`,
+   * `pubkey` and the encrypted commands pass between the wire and the application unchanged, for an
+   * application that does JoinMarket's key exchange itself, and for replaying captured traffic
+   * whose payloads are not real key exchanges.
+   */
+  readonly endToEnd?: boolean;
   /** Reconnect backoff for directory links. */
   readonly backoff?: BackoffOptions;
   /** See {@link LINK_HANDSHAKE_TIMEOUT_MS}. */
@@ -79,8 +88,12 @@ export type Via = { readonly kind: 'direct' } | { readonly kind: 'directory'; re
 
 /** Events an application can subscribe to. */
 export interface ClientNodeEvents {
-  /** A verified privmsg for us. `body` excludes the pubkey and signature. */
-  privmsg: { from: string; cmd: string; body: string; via: Via };
+  /**
+   * A verified privmsg for us. `body` excludes the pubkey and signature; for an encrypted command
+   * it is the decrypted plaintext (`encrypted: true`); for `!fill` and `!pubkey` the NaCl key,
+   * which the daemon owns, is taken out.
+   */
+  privmsg: { from: string; cmd: string; body: string; via: Via; encrypted: boolean };
   /** A pubmsg (unsigned, spec §5.6). `message` starts with `!`. */
   pubmsg: { from: string; message: string; via: Via };
   /** No directory carries this nick any more (spec §3.2). */
@@ -98,11 +111,19 @@ export interface ClientNodeEvents {
 /** What {@link ClientNode.privmsg} did with a message. */
 export type SendResult = Via;
 
+/** Options of {@link ClientNode.privmsg}. */
+export interface PrivmsgOptions {
+  /** `directory`: never use a direct link nor dial one for this message. Default `any`. */
+  readonly route?: 'any' | 'directory';
+}
+
 type Listener<K extends keyof ClientNodeEvents> = (event: ClientNodeEvents[K]) => void;
 
 /** A link to one configured directory node. */
 class DirectoryLink {
-  state: 'idle' | 'connecting' | 'handshaking' | 'handshaked' | 'stopped' = 'idle';
+  state: 'idle' | 'connecting' | 'handshaking' | 'authenticating' | 'handshaked' | 'stopped' = 'idle';
+  /** The exact 793 line sent on the current connection (nick-auth signs its hash, spec §9.6). */
+  handshakeLine = '';
   conn: PeerConnection | undefined;
   nick: string | undefined;
   motd: string | undefined;
@@ -163,6 +184,8 @@ export class ClientNode {
   readonly #listeners = new Map<keyof ClientNodeEvents, Set<Listener<never>>>();
   readonly orderbook = new Orderbook();
   readonly counters = new Counters();
+  readonly #sessions: EncryptionSessions;
+  #sweepTimer: NodeJS.Timeout | undefined;
   #offers: readonly Offer[] = [];
   #ownLocation: string;
   #running = false;
@@ -174,6 +197,7 @@ export class ClientNode {
     this.#random = options.random ?? Math.random;
     this.#logger = options.logger.child({ role: options.role, nick: options.identity.nick });
     this.#dedup = new DuplicateFilter({ now: this.#now });
+    this.#sessions = new EncryptionSessions({ now: this.#now });
     this.#directories = options.directories.map((location) => {
       const parsed = parseLocation(location);
       if (parsed.kind !== 'hostport') throw new OnionmcError('ERR_CONFIG', `directory "${location}" is not host:port`);
@@ -227,6 +251,8 @@ export class ClientNode {
         this.#acceptPeer(socket);
       });
     }
+    this.#sweepTimer = setInterval(() => this.#sessions.sweep(), 60_000);
+    this.#sweepTimer.unref();
     this.#logger.info({ location: this.#ownLocation, directories: this.#directories.length }, 'node starting');
     for (const link of this.#directories) this.#connectDirectory(link);
   }
@@ -235,6 +261,8 @@ export class ClientNode {
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    clearInterval(this.#sweepTimer);
+    this.#sessions.clear();
     for (const link of this.#directories) {
       link.state = 'stopped';
       clearTimeout(link.timer);
@@ -252,7 +280,7 @@ export class ClientNode {
   relocate(location: string): void {
     this.#ownLocation = location;
     for (const link of this.#directories) {
-      if (link.state === 'handshaked' || link.state === 'handshaking') link.conn?.close();
+      if (link.state === 'handshaked' || link.state === 'handshaking' || link.state === 'authenticating') link.conn?.close();
     }
   }
 
@@ -313,9 +341,10 @@ export class ClientNode {
       },
     });
     // The connecting side sends 793 at once (spec §2.3).
-    conn.send(MessageType.HANDSHAKE, this.#handshakeLine());
+    link.handshakeLine = this.#handshakeLine();
+    conn.send(MessageType.HANDSHAKE, link.handshakeLine);
     link.timer = setTimeout(() => {
-      if (link.conn === conn && link.state === 'handshaking') {
+      if (link.conn === conn && (link.state === 'handshaking' || link.state === 'authenticating')) {
         conn.logger.warn('directory sent no handshake reply in time');
         conn.destroy();
       }
@@ -367,12 +396,56 @@ export class ClientNode {
         if (link.state === 'handshaked') this.#handlePeerlist(link, envelope.line);
         return;
       case MessageType.PING:
-        // ng sends 798 only to peers that advertised `ping`; answer with 799 (spec §4.7).
-        link.conn?.send(MessageType.PONG, '');
+        // ng sends 798 only to peers that advertised `ping`; 799 goes only to a peer that
+        // advertised it too (spec §1.4, §4.7).
+        if (link.features.has('ping')) link.conn?.send(MessageType.PONG, '');
+        return;
+      case MessageType.NICK_AUTH_CHALLENGE:
+        this.#handleNickAuthChallenge(link, envelope.line);
+        return;
+      case MessageType.NICK_AUTH_RESULT:
+        this.#handleNickAuthResult(link, envelope.line);
         return;
       default:
         this.counters.add('ignored.type');
     }
+  }
+
+  /** The directory-id we expect in a challenge from `link` (spec §9.6): its onion, lower-cased. */
+  #expectedDirectoryId(link: DirectoryLink): string {
+    return directoryIdForEndpoint(link.host, link.port) ?? link.location.toLowerCase();
+  }
+
+  #handleNickAuthChallenge(link: DirectoryLink, line: string): void {
+    const conn = link.conn;
+    if (conn === undefined) return;
+    const challenge = parseNickAuthChallengeLine(line);
+    if (link.state !== 'authenticating' || challenge === undefined) {
+      conn.logger.warn('unexpected or malformed nick-auth challenge; disconnecting');
+      conn.destroy();
+      return;
+    }
+    // A proof is bound to the directory-id; sign only for the directory we dialed, so a proof
+    // cannot be replayed elsewhere.
+    if (challenge.directoryId !== this.#expectedDirectoryId(link)) {
+      conn.logger.warn({ directoryId: challenge.directoryId, expected: this.#expectedDirectoryId(link) }, 'nick-auth challenge for another directory-id; disconnecting');
+      conn.destroy();
+      return;
+    }
+    const proof = signNickAuth(this.#options.identity, challenge.challenge, challenge.directoryId, link.handshakeLine);
+    conn.send(MessageType.NICK_AUTH_PROOF, buildNickAuthProofLine(proof));
+  }
+
+  #handleNickAuthResult(link: DirectoryLink, line: string): void {
+    const conn = link.conn;
+    if (conn === undefined) return;
+    const result = parseNickAuthResultLine(line);
+    if (link.state !== 'authenticating' || result === undefined || !result.verified) {
+      conn.logger.warn({ code: result?.code }, 'nick authentication not accepted; disconnecting');
+      conn.destroy();
+      return;
+    }
+    this.#directoryUp(link);
   }
 
   #handleDirectoryHandshake(link: DirectoryLink, line: string): void {
@@ -390,14 +463,25 @@ export class ClientNode {
       if (verdict.disconnect) conn.destroy();
       return;
     }
-    clearTimeout(link.timer);
-    link.state = 'handshaked';
     link.nick = handshake.nick;
     link.motd = handshake.motd;
     link.features = featuresOf(handshake.features);
+    // Both sides offered nick_auth: the directory challenges next (spec §9.6).
+    if (link.features.has('nick_auth') && this.#options.features?.nick_auth === true) {
+      link.state = 'authenticating';
+      return;
+    }
+    this.#directoryUp(link);
+  }
+
+  #directoryUp(link: DirectoryLink): void {
+    const conn = link.conn;
+    if (conn === undefined) return;
+    clearTimeout(link.timer);
+    link.state = 'handshaked';
     link.handshakedAt = this.#now();
-    conn.logger.info({ dnNick: handshake.nick, motd: handshake.motd }, 'directory node handshaked');
-    this.#emit('directory', { location: link.location, nick: link.nick, up: true, motd: handshake.motd });
+    conn.logger.info({ dnNick: link.nick, motd: link.motd }, 'directory node handshaked');
+    this.#emit('directory', { location: link.location, nick: link.nick, up: true, ...(link.motd !== undefined ? { motd: link.motd } : {}) });
     // ng directories answer getpeerlist (spec §3.4); reference ones only log it, so ask only those
     // that advertise peerlist_features and stay indistinguishable to the others.
     if (link.features.has('peerlist_features')) conn.send(MessageType.GETPEERLIST, '');
@@ -668,7 +752,45 @@ export class ClientNode {
         if (offer !== undefined) this.orderbook.add(from, offer, 'privmsg');
       }
     }
-    this.#emit('privmsg', { from, cmd, body, via });
+    let delivered = body;
+    const encrypted = isEncryptedCommand(cmd);
+    if (this.#options.endToEnd === false) {
+      this.#emit('privmsg', { from, cmd, body, via, encrypted: false });
+      return;
+    }
+    try {
+      if (encrypted) {
+        // The receiver joins the tokens after the command word without spaces, then decodes
+        // and decrypts (spec §5.3).
+        delivered = this.#sessions.decrypt(from, body.split(' ').join(''));
+      } else if (cmd === 'fill') {
+        // `oid amount taker_nacl_pubkey commitment` (spec §5.2): the key is the daemon's business.
+        const args = body.split(' ');
+        this.#sessions.acceptFill(from, args[2] ?? '');
+        args.splice(2, 1);
+        delivered = args.join(' ');
+      } else if (cmd === 'pubkey') {
+        // `maker_nacl_pubkey [features=…]` (spec §5.2, §9.7).
+        const args = body.split(' ');
+        this.#sessions.acceptPubkey(from, args[0] ?? '');
+        delivered = args.slice(1).join(' ');
+      }
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#drop(from, `crypto: ${reason}`);
+      // The reference maker answers a bad key in !fill with an error (spec §7 init_pubkey).
+      if (cmd === 'fill') this.#trySend(from, 'error', 'Invalid nacl pubkey');
+      return;
+    }
+    this.#emit('privmsg', { from, cmd, body: delivered, via, encrypted });
+  }
+
+  #trySend(to: string, cmd: string, body: string): void {
+    try {
+      this.privmsg(to, cmd, body);
+    } catch (err) {
+      this.#logger.info({ to, cmd, reason: err instanceof Error ? err.message : String(err) }, 'could not send');
+    }
   }
 
   // ---- offers (jmdaemon's part of the maker) ----------------------------------------------
@@ -742,18 +864,26 @@ export class ClientNode {
    * Signs and sends a privmsg `cmd body` to `to` (spec §4.3, §5.6): over a handshaked direct link
    * when one exists, otherwise through a random handshaked directory that has carried `to`'s
    * traffic. Also starts a direct dial when `to`'s location is known (spec §4.3 step 4).
+   *
+   * The daemon owns end-to-end encryption (spec §7): for `fill` the application gives
+   * `oid amount commitment` and the daemon inserts a fresh NaCl public key as the third argument;
+   * for `pubkey` the application gives what follows the key (usually nothing) and the daemon puts
+   * its key first; `auth`, `ioauth`, `tx` and `sig` bodies are plaintext, encrypted here.
    * @returns how it was sent.
    * @throws OnionmcError `ERR_NOT_ROUTABLE` when there is no route (the reference drops such a
-   *   message silently; we say so), ProtocolError when the line would exceed 40,000 bytes.
+   *   message silently; we say so); `ERR_CRYPTO` for an encrypted command before the key exchange;
+   *   `ERR_API` for a malformed request; ProtocolError when the line would exceed 40,000 bytes.
    */
-  privmsg(to: string, cmd: string, body: string): SendResult {
+  privmsg(to: string, cmd: string, body: string, options: PrivmsgOptions = {}): SendResult {
     if (to === this.nick) throw new OnionmcError('ERR_NOT_ROUTABLE', 'a privmsg to our own nick is not sent');
     if (!isValidNick(to)) throw new OnionmcError('ERR_API', `"${to}" is not a JoinMarket nick`);
-    const line = signPrivmsg(this.#options.identity, to, cmd, body);
+    const wireBody = this.#prepareBody(to, cmd, body);
+    const line = signPrivmsg(this.#options.identity, to, cmd, wireBody);
     const frame = encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));
     const known = this.#known.get(to);
-    if (known !== undefined) this.#maybeDial(to, known);
-    const direct = known?.link;
+    const directOk = options.route !== 'directory';
+    if (known !== undefined && directOk) this.#maybeDial(to, known);
+    const direct = directOk ? known?.link : undefined;
     if (direct?.state === 'handshaked' && direct.conn.sendEncoded(frame)) {
       this.counters.add('sent.privmsg.direct');
       return { kind: 'direct' };
@@ -765,5 +895,24 @@ export class ClientNode {
       return { kind: 'directory', location: chosen.location };
     }
     throw new OnionmcError('ERR_NOT_ROUTABLE', `no route to ${to}: no direct link, and no connected directory node has carried its messages`);
+  }
+
+  /** The body as it goes on the wire: NaCl keys inserted, encrypted commands encrypted (spec §7). */
+  #prepareBody(to: string, cmd: string, body: string): string {
+    if (this.#options.endToEnd === false) return body;
+    if (isEncryptedCommand(cmd)) return this.#sessions.encrypt(to, body);
+    if (cmd === 'fill') {
+      const args = body.split(' ');
+      if (args.length !== 3 || args.some((a) => a === '')) {
+        throw new OnionmcError('ERR_API', '!fill takes "oid amount commitment"; the daemon inserts its NaCl public key');
+      }
+      const key = this.#sessions.startAsTaker(to);
+      return [args[0], args[1], key, args[2]].join(' ');
+    }
+    if (cmd === 'pubkey') {
+      const key = this.#sessions.makerPublicKey(to);
+      return body === '' ? key : `${key} ${body}`;
+    }
+    return body;
   }
 }

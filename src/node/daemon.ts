@@ -35,6 +35,17 @@ export interface DaemonOptions {
   readonly backoff?: BackoffOptions;
 }
 
+/**
+ * Features a maker or taker advertises in its 793 (spec §9.1): it answers 798 pings, reads `;F:`
+ * peerlist entries and answers nick-authentication challenges.
+ */
+export const CLIENT_FEATURES: Readonly<Record<string, boolean>> = Object.freeze({ nick_auth: true, peerlist_features: true, ping: true });
+
+/** Features a directory node advertises in its 795 (spec §2.4: ng always sends ping and peerlist_features). */
+export function directoryFeatures(config: OnionmcConfig): Record<string, boolean> {
+  return { peerlist_features: true, ping: true, ...(config.nickAuth.mode !== 'disabled' ? { nick_auth: true } : {}) };
+}
+
 /** Our location in testing mode: `127.0.0.1:<onion_serving_port>` (spec §8.4). */
 export function testingModeLocation(config: OnionmcConfig): string {
   return `127.0.0.1:${config.onionServingPort}`;
@@ -123,6 +134,9 @@ export class Daemon {
         motd: config.directoryMotd,
         server: new TcpServerTransport(config.onionServingHost, config.onionServingPort),
         logger: this.#logger,
+        features: directoryFeatures(config),
+        heartbeat: config.heartbeat,
+        nickAuth: { mode: config.nickAuth.mode, directoryId: config.nickAuth.directoryId ?? ownServingLocation.toLowerCase() },
       });
       await this.#directory.start();
       return;
@@ -138,6 +152,7 @@ export class Daemon {
       dialer,
       ...(role === 'maker' ? { server: new TcpServerTransport(config.onionServingHost, config.onionServingPort) } : {}),
       logger: this.#logger,
+      features: CLIENT_FEATURES,
       ...(this.#options.backoff !== undefined ? { backoff: this.#options.backoff } : {}),
     });
     await this.#client.start();
@@ -146,6 +161,7 @@ export class Daemon {
   #backend(): ApiBackend {
     return {
       client: this.#client,
+      directory: this.#directory,
       info: () => this.info(),
     };
   }

@@ -9,6 +9,14 @@ import type net from 'node:net';
 import type { Logger } from '../log.js';
 import { PUBLIC_NICK, parseChannelLine, formatPubmsgLine } from '../message/privmsg.js';
 import type { NickIdentity } from '../message/nick.js';
+import {
+  buildNickAuthChallengeLine,
+  buildNickAuthResultLine,
+  createNickAuthChallenge,
+  verifyNickAuth,
+  type NickAuthChallenge,
+  type NickAuthResultCode,
+} from '../message/nick-auth.js';
 import { PeerConnection } from '../peer/connection.js';
 import type { ServerTransport } from '../peer/transport.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
@@ -32,6 +40,38 @@ export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
 export const GETPEERLIST_CHUNK_ENTRIES = 20;
 
+/** ng: a peer has 30 s to answer a nick-auth challenge (spec §9.6, `nick_auth_timeout`). */
+export const NICK_AUTH_TIMEOUT_MS = 30_000;
+
+/** Heartbeat timers in ms (spec §4.7: ng sweeps every 60 s, probes after 600 s idle, waits 30 s, evicts after 1,500 s). */
+export interface HeartbeatOptions {
+  readonly sweepIntervalMs: number;
+  readonly probeIdleMs: number;
+  readonly pongTimeoutMs: number;
+  readonly evictIdleMs: number;
+}
+
+/** ng's heartbeat defaults (spec §4.7). */
+export const DEFAULT_HEARTBEAT: HeartbeatOptions = { sweepIntervalMs: 60_000, probeIdleMs: 600_000, pongTimeoutMs: 30_000, evictIdleMs: 1_500_000 };
+
+/** Nick authentication policy (JMP-0005, spec §9.6). */
+export interface NickAuthPolicy {
+  readonly mode: 'prefer_verified' | 'require_verified' | 'disabled';
+  /** Our directory-id, bound into every proof: by default our own location, lower-cased. */
+  readonly directoryId: string;
+}
+
+/** A relayed message, as reported to local observers (the operator's API). */
+export interface RelayEvent {
+  readonly kind: 'privmsg' | 'pubmsg';
+  readonly from: string;
+  readonly to: string;
+  /** The command word (first token after `!`). */
+  readonly cmd: string;
+  /** The `line` relayed, exactly as sent on. */
+  readonly line: string;
+}
+
 /** Options of a {@link DirectoryNode}. */
 export interface DirectoryNodeOptions {
   readonly identity: NickIdentity;
@@ -53,6 +93,10 @@ export interface DirectoryNodeOptions {
   readonly handshakeTimeoutMs?: number;
   /** Features advertised in our 795 (spec §9.1); the reference sends `{}`. */
   readonly features?: Readonly<Record<string, boolean>>;
+  /** Idle-peer probing and eviction (spec §4.7); default {@link DEFAULT_HEARTBEAT}. */
+  readonly heartbeat?: HeartbeatOptions;
+  /** Nick authentication; default disabled (the reference has none). */
+  readonly nickAuth?: NickAuthPolicy;
   /** Clock in ms; default `Date.now`. */
   readonly now?: () => number;
 }
@@ -62,19 +106,29 @@ export interface DirectoryPeerInfo {
   readonly connectionId: number;
   readonly nick: string | undefined;
   readonly location: string | undefined;
-  readonly state: 'connected' | 'handshaked';
+  readonly state: 'connected' | 'authenticating' | 'handshaked';
+  readonly verified: boolean;
   readonly features: readonly string[];
   readonly remote: string;
 }
 
 class DirectoryPeer {
-  state: 'connected' | 'handshaked' | 'closed' = 'connected';
+  state: 'connected' | 'authenticating' | 'handshaked' | 'closed' = 'connected';
   nick: string | undefined;
   location: string | undefined;
   features: ReadonlySet<string> = new Set();
+  /** True once the peer proved it holds its nick's key (spec §9.6). */
+  verified = false;
   /** `nick;location`, cached: it is sent after every relay of this peer's privmsgs. */
   entry = '';
+  /** `nick;location;F:…`, for recipients that advertised peerlist_features (spec §3.4). */
+  entryWithFeatures = '';
   handshakeTimer: NodeJS.Timeout | undefined;
+  /** The exact 793 line and the challenge we sent, during nick authentication. */
+  handshakeLine = '';
+  challenge: NickAuthChallenge | undefined;
+  /** When a heartbeat probe went out (0: none outstanding). */
+  probedAt = 0;
 
   constructor(readonly conn: PeerConnection) {}
 
@@ -92,9 +146,13 @@ export class DirectoryNode {
   readonly #handshaked = new Set<DirectoryPeer>();
   readonly #ownEntry: string;
   readonly counters = new Counters();
+  readonly #relayListeners = new Set<(event: RelayEvent) => void>();
+  readonly #heartbeat: HeartbeatOptions;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
   #started = false;
 
   constructor(options: DirectoryNodeOptions) {
+    this.#heartbeat = options.heartbeat ?? DEFAULT_HEARTBEAT;
     this.#options = options;
     this.#logger = options.logger.child({ role: 'directory', nick: options.identity.nick });
     this.#ownEntry = encodePeerlistEntry({
@@ -121,13 +179,73 @@ export class DirectoryNode {
     await this.#options.server.listen((socket) => {
       this.#accept(socket);
     });
-    this.#logger.info({ location: this.#options.ownLocation }, 'directory node listening');
+    this.#heartbeatTimer = setInterval(() => {
+      this.sweep();
+    }, this.#heartbeat.sweepIntervalMs);
+    this.#heartbeatTimer.unref();
+    this.#logger.info({ location: this.#options.ownLocation, nickAuth: this.#nickAuthMode }, 'directory node listening');
+  }
+
+  get #nickAuthMode(): NickAuthPolicy['mode'] {
+    return this.#options.nickAuth?.mode ?? 'disabled';
+  }
+
+  /**
+   * Subscribes to relayed messages (for the operator's local API). Costs nothing per message while
+   * nobody listens. Returns the function that unsubscribes.
+   */
+  onRelay(listener: (event: RelayEvent) => void): () => void {
+    this.#relayListeners.add(listener);
+    return () => this.#relayListeners.delete(listener);
+  }
+
+  #emitRelay(kind: RelayEvent['kind'], from: string, to: string, message: string, line: string): void {
+    if (this.#relayListeners.size === 0) return;
+    const space = message.indexOf(' ');
+    const event: RelayEvent = { kind, from, to, cmd: message.slice(1, space < 0 ? undefined : space), line };
+    for (const listener of this.#relayListeners) listener(event);
+  }
+
+  /**
+   * One heartbeat sweep (spec §4.7, ng heartbeat.py): evicts peers idle past `evictIdleMs` or
+   * silent after a probe, and probes peers idle past `probeIdleMs`: 798 to peers that advertised
+   * `ping`, a unicast `!orderbook` pubmsg to serving peers without it (a reference maker answers
+   * and so shows it is alive), nothing to other takers. Run by a timer; public for tests.
+   */
+  sweep(): void {
+    const now = (this.#options.now ?? Date.now)();
+    const { probeIdleMs, pongTimeoutMs, evictIdleMs } = this.#heartbeat;
+    for (const peer of [...this.#handshaked]) {
+      const idle = now - peer.conn.lastReceivedAt;
+      const probeUnanswered = peer.probedAt > 0 && peer.conn.lastReceivedAt < peer.probedAt && now - peer.probedAt >= pongTimeoutMs;
+      if (idle >= evictIdleMs || probeUnanswered) {
+        peer.conn.logger.info({ nick: peer.nick, idleMs: idle }, 'evicting idle peer');
+        this.counters.add('evicted.idle');
+        peer.conn.destroy();
+        continue;
+      }
+      if (idle < probeIdleMs) {
+        peer.probedAt = 0;
+        continue;
+      }
+      if (peer.probedAt > 0 && peer.conn.lastReceivedAt < peer.probedAt) continue; // still waiting
+      if (peer.features.has('ping')) {
+        peer.conn.send(MessageType.PING, '');
+        peer.probedAt = now;
+        this.counters.add('heartbeat.ping');
+      } else if (peer.isServing) {
+        peer.conn.send(MessageType.PUBMSG, formatPubmsgLine(this.#options.identity.nick, '!orderbook'));
+        peer.probedAt = now;
+        this.counters.add('heartbeat.orderbook-probe');
+      }
+    }
   }
 
   /** Stops accepting and closes every peer connection. Idempotent. */
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    clearInterval(this.#heartbeatTimer);
     await this.#options.server.close();
     for (const peer of [...this.#peers]) peer.conn.close();
   }
@@ -138,7 +256,8 @@ export class DirectoryNode {
       connectionId: peer.conn.id,
       nick: peer.nick,
       location: peer.location,
-      state: peer.state === 'handshaked' ? 'handshaked' : 'connected',
+      state: peer.state === 'closed' ? 'connected' : peer.state,
+      verified: peer.verified,
       features: [...peer.features].sort(),
       remote: peer.conn.remote,
     }));
@@ -194,6 +313,14 @@ export class DirectoryNode {
         // advertised `ping`, so a reference peer never receives a 799 (spec §1.4).
         if (peer.features.has('ping')) peer.conn.send(MessageType.PONG, '');
         return;
+      case MessageType.NICK_AUTH_PROOF:
+        this.#handleNickAuthProof(peer, envelope.line);
+        return;
+      case MessageType.NICK_AUTH_CHALLENGE:
+      case MessageType.NICK_AUTH_RESULT:
+        this.counters.add('disconnected.unexpected-nick-auth');
+        peer.conn.destroy();
+        return;
       case MessageType.DN_HANDSHAKE:
         // A peer claiming to be a directory towards a directory: the reference asserts and drops.
         peer.conn.logger.warn('dn-handshake received by a directory node; disconnecting');
@@ -220,19 +347,23 @@ export class DirectoryNode {
       peer.conn.logger.info('malformed handshake ignored');
       return;
     }
+    const features = featuresOf(handshake.features);
+    const mode = this.#nickAuthMode;
+    const negotiatesNickAuth = mode !== 'disabled' && features.has('nick_auth');
     let reason: string | undefined;
     const verdict = evaluateClientHandshake(handshake, { network: this.#options.network });
     if (!verdict.accepted) reason = verdict.reason;
     else if (!isValidNick(handshake.nick)) reason = 'nick is not a JoinMarket nick';
     else if (handshake.nick === this.#options.identity.nick) reason = 'nick is the directory nick';
+    else if (mode === 'require_verified' && !negotiatesNickAuth) reason = 'verified nick authentication required';
     else {
       const location = parseLocation(handshake.locationString);
       const accept = this.#options.acceptLocation;
+      const owner = this.#byNick.get(handshake.nick);
       if (accept !== undefined && !accept(location)) reason = 'location not admitted here';
-      else {
-        const owner = this.#byNick.get(handshake.nick);
-        if (owner !== undefined && owner.conn.isOpen) reason = 'nick already in use';
-      }
+      // First live owner keeps its nick (ng peer_registry); only a peer about to prove the nick's
+      // key may displace an unverified owner, and nobody displaces a verified one (spec §9.2).
+      else if (owner?.conn.isOpen === true && (owner.verified || !negotiatesNickAuth)) reason = 'nick already in use';
     }
     const accepted = reason === undefined;
     peer.conn.send(
@@ -257,15 +388,76 @@ export class DirectoryNode {
       return;
     }
     clearTimeout(peer.handshakeTimer);
-    peer.state = 'handshaked';
     peer.nick = handshake.nick;
     peer.location = handshake.locationString;
-    peer.features = featuresOf(handshake.features);
-    peer.entry = encodePeerlistEntry({ nick: handshake.nick, location: handshake.locationString, disconnected: false });
-    this.#byNick.set(handshake.nick, peer);
+    peer.features = features;
+    if (negotiatesNickAuth) {
+      // 795 accepted, then the 803 challenge; HANDSHAKED only after a good 805 (spec §9.6).
+      peer.state = 'authenticating';
+      peer.handshakeLine = line;
+      peer.challenge = createNickAuthChallenge(this.#options.nickAuth?.directoryId ?? this.#options.ownLocation.toLowerCase());
+      peer.conn.send(MessageType.NICK_AUTH_CHALLENGE, buildNickAuthChallengeLine(peer.challenge));
+      peer.handshakeTimer = setTimeout(() => {
+        if (peer.state === 'authenticating') this.#finishNickAuth(peer, 'expired');
+      }, NICK_AUTH_TIMEOUT_MS);
+      return;
+    }
+    this.#register(peer);
+  }
+
+  #handleNickAuthProof(peer: DirectoryPeer, line: string): void {
+    if (peer.state !== 'authenticating' || peer.challenge === undefined || peer.nick === undefined) {
+      // Any nick-auth message outside a negotiated exchange ends the connection (spec §9.6).
+      this.counters.add('disconnected.unexpected-nick-auth');
+      peer.conn.destroy();
+      return;
+    }
+    const verdict = verifyNickAuth(line, peer.challenge.challenge, peer.challenge.directoryId, peer.handshakeLine, peer.nick);
+    if (verdict !== 'ok') {
+      this.#finishNickAuth(peer, verdict);
+      return;
+    }
+    const owner = this.#byNick.get(peer.nick);
+    if (owner !== undefined && owner !== peer && owner.conn.isOpen && owner.verified) {
+      this.#finishNickAuth(peer, 'policy');
+      return;
+    }
+    this.#finishNickAuth(peer, 'ok');
+  }
+
+  #finishNickAuth(peer: DirectoryPeer, code: NickAuthResultCode): void {
+    clearTimeout(peer.handshakeTimer);
+    peer.challenge = undefined;
+    peer.handshakeLine = '';
+    peer.conn.send(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine(code));
+    this.counters.add(`nick-auth.${code}`);
+    if (code !== 'ok') {
+      peer.conn.logger.info({ nick: peer.nick, code }, 'nick authentication failed; disconnecting');
+      peer.conn.close();
+      return;
+    }
+    peer.verified = true;
+    const owner = peer.nick === undefined ? undefined : this.#byNick.get(peer.nick);
+    if (owner !== undefined && owner !== peer) {
+      owner.conn.logger.info({ nick: owner.nick }, 'unverified owner displaced by a verified peer');
+      this.counters.add('displaced.unverified');
+      owner.conn.destroy();
+    }
+    this.#register(peer);
+  }
+
+  #register(peer: DirectoryPeer): void {
+    if (peer.nick === undefined || peer.location === undefined) return;
+    peer.state = 'handshaked';
+    peer.entry = encodePeerlistEntry({ nick: peer.nick, location: peer.location, disconnected: false });
+    peer.entryWithFeatures =
+      peer.features.size > 0
+        ? encodePeerlistEntry({ nick: peer.nick, location: peer.location, disconnected: false, features: [...peer.features] })
+        : peer.entry;
+    this.#byNick.set(peer.nick, peer);
     this.#handshaked.add(peer);
     this.counters.add('handshake.accepted');
-    peer.conn.logger.info({ nick: peer.nick, location: peer.location }, 'peer handshaked');
+    peer.conn.logger.info({ nick: peer.nick, location: peer.location, verified: peer.verified }, 'peer handshaked');
   }
 
   /** Checks that a 685/687 comes from a handshaked peer under its own nick (spec §4.1, ng rule). */
@@ -301,6 +493,7 @@ export class DirectoryNode {
       if (other === peer || other.nick === parsed.from) continue;
       if (other.conn.sendEncoded(frame)) recipients++;
     }
+    this.#emitRelay('pubmsg', parsed.from, PUBLIC_NICK, parsed.message, line);
     this.counters.add('relayed.pubmsg');
     this.counters.add('relayed.pubmsg-copies', recipients);
   }
@@ -316,8 +509,12 @@ export class DirectoryNode {
     }
     recipient.conn.send(MessageType.PRIVMSG, line);
     // The reference then tells the recipient where the sender is (spec §3.3 case 1): the sender's
-    // entry when it serves an onion, and always our own entry (first, as in the transcript).
-    recipient.conn.send(MessageType.PEERLIST, peer.isServing ? `${this.#ownEntry},${peer.entry}` : this.#ownEntry);
+    // entry when it serves an onion, and always our own entry (first, as in the transcript). The
+    // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
+    // entries whole (spec §3.2).
+    const senderEntry = recipient.features.has('peerlist_features') ? peer.entryWithFeatures : peer.entry;
+    recipient.conn.send(MessageType.PEERLIST, peer.isServing ? `${this.#ownEntry},${senderEntry}` : this.#ownEntry);
+    this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
     this.counters.add('relayed.privmsg');
   }
 

@@ -91,6 +91,8 @@ describe('maker against the reference transcript', () => {
       dialer: new TcpDialer(),
       server: new TcpServerTransport('127.0.0.1', servingPort),
       logger: silentLogger(),
+      // The transcript's fill/pubkey payloads are test data, not real NaCl key exchanges.
+      endToEnd: false,
     });
     cleanups.push(() => node.stop());
     const rec = recorder(node);
@@ -165,6 +167,7 @@ describe('taker against the reference transcript', () => {
       directories: [`127.0.0.1:${dn.port}`],
       dialer: new TcpDialer(),
       logger: silentLogger(),
+      endToEnd: false,
     });
     cleanups.push(() => node.stop());
     const rec = recorder(node);
