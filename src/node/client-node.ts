@@ -429,6 +429,7 @@ export class ClientNode {
     // cannot be replayed elsewhere.
     if (challenge.directoryId !== this.#expectedDirectoryId(link)) {
       conn.logger.warn({ directoryId: challenge.directoryId, expected: this.#expectedDirectoryId(link) }, 'nick-auth challenge for another directory-id; disconnecting');
+      this.counters.add('nick-auth.wrong-directory-id');
       conn.destroy();
       return;
     }

@@ -246,8 +246,9 @@ export class DirectoryNode {
     if (!this.#started) return;
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
-    await this.#options.server.close();
+    // Close the peers first: a listening server's close() waits for its connections to end.
     for (const peer of [...this.#peers]) peer.conn.close();
+    await this.#options.server.close();
   }
 
   /** A snapshot of the connected peers. */
