@@ -6,6 +6,7 @@
  * the frame once.
  */
 import type net from 'node:net';
+import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PUBLIC_NICK, parseChannelLine, formatPubmsgLine } from '../message/privmsg.js';
 import type { NickIdentity } from '../message/nick.js';
@@ -39,6 +40,12 @@ import { Counters } from './counters.js';
 export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
 /** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
 export const GETPEERLIST_CHUNK_ENTRIES = 20;
+
+/**
+ * A coalesced departure peerlist stays below this many characters (all ASCII), leaving room for the
+ * envelope under the 40,000-byte send limit (spec §1.3).
+ */
+const DEPARTURE_LINE_MAX_CHARS = 39_000;
 
 /** ng: a peer has 30 s to answer a nick-auth challenge (spec §9.6, `nick_auth_timeout`). */
 export const NICK_AUTH_TIMEOUT_MS = 30_000;
@@ -91,7 +98,10 @@ export interface DirectoryNodeOptions {
   readonly acceptLocation?: (location: Location) => boolean;
   /** See {@link DIRECTORY_HANDSHAKE_TIMEOUT_MS}. */
   readonly handshakeTimeoutMs?: number;
-  /** Features advertised in our 795 (spec §9.1); the reference sends `{}`. */
+  /**
+   * Features advertised in our 795 (spec §9.1); the reference sends `{}`. `nick_auth` is set or
+   * removed according to {@link DirectoryNodeOptions.nickAuth} (spec §9.6).
+   */
   readonly features?: Readonly<Record<string, boolean>>;
   /** Idle-peer probing and eviction (spec §4.7); default {@link DEFAULT_HEARTBEAT}. */
   readonly heartbeat?: HeartbeatOptions;
@@ -123,6 +133,12 @@ class DirectoryPeer {
   entry = '';
   /** `nick;location;F:…`, for recipients that advertised peerlist_features (spec §3.4). */
   entryWithFeatures = '';
+  /**
+   * The 789 frames sent after relaying this peer's privmsgs (spec §3.3 case 1), encoded once at
+   * registration: plain, and with `;F:` for recipients that advertised peerlist_features.
+   */
+  relayPeerlistFrame: Uint8Array = new Uint8Array();
+  relayPeerlistFrameWithFeatures: Uint8Array = new Uint8Array();
   handshakeTimer: NodeJS.Timeout | undefined;
   /** The exact 793 line and the challenge we sent, during nick authentication. */
   handshakeLine = '';
@@ -147,13 +163,23 @@ export class DirectoryNode {
   readonly #ownEntry: string;
   readonly counters = new Counters();
   readonly #relayListeners = new Set<(event: RelayEvent) => void>();
+  #departures: { nick: string; entry: string }[] = [];
   readonly #heartbeat: HeartbeatOptions;
+  /** The `features` of our 795: see the constructor. */
+  readonly #handshakeFeatures: Record<string, boolean>;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #started = false;
 
   constructor(options: DirectoryNodeOptions) {
     this.#heartbeat = options.heartbeat ?? DEFAULT_HEARTBEAT;
     this.#options = options;
+    // We challenge exactly when our mode is not `disabled`, and a client expects an 803 exactly
+    // when our 795 advertised `nick_auth` (spec §9.6, §10): so `nick_auth` is advertised by the
+    // mode, whatever the configured features say.
+    const features: Record<string, boolean> = { ...options.features };
+    delete features['nick_auth'];
+    if ((options.nickAuth?.mode ?? 'disabled') !== 'disabled') features['nick_auth'] = true;
+    this.#handshakeFeatures = features;
     this.#logger = options.logger.child({ role: 'directory', nick: options.identity.nick });
     this.#ownEntry = encodePeerlistEntry({
       nick: options.identity.nick,
@@ -246,7 +272,10 @@ export class DirectoryNode {
     if (!this.#started) return;
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
-    // Close the peers first: a listening server's close() waits for its connections to end.
+    // Close the peers first: a listening server's close() waits for its connections to end. No
+    // `;D` broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
+    this.#handshaked.clear();
+    this.#byNick.clear();
     for (const peer of [...this.#peers]) peer.conn.close();
     await this.#options.server.close();
   }
@@ -374,7 +403,7 @@ export class DirectoryNode {
         directory: true,
         protoVerMin: JM_PROTOCOL_VERSION,
         protoVerMax: JM_PROTOCOL_VERSION,
-        features: { ...this.#options.features },
+        features: this.#handshakeFeatures,
         accepted,
         nick: this.#options.identity.nick,
         network: this.#options.network,
@@ -455,6 +484,10 @@ export class DirectoryNode {
       peer.features.size > 0
         ? encodePeerlistEntry({ nick: peer.nick, location: peer.location, disconnected: false, features: [...peer.features] })
         : peer.entry;
+    const peerlistFrame = (entry: string): Uint8Array =>
+      encodeLine(encodeEnvelope(MessageType.PEERLIST, peer.isServing ? `${this.#ownEntry},${entry}` : this.#ownEntry));
+    peer.relayPeerlistFrame = peerlistFrame(peer.entry);
+    peer.relayPeerlistFrameWithFeatures = peerlistFrame(peer.entryWithFeatures);
     this.#byNick.set(peer.nick, peer);
     this.#handshaked.add(peer);
     this.counters.add('handshake.accepted');
@@ -480,6 +513,22 @@ export class DirectoryNode {
     return parsed;
   }
 
+  /**
+   * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
+   * would exceed the 40,000-byte send limit (spec §1.3, §10). Such a line was within our 65,536-byte
+   * receive limit, so its sender broke no rule and stays connected; we only refuse to pass on what
+   * a reference recipient would drop its connection for.
+   */
+  #relayFrame(type: number, line: string): Uint8Array | undefined {
+    try {
+      return encodeLine(encodeEnvelope(type, line));
+    } catch (err) {
+      if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
+      this.counters.add('dropped.too-long');
+      return undefined;
+    }
+  }
+
   #handlePubmsg(peer: DirectoryPeer, line: string): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
@@ -488,7 +537,8 @@ export class DirectoryNode {
       return;
     }
     // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
-    const frame = encodeLine(encodeEnvelope(MessageType.PUBMSG, formatPubmsgLine(parsed.from, parsed.message)));
+    const frame = this.#relayFrame(MessageType.PUBMSG, formatPubmsgLine(parsed.from, parsed.message));
+    if (frame === undefined) return;
     let recipients = 0;
     for (const other of this.#handshaked) {
       if (other === peer || other.nick === parsed.from) continue;
@@ -508,13 +558,14 @@ export class DirectoryNode {
       this.counters.add('dropped.unknown-recipient');
       return;
     }
-    recipient.conn.send(MessageType.PRIVMSG, line);
+    const frame = this.#relayFrame(MessageType.PRIVMSG, line);
+    if (frame === undefined) return;
+    recipient.conn.sendEncoded(frame);
     // The reference then tells the recipient where the sender is (spec §3.3 case 1): the sender's
     // entry when it serves an onion, and always our own entry (first, as in the transcript). The
     // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
     // entries whole (spec §3.2).
-    const senderEntry = recipient.features.has('peerlist_features') ? peer.entryWithFeatures : peer.entry;
-    recipient.conn.send(MessageType.PEERLIST, peer.isServing ? `${this.#ownEntry},${senderEntry}` : this.#ownEntry);
+    recipient.conn.sendEncoded(recipient.features.has('peerlist_features') ? peer.relayPeerlistFrameWithFeatures : peer.relayPeerlistFrame);
     this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
     this.counters.add('relayed.privmsg');
   }
@@ -544,13 +595,56 @@ export class DirectoryNode {
     this.#peers.delete(peer);
     const wasHandshaked = peer.state === 'handshaked';
     peer.state = 'closed';
-    if (!wasHandshaked || peer.nick === undefined) return;
+    if (!wasHandshaked || peer.nick === undefined || !this.#started) return;
     this.#handshaked.delete(peer);
     if (this.#byNick.get(peer.nick) === peer) this.#byNick.delete(peer.nick);
     peer.conn.logger.info({ nick: peer.nick, reason: err?.message }, 'peer left');
-    // Tell everybody else (spec §3.3 case 2): `nick;location;D` plus our own entry.
-    const gone = encodePeerlistEntry({ nick: peer.nick, location: peer.location ?? NOT_SERVING_ONION, disconnected: true });
-    const frame = encodeLine(encodeEnvelope(MessageType.PEERLIST, `${this.#ownEntry},${gone}`));
-    for (const other of this.#handshaked) other.conn.sendEncoded(frame);
+    // Tell everybody else (spec §3.3 case 2): our own entry plus `nick;location;D`. Departures in
+    // the same event-loop turn go out together (see #flushDepartures).
+    this.#departures.push({
+      nick: peer.nick,
+      entry: encodePeerlistEntry({ nick: peer.nick, location: peer.location ?? NOT_SERVING_ONION, disconnected: true }),
+    });
+    if (this.#departures.length === 1) setImmediate(() => {
+      this.#flushDepartures();
+    });
+  }
+
+  /**
+   * Sends the departures collected in this event-loop turn to every remaining handshaked peer: one
+   * 789 `own,gone1,gone2,…` instead of one per departure, split to stay under the 40,000-byte line
+   * limit (spec §1.3). A lone departure gives exactly the reference's line; reference clients
+   * read every `;D` entry of a multi-entry peerlist (spec §3.2). Without this, a mass disconnect
+   * of N peers (a network blip) would queue N² frames at once.
+   */
+  #flushDepartures(): void {
+    const gone = this.#departures;
+    this.#departures = [];
+    if (!this.#started || gone.length === 0) return;
+    const frames = this.#departureFrames(gone);
+    const goneNicks = new Set(gone.map((d) => d.nick));
+    for (const other of this.#handshaked) {
+      // A peer that took over a departed nick (a verified newcomer) is not told its own nick left.
+      const own = other.nick !== undefined && goneNicks.has(other.nick);
+      for (const frame of own ? this.#departureFrames(gone.filter((d) => d.nick !== other.nick)) : frames) {
+        other.conn.sendEncoded(frame);
+      }
+    }
+    this.counters.add('departures.announced', gone.length);
+  }
+
+  #departureFrames(gone: readonly { entry: string }[]): Uint8Array[] {
+    if (gone.length === 0) return [];
+    const frames: Uint8Array[] = [];
+    let line = this.#ownEntry;
+    for (const { entry } of gone) {
+      if (line.length + 1 + entry.length > DEPARTURE_LINE_MAX_CHARS && line !== this.#ownEntry) {
+        frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, line)));
+        line = this.#ownEntry;
+      }
+      line += `,${entry}`;
+    }
+    frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, line)));
+    return frames;
   }
 }

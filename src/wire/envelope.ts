@@ -5,7 +5,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { isSendableType, messageTypeName } from './message-types.js';
-import { pyJsonDumps } from './pyjson.js';
+import { pyJsonString } from './pyjson.js';
 
 /** One decoded line: the envelope type number and its `line` text. */
 export interface Envelope {
@@ -76,7 +76,8 @@ export function encodeEnvelope(type: number, line: string): string {
   if (!isSendableType(type)) {
     throw new ProtocolError(`refusing to send envelope type ${messageTypeName(type)}`);
   }
-  return pyJsonDumps({ type, line });
+  // Same bytes as pyJsonDumps({ type, line }), without the generic walk: this is the relay hot path.
+  return `{"type": ${type}, "line": ${pyJsonString(line)}}`;
 }
 
 /**

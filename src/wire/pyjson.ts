@@ -46,10 +46,15 @@ function escapeChar(ch: string): string {
 }
 
 /**
- * Serialises a string as Python's `json.dumps` does with `ensure_ascii=True`
+ * Serialises a string as Python's `json.dumps` does with `ensure_ascii=True`; exported as
+ * {@link pyJsonString} for hot paths that build a known object shape themselves.
  * (CPython json/encoder.py `py_encode_basestring_ascii`). Works per UTF-16 code unit, so an
  * astral character becomes its two surrogate escapes and a lone surrogate is escaped as is.
  */
+export function pyJsonString(s: string): string {
+  return dumpString(s);
+}
+
 function dumpString(s: string): string {
   if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
   return `"${s.replace(NEEDS_ESCAPE_ALL, escapeChar)}"`;
