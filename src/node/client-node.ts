@@ -131,6 +131,8 @@ class DirectoryLink {
   handshakedAt = 0;
   timer: NodeJS.Timeout | undefined;
   abort: AbortController | undefined;
+  /** Set by relocate(): the next reconnect happens without delay. */
+  reconnectNow = false;
   readonly backoff: Backoff;
 
   constructor(
@@ -280,7 +282,14 @@ export class ClientNode {
   relocate(location: string): void {
     this.#ownLocation = location;
     for (const link of this.#directories) {
+      // Not a failure: reconnect at once, and start the backoff over.
+      link.backoff.reset();
+      link.reconnectNow = true;
       if (link.state === 'handshaked' || link.state === 'handshaking' || link.state === 'authenticating') link.conn?.close();
+      else if (link.state === 'idle') {
+        clearTimeout(link.timer);
+        this.#connectDirectory(link);
+      }
     }
   }
 
@@ -372,7 +381,8 @@ export class ClientNode {
   #scheduleDirectoryReconnect(link: DirectoryLink): void {
     if (link.state === 'stopped' || !this.#running) return;
     link.state = 'idle';
-    const delayMs = link.backoff.next();
+    const delayMs = link.reconnectNow ? 0 : link.backoff.next();
+    link.reconnectNow = false;
     this.#logger.info({ directory: link.location, delayMs }, 'will reconnect to directory node');
     link.timer = setTimeout(() => {
       this.#connectDirectory(link);

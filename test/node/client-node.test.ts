@@ -229,3 +229,18 @@ describe('nick authentication', () => {
     expect(dn.node.counters.get('nick-auth.ok')).toBe(0);
   });
 });
+
+describe('relocation', () => {
+  it('re-handshakes every directory at once under a new location', async () => {
+    const dn = await startDirectory();
+    track(dn.node);
+    // A slow backoff: relocation must not wait for it.
+    const maker = await startClient('maker', [dn.location], { backoff: { initialMs: 60_000, factor: 1.5, maxMs: 600_000, jitterMs: [0, 0], stableMs: 60_000 } });
+    track(maker.node);
+    const upsBefore = maker.events.items.filter((e) => e.name === 'directory' && (e.data as { up: boolean }).up).length;
+    maker.node.relocate('127.0.0.1:1');
+    await maker.events.waitFor('the second handshake', () => maker.events.items.filter((e) => e.name === 'directory' && (e.data as { up: boolean }).up).length > upsBefore);
+    expect(maker.node.location).toBe('127.0.0.1:1');
+    expect(dn.node.peers()).toEqual([expect.objectContaining({ nick: maker.node.nick, location: '127.0.0.1:1', state: 'handshaked' })]);
+  });
+});
