@@ -220,19 +220,39 @@ function errorReply(err: unknown): [number, string, string] {
   return [500, 'ERR_API', 'internal error'];
 }
 
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > API_MAX_BODY_BYTES) throw new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new HttpError(400, 'ERR_API', 'request body is not JSON');
-  }
+/**
+ * Reads the request body as JSON.
+ * @throws HttpError 413 when the body exceeds {@link API_MAX_BODY_BYTES}, once the whole body has
+ *   been read (the excess is discarded, not kept): answering earlier, or destroying the request,
+ *   resets a TCP connection with unread bytes pending, and the client sees ECONNRESET instead of
+ *   the 413; 400 when it is not JSON or the request was aborted.
+ */
+function readJson(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= API_MAX_BODY_BYTES) chunks.push(chunk);
+      else chunks.length = 0;
+    });
+    req.on('end', () => {
+      if (size > API_MAX_BODY_BYTES) {
+        reject(new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
+      } catch {
+        reject(new HttpError(400, 'ERR_API', 'request body is not JSON'));
+      }
+    });
+    req.on('error', reject);
+    // After 'end' this is a no-op; before it, the client went away mid-body.
+    req.on('close', () => {
+      reject(new HttpError(400, 'ERR_API', 'request aborted'));
+    });
+  });
 }
 
 function stringField(body: unknown, key: string): string {

@@ -12,8 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../api/client.js';
 import { OnionmcError } from '../errors.js';
 
-/** The compiled CLI next to this file (dist/cli/main.js). */
-export const CLI_PATH = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/**
+ * The compiled CLI: `../cli/main.js` next to this file when it runs compiled (dist/demo/), else
+ * the project's dist/cli/main.js (this file run from source, as the tests under vitest do, where
+ * src/cli/main.js does not exist).
+ */
+export const CLI_PATH = ((): string => {
+  const sibling = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  return fs.existsSync(sibling) ? sibling : fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+})();
 
 /** Finds a free loopback TCP port (bind to 0, read it, release it). */
 export async function freePort(): Promise<number> {
@@ -124,11 +131,13 @@ export class Cluster {
     child.once('exit', (code, signal) => {
       exited = `exited with ${code ?? signal ?? '?'}`;
     });
-    await pollUntil(`${spec.name} to start`, async () => {
-      if (exited !== undefined) throw new OnionmcError('ERR_CLOSED', `${spec.name} ${exited}: ${await this.tail(spec.name)}`);
+    // A process that exited ends the wait at once (pollUntil retries on a thrown error).
+    const outcome = await pollUntil(`${spec.name} to start`, async () => {
+      if (exited !== undefined) return { exited };
       const res = await node.api.request('GET', '/health');
-      return res.status === 200 ? true : undefined;
+      return res.status === 200 ? { exited: undefined } : undefined;
     }, 15_000);
+    if (outcome.exited !== undefined) throw new OnionmcError('ERR_CLOSED', `${spec.name} ${outcome.exited}: ${await this.tail(spec.name)}`);
     return node;
   }
 

@@ -143,6 +143,9 @@ async function main(): Promise<number> {
     await maker1Events.waitFor('the !fill at maker1', (e) => isPrivmsg(e, nick('taker'), 'fill'), STEP_TIMEOUT_MS);
     say(`taker -> maker1 !fill delivered via ${first.via.kind}`);
     await takerEvents.waitFor('a direct link from the taker to maker1', (e) => e.event === 'peer' && (e.data as { nick: string; up: boolean }).nick === nick('maker1') && (e.data as { up: boolean }).up, STEP_TIMEOUT_MS);
+    // Each side marks the link handshaked when the other's 793 arrives: wait for maker1's side
+    // too, or its reply below may still go through the directory.
+    await maker1Events.waitFor('the direct link at maker1', (e) => e.event === 'peer' && (e.data as { nick: string; up: boolean }).nick === nick('taker') && (e.data as { up: boolean }).up, STEP_TIMEOUT_MS);
     say('taker and maker1 are handshaked over a direct link (793 both ways)');
 
     step = 'maker1 answers over the direct link';
