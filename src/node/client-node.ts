@@ -10,7 +10,7 @@
 import type net from 'node:net';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isEncryptedCommand, OFFER_TYPES, splitCommands } from '../message/commands.js';
+import { isEncryptedCommand, isPrivmsgCommandAllowed, OFFER_TYPES, splitCommands } from '../message/commands.js';
 import { buildNickAuthProofLine, directoryIdForEndpoint, parseNickAuthChallengeLine, parseNickAuthResultLine, signNickAuth } from '../message/nick-auth.js';
 import type { NickIdentity } from '../message/nick.js';
 import { formatPubmsgLine, parseChannelLine, PUBLIC_NICK, signPrivmsg, verifyPrivmsg } from '../message/privmsg.js';
@@ -888,6 +888,8 @@ export class ClientNode {
   privmsg(to: string, cmd: string, body: string, options: PrivmsgOptions = {}): SendResult {
     if (to === this.nick) throw new OnionmcError('ERR_NOT_ROUTABLE', 'a privmsg to our own nick is not sent');
     if (!isValidNick(to)) throw new OnionmcError('ERR_API', `"${to}" is not a JoinMarket nick`);
+    // Receivers drop a privmsg whose first command is in neither list (spec §5.2): refuse it here.
+    if (!isPrivmsgCommandAllowed(cmd)) throw new OnionmcError('ERR_API', `"${cmd}" is not a command a privmsg may start with`);
     const wireBody = this.#prepareBody(to, cmd, body);
     const line = signPrivmsg(this.#options.identity, to, cmd, wireBody);
     const frame = encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));

@@ -153,6 +153,24 @@ describe('routing', () => {
     expect(hasCode(error, 'ERR_NOT_ROUTABLE')).toBe(true);
   });
 
+  it('refuses a command that receivers would drop (spec §5.2)', () => {
+    const dn = startDirectory();
+    return dn.then(async ({ node, location }) => {
+      track(node);
+      const taker = await startClient('taker', [location]);
+      track(taker.node);
+      for (const cmd of ['hello', 'tbond', 'cancel']) {
+        let error: unknown;
+        try {
+          taker.node.privmsg('J5Ckon1LuuapPSBM', cmd, 'x');
+        } catch (err) {
+          error = err;
+        }
+        expect(hasCode(error, 'ERR_API'), cmd).toBe(true);
+      }
+    });
+  });
+
   it('delivers each pubmsg and each privmsg once although two directories carry them', async () => {
     const a = await startDirectory();
     const b = await startDirectory();
