@@ -9,7 +9,10 @@ import { loadOrCreateOnionKey } from '../tor/onion-key.js';
 import { ONION_VIRTUAL_PORT } from '../wire/location.js';
 
 /** Runs the command; `print` receives each output line. Returns the exit code. */
-export async function runDirectoryInit(configFile: string, print: (line: string) => void): Promise<number> {
+export async function runDirectoryInit(
+  configFile: string,
+  print: (line: string) => void,
+): Promise<number> {
   const config = await loadConfig(configFile);
   if (config.hiddenServiceDir === undefined) {
     throw new ConfigError([
@@ -19,7 +22,7 @@ export async function runDirectoryInit(configFile: string, print: (line: string)
   const key = await loadOrCreateOnionKey(config.hiddenServiceDir);
   print(`${key.created ? 'created' : 'found'} onion key in ${config.hiddenServiceDir}`);
   print(`onion address: ${key.onionAddress}`);
-  print('put this line in the [MESSAGING:onion] section of the directory node\'s config:');
+  print("put this line in the [MESSAGING:onion] section of the directory node's config:");
   print(`directory_nodes = ${key.onionAddress}:${ONION_VIRTUAL_PORT}`);
   return 0;
 }

@@ -15,12 +15,14 @@ import { runDirectoryInit } from './directory-init.js';
 export function parseApiEndpoint(value: string): NonNullable<OnionmcConfig['api']> {
   if (value.startsWith('unix:')) {
     const path = value.slice('unix:'.length);
-    if (!path.startsWith('/')) throw new InvalidArgumentError('a unix socket path must be absolute: unix:/path');
+    if (!path.startsWith('/'))
+      throw new InvalidArgumentError('a unix socket path must be absolute: unix:/path');
     return { kind: 'unix', path };
   }
   const match = /^([^:]+):(\d{1,5})$/.exec(value);
   const port = Number(match?.[2]);
-  if (match?.[1] === undefined || port > 65535) throw new InvalidArgumentError('expected unix:/path or host:port');
+  if (match?.[1] === undefined || port > 65535)
+    throw new InvalidArgumentError('expected unix:/path or host:port');
   return { kind: 'tcp', host: match[1], port };
 }
 
@@ -28,27 +30,40 @@ function makeLogger(level: string, pretty: boolean | undefined): Logger {
   return createLogger({ level, pretty: pretty ?? process.stdout.isTTY });
 }
 
-async function runNode(options: { config: string; maker?: boolean; taker?: boolean; api?: NonNullable<OnionmcConfig['api']>; logLevel: string; pretty?: boolean }): Promise<number> {
+async function runNode(options: {
+  config: string;
+  maker?: boolean;
+  taker?: boolean;
+  api?: NonNullable<OnionmcConfig['api']>;
+  logLevel: string;
+  pretty?: boolean;
+}): Promise<number> {
   const config = await loadConfig(options.config);
   const logger = makeLogger(options.logLevel, options.pretty);
-  for (const key of config.ignoredKeys) logger.warn({ file: config.file, section: config.section, key }, 'config key not used by onionmc');
+  for (const key of config.ignoredKeys)
+    logger.warn(
+      { file: config.file, section: config.section, key },
+      'config key not used by onionmc',
+    );
   const daemon = new Daemon({
     config,
     logger,
     clientRole: options.maker === true ? 'maker' : 'taker',
     ...(options.api !== undefined ? { api: options.api } : {}),
   });
-  await daemon.start();
-  logger.info({ nick: daemon.identity.nick, role: daemon.role, api: daemon.api?.endpoint }, 'onionmc running');
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
+  // Signals are handled from the start: a stop during a long start (tor uploading the onion
+  // descriptor) is a clean stop, not an error.
+  let stopRequested = false;
+  // A call, not the variable: the signal handler sets it while start() awaits.
+  const isStopRequested = (): boolean => stopRequested;
+  const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
+      if (stopRequested) {
         logger.warn({ signal }, 'second signal: stopping now');
         resolve(1);
         return;
       }
-      stopping = true;
+      stopRequested = true;
       logger.info({ signal }, 'stopping');
       daemon.stop().then(
         () => {
@@ -63,6 +78,23 @@ async function runNode(options: { config: string; maker?: boolean; taker?: boole
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  try {
+    await daemon.start();
+  } catch (err) {
+    if (isStopRequested()) return await stopped;
+    throw err;
+  }
+  const info = daemon.info();
+  logger.info(
+    {
+      nick: daemon.identity.nick,
+      role: daemon.role,
+      location: info.location,
+      api: daemon.api?.endpoint,
+    },
+    'onionmc running',
+  );
+  return await stopped;
 }
 
 /** Builds the commander program (exported for tests). */
@@ -73,22 +105,46 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program
     .command('run')
     .description('run the node that the configuration file describes')
-    .requiredOption('-c, --config <file>', 'joinmarket.cfg to read ([MESSAGING:onion] and [BLOCKCHAIN])')
-    .addOption(new Option('--maker', 'serve (a maker) when not a directory node').conflicts('taker'))
-    .addOption(new Option('--taker', 'do not serve (a taker; the default) when not a directory node'))
-    .option('--api <endpoint>', 'local API endpoint, unix:/path or host:port (overrides the config key api)', parseApiEndpoint)
+    .requiredOption(
+      '-c, --config <file>',
+      'joinmarket.cfg to read ([MESSAGING:onion] and [BLOCKCHAIN])',
+    )
+    .addOption(
+      new Option('--maker', 'serve (a maker) when not a directory node').conflicts('taker'),
+    )
+    .addOption(
+      new Option('--taker', 'do not serve (a taker; the default) when not a directory node'),
+    )
+    .option(
+      '--api <endpoint>',
+      'local API endpoint, unix:/path or host:port (overrides the config key api)',
+      parseApiEndpoint,
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--pretty', 'human-readable logs (default on a terminal)')
-    .action(async (options: { config: string; maker?: boolean; taker?: boolean; api?: NonNullable<OnionmcConfig['api']>; logLevel: string; pretty?: boolean }) => {
-      setExitCode(await runNode(options));
-    });
+    .action(
+      async (options: {
+        config: string;
+        maker?: boolean;
+        taker?: boolean;
+        api?: NonNullable<OnionmcConfig['api']>;
+        logLevel: string;
+        pretty?: boolean;
+      }) => {
+        setExitCode(await runNode(options));
+      },
+    );
   const directory = program.command('directory').description('directory node administration');
   directory
     .command('init')
-    .description('create the persistent onion key in hidden_service_dir and print the directory_nodes line')
+    .description(
+      'create the persistent onion key in hidden_service_dir and print the directory_nodes line',
+    )
     .requiredOption('-c, --config <file>', 'joinmarket.cfg to read')
     .action(async (options: { config: string }) => {
-      setExitCode(await runDirectoryInit(options.config, (line) => process.stdout.write(`${line}\n`)));
+      setExitCode(
+        await runDirectoryInit(options.config, (line) => process.stdout.write(`${line}\n`)),
+      );
     });
   return program;
 }
@@ -102,13 +158,17 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`onionmc: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      process.stderr.write(
+        `onionmc: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
+      );
       exitCode = 2;
     } else if (err instanceof OnionmcError) {
       process.stderr.write(`onionmc: ${err.message}\n`);
       exitCode = 1;
     } else {
-      process.stderr.write(`onionmc: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `onionmc: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       exitCode = 1;
     }
   }

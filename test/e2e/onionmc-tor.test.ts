@@ -1,0 +1,675 @@
+/**
+ * onionmc on real Tor, end to end, offline: a private Tor network in a network namespace with
+ * only `lo` (test/e2e/tor-network/private-tor-network.ts), one client tor per onionmc node, and
+ * every onionmc node a separate `onionmc run` process reached through its local API.
+ *
+ * The onionmc processes run inside the namespace (`ip netns exec`, the harness's `exec`): tor
+ * forwards an onion's streams to `onion_serving_host:onion_serving_port` = 127.0.0.1:<port> of
+ * the namespace, the same TCP mapping an operator's setup uses (spec §8.1). Each config names its
+ * tor by unix sockets (`tor_control_host = unix:...`, `socks5_host = unix:...`), which tor
+ * authenticates with SAFECOOKIE.
+ *
+ * What is proved, over real onion services, in this order (the tests share the nodes):
+ * `onionmc directory init` prints the address the directory node then serves (persistent key,
+ * spec §8.2, SAFECOOKIE over a unix control socket, PoW defences on); a maker on an ephemeral
+ * onion (spec §8.1) and a taker handshake with it; pubmsg; privmsg relayed by the directory node;
+ * a direct taker-to-maker link (spec §4.5); the directory node's process restarts at the same
+ * address and both reconnect (spec §4.6); the directory node's tor restarts, the node re-creates
+ * the same onion and both reconnect; the maker's tor restarts, the maker re-creates its onion and
+ * re-handshakes under the new address; a cookie file that cannot be read stops `onionmc run` with
+ * one line naming the file and the group to join.
+ *
+ * The directory node's tor restart comes before the maker's: in the other order the maker (whose
+ * relocation had just reset its backoff) redialed the directory node while its onion was away,
+ * and its dials then hung until the SOCKS deadline for over a minute (likely the old descriptor
+ * fetched again from the HSDirs, which tor then does not ask again for a while). With the
+ * clients' normal backoff the dial lands after the re-upload.
+ *
+ * Needs root and tor (skipped with the reason otherwise; fails when CI=true).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { ApiClient, type ApiEvent, type EventStream } from '../../src/api/client.js';
+import { pollUntil } from '../../src/demo/cluster.js';
+import { isV3OnionHostname } from '../../src/wire/location.js';
+import { describeWithTor } from '../helpers/prereq.js';
+import {
+  startPrivateTorNetwork,
+  type PrivateTorNetwork,
+  type TorClientHandle,
+} from './tor-network/private-tor-network.js';
+
+/** The compiled CLI (`npm test` builds it first). */
+const CLI_PATH = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** Deadline of one onionmc start: tor must upload the onion descriptor (~1.3 s here). */
+const NODE_START_TIMEOUT_MS = 60_000;
+/** Deadline of one step that crosses the onion network (handshake, message). */
+const STEP_TIMEOUT_MS = 30_000;
+/**
+ * Deadline of a reconnect to the directory node: the clients' backoff (first retry 5-11 s, then
+ * 8-14 s, spec §4.6) plus a dial, plus the time a client may take to notice that its link is dead:
+ * when the directory node's tor dies, a client's rendezvous circuit was seen here to stay open for
+ * up to 64 s before tor destroyed it.
+ */
+const RECONNECT_TIMEOUT_MS = 120_000;
+/** Deadline of a test that waits for a reconnect. */
+const RECONNECT_TEST_TIMEOUT_MS = 180_000;
+/** onion_serving_port of each serving node, inside the namespace (the tors use ports >= 20000). */
+const SERVING_PORTS = { dn: 8081, maker: 8082, probe: 8083 } as const;
+/** A valid onion that only fills directory_nodes before `directory init` prints ours (spec §2.1 list). */
+const PLACEHOLDER_DIRECTORY = 'satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222';
+/** SOCKS deadline of the nodes, shorter than the 120 s default so a dead onion fails fast. */
+const SOCKS_TIMEOUT_SECONDS = 20;
+
+const ONION_LOCATION = /^([a-z2-7]{56}\.onion):5222$/;
+
+/** /v1/info as these tests read it. */
+interface Info {
+  nick: string;
+  role: string;
+  location: string;
+  tor?: { onion?: string; powDefenses: boolean; torVersion?: string };
+  directories?: { location: string; state: string }[];
+  peers?: { nick?: string; location?: string; state?: string }[];
+}
+
+/** One `onionmc run` process inside the namespace. */
+interface NodeProcess {
+  readonly name: string;
+  readonly api: ApiClient;
+  readonly logFile: string;
+  readonly configFile: string;
+  readonly child: ChildProcess;
+  exitCode: number | null | undefined;
+  readonly exited: Promise<number | null>;
+}
+
+/** Text of a config file for a node using tor client `tor` (JoinMarket keys, spec §2.2). */
+function configText(options: {
+  tor: TorClientHandle;
+  directoryNodes: string;
+  servingPort: number;
+  hiddenServiceDir?: string;
+  api?: string;
+}): string {
+  return [
+    '[BLOCKCHAIN]',
+    'network = signet',
+    '',
+    '[MESSAGING:onion]',
+    'type = onion',
+    `socks5_host = unix:${options.tor.socksSocket}`,
+    'socks5_port = 9050',
+    `tor_control_host = unix:${options.tor.controlSocket}`,
+    'tor_control_port = 9051',
+    'onion_serving_host = 127.0.0.1',
+    `onion_serving_port = ${options.servingPort}`,
+    `hidden_service_dir = ${options.hiddenServiceDir ?? ''}`,
+    `directory_nodes = ${options.directoryNodes}`,
+    'regtest_count = 0,0',
+    `socks5_connect_timeout = ${SOCKS_TIMEOUT_SECONDS}`,
+    ...(options.api !== undefined ? [`api = unix:${options.api}`] : []),
+    '',
+  ].join('\n');
+}
+
+/** Runs `node dist/cli/main.js args` outside the namespace; resolves with its exit and output. */
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_PATH, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function isPrivmsg(event: ApiEvent, from: string, cmd: string): boolean {
+  if (event.event !== 'privmsg') return false;
+  const data = event.data as { from: string; cmd: string };
+  return data.from === from && data.cmd === cmd;
+}
+
+describeWithTor('onionmc over a private Tor network (directory node, maker, taker)', () => {
+  let network: PrivateTorNetwork | undefined;
+  let workDir = '';
+  const nodes = new Map<string, NodeProcess>();
+  const streams: EventStream[] = [];
+  const log = (msg: string): void => {
+    console.info(`[onionmc-tor] ${msg}`);
+  };
+  /** Last resort if the worker dies: no onionmc process outlives the test run. */
+  const killAll = (): void => {
+    for (const node of nodes.values()) {
+      if (node.exitCode === undefined && node.child.pid !== undefined) {
+        try {
+          process.kill(node.child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  };
+
+  const tor = (name: string): TorClientHandle => {
+    const handle = network?.clients.find((c) => c.name === name);
+    if (handle === undefined) throw new Error(`no tor client ${name}`);
+    return handle;
+  };
+
+  const tail = (node: NodeProcess, lines = 25): string => {
+    try {
+      return readFileSync(node.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  };
+
+  /** Starts `onionmc run` in the namespace and resolves once its API answers (the node started). */
+  const startNode = async (
+    name: string,
+    configFile: string,
+    extraArgs: string[] = [],
+  ): Promise<NodeProcess> => {
+    const apiPath = join(workDir, `${name}.api.sock`);
+    const logFile = join(workDir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    const child = network!.exec(
+      [
+        process.execPath,
+        CLI_PATH,
+        'run',
+        '--config',
+        configFile,
+        '--api',
+        `unix:${apiPath}`,
+        '--log-level',
+        'debug',
+        ...extraArgs,
+      ],
+      { stdio: ['ignore', fd, fd] },
+    );
+    closeSync(fd);
+    const node: NodeProcess = {
+      name,
+      api: new ApiClient({ kind: 'unix', path: apiPath }),
+      logFile,
+      configFile,
+      child,
+      exitCode: undefined,
+      exited: new Promise((resolve) => {
+        child.once('exit', (code) => {
+          node.exitCode = code;
+          resolve(code);
+        });
+      }),
+    };
+    nodes.set(name, node);
+    const startedAt = Date.now();
+    await pollUntil(
+      `${name} to start`,
+      async () => {
+        if (node.exitCode !== undefined)
+          throw new Error(`${name} exited with ${String(node.exitCode)}:\n${tail(node)}`);
+        const res = await node.api.request('GET', '/health');
+        return res.status === 200 ? true : undefined;
+      },
+      NODE_START_TIMEOUT_MS,
+      100,
+    ).catch((err: unknown) => {
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}\n--- ${name} log:\n${tail(node)}`,
+      );
+    });
+    log(`${name} up in ${Date.now() - startedAt} ms`);
+    return node;
+  };
+
+  /** SIGTERM by PID; resolves with the exit code. */
+  const stopNode = async (name: string): Promise<number | null> => {
+    const node = nodes.get(name);
+    if (node === undefined) return null;
+    if (node.exitCode === undefined) node.child.kill('SIGTERM');
+    const timer = setTimeout(() => node.child.kill('SIGKILL'), 10_000);
+    const code = await node.exited;
+    clearTimeout(timer);
+    nodes.delete(name);
+    return code;
+  };
+
+  const info = async (name: string): Promise<Info> => {
+    const node = nodes.get(name);
+    if (node === undefined) throw new Error(`no node ${name}`);
+    return (await node.api.call('GET', '/v1/info')) as Info;
+  };
+
+  /** Waits until `name` is handshaked with its (only) directory node. */
+  const directoryUp = (name: string, timeoutMs = STEP_TIMEOUT_MS): Promise<Info> =>
+    pollUntil(
+      `${name} handshaked with the directory node`,
+      async () => {
+        const current = await info(name);
+        return current.directories?.every((d) => d.state === 'handshaked') === true
+          ? current
+          : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+
+  const events = async (name: string): Promise<EventStream> => {
+    const stream = await nodes.get(name)!.api.events();
+    streams.push(stream);
+    return stream;
+  };
+
+  /** On a failure: the last log lines of every node, compacted (time, level, message, fields). */
+  beforeEach((context) => {
+    context.onTestFailed(() => {
+      for (const node of nodes.values()) {
+        const lines = tail(node, 40)
+          .split('\n')
+          .map((line) => {
+            try {
+              const {
+                time,
+                level,
+                msg,
+                pid: _pid,
+                hostname: _host,
+                ...rest
+              } = JSON.parse(line) as Record<string, unknown>;
+              return `${new Date(Number(time)).toISOString().slice(11, 23)} ${String(level)} ${String(msg)} ${JSON.stringify(rest).slice(0, 300)}`;
+            } catch {
+              return line;
+            }
+          });
+        console.info(`--- ${node.name} (${node.logFile}):\n${lines.join('\n')}`);
+      }
+    });
+  });
+
+  let dnConfig = '';
+  let dnLocation = '';
+  let makerNick = '';
+  let takerNick = '';
+
+  beforeAll(async () => {
+    process.on('exit', killAll);
+    workDir = await mkdtemp(join(tmpdir(), 'onionmc-tor-e2e-'));
+    if (!existsSync(CLI_PATH))
+      throw new Error(`${CLI_PATH} is missing: run "npm run build" first (npm test does)`);
+    const startedAt = Date.now();
+    network = await startPrivateTorNetwork({ clients: ['dn', 'maker', 'taker'], logger: log });
+    log(`private Tor network up in ${Date.now() - startedAt} ms`);
+  });
+
+  afterAll(async () => {
+    for (const stream of streams) stream.close();
+    const failures: unknown[] = [];
+    await Promise.all(
+      [...nodes.keys()].map((name) => stopNode(name).catch((err: unknown) => failures.push(err))),
+    );
+    killAll();
+    process.removeListener('exit', killAll);
+    await network?.stop().catch((err: unknown) => failures.push(err));
+    if (workDir !== '') await rm(workDir, { recursive: true, force: true });
+    if (failures.length > 0) throw failures[0];
+  });
+
+  it('directory init prints the onion address that the directory node then serves (unix control socket, cookie auth)', async () => {
+    dnConfig = join(workDir, 'dn.cfg');
+    const hiddenServiceDir = join(workDir, 'dn-onion');
+    const base = { tor: tor('dn'), servingPort: SERVING_PORTS.dn, hiddenServiceDir };
+    await writeFile(dnConfig, configText({ ...base, directoryNodes: PLACEHOLDER_DIRECTORY }));
+
+    const init = await runCli(['directory', 'init', '--config', dnConfig]);
+    expect(init.stderr).toBe('');
+    expect(init.code).toBe(0);
+    const address = /^onion address: (\S+)$/m.exec(init.stdout)?.[1] ?? '';
+    expect(isV3OnionHostname(address)).toBe(true);
+    expect(init.stdout).toContain(`directory_nodes = ${address}:5222\n`);
+    expect((await readFile(join(hiddenServiceDir, 'hostname'), 'utf8')).trim()).toBe(address);
+    // A second init finds the same key.
+    const again = await runCli(['directory', 'init', '--config', dnConfig]);
+    expect(again.stdout).toContain(`onion address: ${address}\n`);
+    expect(again.stdout).toContain(`found onion key in ${hiddenServiceDir}`);
+
+    dnLocation = `${address}:5222`;
+    await writeFile(dnConfig, configText({ ...base, directoryNodes: dnLocation }));
+    const dn = await startNode('dn', dnConfig);
+    const dnInfo = await info('dn');
+    expect(dnInfo.role).toBe('directory');
+    expect(dnInfo.location).toBe(dnLocation);
+    expect(dnInfo.tor?.onion).toBe(address);
+    // tor 0.4.9.11 here: PoW defences on (spec §8.5), and said so once in the log.
+    expect(dnInfo.tor?.powDefenses).toBe(true);
+    const dnLog = await readFile(dn.logFile, 'utf8');
+    expect(dnLog).toMatch(/"method":"SAFECOOKIE".*authenticated to tor's control port/);
+    expect(
+      dnLog.match(/onion service PoW defences on \(PoWQueueRate=25, PoWQueueBurst=250\)/g),
+    ).toHaveLength(1);
+    expect(dnLog).toContain(`"onion":"${address}"`);
+  }, 90_000);
+
+  it('a maker on an ephemeral onion and a taker handshake with the directory node over onion services', async () => {
+    expect(dnLocation).not.toBe('');
+    const makerConfig = join(workDir, 'maker.cfg');
+    await writeFile(
+      makerConfig,
+      configText({
+        tor: tor('maker'),
+        servingPort: SERVING_PORTS.maker,
+        directoryNodes: dnLocation,
+      }),
+    );
+    const takerConfig = join(workDir, 'taker.cfg');
+    await writeFile(
+      takerConfig,
+      configText({
+        tor: tor('taker'),
+        servingPort: SERVING_PORTS.probe,
+        directoryNodes: dnLocation,
+      }),
+    );
+    await Promise.all([
+      startNode('maker', makerConfig, ['--maker']),
+      startNode('taker', takerConfig),
+    ]);
+
+    const maker = await directoryUp('maker');
+    const taker = await directoryUp('taker');
+    makerNick = maker.nick;
+    takerNick = taker.nick;
+    expect(maker.role).toBe('maker');
+    expect(maker.location).toMatch(ONION_LOCATION);
+    expect(maker.location).not.toBe(dnLocation);
+    expect(isV3OnionHostname(ONION_LOCATION.exec(maker.location)?.[1] ?? '')).toBe(true);
+    expect(maker.tor?.onion).toBe(ONION_LOCATION.exec(maker.location)?.[1]);
+    expect(taker.role).toBe('taker');
+    expect(taker.location).toBe('NOT-SERVING-ONION');
+    expect(taker.tor).toBeUndefined();
+
+    // The directory node knows both, at the locations they announced.
+    const peers = await pollUntil(
+      'both peers at the directory node',
+      async () => {
+        const current = (await info('dn')).peers ?? [];
+        return current.filter((p) => p.nick === makerNick || p.nick === takerNick).length === 2
+          ? current
+          : undefined;
+      },
+      STEP_TIMEOUT_MS,
+    );
+    expect(peers.find((p) => p.nick === makerNick)?.location).toBe(maker.location);
+    expect(peers.find((p) => p.nick === takerNick)?.location).toBe('NOT-SERVING-ONION');
+  }, 120_000);
+
+  it('carries pubmsgs, privmsgs relayed by the directory node, and a direct taker-to-maker link', async () => {
+    expect(makerNick).not.toBe('');
+    const takerEvents = await events('taker');
+    const makerEvents = await events('maker');
+
+    // Pubmsg: the maker announces its offer; the taker hears it through the directory node.
+    const offer = {
+      type: 'sw0reloffer',
+      oid: 0,
+      minsize: 27300,
+      maxsize: 1000000,
+      txfee: 0,
+      cjfee: '0.00002',
+    };
+    await nodes.get('maker')!.api.call('PUT', '/v1/offers', { offers: [offer] });
+    const announced = await takerEvents.waitFor(
+      "the maker's offer pubmsg",
+      (e) => e.event === 'pubmsg' && (e.data as { from: string }).from === makerNick,
+      STEP_TIMEOUT_MS,
+    );
+    expect((announced.data as { message: string }).message).toBe(
+      '!sw0reloffer 0 27300 1000000 0 0.00002',
+    );
+
+    // !orderbook by pubmsg; the maker answers by a signed privmsg relayed by the directory node.
+    await nodes.get('taker')!.api.call('POST', '/v1/pubmsg', { message: '!orderbook' });
+    const answer = await takerEvents.waitFor(
+      'the signed offer privmsg',
+      (e) => isPrivmsg(e, makerNick, 'sw0reloffer'),
+      STEP_TIMEOUT_MS,
+    );
+    expect((answer.data as { via: { kind: string; location?: string } }).via).toEqual({
+      kind: 'directory',
+      location: dnLocation,
+    });
+
+    // !fill through the directory node; the taker then dials the maker's onion directly.
+    const fill = (await nodes.get('taker')!.api.call('POST', '/v1/privmsg', {
+      to: makerNick,
+      cmd: 'fill',
+      body: `0 1000000 P${'ab'.repeat(32)}`,
+    })) as { via: { kind: string } };
+    expect(fill.via.kind).toBe('directory');
+    const got = await makerEvents.waitFor(
+      'the !fill at the maker',
+      (e) => isPrivmsg(e, takerNick, 'fill'),
+      STEP_TIMEOUT_MS,
+    );
+    expect((got.data as { via: { kind: string } }).via.kind).toBe('directory');
+    await takerEvents.waitFor(
+      'a direct link from the taker to the maker',
+      (e) =>
+        e.event === 'peer' &&
+        (e.data as { nick: string; up: boolean }).nick === makerNick &&
+        (e.data as { up: boolean }).up,
+      STEP_TIMEOUT_MS,
+    );
+
+    // Both ways over the direct link, encrypted end to end (spec §7).
+    const pubkey = (await nodes
+      .get('maker')!
+      .api.call('POST', '/v1/privmsg', { to: takerNick, cmd: 'pubkey', body: '' })) as {
+      via: { kind: string };
+    };
+    expect(pubkey.via.kind).toBe('direct');
+    const gotPubkey = await takerEvents.waitFor(
+      "the maker's !pubkey",
+      (e) => isPrivmsg(e, makerNick, 'pubkey'),
+      STEP_TIMEOUT_MS,
+    );
+    expect((gotPubkey.data as { via: { kind: string } }).via.kind).toBe('direct');
+    const auth = (await nodes.get('taker')!.api.call('POST', '/v1/privmsg', {
+      to: makerNick,
+      cmd: 'auth',
+      body: 'over-the-direct-link',
+    })) as {
+      via: { kind: string };
+    };
+    expect(auth.via.kind).toBe('direct');
+    const gotAuth = await makerEvents.waitFor(
+      'the !auth at the maker',
+      (e) => isPrivmsg(e, takerNick, 'auth'),
+      STEP_TIMEOUT_MS,
+    );
+    expect(gotAuth.data).toMatchObject({
+      body: 'over-the-direct-link',
+      encrypted: true,
+      via: { kind: 'direct' },
+    });
+  }, 120_000);
+
+  it(
+    'the directory node restarts at the same onion address and the maker and taker reconnect',
+    async () => {
+      expect(makerNick).not.toBe('');
+      const restartedAt = Date.now();
+      expect(await stopNode('dn')).toBe(0);
+      await pollUntil(
+        'the maker and taker to notice the directory node is gone',
+        async () => {
+          const states = await Promise.all(
+            ['maker', 'taker'].map(async (n) => (await info(n)).directories?.[0]?.state),
+          );
+          return states.every((s) => s !== 'handshaked') ? true : undefined;
+        },
+        STEP_TIMEOUT_MS,
+      );
+
+      await startNode('dn', dnConfig);
+      expect((await info('dn')).location).toBe(dnLocation);
+      await Promise.all([
+        directoryUp('maker', RECONNECT_TIMEOUT_MS),
+        directoryUp('taker', RECONNECT_TIMEOUT_MS),
+      ]);
+      log(
+        `maker and taker back with the restarted directory node in ${Date.now() - restartedAt} ms`,
+      );
+
+      // And it relays again: a new offer of the maker reaches the taker by pubmsg.
+      const takerEvents = await events('taker');
+      const offer = {
+        type: 'sw0absoffer',
+        oid: 1,
+        minsize: 50000,
+        maxsize: 2000000,
+        txfee: 0,
+        cjfee: '300',
+      };
+      await nodes.get('maker')!.api.call('PUT', '/v1/offers', { offers: [offer] });
+      const announced = await takerEvents.waitFor(
+        "the maker's new offer through the restarted directory node",
+        (e) =>
+          e.event === 'pubmsg' &&
+          (e.data as { from: string; message: string }).message.startsWith('!sw0absoffer 1 '),
+        STEP_TIMEOUT_MS,
+      );
+      expect(announced.data).toMatchObject({
+        from: makerNick,
+        via: { kind: 'directory', location: dnLocation },
+      });
+    },
+    RECONNECT_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'the directory node re-creates the same onion when its tor restarts, and the others reconnect',
+    async () => {
+      expect(makerNick).not.toBe('');
+      const dn = nodes.get('dn')!;
+      const restartedAt = Date.now();
+      await network!.restartClient('dn');
+      await pollUntil(
+        'the directory node to re-create its onion',
+        async () =>
+          (await readFile(dn.logFile, 'utf8')).includes('onion service re-created')
+            ? true
+            : undefined,
+        STEP_TIMEOUT_MS,
+        100,
+      );
+      const recreated = (await readFile(dn.logFile, 'utf8'))
+        .split('\n')
+        .find((l) => l.includes('onion service re-created'));
+      expect(recreated).toContain(`"onion":"${ONION_LOCATION.exec(dnLocation)?.[1] ?? ''}"`);
+      expect(recreated).toContain('"changed":false');
+      expect((await info('dn')).location).toBe(dnLocation);
+      await pollUntil(
+        'the maker and taker handshaked again with the directory node',
+        async () => {
+          const peers = (await info('dn')).peers ?? [];
+          const back = [makerNick, takerNick].every((nick) =>
+            peers.some((p) => p.nick === nick && p.state === 'handshaked'),
+          );
+          return back ? true : undefined;
+        },
+        RECONNECT_TIMEOUT_MS,
+        200,
+      );
+      await Promise.all([directoryUp('maker'), directoryUp('taker')]);
+      log(
+        `maker and taker back after the directory node's tor restarted, in ${Date.now() - restartedAt} ms`,
+      );
+    },
+    RECONNECT_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'the maker re-creates its onion when its tor restarts and re-handshakes under the new address',
+    async () => {
+      expect(makerNick).not.toBe('');
+      const before = await info('maker');
+      const restartedAt = Date.now();
+      await network!.restartClient('maker');
+      const after = await pollUntil(
+        'the maker on a new onion, handshaked with the directory node',
+        async () => {
+          const current = await info('maker');
+          const up = current.directories?.every((d) => d.state === 'handshaked') === true;
+          return up && current.location !== before.location ? current : undefined;
+        },
+        RECONNECT_TIMEOUT_MS,
+        100,
+      );
+      log(`maker re-created its onion and re-handshaked in ${Date.now() - restartedAt} ms`);
+      expect(after.location).toMatch(ONION_LOCATION);
+      expect(after.nick).toBe(before.nick);
+      await pollUntil(
+        "the maker's new location at the directory node",
+        async () =>
+          ((await info('dn')).peers ?? []).some(
+            (p) => p.nick === makerNick && p.location === after.location,
+          ) || undefined,
+        STEP_TIMEOUT_MS,
+      );
+      const makerLog = await readFile(nodes.get('maker')!.logFile, 'utf8');
+      expect(makerLog).toContain('onion service re-created');
+      expect(makerLog).toContain('our location changed; re-handshaking with the directory nodes');
+    },
+    RECONNECT_TEST_TIMEOUT_MS,
+  );
+
+  it("stops with one clear line naming the cookie file when tor's cookie cannot be read", async () => {
+    // The taker does not use its tor's control port, so its tor can lose its cookie file here.
+    const taker = tor('taker');
+    const moved = `${taker.cookieFile}.moved`;
+    const config = join(workDir, 'probe.cfg');
+    await writeFile(
+      config,
+      configText({ tor: taker, servingPort: SERVING_PORTS.probe, directoryNodes: dnLocation }),
+    );
+    await rename(taker.cookieFile, moved);
+    let result: { code: number | null; stderr: string };
+    try {
+      const child = network!.exec(
+        [process.execPath, CLI_PATH, 'run', '--config', config, '--maker'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      result = { code, stderr };
+    } finally {
+      await rename(moved, taker.cookieFile);
+    }
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(
+      `cannot read tor's authentication cookie file ${taker.cookieFile} (ENOENT)`,
+    );
+    expect(lines[0]).toContain('debian-tor');
+    expect(lines[0]).toContain('CookieAuthFileGroupReadable 1');
+    expect(lines[0]).not.toMatch(/\broot\b|sudo/);
+  }, 60_000);
+});
