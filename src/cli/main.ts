@@ -4,26 +4,21 @@
  *
  * Exit codes: 0 clean stop; 1 runtime failure; 2 configuration or usage error.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, type OnionmcConfig } from '../config/config.js';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { loadConfig, parseApiEndpointValue, type OnionmcConfig } from '../config/config.js';
 import { ConfigError, OnionmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { Daemon } from '../node/daemon.js';
 import { runDirectoryInit } from './directory-init.js';
 
-/** Parses `unix:/path` or `host:port` as given to `--api`. */
+/** Parses `--api`: `unix:/path` or a loopback `host:port`, exactly as the config key `api`. */
 export function parseApiEndpoint(value: string): NonNullable<OnionmcConfig['api']> {
-  if (value.startsWith('unix:')) {
-    const path = value.slice('unix:'.length);
-    if (!path.startsWith('/'))
-      throw new InvalidArgumentError('a unix socket path must be absolute: unix:/path');
-    return { kind: 'unix', path };
+  const parsed = parseApiEndpointValue(value);
+  if (typeof parsed === 'string') throw new InvalidArgumentError(parsed);
+  if (parsed.kind === 'unix' && !parsed.path.startsWith('/')) {
+    throw new InvalidArgumentError('a unix socket path must be absolute: unix:/path');
   }
-  const match = /^([^:]+):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[2]);
-  if (match?.[1] === undefined || port > 65535)
-    throw new InvalidArgumentError('expected unix:/path or host:port');
-  return { kind: 'tcp', host: match[1], port };
+  return parsed;
 }
 
 function makeLogger(level: string, pretty: boolean | undefined): Logger {
@@ -101,7 +96,9 @@ async function runNode(options: {
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('onionmc')
     .description('JoinMarket onion message channel daemon: directory node, maker and taker')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Usage errors come back as a CommanderError, so main() can exit 2 as documented.
+    .exitOverride();
   program
     .command('run')
     .description('run the node that the configuration file describes')
@@ -157,7 +154,10 @@ async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof CommanderError) {
+      // commander has printed the message (or the help) already.
+      exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+    } else if (err instanceof ConfigError) {
       process.stderr.write(
         `onionmc: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
       );

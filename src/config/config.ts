@@ -556,30 +556,31 @@ function readHeartbeat(r: SectionReader): HeartbeatConfig {
 function readApi(r: SectionReader): Endpoint | undefined {
   const value = r.optionalString('api');
   if (value === undefined) return undefined;
-  const unix = unixEndpoint(value);
-  if (unix !== undefined) return unix;
-  if (value.startsWith('unix:')) {
-    r.bad('api', value, 'unix: must be followed by a socket path');
+  const parsed = parseApiEndpointValue(value);
+  if (typeof parsed === 'string') {
+    r.bad('api', value, parsed);
     return undefined;
   }
+  return parsed;
+}
+
+/**
+ * Parses a local API endpoint as the `api` key and the `--api` option take it: `unix:/path`, or
+ * `host:port` with a loopback host (localhost, 127.x.x.x, ::1 written `[::1]`) and a port 1-65535:
+ * the API has no authentication, so it is never offered beyond the host.
+ * @returns the endpoint, or a sentence saying what is allowed.
+ */
+export function parseApiEndpointValue(value: string): Endpoint | string {
+  const unix = unixEndpoint(value);
+  if (unix !== undefined) return unix;
+  if (value.startsWith('unix:')) return 'unix: must be followed by a socket path';
   const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\S+)$/.exec(value);
   const host = m?.[1] ?? m?.[2];
   const port = m?.[3];
-  if (host === undefined || port === undefined) {
-    r.bad('api', value, 'must be unix:/path or host:port (IPv6 as [::1]:port)');
-    return undefined;
-  }
-  if (!isPort(port)) {
-    r.bad('api', value, 'port must be an integer from 1 to 65535');
-    return undefined;
-  }
+  if (host === undefined || port === undefined) return 'must be unix:/path or host:port (IPv6 as [::1]:port)';
+  if (!isPort(port)) return 'port must be an integer from 1 to 65535';
   if (!isLoopbackHost(host)) {
-    r.bad(
-      'api',
-      value,
-      'host must be loopback (localhost, 127.x.x.x or ::1): the local API has no authentication',
-    );
-    return undefined;
+    return 'host must be loopback (localhost, 127.x.x.x or ::1): the local API has no authentication';
   }
   return { kind: 'tcp', host, port: Number(port) };
 }

@@ -288,6 +288,7 @@ export class ClientNode {
       if (link.state === 'handshaked' || link.state === 'handshaking' || link.state === 'authenticating') link.conn?.close();
       else if (link.state === 'idle') {
         clearTimeout(link.timer);
+        link.reconnectNow = false;
         this.#connectDirectory(link);
       }
     }

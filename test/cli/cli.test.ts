@@ -146,6 +146,16 @@ describe('the onionmc command', () => {
     expect(problems.find((p) => p.includes('onion_serving_port ='))).toContain('65535');
   });
 
+  it('usage errors exit 2: missing --config, unknown command, an --api that is not loopback', async () => {
+    const missing = await onionmc(['run']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("required option '-c, --config <file>'");
+    expect((await onionmc(['bogus'])).code).toBe(2);
+    const exposed = await onionmc(['run', '--config', '/nonexistent.cfg', '--api', '0.0.0.0:8080']);
+    expect(exposed.code).toBe(2);
+    expect(exposed.stderr).toContain('host must be loopback');
+  });
+
   it('a missing config file exits 2 naming the path', async () => {
     const file = path.join(dir, 'no-such-dir', 'joinmarket.cfg');
     for (const args of [
