@@ -48,6 +48,13 @@ export const PEER_REDIAL_MIN_MS = 2_000;
 /** ... and at most this long (ng: 2 s × 2ⁿ, exponent capped at 5, spec §4.5). */
 export const PEER_REDIAL_MAX_MS = 64_000;
 
+/** A directory link silent this long is probed with 798, when the directory advertised `ping`. */
+export const DIRECTORY_PROBE_IDLE_MS = 120_000;
+/** A probed directory link that stays silent this long is dropped and redialed (ng: 30 s, spec §4.7). */
+export const DIRECTORY_PROBE_TIMEOUT_MS = 30_000;
+/** How often directory links are checked. */
+export const DIRECTORY_PROBE_INTERVAL_MS = 15_000;
+
 /** Role of a non-directory node: a maker serves (an onion, or a port in testing mode), a taker does not. */
 export type ClientRole = 'maker' | 'taker';
 
@@ -129,6 +136,8 @@ class DirectoryLink {
   motd: string | undefined;
   features: ReadonlySet<string> = new Set();
   handshakedAt = 0;
+  /** When our 798 probe went out (0: none outstanding). */
+  probedAt = 0;
   timer: NodeJS.Timeout | undefined;
   abort: AbortController | undefined;
   /** Set by relocate(): the next reconnect happens without delay. */
@@ -188,6 +197,7 @@ export class ClientNode {
   readonly counters = new Counters();
   readonly #sessions: EncryptionSessions;
   #sweepTimer: NodeJS.Timeout | undefined;
+  #probeTimer: NodeJS.Timeout | undefined;
   #offers: readonly Offer[] = [];
   #ownLocation: string;
   #running = false;
@@ -255,6 +265,10 @@ export class ClientNode {
     }
     this.#sweepTimer = setInterval(() => this.#sessions.sweep(), 60_000);
     this.#sweepTimer.unref();
+    this.#probeTimer = setInterval(() => {
+      this.probeDirectories();
+    }, DIRECTORY_PROBE_INTERVAL_MS);
+    this.#probeTimer.unref();
     this.#logger.info({ location: this.#ownLocation, directories: this.#directories.length }, 'node starting');
     for (const link of this.#directories) this.#connectDirectory(link);
   }
@@ -264,6 +278,7 @@ export class ClientNode {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#sweepTimer);
+    clearInterval(this.#probeTimer);
     this.#sessions.clear();
     for (const link of this.#directories) {
       link.state = 'stopped';
@@ -314,6 +329,36 @@ export class ClientNode {
   /** True when a handshaked direct link to `nick` exists. */
   hasDirectLink(nick: string): boolean {
     return this.#known.get(nick)?.link?.state === 'handshaked';
+  }
+
+  /**
+   * Liveness of directory links: a Tor circuit can die without the stream closing for a minute or
+   * more. A handshaked link silent for {@link DIRECTORY_PROBE_IDLE_MS} gets a 798 ping if the
+   * directory advertised `ping` (ng and onionmc directories answer with 799, spec §4.7; reference
+   * directories are never sent one); if nothing at all arrives within
+   * {@link DIRECTORY_PROBE_TIMEOUT_MS}, the link is dropped and redialed. Run by a timer; public
+   * for tests.
+   */
+  probeDirectories(): void {
+    const now = this.#now();
+    for (const link of this.#directories) {
+      const conn = link.conn;
+      if (link.state !== 'handshaked' || conn === undefined || !link.features.has('ping')) continue;
+      if (link.probedAt > 0 && conn.lastReceivedAt >= link.probedAt) link.probedAt = 0;
+      if (link.probedAt > 0) {
+        if (now - link.probedAt >= DIRECTORY_PROBE_TIMEOUT_MS) {
+          conn.logger.warn({ directory: link.location }, 'directory node did not answer a ping; reconnecting');
+          this.counters.add('directory.probe-timeout');
+          conn.destroy();
+        }
+        continue;
+      }
+      if (now - conn.lastReceivedAt >= DIRECTORY_PROBE_IDLE_MS) {
+        link.probedAt = now;
+        conn.send(MessageType.PING, '');
+        this.counters.add('directory.probe');
+      }
+    }
   }
 
   // ---- directory links -------------------------------------------------------------------
@@ -411,6 +456,8 @@ export class ClientNode {
         // advertised it too (spec §1.4, §4.7).
         if (link.features.has('ping')) link.conn?.send(MessageType.PONG, '');
         return;
+      case MessageType.PONG:
+        return; // the answer to our probe; that it arrived is all that counts
       case MessageType.NICK_AUTH_CHALLENGE:
         this.#handleNickAuthChallenge(link, envelope.line);
         return;
@@ -492,6 +539,7 @@ export class ClientNode {
     clearTimeout(link.timer);
     link.state = 'handshaked';
     link.handshakedAt = this.#now();
+    link.probedAt = 0;
     conn.logger.info({ dnNick: link.nick, motd: link.motd }, 'directory node handshaked');
     this.#emit('directory', { location: link.location, nick: link.nick, up: true, ...(link.motd !== undefined ? { motd: link.motd } : {}) });
     // ng directories answer getpeerlist (spec §3.4); reference ones only log it, so ask only those

@@ -7,7 +7,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
 import { decryptFromWire, encryptToWire, generateBoxKeyPair, parseBoxPublicKeyHex } from '../../src/message/nacl-box.js';
-import type { ClientNode, ClientNodeEvents } from '../../src/node/client-node.js';
+import { DIRECTORY_PROBE_IDLE_MS, DIRECTORY_PROBE_TIMEOUT_MS, type ClientNode, type ClientNodeEvents } from '../../src/node/client-node.js';
+import { encodeEnvelope } from '../../src/wire/envelope.js';
+import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
+import { ScriptedServer } from '../integration/transcript.js';
 import type { DirectoryNode } from '../../src/node/directory-node.js';
 import { freePort, pollUntil } from '../../src/demo/cluster.js';
 import { startClient, startDirectory, type NodeEvent } from './harness.js';
@@ -260,5 +263,68 @@ describe('relocation', () => {
     await maker.events.waitFor('the second handshake', () => maker.events.items.filter((e) => e.name === 'directory' && (e.data as { up: boolean }).up).length > upsBefore);
     expect(maker.node.location).toBe('127.0.0.1:1');
     expect(dn.node.peers()).toEqual([expect.objectContaining({ nick: maker.node.nick, location: '127.0.0.1:1', state: 'handshaked' })]);
+  });
+});
+
+/** A 795 from a directory that advertises `ping` (as ng's do). */
+const DN_HANDSHAKE_WITH_PING = encodeEnvelope(
+  795,
+  encodeDirectoryHandshake({ appName: 'joinmarket', directory: true, protoVerMin: 5, protoVerMax: 5, features: { ping: true }, accepted: true, nick: 'J5Ckon1LuuapPSBM', network: 'testnet', motd: '' }),
+);
+
+describe('directory liveness', () => {
+  it('pings an idle directory that advertised ping and keeps it when it answers', async () => {
+    let now = 1_000_000;
+    const dn = await ScriptedServer.listen();
+    stops.push(() => dn.close());
+    const taker = await startClient('taker', [`127.0.0.1:${dn.port}`], { now: () => now, waitForDirectories: false });
+    track(taker.node);
+    const link = await dn.connection(0);
+    await link.next();
+    link.send(DN_HANDSHAKE_WITH_PING);
+    await taker.events.waitFor('the handshake', (e) => e.name === 'directory' && (e.data as { up: boolean }).up);
+    now += DIRECTORY_PROBE_IDLE_MS;
+    taker.node.probeDirectories();
+    expect(await link.next()).toBe('{"type": 798, "line": ""}');
+    // The pong, then a pubmsg: once the pubmsg is delivered, the pong has been processed too.
+    link.send('{"type": 799, "line": ""}');
+    link.send('{"type": 687, "line": "J5Ckon1LuuapPSBM!PUBLIC!hp2 00"}');
+    await taker.events.waitFor('the pubmsg', (e) => e.name === 'pubmsg');
+    now += DIRECTORY_PROBE_TIMEOUT_MS;
+    taker.node.probeDirectories();
+    expect(taker.node.counters.get('directory.probe-timeout')).toBe(0);
+    expect(taker.node.hasDirectory).toBe(true);
+  });
+
+  it('drops and redials a directory that stays silent after a ping', async () => {
+    let now = 1_000_000;
+    const silent = await ScriptedServer.listen();
+    stops.push(() => silent.close());
+    const taker = await startClient('taker', [`127.0.0.1:${silent.port}`], { now: () => now, waitForDirectories: false });
+    track(taker.node);
+    const first = await silent.connection(0);
+    await first.next(); // the taker's 793
+    first.send(DN_HANDSHAKE_WITH_PING);
+    await taker.events.waitFor('the handshake', (e) => e.name === 'directory' && (e.data as { up: boolean }).up);
+    now += DIRECTORY_PROBE_IDLE_MS;
+    taker.node.probeDirectories();
+    expect(await first.next()).toBe('{"type": 798, "line": ""}');
+    now += DIRECTORY_PROBE_TIMEOUT_MS;
+    taker.node.probeDirectories();
+    expect(taker.node.counters.get('directory.probe-timeout')).toBe(1);
+    await first.waitClosed();
+    // The link is redialed (test backoff: milliseconds).
+    await silent.connection(1);
+  });
+
+  it('never pings a directory that did not advertise ping (a reference directory)', async () => {
+    let now = 1_000_000;
+    const dn = await startDirectory({ features: {} });
+    track(dn.node);
+    const taker = await startClient('taker', [dn.location], { now: () => now });
+    track(taker.node);
+    now += 10 * DIRECTORY_PROBE_IDLE_MS;
+    taker.node.probeDirectories();
+    expect(taker.node.counters.get('directory.probe')).toBe(0);
   });
 });
