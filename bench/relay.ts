@@ -21,7 +21,11 @@ import { encodeEnvelope } from '../src/wire/envelope.js';
 import { encodeClientHandshake } from '../src/wire/handshake.js';
 
 const { values } = parseArgs({
-  options: { peers: { type: 'string', default: '2000' }, senders: { type: 'string', default: '200' }, seconds: { type: 'string', default: '10' } },
+  options: {
+    peers: { type: 'string', default: '2000' },
+    senders: { type: 'string', default: '200' },
+    seconds: { type: 'string', default: '10' },
+  },
 });
 const PEERS = Number(values.peers);
 const SENDERS = Math.min(PEERS, Number(values.senders));
@@ -53,20 +57,30 @@ async function main(): Promise<void> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'onionmc-bench-'));
   const port = await freePort();
   const config = path.join(dir, 'dn.cfg');
-  await fsp.writeFile(config, `[BLOCKCHAIN]\nnetwork = testnet\n[MESSAGING:onion]\ntype = onion\nonion_serving_host = 127.0.0.1\nonion_serving_port = ${port}\ndirectory_nodes = 127.0.0.1:${port}\nregtest_count = 1,1\nnick_auth_mode = disabled\n`);
+  await fsp.writeFile(
+    config,
+    `[BLOCKCHAIN]\nnetwork = testnet\n[MESSAGING:onion]\ntype = onion\nonion_serving_host = 127.0.0.1\nonion_serving_port = ${port}\ndirectory_nodes = 127.0.0.1:${port}\nregtest_count = 1,1\nnick_auth_mode = disabled\n`,
+  );
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const dn = spawn(process.execPath, [cli, 'run', '--config', config, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const dn = spawn(process.execPath, [cli, 'run', '--config', config, '--log-level', 'warn'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const dnPid = dn.pid ?? 0;
   try {
-    await pollUntil('the directory to listen', () => new Promise<true | undefined>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => {
-        resolve(undefined);
-      });
-    }), 10_000);
+    await pollUntil(
+      'the directory to listen',
+      () =>
+        new Promise<true | undefined>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.on('error', () => {
+            resolve(undefined);
+          });
+        }),
+      10_000,
+    );
 
     const nicks = Array.from({ length: PEERS }, (_, i) => randomNick(i));
     let received = 0;
@@ -89,13 +103,34 @@ async function main(): Promise<void> {
         }
       });
       socket.on('error', () => undefined);
-      const hs = encodeClientHandshake({ appName: 'joinmarket', directory: false, locationString: 'NOT-SERVING-ONION', protoVer: 5, features: {}, nick: nicks[i] ?? '', network: 'testnet' });
+      const hs = encodeClientHandshake({
+        appName: 'joinmarket',
+        directory: false,
+        locationString: 'NOT-SERVING-ONION',
+        protoVer: 5,
+        features: {},
+        nick: nicks[i] ?? '',
+        network: 'testnet',
+      });
       socket.write(`${encodeEnvelope(793, hs)}\r\n`);
-      if (i % 200 === 199) await pollUntil('handshakes', () => Promise.resolve(handshaked > i - 100 ? true : undefined), 30_000, 5);
+      if (i % 200 === 199)
+        await pollUntil(
+          'handshakes',
+          () => Promise.resolve(handshaked > i - 100 ? true : undefined),
+          30_000,
+          5,
+        );
     }
-    await pollUntil('all handshakes', () => Promise.resolve(handshaked === PEERS ? true : undefined), 60_000, 10);
+    await pollUntil(
+      'all handshakes',
+      () => Promise.resolve(handshaked === PEERS ? true : undefined),
+      60_000,
+      10,
+    );
     const idleRss = rssKb(dnPid);
-    process.stdout.write(`peers connected and handshaked: ${PEERS} in ${Date.now() - connectStarted} ms; directory RSS ${Math.round(idleRss / 1024)} MiB\n`);
+    process.stdout.write(
+      `peers connected and handshaked: ${PEERS} in ${Date.now() - connectStarted} ms; directory RSS ${Math.round(idleRss / 1024)} MiB\n`,
+    );
 
     // Each sender writes pre-built privmsg frames (a realistic !fill body) to random recipients,
     // 64 frames per batch, whenever its socket has drained; the generator checks the deadline
@@ -140,7 +175,12 @@ async function main(): Promise<void> {
     const receivedAtStop = received;
     const elapsed = (Date.now() - started) / 1000;
     // Let what is in flight arrive, to report how much of what was sent got through.
-    await pollUntil('the relay to drain', () => Promise.resolve(received >= sent ? true : undefined), 10_000, 50).catch(() => undefined);
+    await pollUntil(
+      'the relay to drain',
+      () => Promise.resolve(received >= sent ? true : undefined),
+      10_000,
+      50,
+    ).catch(() => undefined);
     const cpu = cpuMs(dnPid) - cpuBefore;
     clearInterval(rssTimer);
     process.stdout.write(
@@ -148,7 +188,7 @@ async function main(): Promise<void> {
         `senders ${SENDERS}, at most 20,000 privmsgs in flight, duration ${elapsed.toFixed(1)} s`,
         `privmsgs sent ${sent}, received by the deadline ${receivedAtStop}, in total ${received} (${received === sent ? 'none lost' : `${sent - received} not delivered`})`,
         `RELAY RATE: ${Math.round(receivedAtStop / elapsed)} privmsgs/s (each followed by a peerlist line, as the reference does; load generator on the same 2 cores)`,
-        `directory CPU ${(cpu / 1000).toFixed(1)} s over ${elapsed.toFixed(1)} s (${Math.round((cpu / 10) / elapsed)}% of one core)`,
+        `directory CPU ${(cpu / 1000).toFixed(1)} s over ${elapsed.toFixed(1)} s (${Math.round(cpu / 10 / elapsed)}% of one core)`,
         `directory RSS: idle ${Math.round(idleRss / 1024)} MiB with ${PEERS} peers, peak ${Math.round(peakRss / 1024)} MiB under load`,
       ].join('\n') + '\n',
     );

@@ -66,7 +66,12 @@ export class TorControlError extends OnionmcError {
   readonly status: number | undefined;
 
   constructor(
-    code: 'ERR_TOR_CONTROL' | 'ERR_TOR_CONTROL_UNREACHABLE' | 'ERR_TOR_AUTH' | 'ERR_TOR_COMMAND' | 'ERR_TOR_TIMEOUT',
+    code:
+      | 'ERR_TOR_CONTROL'
+      | 'ERR_TOR_CONTROL_UNREACHABLE'
+      | 'ERR_TOR_AUTH'
+      | 'ERR_TOR_COMMAND'
+      | 'ERR_TOR_TIMEOUT',
     message: string,
     options?: { cause?: unknown; status?: number },
   ) {

@@ -41,7 +41,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (options.pretty === true) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+      },
     });
   }
   if (options.destination !== undefined) return pino(base, options.destination);

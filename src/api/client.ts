@@ -20,7 +20,10 @@ export interface ApiResponse {
 }
 
 function requestOptions(endpoint: ApiEndpoint, method: string, path: string): http.RequestOptions {
-  const base = endpoint.kind === 'unix' ? { socketPath: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+  const base =
+    endpoint.kind === 'unix'
+      ? { socketPath: endpoint.path }
+      : { host: endpoint.host, port: endpoint.port };
   return { ...base, method, path, headers: { 'content-type': 'application/json' } };
 }
 
@@ -37,7 +40,10 @@ export class ApiClient {
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: text === '' ? undefined : (JSON.parse(text) as unknown),
+            });
           } catch (err) {
             reject(err instanceof Error ? err : new Error(String(err)));
           }
@@ -53,8 +59,12 @@ export class ApiClient {
   async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const res = await this.request(method, path, body);
     if (res.status < 200 || res.status >= 300) {
-      const error = (res.body as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new OnionmcError('ERR_API', `${method} ${path}: ${res.status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim());
+      const error = (res.body as { error?: { code?: string; message?: string } } | undefined)
+        ?.error;
+      throw new OnionmcError(
+        'ERR_API',
+        `${method} ${path}: ${res.status} ${error?.code ?? ''} ${error?.message ?? ''}`.trim(),
+      );
     }
     return res.body;
   }
@@ -122,7 +132,11 @@ export class EventStream {
    * Resolves with the first event (received before or after the call) that matches; rejects with
    * `ERR_TIMEOUT` naming `what` after `timeoutMs`, or when the stream ends.
    */
-  waitFor(what: string, predicate: (event: ApiEvent) => boolean, timeoutMs: number): Promise<ApiEvent> {
+  waitFor(
+    what: string,
+    predicate: (event: ApiEvent) => boolean,
+    timeoutMs: number,
+  ): Promise<ApiEvent> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         const found = this.#events.find(predicate);
@@ -136,7 +150,9 @@ export class EventStream {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new OnionmcError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`));
+        reject(
+          new OnionmcError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`),
+        );
       }, timeoutMs);
       const done = (): void => {
         clearTimeout(timer);

@@ -29,7 +29,8 @@ import { offerProblems, type Offer } from '../node/offers.js';
 export const API_MAX_BODY_BYTES = 1024 * 1024;
 
 /** Where the API listens. */
-export type ApiEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+export type ApiEndpoint =
+  { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
 /** What the API serves from: a maker or taker (`client`) or a directory node (`directory`). */
 export interface ApiBackend {
@@ -48,7 +49,15 @@ class HttpError extends Error {
   }
 }
 
-const EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = ['privmsg', 'pubmsg', 'nickLeave', 'directory', 'peer', 'peerlist', 'dropped'];
+const EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = [
+  'privmsg',
+  'pubmsg',
+  'nickLeave',
+  'directory',
+  'peer',
+  'peerlist',
+  'dropped',
+];
 
 /** The local HTTP API server. */
 export class ApiServer {
@@ -64,7 +73,8 @@ export class ApiServer {
     this.#server = http.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#logger.error({ err }, 'api handler failed');
-        if (!res.headersSent) this.#json(res, 500, { error: { code: 'ERR_API', message: 'internal error' } });
+        if (!res.headersSent)
+          this.#json(res, 500, { error: { code: 'ERR_API', message: 'internal error' } });
         else res.destroy();
       });
     });
@@ -92,7 +102,10 @@ export class ApiServer {
       this.#endpoint = endpoint;
     } else {
       const address = this.#server.address();
-      this.#endpoint = { ...endpoint, port: typeof address === 'object' && address !== null ? address.port : endpoint.port };
+      this.#endpoint = {
+        ...endpoint,
+        port: typeof address === 'object' && address !== null ? address.port : endpoint.port,
+      };
     }
     this.#logger.info({ endpoint: this.#endpoint }, 'local API listening');
   }
@@ -102,9 +115,11 @@ export class ApiServer {
     for (const res of this.#streams) res.end();
     this.#streams.clear();
     if (!this.#server.listening) return;
-    await new Promise<void>((resolve) => this.#server.close(() => {
-      resolve();
-    }));
+    await new Promise<void>((resolve) =>
+      this.#server.close(() => {
+        resolve();
+      }),
+    );
     if (this.#endpoint?.kind === 'unix') await fs.rm(this.#endpoint.path, { force: true });
   }
 
@@ -134,21 +149,38 @@ export class ApiServer {
         case 'POST /v1/privmsg': {
           const body = await readJson(req);
           const route = optionalStringField(body, 'route') ?? 'any';
-          if (route !== 'any' && route !== 'directory') throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
-          const via = this.#client().privmsg(stringField(body, 'to'), stringField(body, 'cmd'), stringField(body, 'body'), { route });
+          if (route !== 'any' && route !== 'directory')
+            throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
+          const via = this.#client().privmsg(
+            stringField(body, 'to'),
+            stringField(body, 'cmd'),
+            stringField(body, 'body'),
+            { route },
+          );
           this.#json(res, 200, { via });
           return;
         }
         case 'PUT /v1/offers': {
           const client = this.#client();
-          if (client.role !== 'maker') throw new HttpError(409, 'ERR_API', 'only a maker has offers');
+          if (client.role !== 'maker')
+            throw new HttpError(409, 'ERR_API', 'only a maker has offers');
           const offers = parseOffers(await readJson(req));
           this.#json(res, 200, { directories: client.setOffers(offers) });
           return;
         }
         default:
           throw new HttpError(
-            ['/health', '/v1/info', '/v1/events', '/v1/orderbook', '/v1/pubmsg', '/v1/privmsg', '/v1/offers'].includes(url.pathname) ? 405 : 404,
+            [
+              '/health',
+              '/v1/info',
+              '/v1/events',
+              '/v1/orderbook',
+              '/v1/pubmsg',
+              '/v1/privmsg',
+              '/v1/offers',
+            ].includes(url.pathname)
+              ? 405
+              : 404,
             'ERR_API',
             `no route ${route}`,
           );
@@ -162,13 +194,22 @@ export class ApiServer {
 
   #client(): ClientNode {
     const client = this.#backend.client;
-    if (client === undefined) throw new HttpError(409, 'ERR_API', 'a directory node does not send or receive application messages');
+    if (client === undefined)
+      throw new HttpError(
+        409,
+        'ERR_API',
+        'a directory node does not send or receive application messages',
+      );
     return client;
   }
 
   #events(res: http.ServerResponse): void {
     const { client, directory } = this.#backend;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
     res.write(': onionmc events\n\n');
     this.#streams.add(res);
     const send = (name: string, payload: unknown): void => {
@@ -196,7 +237,10 @@ export class ApiServer {
 
   #json(res: http.ServerResponse, status: number, body: unknown): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    });
     res.end(text);
   }
 }
@@ -256,20 +300,25 @@ function readJson(req: http.IncomingMessage): Promise<unknown> {
 }
 
 function stringField(body: unknown, key: string): string {
-  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  const value =
+    typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
   if (typeof value !== 'string') throw new HttpError(400, 'ERR_API', `"${key}" must be a string`);
   return value;
 }
 
 function optionalStringField(body: unknown, key: string): string | undefined {
-  const value = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+  const value =
+    typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
   if (value === undefined) return undefined;
   if (typeof value !== 'string') throw new HttpError(400, 'ERR_API', `"${key}" must be a string`);
   return value;
 }
 
 function parseOffers(body: unknown): Offer[] {
-  const list = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).offers : undefined;
+  const list =
+    typeof body === 'object' && body !== null
+      ? (body as Record<string, unknown>).offers
+      : undefined;
   if (!Array.isArray(list)) throw new HttpError(400, 'ERR_API', '"offers" must be an array');
   const problems: string[] = [];
   const offers = list.map((item: unknown, index) => {

@@ -156,7 +156,12 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander has printed the message (or the help) already.
-      exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+      exitCode =
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.exitCode === 0
+          ? 0
+          : 2;
     } else if (err instanceof ConfigError) {
       process.stderr.write(
         `onionmc: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,

@@ -577,7 +577,8 @@ export function parseApiEndpointValue(value: string): Endpoint | string {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\S+)$/.exec(value);
   const host = m?.[1] ?? m?.[2];
   const port = m?.[3];
-  if (host === undefined || port === undefined) return 'must be unix:/path or host:port (IPv6 as [::1]:port)';
+  if (host === undefined || port === undefined)
+    return 'must be unix:/path or host:port (IPv6 as [::1]:port)';
   if (!isPort(port)) return 'port must be an integer from 1 to 65535';
   if (!isLoopbackHost(host)) {
     return 'host must be loopback (localhost, 127.x.x.x or ::1): the local API has no authentication';

@@ -19,7 +19,9 @@ import { OnionmcError } from '../errors.js';
  */
 export const CLI_PATH = ((): string => {
   const sibling = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  return fs.existsSync(sibling) ? sibling : fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+  return fs.existsSync(sibling)
+    ? sibling
+    : fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 })();
 
 /** Finds a free loopback TCP port (bind to 0, read it, release it). */
@@ -41,7 +43,12 @@ export async function freePort(): Promise<number> {
  * Polls `check` until it returns a value other than undefined, or throws `ERR_TIMEOUT` naming
  * `what` after `timeoutMs`. For conditions only visible by asking (e.g. a node's API coming up).
  */
-export async function pollUntil<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 50): Promise<T> {
+export async function pollUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -53,7 +60,10 @@ export async function pollUntil<T>(what: string, check: () => Promise<T | undefi
     }
     if (Date.now() > deadline) {
       const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new OnionmcError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+      throw new OnionmcError(
+        'ERR_TIMEOUT',
+        `timed out after ${timeoutMs} ms waiting for ${what}${detail}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
@@ -97,7 +107,8 @@ export class Cluster {
   /** Writes the node's config, starts it, and waits until its API answers. */
   async start(spec: NodeSpec): Promise<ClusterNode> {
     const servingPort = await freePort();
-    const directories = spec.role === 'directory' ? [`127.0.0.1:${servingPort}`] : (spec.directories ?? []);
+    const directories =
+      spec.role === 'directory' ? [`127.0.0.1:${servingPort}`] : (spec.directories ?? []);
     const apiPath = path.join(this.dir, `${spec.name}.sock`);
     const configFile = path.join(this.dir, `${spec.name}.cfg`);
     const logFile = path.join(this.dir, `${spec.name}.log`);
@@ -125,19 +136,34 @@ export class Cluster {
     if (spec.role === 'maker') args.push('--maker');
     const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
-    const node: ClusterNode = { name: spec.name, api: new ApiClient({ kind: 'unix', path: apiPath }), configFile, logFile, servingPort, process: child };
+    const node: ClusterNode = {
+      name: spec.name,
+      api: new ApiClient({ kind: 'unix', path: apiPath }),
+      configFile,
+      logFile,
+      servingPort,
+      process: child,
+    };
     this.nodes.set(spec.name, node);
     let exited: string | undefined;
     child.once('exit', (code, signal) => {
       exited = `exited with ${code ?? signal ?? '?'}`;
     });
     // A process that exited ends the wait at once (pollUntil retries on a thrown error).
-    const outcome = await pollUntil(`${spec.name} to start`, async () => {
-      if (exited !== undefined) return { exited };
-      const res = await node.api.request('GET', '/health');
-      return res.status === 200 ? { exited: undefined } : undefined;
-    }, 15_000);
-    if (outcome.exited !== undefined) throw new OnionmcError('ERR_CLOSED', `${spec.name} ${outcome.exited}: ${await this.tail(spec.name)}`);
+    const outcome = await pollUntil(
+      `${spec.name} to start`,
+      async () => {
+        if (exited !== undefined) return { exited };
+        const res = await node.api.request('GET', '/health');
+        return res.status === 200 ? { exited: undefined } : undefined;
+      },
+      15_000,
+    );
+    if (outcome.exited !== undefined)
+      throw new OnionmcError(
+        'ERR_CLOSED',
+        `${spec.name} ${outcome.exited}: ${await this.tail(spec.name)}`,
+      );
     return node;
   }
 
@@ -161,9 +187,11 @@ export class Cluster {
     const node = this.node(name);
     this.nodes.delete(name);
     if (node.process.exitCode !== null) return node.process.exitCode;
-    const exited = new Promise<number | null>((resolve) => node.process.once('exit', (code) => {
-      resolve(code);
-    }));
+    const exited = new Promise<number | null>((resolve) =>
+      node.process.once('exit', (code) => {
+        resolve(code);
+      }),
+    );
     node.process.kill('SIGTERM');
     const timer = setTimeout(() => node.process.kill('SIGKILL'), 10_000);
     const code = await exited;

@@ -37,7 +37,9 @@ function say(line: string): void {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { directory: { type: 'string', multiple: true }, keep: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { directory: { type: 'string', multiple: true }, keep: { type: 'boolean' } },
+  });
   const external = values.directory ?? [];
   const cluster = await Cluster.create('onionmc-demo-');
   let step = 'starting';
@@ -63,10 +65,16 @@ async function main(): Promise<number> {
     const infos = new Map<string, InfoShape>();
     for (const [name, node] of Object.entries(nodes)) {
       step = `${name} handshakes with a directory node`;
-      const info = await pollUntil(step, async () => {
-        const current = (await node.api.call('GET', '/v1/info')) as InfoShape;
-        return current.directories?.some((d) => d.state === 'handshaked') === true ? current : undefined;
-      }, STEP_TIMEOUT_MS);
+      const info = await pollUntil(
+        step,
+        async () => {
+          const current = (await node.api.call('GET', '/v1/info')) as InfoShape;
+          return current.directories?.some((d) => d.state === 'handshaked') === true
+            ? current
+            : undefined;
+        },
+        STEP_TIMEOUT_MS,
+      );
       infos.set(name, info);
       say(`${name.padEnd(6)} ${info.nick} at ${info.location}: handshaked`);
     }
@@ -75,33 +83,62 @@ async function main(): Promise<number> {
     const maker1Events = await maker1.api.events();
 
     step = 'makers announce offers by pubmsg';
-    await maker1.api.call('PUT', '/v1/offers', { offers: [{ type: 'sw0reloffer', oid: 0, minsize: 27300, maxsize: 1000000, txfee: 0, cjfee: '0.00002' }] });
+    await maker1.api.call('PUT', '/v1/offers', {
+      offers: [
+        {
+          type: 'sw0reloffer',
+          oid: 0,
+          minsize: 27300,
+          maxsize: 1000000,
+          txfee: 0,
+          cjfee: '0.00002',
+        },
+      ],
+    });
     await maker2.api.call('PUT', '/v1/offers', {
       offers: [
         { type: 'sw0absoffer', oid: 0, minsize: 50000, maxsize: 5000000, txfee: 0, cjfee: '250' },
-        { type: 'sw0reloffer', oid: 1, minsize: 100000, maxsize: 20000000, txfee: 0, cjfee: '0.0001' },
+        {
+          type: 'sw0reloffer',
+          oid: 1,
+          minsize: 100000,
+          maxsize: 20000000,
+          txfee: 0,
+          cjfee: '0.0001',
+        },
       ],
     });
     for (const maker of ['maker1', 'maker2']) {
-      await takerEvents.waitFor(`${maker}'s offer pubmsg`, (e) => e.event === 'pubmsg' && (e.data as { from: string }).from === nick(maker), STEP_TIMEOUT_MS);
+      await takerEvents.waitFor(
+        `${maker}'s offer pubmsg`,
+        (e) => e.event === 'pubmsg' && (e.data as { from: string }).from === nick(maker),
+        STEP_TIMEOUT_MS,
+      );
     }
     say('taker heard both makers announce their offers by pubmsg');
 
     step = 'taker sends !orderbook and collects signed offers';
     await taker.api.call('POST', '/v1/pubmsg', { message: '!orderbook' });
-    const offers = await pollUntil(step, async () => {
-      const book = (await taker.api.call('GET', '/v1/orderbook')) as { offers: OfferShape[] };
-      const signed = book.offers.filter((o) => o.source === 'privmsg');
-      return signed.length === 3 ? signed : undefined;
-    }, STEP_TIMEOUT_MS);
+    const offers = await pollUntil(
+      step,
+      async () => {
+        const book = (await taker.api.call('GET', '/v1/orderbook')) as { offers: OfferShape[] };
+        const signed = book.offers.filter((o) => o.source === 'privmsg');
+        return signed.length === 3 ? signed : undefined;
+      },
+      STEP_TIMEOUT_MS,
+    );
     say('orderbook collected by the taker (signed privmsg offers, signatures verified):');
     say('  maker             type         oid     minsize      maxsize  txfee  cjfee');
     for (const o of offers) {
-      say(`  ${o.nick}  ${o.type.padEnd(11)}  ${String(o.oid).padStart(3)}  ${String(o.minsize).padStart(10)}  ${String(o.maxsize).padStart(11)}  ${String(o.txfee).padStart(5)}  ${o.cjfee}`);
+      say(
+        `  ${o.nick}  ${o.type.padEnd(11)}  ${String(o.oid).padStart(3)}  ${String(o.minsize).padStart(10)}  ${String(o.maxsize).padStart(11)}  ${String(o.txfee).padStart(5)}  ${o.cjfee}`,
+      );
     }
 
     step = 'encrypted session with maker2 through the directory node';
-    const dnEvents = external.length === 0 ? await cluster.node('directory').api.events() : undefined;
+    const dnEvents =
+      external.length === 0 ? await cluster.node('directory').api.events() : undefined;
     const maker2Events = await maker2.api.events();
     const viaDirectory = { route: 'directory' };
     const marker = 'demo-plaintext';
@@ -110,61 +147,134 @@ async function main(): Promise<number> {
       ['pubkey', 'maker2', ''],
       ['auth', 'taker', `${marker}-auth ${'0'.repeat(63)}1:0|02${'11'.repeat(32)}`],
       ['ioauth', 'maker2', `${marker}-ioauth utxo:0 02${'22'.repeat(32)} cjaddr changeaddr btcsig`],
-      ['tx', 'taker', `${marker}-tx ${Buffer.from('unsigned transaction bytes').toString('base64')}`],
+      [
+        'tx',
+        'taker',
+        `${marker}-tx ${Buffer.from('unsigned transaction bytes').toString('base64')}`,
+      ],
       ['sig', 'maker2', `${marker}-sig ${Buffer.from('signature script').toString('base64')}`],
     ];
     for (const [cmd, sender, body] of exchange) {
-      const [from, to, events] = sender === 'taker' ? [taker, 'maker2', maker2Events] : [maker2, 'taker', takerEvents];
-      const sent = (await from.api.call('POST', '/v1/privmsg', { to: nick(to), cmd, body, ...viaDirectory })) as { via: { kind: string } };
-      const got = await events.waitFor(`!${cmd} at ${to}`, (e) => isPrivmsg(e, nick(sender), cmd), STEP_TIMEOUT_MS);
+      const [from, to, events] =
+        sender === 'taker' ? [taker, 'maker2', maker2Events] : [maker2, 'taker', takerEvents];
+      const sent = (await from.api.call('POST', '/v1/privmsg', {
+        to: nick(to),
+        cmd,
+        body,
+        ...viaDirectory,
+      })) as { via: { kind: string } };
+      const got = await events.waitFor(
+        `!${cmd} at ${to}`,
+        (e) => isPrivmsg(e, nick(sender), cmd),
+        STEP_TIMEOUT_MS,
+      );
       const data = got.data as { body: string; encrypted: boolean; via: { kind: string } };
-      if (data.body !== body) throw new Error(`!${cmd} arrived as "${data.body}", sent as "${body}"`);
-      say(`${sender.padEnd(6)} -> ${to.padEnd(6)} !${cmd.padEnd(6)} via ${sent.via.kind}${data.encrypted ? ', encrypted end to end, decrypted by the receiving daemon' : ''}`);
+      if (data.body !== body)
+        throw new Error(`!${cmd} arrived as "${data.body}", sent as "${body}"`);
+      say(
+        `${sender.padEnd(6)} -> ${to.padEnd(6)} !${cmd.padEnd(6)} via ${sent.via.kind}${data.encrypted ? ', encrypted end to end, decrypted by the receiving daemon' : ''}`,
+      );
     }
     if (dnEvents !== undefined) {
       step = 'the directory node saw only ciphertext';
       const encrypted = ['auth', 'ioauth', 'tx', 'sig'];
-      const relays = await pollUntil('the directory\'s relay events', () => {
-        const seen = dnEvents.received.filter((e) => e.event === 'relay' && encrypted.includes((e.data as { cmd: string }).cmd));
-        return Promise.resolve(seen.length === 4 ? seen : undefined);
-      }, STEP_TIMEOUT_MS);
+      const relays = await pollUntil(
+        "the directory's relay events",
+        () => {
+          const seen = dnEvents.received.filter(
+            (e) => e.event === 'relay' && encrypted.includes((e.data as { cmd: string }).cmd),
+          );
+          return Promise.resolve(seen.length === 4 ? seen : undefined);
+        },
+        STEP_TIMEOUT_MS,
+      );
       for (const relay of relays) {
         const line = (relay.data as { line: string }).line;
-        if (line.includes(marker)) throw new Error(`the directory relayed plaintext: ${line.slice(0, 80)}`);
+        if (line.includes(marker))
+          throw new Error(`the directory relayed plaintext: ${line.slice(0, 80)}`);
       }
-      say(`directory node relayed ${relays.length} encrypted privmsgs (${encrypted.join(', ')}): ciphertext only, no plaintext seen`);
+      say(
+        `directory node relayed ${relays.length} encrypted privmsgs (${encrypted.join(', ')}): ciphertext only, no plaintext seen`,
+      );
       dnEvents.close();
     }
     maker2Events.close();
 
     step = 'taker sends !fill to maker1 through the directory and dials maker1';
     const fillBody = `0 1000000 P${'ab'.repeat(32)}`;
-    const first = (await taker.api.call('POST', '/v1/privmsg', { to: nick('maker1'), cmd: 'fill', body: fillBody })) as { via: { kind: string } };
-    await maker1Events.waitFor('the !fill at maker1', (e) => isPrivmsg(e, nick('taker'), 'fill'), STEP_TIMEOUT_MS);
+    const first = (await taker.api.call('POST', '/v1/privmsg', {
+      to: nick('maker1'),
+      cmd: 'fill',
+      body: fillBody,
+    })) as { via: { kind: string } };
+    await maker1Events.waitFor(
+      'the !fill at maker1',
+      (e) => isPrivmsg(e, nick('taker'), 'fill'),
+      STEP_TIMEOUT_MS,
+    );
     say(`taker -> maker1 !fill delivered via ${first.via.kind}`);
-    await takerEvents.waitFor('a direct link from the taker to maker1', (e) => e.event === 'peer' && (e.data as { nick: string; up: boolean }).nick === nick('maker1') && (e.data as { up: boolean }).up, STEP_TIMEOUT_MS);
+    await takerEvents.waitFor(
+      'a direct link from the taker to maker1',
+      (e) =>
+        e.event === 'peer' &&
+        (e.data as { nick: string; up: boolean }).nick === nick('maker1') &&
+        (e.data as { up: boolean }).up,
+      STEP_TIMEOUT_MS,
+    );
     // Each side marks the link handshaked when the other's 793 arrives: wait for maker1's side
     // too, or its reply below may still go through the directory.
-    await maker1Events.waitFor('the direct link at maker1', (e) => e.event === 'peer' && (e.data as { nick: string; up: boolean }).nick === nick('taker') && (e.data as { up: boolean }).up, STEP_TIMEOUT_MS);
+    await maker1Events.waitFor(
+      'the direct link at maker1',
+      (e) =>
+        e.event === 'peer' &&
+        (e.data as { nick: string; up: boolean }).nick === nick('taker') &&
+        (e.data as { up: boolean }).up,
+      STEP_TIMEOUT_MS,
+    );
     say('taker and maker1 are handshaked over a direct link (793 both ways)');
 
     step = 'maker1 answers over the direct link';
-    const reply = (await maker1.api.call('POST', '/v1/privmsg', { to: nick('taker'), cmd: 'pubkey', body: '' })) as { via: { kind: string } };
-    const got = await takerEvents.waitFor('maker1\'s !pubkey at the taker', (e) => isPrivmsg(e, nick('maker1'), 'pubkey'), STEP_TIMEOUT_MS);
-    say(`maker1 -> taker !pubkey sent via ${reply.via.kind}, received via ${(got.data as { via: { kind: string } }).via.kind}`);
+    const reply = (await maker1.api.call('POST', '/v1/privmsg', {
+      to: nick('taker'),
+      cmd: 'pubkey',
+      body: '',
+    })) as { via: { kind: string } };
+    const got = await takerEvents.waitFor(
+      "maker1's !pubkey at the taker",
+      (e) => isPrivmsg(e, nick('maker1'), 'pubkey'),
+      STEP_TIMEOUT_MS,
+    );
+    say(
+      `maker1 -> taker !pubkey sent via ${reply.via.kind}, received via ${(got.data as { via: { kind: string } }).via.kind}`,
+    );
     step = 'taker sends !auth over the direct link';
-    const second = (await taker.api.call('POST', '/v1/privmsg', { to: nick('maker1'), cmd: 'auth', body: `${marker}-direct` })) as { via: { kind: string } };
-    const viaDirect = await maker1Events.waitFor('the !auth at maker1', (e) => isPrivmsg(e, nick('taker'), 'auth'), STEP_TIMEOUT_MS);
-    say(`taker -> maker1 !auth sent via ${second.via.kind}, received via ${(viaDirect.data as { via: { kind: string } }).via.kind} (session began with a !fill through the directory)`);
-    if (reply.via.kind !== 'direct' || second.via.kind !== 'direct') throw new Error('the direct link was not used');
+    const second = (await taker.api.call('POST', '/v1/privmsg', {
+      to: nick('maker1'),
+      cmd: 'auth',
+      body: `${marker}-direct`,
+    })) as { via: { kind: string } };
+    const viaDirect = await maker1Events.waitFor(
+      'the !auth at maker1',
+      (e) => isPrivmsg(e, nick('taker'), 'auth'),
+      STEP_TIMEOUT_MS,
+    );
+    say(
+      `taker -> maker1 !auth sent via ${second.via.kind}, received via ${(viaDirect.data as { via: { kind: string } }).via.kind} (session began with a !fill through the directory)`,
+    );
+    if (reply.via.kind !== 'direct' || second.via.kind !== 'direct')
+      throw new Error('the direct link was not used');
     takerEvents.close();
     maker1Events.close();
 
     say('');
-    say(`demo OK: ${external.length === 0 ? '1 directory node' : `${external.length} external directory node(s)`}, 2 makers, 1 taker; ${offers.length} signed offers verified; fill..sig encrypted end to end; direct link used both ways`);
+    say(
+      `demo OK: ${external.length === 0 ? '1 directory node' : `${external.length} external directory node(s)`}, 2 makers, 1 taker; ${offers.length} signed offers verified; fill..sig encrypted end to end; direct link used both ways`,
+    );
     return 0;
   } catch (err) {
-    process.stderr.write(`demo FAILED at step "${step}": ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `demo FAILED at step "${step}": ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     for (const name of cluster.nodes.keys()) {
       process.stderr.write(`--- last log lines of ${name} ---\n${await cluster.tail(name, 15)}\n`);
     }

@@ -33,7 +33,10 @@ export class Backoff {
   readonly #random: () => number;
   #attempts = 0;
 
-  constructor(options: BackoffOptions = DEFAULT_DIRECTORY_BACKOFF, random: () => number = Math.random) {
+  constructor(
+    options: BackoffOptions = DEFAULT_DIRECTORY_BACKOFF,
+    random: () => number = Math.random,
+  ) {
     this.options = options;
     this.#random = random;
   }

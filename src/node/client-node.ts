@@ -10,10 +10,27 @@
 import type net from 'node:net';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isEncryptedCommand, isPrivmsgCommandAllowed, OFFER_TYPES, splitCommands } from '../message/commands.js';
-import { buildNickAuthProofLine, directoryIdForEndpoint, parseNickAuthChallengeLine, parseNickAuthResultLine, signNickAuth } from '../message/nick-auth.js';
+import {
+  isEncryptedCommand,
+  isPrivmsgCommandAllowed,
+  OFFER_TYPES,
+  splitCommands,
+} from '../message/commands.js';
+import {
+  buildNickAuthProofLine,
+  directoryIdForEndpoint,
+  parseNickAuthChallengeLine,
+  parseNickAuthResultLine,
+  signNickAuth,
+} from '../message/nick-auth.js';
 import type { NickIdentity } from '../message/nick.js';
-import { formatPubmsgLine, parseChannelLine, PUBLIC_NICK, signPrivmsg, verifyPrivmsg } from '../message/privmsg.js';
+import {
+  formatPubmsgLine,
+  parseChannelLine,
+  PUBLIC_NICK,
+  signPrivmsg,
+  verifyPrivmsg,
+} from '../message/privmsg.js';
 import { PeerConnection } from '../peer/connection.js';
 import type { Dialer, ServerTransport } from '../peer/transport.js';
 import type { Envelope } from '../wire/envelope.js';
@@ -91,7 +108,8 @@ export interface ClientNodeOptions {
 }
 
 /** Where a delivered message came from. */
-export type Via = { readonly kind: 'direct' } | { readonly kind: 'directory'; readonly location: string };
+export type Via =
+  { readonly kind: 'direct' } | { readonly kind: 'directory'; readonly location: string };
 
 /** Events an application can subscribe to. */
 export interface ClientNodeEvents {
@@ -128,7 +146,8 @@ type Listener<K extends keyof ClientNodeEvents> = (event: ClientNodeEvents[K]) =
 
 /** A link to one configured directory node. */
 class DirectoryLink {
-  state: 'idle' | 'connecting' | 'handshaking' | 'authenticating' | 'handshaked' | 'stopped' = 'idle';
+  state: 'idle' | 'connecting' | 'handshaking' | 'authenticating' | 'handshaked' | 'stopped' =
+    'idle';
   /** The exact 793 line sent on the current connection (nick-auth signs its hash, spec §9.6). */
   handshakeLine = '';
   conn: PeerConnection | undefined;
@@ -212,8 +231,14 @@ export class ClientNode {
     this.#sessions = new EncryptionSessions({ now: this.#now });
     this.#directories = options.directories.map((location) => {
       const parsed = parseLocation(location);
-      if (parsed.kind !== 'hostport') throw new OnionmcError('ERR_CONFIG', `directory "${location}" is not host:port`);
-      return new DirectoryLink(location, parsed.host, parsed.port, new Backoff(options.backoff ?? DEFAULT_DIRECTORY_BACKOFF, this.#random));
+      if (parsed.kind !== 'hostport')
+        throw new OnionmcError('ERR_CONFIG', `directory "${location}" is not host:port`);
+      return new DirectoryLink(
+        location,
+        parsed.host,
+        parsed.port,
+        new Backoff(options.backoff ?? DEFAULT_DIRECTORY_BACKOFF, this.#random),
+      );
     });
   }
 
@@ -269,7 +294,10 @@ export class ClientNode {
       this.probeDirectories();
     }, DIRECTORY_PROBE_INTERVAL_MS);
     this.#probeTimer.unref();
-    this.#logger.info({ location: this.#ownLocation, directories: this.#directories.length }, 'node starting');
+    this.#logger.info(
+      { location: this.#ownLocation, directories: this.#directories.length },
+      'node starting',
+    );
     for (const link of this.#directories) this.#connectDirectory(link);
   }
 
@@ -300,7 +328,12 @@ export class ClientNode {
       // Not a failure: reconnect at once, and start the backoff over.
       link.backoff.reset();
       link.reconnectNow = true;
-      if (link.state === 'handshaked' || link.state === 'handshaking' || link.state === 'authenticating') link.conn?.close();
+      if (
+        link.state === 'handshaked' ||
+        link.state === 'handshaking' ||
+        link.state === 'authenticating'
+      )
+        link.conn?.close();
       else if (link.state === 'idle') {
         clearTimeout(link.timer);
         link.reconnectNow = false;
@@ -310,8 +343,18 @@ export class ClientNode {
   }
 
   /** Directory links, for status output. */
-  directoryStatus(): { location: string; nick: string | undefined; state: string; features: string[] }[] {
-    return this.#directories.map((d) => ({ location: d.location, nick: d.nick, state: d.state, features: [...d.features].sort() }));
+  directoryStatus(): {
+    location: string;
+    nick: string | undefined;
+    state: string;
+    features: string[];
+  }[] {
+    return this.#directories.map((d) => ({
+      location: d.location,
+      nick: d.nick,
+      state: d.state,
+      features: [...d.features].sort(),
+    }));
   }
 
   /** Handshaked direct links, for status output. */
@@ -347,7 +390,10 @@ export class ClientNode {
       if (link.probedAt > 0 && conn.lastReceivedAt >= link.probedAt) link.probedAt = 0;
       if (link.probedAt > 0) {
         if (now - link.probedAt >= DIRECTORY_PROBE_TIMEOUT_MS) {
-          conn.logger.warn({ directory: link.location }, 'directory node did not answer a ping; reconnecting');
+          conn.logger.warn(
+            { directory: link.location },
+            'directory node did not answer a ping; reconnecting',
+          );
           this.counters.add('directory.probe-timeout');
           conn.destroy();
         }
@@ -377,14 +423,21 @@ export class ClientNode {
         this.#startDirectoryLink(link, socket);
       },
       (err: unknown) => {
-        this.#logger.warn({ directory: link.location, reason: err instanceof Error ? err.message : String(err) }, 'cannot reach directory node');
+        this.#logger.warn(
+          { directory: link.location, reason: err instanceof Error ? err.message : String(err) },
+          'cannot reach directory node',
+        );
         this.#scheduleDirectoryReconnect(link);
       },
     );
   }
 
   #startDirectoryLink(link: DirectoryLink, socket: net.Socket): void {
-    const conn = new PeerConnection(socket, { direction: 'outbound', logger: this.#logger.child({ directory: link.location }), now: this.#now });
+    const conn = new PeerConnection(socket, {
+      direction: 'outbound',
+      logger: this.#logger.child({ directory: link.location }),
+      now: this.#now,
+    });
     link.conn = conn;
     link.state = 'handshaking';
     conn.start({
@@ -417,7 +470,12 @@ export class ClientNode {
       this.#emit('directory', { location: link.location, nick: link.nick, up: false });
       // Nicks only this directory carried are gone for us (spec §3.2).
       for (const [nick, known] of this.#known) {
-        if (known.directories.delete(link) && known.directories.size === 0 && known.link === undefined) this.#nickLeft(nick);
+        if (
+          known.directories.delete(link) &&
+          known.directories.size === 0 &&
+          known.link === undefined
+        )
+          this.#nickLeft(nick);
       }
     }
     if (link.state === 'stopped' || !this.#running) return;
@@ -446,7 +504,13 @@ export class ClientNode {
           this.counters.add('dropped.before-handshake');
           return;
         }
-        this.#handleChannelMessage(envelope.type, envelope.line, { kind: 'directory', location: link.location }, link, undefined);
+        this.#handleChannelMessage(
+          envelope.type,
+          envelope.line,
+          { kind: 'directory', location: link.location },
+          link,
+          undefined,
+        );
         return;
       case MessageType.PEERLIST:
         if (link.state === 'handshaked') this.#handlePeerlist(link, envelope.line);
@@ -486,12 +550,20 @@ export class ClientNode {
     // A proof is bound to the directory-id; sign only for the directory we dialed, so a proof
     // cannot be replayed elsewhere.
     if (challenge.directoryId !== this.#expectedDirectoryId(link)) {
-      conn.logger.warn({ directoryId: challenge.directoryId, expected: this.#expectedDirectoryId(link) }, 'nick-auth challenge for another directory-id; disconnecting');
+      conn.logger.warn(
+        { directoryId: challenge.directoryId, expected: this.#expectedDirectoryId(link) },
+        'nick-auth challenge for another directory-id; disconnecting',
+      );
       this.counters.add('nick-auth.wrong-directory-id');
       conn.destroy();
       return;
     }
-    const proof = signNickAuth(this.#options.identity, challenge.challenge, challenge.directoryId, link.handshakeLine);
+    const proof = signNickAuth(
+      this.#options.identity,
+      challenge.challenge,
+      challenge.directoryId,
+      link.handshakeLine,
+    );
     conn.send(MessageType.NICK_AUTH_PROOF, buildNickAuthProofLine(proof));
   }
 
@@ -517,7 +589,10 @@ export class ClientNode {
     }
     const verdict = evaluateDirectoryHandshake(handshake, { network: this.#options.network });
     if (!verdict.ok) {
-      conn.logger.warn({ reason: verdict.reason, motd: handshake.motd }, 'directory refused or unsuitable');
+      conn.logger.warn(
+        { reason: verdict.reason, motd: handshake.motd },
+        'directory refused or unsuitable',
+      );
       // accepted:false, wrong app or version: hang up. Network mismatch: the reference ignores it.
       if (verdict.disconnect) conn.destroy();
       return;
@@ -541,7 +616,12 @@ export class ClientNode {
     link.handshakedAt = this.#now();
     link.probedAt = 0;
     conn.logger.info({ dnNick: link.nick, motd: link.motd }, 'directory node handshaked');
-    this.#emit('directory', { location: link.location, nick: link.nick, up: true, ...(link.motd !== undefined ? { motd: link.motd } : {}) });
+    this.#emit('directory', {
+      location: link.location,
+      nick: link.nick,
+      up: true,
+      ...(link.motd !== undefined ? { motd: link.motd } : {}),
+    });
     // ng directories answer getpeerlist (spec §3.4); reference ones only log it, so ask only those
     // that advertise peerlist_features and stay indistinguishable to the others.
     if (link.features.has('peerlist_features')) conn.send(MessageType.GETPEERLIST, '');
@@ -557,7 +637,12 @@ export class ClientNode {
       if (entry.disconnected) {
         left++;
         const known = this.#known.get(entry.nick);
-        if (known !== undefined && known.directories.delete(link) && known.directories.size === 0 && known.link === undefined) {
+        if (
+          known !== undefined &&
+          known.directories.delete(link) &&
+          known.directories.size === 0 &&
+          known.link === undefined
+        ) {
           this.#nickLeft(entry.nick);
         }
         continue;
@@ -585,7 +670,15 @@ export class ClientNode {
   #knownPeer(nick: string): KnownPeer {
     let known = this.#known.get(nick);
     if (known === undefined) {
-      known = { location: undefined, directories: new Set(), link: undefined, dialing: false, dialFailures: 0, nextDialAt: 0, lastOrderbookReplyAt: -Infinity };
+      known = {
+        location: undefined,
+        directories: new Set(),
+        link: undefined,
+        dialing: false,
+        dialFailures: 0,
+        nextDialAt: 0,
+        lastOrderbookReplyAt: -Infinity,
+      };
       this.#known.set(nick, known);
     }
     return known;
@@ -606,7 +699,11 @@ export class ClientNode {
   // ---- direct peer links -----------------------------------------------------------------
 
   #acceptPeer(socket: net.Socket): void {
-    const conn = new PeerConnection(socket, { direction: 'inbound', logger: this.#logger, now: this.#now });
+    const conn = new PeerConnection(socket, {
+      direction: 'inbound',
+      logger: this.#logger,
+      now: this.#now,
+    });
     this.#startPeerLink(conn, undefined);
   }
 
@@ -643,7 +740,13 @@ export class ClientNode {
           this.counters.add('dropped.before-handshake');
           return;
         }
-        this.#handleChannelMessage(envelope.type, envelope.line, { kind: 'direct' }, undefined, link);
+        this.#handleChannelMessage(
+          envelope.type,
+          envelope.line,
+          { kind: 'direct' },
+          undefined,
+          link,
+        );
         return;
       case MessageType.PING:
         if (link.features.has('ping')) link.conn.send(MessageType.PONG, '');
@@ -658,12 +761,16 @@ export class ClientNode {
   #handlePeerHandshake(link: PeerLink, line: string): void {
     if (link.state !== 'handshaking') return;
     const handshake = parseClientHandshake(line);
-    const verdict = handshake === undefined ? undefined : evaluateClientHandshake(handshake, { network: this.#options.network });
+    const verdict =
+      handshake === undefined
+        ? undefined
+        : evaluateClientHandshake(handshake, { network: this.#options.network });
     let reason: string | undefined;
     if (handshake === undefined || verdict === undefined) reason = 'malformed handshake';
     else if (!verdict.accepted) reason = verdict.reason;
     else if (!isValidNick(handshake.nick) || handshake.nick === this.nick) reason = 'unusable nick';
-    else if (link.expectedNick !== undefined && handshake.nick !== link.expectedNick) reason = `dialed ${link.expectedNick} but ${handshake.nick} answered`;
+    else if (link.expectedNick !== undefined && handshake.nick !== link.expectedNick)
+      reason = `dialed ${link.expectedNick} but ${handshake.nick} answered`;
     if (reason !== undefined || handshake === undefined) {
       link.conn.logger.warn({ reason }, 'peer handshake refused; disconnecting');
       this.counters.add('disconnected.bad-peer-handshake');
@@ -679,7 +786,8 @@ export class ClientNode {
     const previous = known.link;
     known.link = link;
     known.dialFailures = 0;
-    if (handshake.locationString !== NOT_SERVING_ONION && known.location === undefined) known.location = handshake.locationString;
+    if (handshake.locationString !== NOT_SERVING_ONION && known.location === undefined)
+      known.location = handshake.locationString;
     if (previous !== undefined && previous !== link) previous.conn.close();
     link.conn.logger.info({ peerNick: link.nick }, 'direct peer link handshaked');
     this.#emit('peer', { nick: handshake.nick, up: true, direction: link.conn.direction });
@@ -700,7 +808,8 @@ export class ClientNode {
 
   /** Opportunistic direct dial to a nick whose location a peerlist told us (spec §4.3 step 4). */
   #maybeDial(nick: string, known: KnownPeer): void {
-    if (!this.#running || known.link !== undefined || known.dialing || known.location === undefined) return;
+    if (!this.#running || known.link !== undefined || known.dialing || known.location === undefined)
+      return;
     if (this.#now() < known.nextDialAt) return;
     let location;
     try {
@@ -717,22 +826,42 @@ export class ClientNode {
           socket.destroy();
           return;
         }
-        const conn = new PeerConnection(socket, { direction: 'outbound', logger: this.#logger.child({ dialed: nick }), now: this.#now });
+        const conn = new PeerConnection(socket, {
+          direction: 'outbound',
+          logger: this.#logger.child({ dialed: nick }),
+          now: this.#now,
+        });
         this.#startPeerLink(conn, nick);
       },
       (err: unknown) => {
         known.dialing = false;
         known.dialFailures++;
-        const delay = Math.min(PEER_REDIAL_MAX_MS, PEER_REDIAL_MIN_MS * 2 ** Math.min(5, known.dialFailures - 1));
+        const delay = Math.min(
+          PEER_REDIAL_MAX_MS,
+          PEER_REDIAL_MIN_MS * 2 ** Math.min(5, known.dialFailures - 1),
+        );
         known.nextDialAt = this.#now() + delay;
-        this.#logger.info({ peerNick: nick, reason: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'direct dial failed');
+        this.#logger.info(
+          {
+            peerNick: nick,
+            reason: err instanceof Error ? err.message : String(err),
+            retryInMs: delay,
+          },
+          'direct dial failed',
+        );
       },
     );
   }
 
   // ---- messages --------------------------------------------------------------------------
 
-  #handleChannelMessage(type: number, line: string, via: Via, directory: DirectoryLink | undefined, link: PeerLink | undefined): void {
+  #handleChannelMessage(
+    type: number,
+    line: string,
+    via: Via,
+    directory: DirectoryLink | undefined,
+    link: PeerLink | undefined,
+  ): void {
     const parsed = parseChannelLine(line);
     if (parsed === undefined) {
       this.#drop(undefined, 'malformed');
@@ -849,7 +978,10 @@ export class ClientNode {
     try {
       this.privmsg(to, cmd, body);
     } catch (err) {
-      this.#logger.info({ to, cmd, reason: err instanceof Error ? err.message : String(err) }, 'could not send');
+      this.#logger.info(
+        { to, cmd, reason: err instanceof Error ? err.message : String(err) },
+        'could not send',
+      );
     }
   }
 
@@ -875,7 +1007,10 @@ export class ClientNode {
     for (const link of directories) {
       if (link.state !== 'handshaked' || link.conn === undefined) continue;
       for (const offer of this.#offers) {
-        link.conn.send(MessageType.PUBMSG, formatPubmsgLine(this.nick, `!${offer.type} ${formatOfferArgs(offer)}`));
+        link.conn.send(
+          MessageType.PUBMSG,
+          formatPubmsgLine(this.nick, `!${offer.type} ${formatOfferArgs(offer)}`),
+        );
       }
       sent++;
     }
@@ -893,11 +1028,17 @@ export class ClientNode {
     known.lastOrderbookReplyAt = now;
     const [first, ...rest] = this.#offers;
     if (first === undefined) return;
-    const body = [formatOfferArgs(first), ...rest.map((o) => `${o.type} ${formatOfferArgs(o)}`)].join('!');
+    const body = [
+      formatOfferArgs(first),
+      ...rest.map((o) => `${o.type} ${formatOfferArgs(o)}`),
+    ].join('!');
     try {
       this.privmsg(from, first.type, body);
     } catch (err) {
-      this.#logger.info({ to: from, reason: err instanceof Error ? err.message : String(err) }, 'cannot answer orderbook request');
+      this.#logger.info(
+        { to: from, reason: err instanceof Error ? err.message : String(err) },
+        'cannot answer orderbook request',
+      );
     }
   }
 
@@ -911,7 +1052,9 @@ export class ClientNode {
    */
   pubmsg(message: string): number {
     if (!message.startsWith('!')) throw new OnionmcError('ERR_API', 'a pubmsg must start with "!"');
-    const frame = encodeLine(encodeEnvelope(MessageType.PUBMSG, formatPubmsgLine(this.nick, message)));
+    const frame = encodeLine(
+      encodeEnvelope(MessageType.PUBMSG, formatPubmsgLine(this.nick, message)),
+    );
     let sent = 0;
     for (const link of this.#directories) {
       if (link.state === 'handshaked' && link.conn?.sendEncoded(frame) === true) sent++;
@@ -935,10 +1078,12 @@ export class ClientNode {
    *   `ERR_API` for a malformed request; ProtocolError when the line would exceed 40,000 bytes.
    */
   privmsg(to: string, cmd: string, body: string, options: PrivmsgOptions = {}): SendResult {
-    if (to === this.nick) throw new OnionmcError('ERR_NOT_ROUTABLE', 'a privmsg to our own nick is not sent');
+    if (to === this.nick)
+      throw new OnionmcError('ERR_NOT_ROUTABLE', 'a privmsg to our own nick is not sent');
     if (!isValidNick(to)) throw new OnionmcError('ERR_API', `"${to}" is not a JoinMarket nick`);
     // Receivers drop a privmsg whose first command is in neither list (spec §5.2): refuse it here.
-    if (!isPrivmsgCommandAllowed(cmd)) throw new OnionmcError('ERR_API', `"${cmd}" is not a command a privmsg may start with`);
+    if (!isPrivmsgCommandAllowed(cmd))
+      throw new OnionmcError('ERR_API', `"${cmd}" is not a command a privmsg may start with`);
     const wireBody = this.#prepareBody(to, cmd, body);
     const line = signPrivmsg(this.#options.identity, to, cmd, wireBody);
     const frame = encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));
@@ -950,13 +1095,18 @@ export class ClientNode {
       this.counters.add('sent.privmsg.direct');
       return { kind: 'direct' };
     }
-    const candidates = [...(known?.directories ?? [])].filter((d) => d.state === 'handshaked' && d.conn !== undefined);
+    const candidates = [...(known?.directories ?? [])].filter(
+      (d) => d.state === 'handshaked' && d.conn !== undefined,
+    );
     const chosen = candidates[Math.floor(this.#random() * candidates.length)];
     if (chosen?.conn?.sendEncoded(frame) === true) {
       this.counters.add('sent.privmsg.directory');
       return { kind: 'directory', location: chosen.location };
     }
-    throw new OnionmcError('ERR_NOT_ROUTABLE', `no route to ${to}: no direct link, and no connected directory node has carried its messages`);
+    throw new OnionmcError(
+      'ERR_NOT_ROUTABLE',
+      `no route to ${to}: no direct link, and no connected directory node has carried its messages`,
+    );
   }
 
   /** The body as it goes on the wire: NaCl keys inserted, encrypted commands encrypted (spec §7). */
@@ -966,7 +1116,10 @@ export class ClientNode {
     if (cmd === 'fill') {
       const args = body.split(' ');
       if (args.length !== 3 || args.some((a) => a === '')) {
-        throw new OnionmcError('ERR_API', '!fill takes "oid amount commitment"; the daemon inserts its NaCl public key');
+        throw new OnionmcError(
+          'ERR_API',
+          '!fill takes "oid amount commitment"; the daemon inserts its NaCl public key',
+        );
       }
       const key = this.#sessions.startAsTaker(to);
       return [args[0], args[1], key, args[2]].join(' ');

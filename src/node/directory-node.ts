@@ -59,7 +59,12 @@ export interface HeartbeatOptions {
 }
 
 /** ng's heartbeat defaults (spec §4.7). */
-export const DEFAULT_HEARTBEAT: HeartbeatOptions = { sweepIntervalMs: 60_000, probeIdleMs: 600_000, pongTimeoutMs: 30_000, evictIdleMs: 1_500_000 };
+export const DEFAULT_HEARTBEAT: HeartbeatOptions = {
+  sweepIntervalMs: 60_000,
+  probeIdleMs: 600_000,
+  pongTimeoutMs: 30_000,
+  evictIdleMs: 1_500_000,
+};
 
 /** Nick authentication policy (JMP-0005, spec §9.6). */
 export interface NickAuthPolicy {
@@ -209,7 +214,10 @@ export class DirectoryNode {
       this.sweep();
     }, this.#heartbeat.sweepIntervalMs);
     this.#heartbeatTimer.unref();
-    this.#logger.info({ location: this.#options.ownLocation, nickAuth: this.#nickAuthMode }, 'directory node listening');
+    this.#logger.info(
+      { location: this.#options.ownLocation, nickAuth: this.#nickAuthMode },
+      'directory node listening',
+    );
   }
 
   get #nickAuthMode(): NickAuthPolicy['mode'] {
@@ -225,10 +233,22 @@ export class DirectoryNode {
     return () => this.#relayListeners.delete(listener);
   }
 
-  #emitRelay(kind: RelayEvent['kind'], from: string, to: string, message: string, line: string): void {
+  #emitRelay(
+    kind: RelayEvent['kind'],
+    from: string,
+    to: string,
+    message: string,
+    line: string,
+  ): void {
     if (this.#relayListeners.size === 0) return;
     const space = message.indexOf(' ');
-    const event: RelayEvent = { kind, from, to, cmd: message.slice(1, space < 0 ? undefined : space), line };
+    const event: RelayEvent = {
+      kind,
+      from,
+      to,
+      cmd: message.slice(1, space < 0 ? undefined : space),
+      line,
+    };
     for (const listener of this.#relayListeners) listener(event);
   }
 
@@ -243,7 +263,10 @@ export class DirectoryNode {
     const { probeIdleMs, pongTimeoutMs, evictIdleMs } = this.#heartbeat;
     for (const peer of [...this.#handshaked]) {
       const idle = now - peer.conn.lastReceivedAt;
-      const probeUnanswered = peer.probedAt > 0 && peer.conn.lastReceivedAt < peer.probedAt && now - peer.probedAt >= pongTimeoutMs;
+      const probeUnanswered =
+        peer.probedAt > 0 &&
+        peer.conn.lastReceivedAt < peer.probedAt &&
+        now - peer.probedAt >= pongTimeoutMs;
       if (idle >= evictIdleMs || probeUnanswered) {
         peer.conn.logger.info({ nick: peer.nick, idleMs: idle }, 'evicting idle peer');
         this.counters.add('evicted.idle');
@@ -260,7 +283,10 @@ export class DirectoryNode {
         peer.probedAt = now;
         this.counters.add('heartbeat.ping');
       } else if (peer.isServing) {
-        peer.conn.send(MessageType.PUBMSG, formatPubmsgLine(this.#options.identity.nick, '!orderbook'));
+        peer.conn.send(
+          MessageType.PUBMSG,
+          formatPubmsgLine(this.#options.identity.nick, '!orderbook'),
+        );
         peer.probedAt = now;
         this.counters.add('heartbeat.orderbook-probe');
       }
@@ -385,7 +411,8 @@ export class DirectoryNode {
     if (!verdict.accepted) reason = verdict.reason;
     else if (!isValidNick(handshake.nick)) reason = 'nick is not a JoinMarket nick';
     else if (handshake.nick === this.#options.identity.nick) reason = 'nick is the directory nick';
-    else if (mode === 'require_verified' && !negotiatesNickAuth) reason = 'verified nick authentication required';
+    else if (mode === 'require_verified' && !negotiatesNickAuth)
+      reason = 'verified nick authentication required';
     else {
       const location = parseLocation(handshake.locationString);
       const accept = this.#options.acceptLocation;
@@ -393,7 +420,8 @@ export class DirectoryNode {
       if (accept !== undefined && !accept(location)) reason = 'location not admitted here';
       // First live owner keeps its nick (ng peer_registry); only a peer about to prove the nick's
       // key may displace an unverified owner, and nobody displaces a verified one (spec §9.2).
-      else if (owner?.conn.isOpen === true && (owner.verified || !negotiatesNickAuth)) reason = 'nick already in use';
+      else if (owner?.conn.isOpen === true && (owner.verified || !negotiatesNickAuth))
+        reason = 'nick already in use';
     }
     const accepted = reason === undefined;
     peer.conn.send(
@@ -425,7 +453,9 @@ export class DirectoryNode {
       // 795 accepted, then the 803 challenge; HANDSHAKED only after a good 805 (spec §9.6).
       peer.state = 'authenticating';
       peer.handshakeLine = line;
-      peer.challenge = createNickAuthChallenge(this.#options.nickAuth?.directoryId ?? this.#options.ownLocation.toLowerCase());
+      peer.challenge = createNickAuthChallenge(
+        this.#options.nickAuth?.directoryId ?? this.#options.ownLocation.toLowerCase(),
+      );
       peer.conn.send(MessageType.NICK_AUTH_CHALLENGE, buildNickAuthChallengeLine(peer.challenge));
       peer.handshakeTimer = setTimeout(() => {
         if (peer.state === 'authenticating') this.#finishNickAuth(peer, 'expired');
@@ -436,13 +466,23 @@ export class DirectoryNode {
   }
 
   #handleNickAuthProof(peer: DirectoryPeer, line: string): void {
-    if (peer.state !== 'authenticating' || peer.challenge === undefined || peer.nick === undefined) {
+    if (
+      peer.state !== 'authenticating' ||
+      peer.challenge === undefined ||
+      peer.nick === undefined
+    ) {
       // Any nick-auth message outside a negotiated exchange ends the connection (spec §9.6).
       this.counters.add('disconnected.unexpected-nick-auth');
       peer.conn.destroy();
       return;
     }
-    const verdict = verifyNickAuth(line, peer.challenge.challenge, peer.challenge.directoryId, peer.handshakeLine, peer.nick);
+    const verdict = verifyNickAuth(
+      line,
+      peer.challenge.challenge,
+      peer.challenge.directoryId,
+      peer.handshakeLine,
+      peer.nick,
+    );
     if (verdict !== 'ok') {
       this.#finishNickAuth(peer, verdict);
       return;
@@ -479,23 +519,43 @@ export class DirectoryNode {
   #register(peer: DirectoryPeer): void {
     if (peer.nick === undefined || peer.location === undefined) return;
     peer.state = 'handshaked';
-    peer.entry = encodePeerlistEntry({ nick: peer.nick, location: peer.location, disconnected: false });
+    peer.entry = encodePeerlistEntry({
+      nick: peer.nick,
+      location: peer.location,
+      disconnected: false,
+    });
     peer.entryWithFeatures =
       peer.features.size > 0
-        ? encodePeerlistEntry({ nick: peer.nick, location: peer.location, disconnected: false, features: [...peer.features] })
+        ? encodePeerlistEntry({
+            nick: peer.nick,
+            location: peer.location,
+            disconnected: false,
+            features: [...peer.features],
+          })
         : peer.entry;
     const peerlistFrame = (entry: string): Uint8Array =>
-      encodeLine(encodeEnvelope(MessageType.PEERLIST, peer.isServing ? `${this.#ownEntry},${entry}` : this.#ownEntry));
+      encodeLine(
+        encodeEnvelope(
+          MessageType.PEERLIST,
+          peer.isServing ? `${this.#ownEntry},${entry}` : this.#ownEntry,
+        ),
+      );
     peer.relayPeerlistFrame = peerlistFrame(peer.entry);
     peer.relayPeerlistFrameWithFeatures = peerlistFrame(peer.entryWithFeatures);
     this.#byNick.set(peer.nick, peer);
     this.#handshaked.add(peer);
     this.counters.add('handshake.accepted');
-    peer.conn.logger.info({ nick: peer.nick, location: peer.location, verified: peer.verified }, 'peer handshaked');
+    peer.conn.logger.info(
+      { nick: peer.nick, location: peer.location, verified: peer.verified },
+      'peer handshaked',
+    );
   }
 
   /** Checks that a 685/687 comes from a handshaked peer under its own nick (spec §4.1, ng rule). */
-  #senderOf(peer: DirectoryPeer, line: string): { from: string; to: string; message: string } | undefined {
+  #senderOf(
+    peer: DirectoryPeer,
+    line: string,
+  ): { from: string; to: string; message: string } | undefined {
     if (peer.state !== 'handshaked') {
       this.counters.add('dropped.not-handshaked');
       return undefined;
@@ -537,7 +597,10 @@ export class DirectoryNode {
       return;
     }
     // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
-    const frame = this.#relayFrame(MessageType.PUBMSG, formatPubmsgLine(parsed.from, parsed.message));
+    const frame = this.#relayFrame(
+      MessageType.PUBMSG,
+      formatPubmsgLine(parsed.from, parsed.message),
+    );
     if (frame === undefined) return;
     let recipients = 0;
     for (const other of this.#handshaked) {
@@ -565,7 +628,11 @@ export class DirectoryNode {
     // entry when it serves an onion, and always our own entry (first, as in the transcript). The
     // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
     // entries whole (spec §3.2).
-    recipient.conn.sendEncoded(recipient.features.has('peerlist_features') ? peer.relayPeerlistFrameWithFeatures : peer.relayPeerlistFrame);
+    recipient.conn.sendEncoded(
+      recipient.features.has('peerlist_features')
+        ? peer.relayPeerlistFrameWithFeatures
+        : peer.relayPeerlistFrame,
+    );
     this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
     this.counters.add('relayed.privmsg');
   }
@@ -577,15 +644,26 @@ export class DirectoryNode {
     const entries: PeerlistEntry[] = [];
     for (const other of this.#handshaked) {
       if (other.nick === undefined || other.location === undefined) continue;
-      const entry: PeerlistEntry = { nick: other.nick, location: other.location, disconnected: false };
-      entries.push(peer.features.has('peerlist_features') && other.features.size > 0 ? { ...entry, features: [...other.features] } : entry);
+      const entry: PeerlistEntry = {
+        nick: other.nick,
+        location: other.location,
+        disconnected: false,
+      };
+      entries.push(
+        peer.features.has('peerlist_features') && other.features.size > 0
+          ? { ...entry, features: [...other.features] }
+          : entry,
+      );
     }
     if (entries.length === 0) {
       peer.conn.send(MessageType.PEERLIST, '');
       return;
     }
     for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
-      peer.conn.send(MessageType.PEERLIST, encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)));
+      peer.conn.send(
+        MessageType.PEERLIST,
+        encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)),
+      );
     }
     this.counters.add('answered.getpeerlist');
   }
@@ -603,11 +681,16 @@ export class DirectoryNode {
     // the same event-loop turn go out together (see #flushDepartures).
     this.#departures.push({
       nick: peer.nick,
-      entry: encodePeerlistEntry({ nick: peer.nick, location: peer.location ?? NOT_SERVING_ONION, disconnected: true }),
+      entry: encodePeerlistEntry({
+        nick: peer.nick,
+        location: peer.location ?? NOT_SERVING_ONION,
+        disconnected: true,
+      }),
     });
-    if (this.#departures.length === 1) setImmediate(() => {
-      this.#flushDepartures();
-    });
+    if (this.#departures.length === 1)
+      setImmediate(() => {
+        this.#flushDepartures();
+      });
   }
 
   /**
@@ -626,7 +709,9 @@ export class DirectoryNode {
     for (const other of this.#handshaked) {
       // A peer that took over a departed nick (a verified newcomer) is not told its own nick left.
       const own = other.nick !== undefined && goneNicks.has(other.nick);
-      for (const frame of own ? this.#departureFrames(gone.filter((d) => d.nick !== other.nick)) : frames) {
+      for (const frame of own
+        ? this.#departureFrames(gone.filter((d) => d.nick !== other.nick))
+        : frames) {
         other.conn.sendEncoded(frame);
       }
     }

@@ -58,7 +58,12 @@ export class EncryptionSessions {
       if (oldest !== undefined) this.#drop(oldest);
     }
     const pair = generateBoxKeyPair();
-    const session: Session = { publicKey: pair.publicKey, secretKey: pair.secretKey, theirPublicKey: undefined, lastUsedAt: this.#now() };
+    const session: Session = {
+      publicKey: pair.publicKey,
+      secretKey: pair.secretKey,
+      theirPublicKey: undefined,
+      lastUsedAt: this.#now(),
+    };
     this.#sessions.set(nick, session);
     return session;
   }
@@ -108,7 +113,8 @@ export class EncryptionSessions {
    */
   makerPublicKey(nick: string): string {
     const session = this.#live(nick);
-    if (session?.theirPublicKey === undefined) throw cryptoError(`no !fill from ${nick} to answer with !pubkey`);
+    if (session?.theirPublicKey === undefined)
+      throw cryptoError(`no !fill from ${nick} to answer with !pubkey`);
     return hex(session.publicKey);
   }
 
@@ -118,7 +124,8 @@ export class EncryptionSessions {
    */
   acceptPubkey(nick: string, theirPublicKeyHex: string): void {
     const session = this.#live(nick);
-    if (session === undefined) throw cryptoError(`unexpected !pubkey from ${nick}: we sent it no !fill`);
+    if (session === undefined)
+      throw cryptoError(`unexpected !pubkey from ${nick}: we sent it no !fill`);
     session.theirPublicKey = parseBoxPublicKeyHex(theirPublicKeyHex);
   }
 
@@ -146,7 +153,8 @@ export class EncryptionSessions {
    */
   decrypt(nick: string, wire: string): string {
     const session = this.#live(nick);
-    if (session?.theirPublicKey === undefined) throw cryptoError(`encrypted message from ${nick} before the key exchange`);
+    if (session?.theirPublicKey === undefined)
+      throw cryptoError(`encrypted message from ${nick} before the key exchange`);
     return decryptFromWire(wire, session.theirPublicKey, session.secretKey);
   }
 

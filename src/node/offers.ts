@@ -26,12 +26,26 @@ const DECIMAL = /^(0|[1-9][0-9]{0,15})(\.[0-9]{1,16})?$/;
 export function parseOffer(segment: string): Offer | undefined {
   const fields = segment.split(' ');
   if (fields.length !== 6) return undefined;
-  const [type, oid, minsize, maxsize, txfee, cjfee] = fields as [string, string, string, string, string, string];
+  const [type, oid, minsize, maxsize, txfee, cjfee] = fields as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   if (!OFFER_TYPES.has(type)) return undefined;
   if (![oid, minsize, maxsize, txfee].every((v) => INTEGER.test(v))) return undefined;
   const isAbsolute = type.endsWith('absoffer');
   if (!(isAbsolute ? INTEGER : DECIMAL).test(cjfee)) return undefined;
-  const offer = { type, oid: Number(oid), minsize: Number(minsize), maxsize: Number(maxsize), txfee: Number(txfee), cjfee };
+  const offer = {
+    type,
+    oid: Number(oid),
+    minsize: Number(minsize),
+    maxsize: Number(maxsize),
+    txfee: Number(txfee),
+    cjfee,
+  };
   if (offer.minsize > offer.maxsize) return undefined;
   return offer;
 }
@@ -44,14 +58,20 @@ export function formatOfferArgs(offer: Offer): string {
 /** Validates an offer given by an application; returns the problems (empty when fine). */
 export function offerProblems(offer: Offer): string[] {
   const problems: string[] = [];
-  if (!OFFER_TYPES.has(offer.type)) problems.push(`type "${offer.type}" is not one of ${[...OFFER_TYPES].join(', ')}`);
+  if (!OFFER_TYPES.has(offer.type))
+    problems.push(`type "${offer.type}" is not one of ${[...OFFER_TYPES].join(', ')}`);
   for (const key of ['oid', 'minsize', 'maxsize', 'txfee'] as const) {
-    if (!Number.isSafeInteger(offer[key]) || offer[key] < 0) problems.push(`${key} must be a non-negative integer`);
+    if (!Number.isSafeInteger(offer[key]) || offer[key] < 0)
+      problems.push(`${key} must be a non-negative integer`);
   }
   if (offer.minsize > offer.maxsize) problems.push('minsize must not exceed maxsize');
   const isAbsolute = offer.type.endsWith('absoffer');
   if (!(isAbsolute ? INTEGER : DECIMAL).test(offer.cjfee)) {
-    problems.push(isAbsolute ? 'cjfee must be an integer (sats) for an absolute offer' : 'cjfee must be a decimal fraction');
+    problems.push(
+      isAbsolute
+        ? 'cjfee must be an integer (sats) for an absolute offer'
+        : 'cjfee must be a decimal fraction',
+    );
   }
   return problems;
 }
@@ -93,6 +113,8 @@ export class Orderbook {
   entries(): OrderbookEntry[] {
     return [...this.#byNick.keys()]
       .sort()
-      .flatMap((nick) => [...(this.#byNick.get(nick)?.values() ?? [])].sort((a, b) => a.oid - b.oid));
+      .flatMap((nick) =>
+        [...(this.#byNick.get(nick)?.values() ?? [])].sort((a, b) => a.oid - b.oid),
+      );
   }
 }

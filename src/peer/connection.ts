@@ -67,7 +67,9 @@ export class PeerConnection {
     this.#decoder = new LineDecoder(options.maxLineBytes);
     this.#maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES_PER_PEER;
     this.remote =
-      socket.remoteAddress !== undefined ? `${socket.remoteAddress}:${socket.remotePort ?? 0}` : 'unix';
+      socket.remoteAddress !== undefined
+        ? `${socket.remoteAddress}:${socket.remotePort ?? 0}`
+        : 'unix';
     this.logger = options.logger.child({ conn: this.id, dir: this.direction, remote: this.remote });
     socket.setNoDelay(true);
   }
@@ -129,7 +131,10 @@ export class PeerConnection {
 
   #protocolViolation(err: unknown): void {
     const error = err instanceof Error ? err : new ProtocolError(String(err));
-    this.logger.warn({ code: (error as Partial<OnionmcError>).code, reason: error.message }, 'protocol violation; disconnecting peer');
+    this.logger.warn(
+      { code: (error as Partial<OnionmcError>).code, reason: error.message },
+      'protocol violation; disconnecting peer',
+    );
     this.destroy(error);
   }
 
@@ -152,7 +157,10 @@ export class PeerConnection {
     if (this.#closed) return false;
     this.#socket.write(frame);
     if (this.#socket.writableLength > this.#maxQueuedBytes) {
-      this.logger.warn({ queuedBytes: this.#socket.writableLength }, 'peer is not reading; disconnecting');
+      this.logger.warn(
+        { queuedBytes: this.#socket.writableLength },
+        'peer is not reading; disconnecting',
+      );
       this.destroy(new OnionmcError('ERR_CLOSED', 'peer is not reading (send queue full)'));
       return false;
     }

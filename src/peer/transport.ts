@@ -55,7 +55,11 @@ export class TcpDialer implements Dialer {
       const fail = (err: Error): void => {
         cleanup();
         socket.destroy();
-        reject(new OnionmcError('ERR_DIAL', `cannot connect to ${where}: ${err.message}`, { cause: err }));
+        reject(
+          new OnionmcError('ERR_DIAL', `cannot connect to ${where}: ${err.message}`, {
+            cause: err,
+          }),
+        );
       };
       const onAbort = (): void => {
         fail(new Error('aborted'));
@@ -100,9 +104,13 @@ export class TcpServerTransport implements ServerTransport {
       const server = net.createServer({ noDelay: true }, onConnection);
       server.once('error', (err) => {
         reject(
-          new OnionmcError('ERR_DIAL', `cannot listen on ${this.#host}:${this.#port}: ${err.message}`, {
-            cause: err,
-          }),
+          new OnionmcError(
+            'ERR_DIAL',
+            `cannot listen on ${this.#host}:${this.#port}: ${err.message}`,
+            {
+              cause: err,
+            },
+          ),
         );
       });
       server.listen({ host: this.#host, port: this.#port }, () => {

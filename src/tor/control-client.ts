@@ -138,7 +138,7 @@ function cookieUnreadableMessage(path: string, code: string | undefined): string
   const missing =
     code === 'ENOENT'
       ? ' The file does not exist here: check "CookieAuthentication 1" in torrc, and if tor runs in a container,' +
-        ' run onionmc where the path tor reports is readable (e.g. share tor\'s data folder at the same path).'
+        " run onionmc where the path tor reports is readable (e.g. share tor's data folder at the same path)."
       : '';
   return (
     `cannot read tor's authentication cookie file ${path} (${why}).${missing}` +

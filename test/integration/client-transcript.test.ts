@@ -21,7 +21,10 @@ import { lineOf, ScriptedPeer, ScriptedServer, T, transcriptEvents } from './tra
 type Received = { event: keyof ClientNodeEvents; data: unknown };
 
 /** Collects a node's events so the test can await one. */
-function recorder(node: ClientNode): { events: ApiEvent[]; waitFor: (pred: (e: Received) => boolean) => Promise<Received> } {
+function recorder(node: ClientNode): {
+  events: ApiEvent[];
+  waitFor: (pred: (e: Received) => boolean) => Promise<Received>;
+} {
   const events: Received[] = [];
   const waiters: (() => void)[] = [];
   for (const name of ['privmsg', 'pubmsg', 'peer', 'directory', 'peerlist', 'dropped'] as const) {
@@ -37,7 +40,8 @@ function recorder(node: ClientNode): { events: ApiEvent[]; waitFor: (pred: (e: R
       for (;;) {
         const found = events.find(pred);
         if (found !== undefined) return found;
-        if (Date.now() > deadline) throw new Error(`event not seen; have ${JSON.stringify(events)}`);
+        if (Date.now() > deadline)
+          throw new Error(`event not seen; have ${JSON.stringify(events)}`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 200);
           waiters.push(() => {
@@ -51,11 +55,21 @@ function recorder(node: ClientNode): { events: ApiEvent[]; waitFor: (pred: (e: R
 }
 
 /** `cmd` and body of a transcript privmsg line (without pubkey and signature). */
-function privmsgParts(envelopeText: string): { from: string; to: string; cmd: string; body: string } {
+function privmsgParts(envelopeText: string): {
+  from: string;
+  to: string;
+  cmd: string;
+  body: string;
+} {
   const parsed = parseChannelLine(lineOf(envelopeText));
   if (parsed === undefined) throw new Error('bad privmsg');
   const tokens = parsed.message.slice(1).split(' ');
-  return { from: parsed.from, to: parsed.to, cmd: tokens[0] ?? '', body: tokens.slice(1, -2).join(' ') };
+  return {
+    from: parsed.from,
+    to: parsed.to,
+    cmd: tokens[0] ?? '',
+    body: tokens.slice(1, -2).join(' '),
+  };
 }
 
 /** The event by which a node shows it processed a line of this transcript type. */
@@ -96,7 +110,8 @@ describe('maker against the reference transcript', () => {
     });
     cleanups.push(() => node.stop());
     const rec = recorder(node);
-    const ours = (text: string): string => text.replaceAll(T.makerNick, identity.nick).replaceAll(T.makerLocation, ourLocation);
+    const ours = (text: string): string =>
+      text.replaceAll(T.makerNick, identity.nick).replaceAll(T.makerLocation, ourLocation);
     await node.start();
 
     const links = new Map<number, ScriptedPeer>();
@@ -117,12 +132,18 @@ describe('maker against the reference transcript', () => {
       if (event.from !== 'maker') {
         const before = rec.events.length;
         link.send(ours(event.text));
-        await rec.waitFor((e) => rec.events.indexOf(e) >= before && e.event === effectOf(event.type));
+        await rec.waitFor(
+          (e) => rec.events.indexOf(e) >= before && e.event === effectOf(event.type),
+        );
         if (event.type === 'privmsg') {
           const { cmd, body } = privmsgParts(event.text);
-          const got = await rec.waitFor((e) => e.event === 'privmsg' && (e.data as { body: string }).body === body);
+          const got = await rec.waitFor(
+            (e) => e.event === 'privmsg' && (e.data as { body: string }).body === body,
+          );
           expect((got.data as { cmd: string; via: { kind: string } }).cmd).toBe(cmd);
-          expect((got.data as { via: { kind: string } }).via.kind).toBe(event.conn === 1 ? 'directory' : 'direct');
+          expect((got.data as { via: { kind: string } }).via.kind).toBe(
+            event.conn === 1 ? 'directory' : 'direct',
+          );
         }
         continue;
       }
@@ -130,7 +151,16 @@ describe('maker against the reference transcript', () => {
       let expected = ours(event.text);
       let sentOn = link;
       if (event.type === 'pubmsg') {
-        node.setOffers([{ type: 'sw0reloffer', oid: 0, minsize: 27300, maxsize: 1000000, txfee: 0, cjfee: '0.0002' }]);
+        node.setOffers([
+          {
+            type: 'sw0reloffer',
+            oid: 0,
+            minsize: 27300,
+            maxsize: 1000000,
+            txfee: 0,
+            cjfee: '0.0002',
+          },
+        ]);
         // Answering later !orderbook requests is not part of this transcript.
         node.setOffers([]);
       } else if (event.type === 'privmsg') {
@@ -140,7 +170,9 @@ describe('maker against the reference transcript', () => {
         // reference sent `pubkey 1` through the directory only because it had not yet processed
         // the 793 that had already arrived; this test waits for each line's effect, so ours goes direct.
         const direct = links.get(3);
-        expect(via.kind).toBe(direct !== undefined && node.hasDirectLink(to) ? 'direct' : 'directory');
+        expect(via.kind).toBe(
+          direct !== undefined && node.hasDirectLink(to) ? 'direct' : 'directory',
+        );
         if (via.kind === 'direct' && direct !== undefined) sentOn = direct;
         expected = encodeEnvelope(MessageType.PRIVMSG, signPrivmsg(identity, to, cmd, body));
       }
@@ -157,7 +189,10 @@ describe('taker against the reference transcript', () => {
   it('sends what the reference taker sent, verifies what it received and dials the maker', async () => {
     const dn = await ScriptedServer.listen();
     const maker = await ScriptedServer.listen();
-    cleanups.push(() => dn.close(), () => maker.close());
+    cleanups.push(
+      () => dn.close(),
+      () => maker.close(),
+    );
     const identity = createNickIdentity();
     const node = new ClientNode({
       role: 'taker',
@@ -172,7 +207,8 @@ describe('taker against the reference transcript', () => {
     cleanups.push(() => node.stop());
     const rec = recorder(node);
     const makerLocation = `127.0.0.1:${maker.port}`;
-    const ours = (text: string): string => text.replaceAll(T.takerNick, identity.nick).replaceAll(T.makerLocation, makerLocation);
+    const ours = (text: string): string =>
+      text.replaceAll(T.takerNick, identity.nick).replaceAll(T.makerLocation, makerLocation);
     await node.start();
 
     const links = new Map<number, ScriptedPeer>();
@@ -189,16 +225,26 @@ describe('taker against the reference transcript', () => {
       if (event.from !== 'taker') {
         const before = rec.events.length;
         link.send(ours(event.text));
-        await rec.waitFor((e) => rec.events.indexOf(e) >= before && e.event === effectOf(event.type));
+        await rec.waitFor(
+          (e) => rec.events.indexOf(e) >= before && e.event === effectOf(event.type),
+        );
         if (event.type === 'privmsg') {
           const { cmd, body } = privmsgParts(event.text);
-          const got = await rec.waitFor((e) => e.event === 'privmsg' && (e.data as { body: string }).body === body);
+          const got = await rec.waitFor(
+            (e) => e.event === 'privmsg' && (e.data as { body: string }).body === body,
+          );
           expect((got.data as { cmd: string }).cmd).toBe(cmd);
-          expect((got.data as { via: { kind: string } }).via.kind).toBe(event.conn === 2 ? 'directory' : 'direct');
+          expect((got.data as { via: { kind: string } }).via.kind).toBe(
+            event.conn === 2 ? 'directory' : 'direct',
+          );
         } else if (event.type === 'pubmsg') {
-          await rec.waitFor((e) => e.event === 'pubmsg' && (e.data as { from: string }).from === T.makerNick);
+          await rec.waitFor(
+            (e) => e.event === 'pubmsg' && (e.data as { from: string }).from === T.makerNick,
+          );
         } else if (event.type === 'handshake') {
-          await rec.waitFor((e) => e.event === 'peer' && (e.data as { nick: string }).nick === T.makerNick);
+          await rec.waitFor(
+            (e) => e.event === 'peer' && (e.data as { nick: string }).nick === T.makerNick,
+          );
         }
         continue;
       }
@@ -216,7 +262,16 @@ describe('taker against the reference transcript', () => {
     }
     expect(compared).toBe(6);
     expect(node.orderbook.entries()).toEqual([
-      { type: 'sw0reloffer', oid: 0, minsize: 27300, maxsize: 1000000, txfee: 0, cjfee: '0.0002', nick: T.makerNick, source: 'pubmsg' },
+      {
+        type: 'sw0reloffer',
+        oid: 0,
+        minsize: 27300,
+        maxsize: 1000000,
+        txfee: 0,
+        cjfee: '0.0002',
+        nick: T.makerNick,
+        source: 'pubmsg',
+      },
     ]);
     expect(rec.events.filter((e) => e.event === 'dropped')).toEqual([]);
   });

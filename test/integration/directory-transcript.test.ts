@@ -33,7 +33,8 @@ describe('directory node against the reference transcript', () => {
     });
     await node.start();
     // The reference directory's nick and location, as seen in the transcript, become ours.
-    const ours = (text: string): string => text.replaceAll(T.dnNick, identity.nick).replaceAll(T.dnLocation, `127.0.0.1:${port}`);
+    const ours = (text: string): string =>
+      text.replaceAll(T.dnNick, identity.nick).replaceAll(T.dnLocation, `127.0.0.1:${port}`);
 
     const peers = new Map<number, ScriptedPeer>();
     let checked = 0;
@@ -52,11 +53,15 @@ describe('directory node against the reference transcript', () => {
         peers.get(event.conn)?.send(event.text);
       } else {
         const got = await peers.get(event.conn)?.next();
-        expect(got === undefined ? undefined : normalizePeerlist(got), `${event.type} on #${event.conn}`).toBe(normalizePeerlist(ours(event.text)));
+        expect(
+          got === undefined ? undefined : normalizePeerlist(got),
+          `${event.type} on #${event.conn}`,
+        ).toBe(normalizePeerlist(ours(event.text)));
         checked++;
       }
     }
     expect(checked).toBe(13);
-    for (const [conn, peer] of peers) expect(peer.lines, `unexpected extra lines on #${conn}`).toEqual([]);
+    for (const [conn, peer] of peers)
+      expect(peer.lines, `unexpected extra lines on #${conn}`).toEqual([]);
   });
 });

@@ -24,7 +24,10 @@ export type TranscriptEvent =
 
 /** Parses the transcript into events, in order. */
 export function transcriptEvents(): TranscriptEvent[] {
-  const raw = readFileSync(new URL('../fixtures/reference-transcript.txt', import.meta.url), 'utf8');
+  const raw = readFileSync(
+    new URL('../fixtures/reference-transcript.txt', import.meta.url),
+    'utf8',
+  );
   const events: TranscriptEvent[] = [];
   let pending: { conn: number; from: string; to: string; type: string } | undefined;
   for (const row of raw.split('\n')) {
@@ -207,9 +210,11 @@ export class ScriptedServer {
 
   async close(): Promise<void> {
     for (const peer of this.accepted) peer.socket.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => {
-      resolve();
-    }));
+    await new Promise<void>((resolve) =>
+      this.server.close(() => {
+        resolve();
+      }),
+    );
   }
 }
 

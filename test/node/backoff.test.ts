@@ -24,7 +24,10 @@ describe('Backoff', () => {
   });
 
   it('never returns a negative delay', () => {
-    const backoff = new Backoff({ initialMs: 10, factor: 1, maxMs: 10, jitterMs: [-1_000, -500], stableMs: 1 }, () => 0);
+    const backoff = new Backoff(
+      { initialMs: 10, factor: 1, maxMs: 10, jitterMs: [-1_000, -500], stableMs: 1 },
+      () => 0,
+    );
     expect(backoff.next()).toBe(0);
   });
 });

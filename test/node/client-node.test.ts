@@ -6,8 +6,18 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
-import { decryptFromWire, encryptToWire, generateBoxKeyPair, parseBoxPublicKeyHex } from '../../src/message/nacl-box.js';
-import { DIRECTORY_PROBE_IDLE_MS, DIRECTORY_PROBE_TIMEOUT_MS, type ClientNode, type ClientNodeEvents } from '../../src/node/client-node.js';
+import {
+  decryptFromWire,
+  encryptToWire,
+  generateBoxKeyPair,
+  parseBoxPublicKeyHex,
+} from '../../src/message/nacl-box.js';
+import {
+  DIRECTORY_PROBE_IDLE_MS,
+  DIRECTORY_PROBE_TIMEOUT_MS,
+  type ClientNode,
+  type ClientNodeEvents,
+} from '../../src/node/client-node.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
 import { ScriptedServer } from '../integration/transcript.js';
@@ -26,7 +36,8 @@ function track<T extends ClientNode | DirectoryNode>(node: T): T {
 }
 
 type Privmsg = ClientNodeEvents['privmsg'];
-const isPrivmsg = (from: string, cmd: string) => (e: NodeEvent) => e.name === 'privmsg' && (e.data as Privmsg).from === from && (e.data as Privmsg).cmd === cmd;
+const isPrivmsg = (from: string, cmd: string) => (e: NodeEvent) =>
+  e.name === 'privmsg' && (e.data as Privmsg).from === from && (e.data as Privmsg).cmd === cmd;
 
 /** A taker and a maker that have heard each other through the directory (so routes exist). */
 async function pair(extra: { takerEndToEnd?: boolean } = {}) {
@@ -34,12 +45,21 @@ async function pair(extra: { takerEndToEnd?: boolean } = {}) {
   track(dn.node);
   const maker = await startClient('maker', [dn.location]);
   track(maker.node);
-  const taker = await startClient('taker', [dn.location], extra.takerEndToEnd === false ? { endToEnd: false } : {});
+  const taker = await startClient(
+    'taker',
+    [dn.location],
+    extra.takerEndToEnd === false ? { endToEnd: false } : {},
+  );
   track(taker.node);
   // Each learns a route to the other through the directory: the maker's offer reaches the taker,
   // the taker's !orderbook reaches the maker (spec §4.3: route via a directory that carried it).
-  maker.node.setOffers([{ type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' }]);
-  await taker.events.waitFor('the offer pubmsg', (e) => e.name === 'pubmsg' && (e.data as { from: string }).from === maker.node.nick);
+  maker.node.setOffers([
+    { type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' },
+  ]);
+  await taker.events.waitFor(
+    'the offer pubmsg',
+    (e) => e.name === 'pubmsg' && (e.data as { from: string }).from === maker.node.nick,
+  );
   taker.node.pubmsg('!orderbook');
   await taker.events.waitFor('the signed offer', isPrivmsg(maker.node.nick, 'sw0reloffer'));
   return { dn, maker, taker };
@@ -58,7 +78,9 @@ describe('end-to-end encryption', () => {
     const relayedFill = await dn.relays.waitFor('fill relayed', (r) => r.cmd === 'fill');
     expect(relayedFill.line).toMatch(/!fill 0 50000 [0-9a-f]{64} Pcommitment [0-9a-f]{66} \S+$/);
     maker.node.privmsg(T, 'pubkey', '', route);
-    expect(((await taker.events.waitFor('!pubkey', isPrivmsg(M, 'pubkey'))).data as Privmsg).body).toBe('');
+    expect(
+      ((await taker.events.waitFor('!pubkey', isPrivmsg(M, 'pubkey'))).data as Privmsg).body,
+    ).toBe('');
     const steps: [string, 'taker' | 'maker', string][] = [
       ['auth', 'taker', 'secret-auth txid:0|P|P2|sig|e'],
       ['ioauth', 'maker', 'secret-ioauth utxo auth_pub cj change btcsig'],
@@ -105,10 +127,15 @@ describe('end-to-end encryption', () => {
     expect(features).toBe('features=neutrino_compat');
     const makerKey = parseBoxPublicKeyHex(makerKeyHex ?? '');
     taker.node.privmsg(M, 'auth', encryptToWire('revelation', makerKey, keys.secretKey));
-    expect((await maker.events.waitFor('!auth', isPrivmsg(T, 'auth'))).data).toMatchObject({ body: 'revelation', encrypted: true });
+    expect((await maker.events.waitFor('!auth', isPrivmsg(T, 'auth'))).data).toMatchObject({
+      body: 'revelation',
+      encrypted: true,
+    });
     maker.node.privmsg(T, 'ioauth', 'maker reply');
     const ioauth = await taker.events.waitFor('!ioauth', isPrivmsg(M, 'ioauth'));
-    expect(decryptFromWire((ioauth.data as Privmsg).body, makerKey, keys.secretKey)).toBe('maker reply');
+    expect(decryptFromWire((ioauth.data as Privmsg).body, makerKey, keys.secretKey)).toBe(
+      'maker reply',
+    );
     // A properly signed privmsg whose ciphertext does not authenticate is dropped and reported.
     taker.node.privmsg(M, 'tx', Buffer.alloc(60, 7).toString('base64'));
     const dropped = await maker.events.waitFor('the drop', (e) => e.name === 'dropped');
@@ -130,14 +157,24 @@ describe('end-to-end encryption', () => {
     // The first privmsg goes through the directory and starts a dial: the directory's peerlist
     // after relaying the maker's offer told the taker where the maker is (spec §3.3, §4.3).
     expect(taker.node.privmsg(M, 'fill', '0 50000 Pcommit').kind).toBe('directory');
-    await taker.events.waitFor('the direct link at the taker', (e) => e.name === 'peer' && (e.data as { up: boolean }).up);
-    await maker.events.waitFor('the direct link at the maker', (e) => e.name === 'peer' && (e.data as { up: boolean }).up);
+    await taker.events.waitFor(
+      'the direct link at the taker',
+      (e) => e.name === 'peer' && (e.data as { up: boolean }).up,
+    );
+    await maker.events.waitFor(
+      'the direct link at the maker',
+      (e) => e.name === 'peer' && (e.data as { up: boolean }).up,
+    );
     await maker.events.waitFor('!fill', isPrivmsg(taker.node.nick, 'fill'));
     expect(maker.node.privmsg(taker.node.nick, 'pubkey', '').kind).toBe('direct');
     await taker.events.waitFor('!pubkey', isPrivmsg(M, 'pubkey'));
     expect(taker.node.privmsg(M, 'auth', 'over the direct link').kind).toBe('direct');
     const auth = await maker.events.waitFor('!auth', isPrivmsg(taker.node.nick, 'auth'));
-    expect(auth.data).toMatchObject({ body: 'over the direct link', encrypted: true, via: { kind: 'direct' } });
+    expect(auth.data).toMatchObject({
+      body: 'over the direct link',
+      encrypted: true,
+      via: { kind: 'direct' },
+    });
   });
 });
 
@@ -183,21 +220,48 @@ describe('routing', () => {
     track(maker.node);
     const taker = await startClient('taker', [a.location, b.location]);
     track(taker.node);
-    maker.node.setOffers([{ type: 'sw0absoffer', oid: 3, minsize: 1000, maxsize: 9000, txfee: 0, cjfee: '100' }]);
-    await b.relays.waitFor('the offer through b', (r) => r.kind === 'pubmsg' && r.from === maker.node.nick);
-    await a.relays.waitFor('the offer through a', (r) => r.kind === 'pubmsg' && r.from === maker.node.nick);
+    maker.node.setOffers([
+      { type: 'sw0absoffer', oid: 3, minsize: 1000, maxsize: 9000, txfee: 0, cjfee: '100' },
+    ]);
+    await b.relays.waitFor(
+      'the offer through b',
+      (r) => r.kind === 'pubmsg' && r.from === maker.node.nick,
+    );
+    await a.relays.waitFor(
+      'the offer through a',
+      (r) => r.kind === 'pubmsg' && r.from === maker.node.nick,
+    );
     expect(taker.node.pubmsg('!orderbook')).toBe(2);
     await taker.events.waitFor('the signed offer', isPrivmsg(maker.node.nick, 'sw0absoffer'));
     // Both directories carried !orderbook; the maker answered once. Prove no second answer is on
     // its way: a later privmsg from the maker arrives after anything sent before it.
-    await a.relays.waitFor('orderbook through a', (r) => r.kind === 'pubmsg' && r.from === taker.node.nick);
-    await b.relays.waitFor('orderbook through b', (r) => r.kind === 'pubmsg' && r.from === taker.node.nick);
+    await a.relays.waitFor(
+      'orderbook through a',
+      (r) => r.kind === 'pubmsg' && r.from === taker.node.nick,
+    );
+    await b.relays.waitFor(
+      'orderbook through b',
+      (r) => r.kind === 'pubmsg' && r.from === taker.node.nick,
+    );
     maker.node.privmsg(taker.node.nick, 'error', 'marker');
     await taker.events.waitFor('the marker', isPrivmsg(maker.node.nick, 'error'));
     expect(taker.events.items.filter(isPrivmsg(maker.node.nick, 'sw0absoffer'))).toHaveLength(1);
-    expect(taker.events.items.filter((e) => e.name === 'pubmsg' && (e.data as { from: string }).from === maker.node.nick)).toHaveLength(1);
+    expect(
+      taker.events.items.filter(
+        (e) => e.name === 'pubmsg' && (e.data as { from: string }).from === maker.node.nick,
+      ),
+    ).toHaveLength(1);
     expect(taker.node.orderbook.entries()).toEqual([
-      { type: 'sw0absoffer', oid: 3, minsize: 1000, maxsize: 9000, txfee: 0, cjfee: '100', nick: maker.node.nick, source: 'privmsg' },
+      {
+        type: 'sw0absoffer',
+        oid: 3,
+        minsize: 1000,
+        maxsize: 9000,
+        txfee: 0,
+        cjfee: '100',
+        nick: maker.node.nick,
+        source: 'privmsg',
+      },
     ]);
   });
 
@@ -207,17 +271,33 @@ describe('routing', () => {
     track(maker.node);
     const taker = await startClient('taker', [dn.location]);
     track(taker.node);
-    maker.node.setOffers([{ type: 'sw0reloffer', oid: 0, minsize: 1, maxsize: 2, txfee: 0, cjfee: '0.1' }]);
+    maker.node.setOffers([
+      { type: 'sw0reloffer', oid: 0, minsize: 1, maxsize: 2, txfee: 0, cjfee: '0.1' },
+    ]);
     await taker.events.waitFor('offer', (e) => e.name === 'pubmsg');
     await maker.node.stop();
-    await taker.events.waitFor('the maker leaving', (e) => e.name === 'nickLeave' && (e.data as { nick: string }).nick === maker.node.nick);
+    await taker.events.waitFor(
+      'the maker leaving',
+      (e) => e.name === 'nickLeave' && (e.data as { nick: string }).nick === maker.node.nick,
+    );
     expect(taker.node.orderbook.entries()).toEqual([]);
     await dn.node.stop();
-    await taker.events.waitFor('directory down', (e) => e.name === 'directory' && !(e.data as { up: boolean }).up);
+    await taker.events.waitFor(
+      'directory down',
+      (e) => e.name === 'directory' && !(e.data as { up: boolean }).up,
+    );
     const again = await startDirectory({ port: dn.port });
     track(again.node);
-    const downAt = taker.events.items.findIndex((x) => x.name === 'directory' && !(x.data as { up: boolean }).up);
-    await taker.events.waitFor('directory up again', (e) => e.name === 'directory' && (e.data as { up: boolean }).up && taker.events.items.indexOf(e) > downAt);
+    const downAt = taker.events.items.findIndex(
+      (x) => x.name === 'directory' && !(x.data as { up: boolean }).up,
+    );
+    await taker.events.waitFor(
+      'directory up again',
+      (e) =>
+        e.name === 'directory' &&
+        (e.data as { up: boolean }).up &&
+        taker.events.items.indexOf(e) > downAt,
+    );
     expect(again.node.handshakedCount).toBe(1);
   });
 });
@@ -233,7 +313,9 @@ describe('nick authentication', () => {
     track(dn.node);
     const maker = await startClient('maker', [dn.location]);
     track(maker.node);
-    expect(dn.node.peers()).toEqual([expect.objectContaining({ nick: maker.node.nick, state: 'handshaked', verified: true })]);
+    expect(dn.node.peers()).toEqual([
+      expect.objectContaining({ nick: maker.node.nick, state: 'handshaked', verified: true }),
+    ]);
     expect(dn.node.counters.get('nick-auth.ok')).toBe(1);
   });
 
@@ -245,7 +327,15 @@ describe('nick authentication', () => {
     track(dn.node);
     const maker = await startClient('maker', [dn.location], { waitForDirectories: false });
     track(maker.node);
-    await pollUntil('the refusal', () => Promise.resolve(maker.node.counters.get('nick-auth.wrong-directory-id') > 0 ? true : undefined), 5_000, 5);
+    await pollUntil(
+      'the refusal',
+      () =>
+        Promise.resolve(
+          maker.node.counters.get('nick-auth.wrong-directory-id') > 0 ? true : undefined,
+        ),
+      5_000,
+      5,
+    );
     expect(maker.node.hasDirectory).toBe(false);
     expect(dn.node.counters.get('nick-auth.ok')).toBe(0);
   });
@@ -256,20 +346,51 @@ describe('relocation', () => {
     const dn = await startDirectory();
     track(dn.node);
     // A slow backoff: relocation must not wait for it.
-    const maker = await startClient('maker', [dn.location], { backoff: { initialMs: 60_000, factor: 1.5, maxMs: 600_000, jitterMs: [0, 0], stableMs: 60_000 } });
+    const maker = await startClient('maker', [dn.location], {
+      backoff: {
+        initialMs: 60_000,
+        factor: 1.5,
+        maxMs: 600_000,
+        jitterMs: [0, 0],
+        stableMs: 60_000,
+      },
+    });
     track(maker.node);
-    const upsBefore = maker.events.items.filter((e) => e.name === 'directory' && (e.data as { up: boolean }).up).length;
+    const upsBefore = maker.events.items.filter(
+      (e) => e.name === 'directory' && (e.data as { up: boolean }).up,
+    ).length;
     maker.node.relocate('127.0.0.1:1');
-    await maker.events.waitFor('the second handshake', () => maker.events.items.filter((e) => e.name === 'directory' && (e.data as { up: boolean }).up).length > upsBefore);
+    await maker.events.waitFor(
+      'the second handshake',
+      () =>
+        maker.events.items.filter((e) => e.name === 'directory' && (e.data as { up: boolean }).up)
+          .length > upsBefore,
+    );
     expect(maker.node.location).toBe('127.0.0.1:1');
-    expect(dn.node.peers()).toEqual([expect.objectContaining({ nick: maker.node.nick, location: '127.0.0.1:1', state: 'handshaked' })]);
+    expect(dn.node.peers()).toEqual([
+      expect.objectContaining({
+        nick: maker.node.nick,
+        location: '127.0.0.1:1',
+        state: 'handshaked',
+      }),
+    ]);
   });
 });
 
 /** A 795 from a directory that advertises `ping` (as ng's do). */
 const DN_HANDSHAKE_WITH_PING = encodeEnvelope(
   795,
-  encodeDirectoryHandshake({ appName: 'joinmarket', directory: true, protoVerMin: 5, protoVerMax: 5, features: { ping: true }, accepted: true, nick: 'J5Ckon1LuuapPSBM', network: 'testnet', motd: '' }),
+  encodeDirectoryHandshake({
+    appName: 'joinmarket',
+    directory: true,
+    protoVerMin: 5,
+    protoVerMax: 5,
+    features: { ping: true },
+    accepted: true,
+    nick: 'J5Ckon1LuuapPSBM',
+    network: 'testnet',
+    motd: '',
+  }),
 );
 
 describe('directory liveness', () => {
@@ -277,12 +398,18 @@ describe('directory liveness', () => {
     let now = 1_000_000;
     const dn = await ScriptedServer.listen();
     stops.push(() => dn.close());
-    const taker = await startClient('taker', [`127.0.0.1:${dn.port}`], { now: () => now, waitForDirectories: false });
+    const taker = await startClient('taker', [`127.0.0.1:${dn.port}`], {
+      now: () => now,
+      waitForDirectories: false,
+    });
     track(taker.node);
     const link = await dn.connection(0);
     await link.next();
     link.send(DN_HANDSHAKE_WITH_PING);
-    await taker.events.waitFor('the handshake', (e) => e.name === 'directory' && (e.data as { up: boolean }).up);
+    await taker.events.waitFor(
+      'the handshake',
+      (e) => e.name === 'directory' && (e.data as { up: boolean }).up,
+    );
     now += DIRECTORY_PROBE_IDLE_MS;
     taker.node.probeDirectories();
     expect(await link.next()).toBe('{"type": 798, "line": ""}');
@@ -300,12 +427,18 @@ describe('directory liveness', () => {
     let now = 1_000_000;
     const silent = await ScriptedServer.listen();
     stops.push(() => silent.close());
-    const taker = await startClient('taker', [`127.0.0.1:${silent.port}`], { now: () => now, waitForDirectories: false });
+    const taker = await startClient('taker', [`127.0.0.1:${silent.port}`], {
+      now: () => now,
+      waitForDirectories: false,
+    });
     track(taker.node);
     const first = await silent.connection(0);
     await first.next(); // the taker's 793
     first.send(DN_HANDSHAKE_WITH_PING);
-    await taker.events.waitFor('the handshake', (e) => e.name === 'directory' && (e.data as { up: boolean }).up);
+    await taker.events.waitFor(
+      'the handshake',
+      (e) => e.name === 'directory' && (e.data as { up: boolean }).up,
+    );
     now += DIRECTORY_PROBE_IDLE_MS;
     taker.node.probeDirectories();
     expect(await first.next()).toBe('{"type": 798, "line": ""}');

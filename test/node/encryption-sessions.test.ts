@@ -29,9 +29,21 @@ describe('EncryptionSessions', () => {
     const sessions = new EncryptionSessions();
     expect(thrownCode(() => sessions.encrypt('X', 'early'))).toBe(true);
     expect(thrownCode(() => sessions.makerPublicKey('X'))).toBe(true);
-    expect(thrownCode(() => { sessions.acceptPubkey('X', 'ab'.repeat(32)); })).toBe(true);
-    expect(thrownCode(() => { sessions.acceptFill('X', 'ab'.repeat(31)); })).toBe(true);
-    expect(thrownCode(() => { sessions.acceptFill('X', 'zz'.repeat(32)); })).toBe(true);
+    expect(
+      thrownCode(() => {
+        sessions.acceptPubkey('X', 'ab'.repeat(32));
+      }),
+    ).toBe(true);
+    expect(
+      thrownCode(() => {
+        sessions.acceptFill('X', 'ab'.repeat(31));
+      }),
+    ).toBe(true);
+    expect(
+      thrownCode(() => {
+        sessions.acceptFill('X', 'zz'.repeat(32));
+      }),
+    ).toBe(true);
   });
 
   it('expires idle sessions and wipes them', () => {

@@ -4,13 +4,27 @@
  */
 import { silentLogger } from '../../src/log.js';
 import { createNickIdentity, type NickIdentity } from '../../src/message/nick.js';
-import { ClientNode, type ClientNodeEvents, type ClientNodeOptions } from '../../src/node/client-node.js';
-import { DirectoryNode, type DirectoryNodeOptions, type RelayEvent } from '../../src/node/directory-node.js';
+import {
+  ClientNode,
+  type ClientNodeEvents,
+  type ClientNodeOptions,
+} from '../../src/node/client-node.js';
+import {
+  DirectoryNode,
+  type DirectoryNodeOptions,
+  type RelayEvent,
+} from '../../src/node/directory-node.js';
 import { TcpDialer, TcpServerTransport } from '../../src/peer/transport.js';
 import { freePort } from '../../src/demo/cluster.js';
 
 /** Fast reconnects for tests. */
-export const TEST_BACKOFF = { initialMs: 20, factor: 1.5, maxMs: 200, jitterMs: [0, 10] as const, stableMs: 60_000 };
+export const TEST_BACKOFF = {
+  initialMs: 20,
+  factor: 1.5,
+  maxMs: 200,
+  jitterMs: [0, 10] as const,
+  stableMs: 60_000,
+};
 
 /** The features the daemon advertises for makers and takers. */
 export const CLIENT_FEATURES = { nick_auth: true, peerlist_features: true, ping: true };
@@ -36,7 +50,11 @@ export class Recorder<T> {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out waiting for ${what}; have ${JSON.stringify(this.items).slice(0, 2000)}`));
+        reject(
+          new Error(
+            `timed out waiting for ${what}; have ${JSON.stringify(this.items).slice(0, 2000)}`,
+          ),
+        );
       }, timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -57,7 +75,15 @@ export interface NodeEvent {
 /** Records every event of a ClientNode. */
 export function recordEvents(node: ClientNode): Recorder<NodeEvent> {
   const recorder = new Recorder<NodeEvent>();
-  for (const name of ['privmsg', 'pubmsg', 'nickLeave', 'directory', 'peer', 'peerlist', 'dropped'] as const) {
+  for (const name of [
+    'privmsg',
+    'pubmsg',
+    'nickLeave',
+    'directory',
+    'peer',
+    'peerlist',
+    'dropped',
+  ] as const) {
     node.on(name, (data) => {
       recorder.push({ name, data });
     });
@@ -66,7 +92,9 @@ export function recordEvents(node: ClientNode): Recorder<NodeEvent> {
 }
 
 /** Starts a directory node on a free port. */
-export async function startDirectory(options: Partial<DirectoryNodeOptions> & { port?: number } = {}): Promise<{ node: DirectoryNode; location: string; port: number; relays: Recorder<RelayEvent> }> {
+export async function startDirectory(
+  options: Partial<DirectoryNodeOptions> & { port?: number } = {},
+): Promise<{ node: DirectoryNode; location: string; port: number; relays: Recorder<RelayEvent> }> {
   const port = options.port ?? (await freePort());
   const location = `127.0.0.1:${port}`;
   const node = new DirectoryNode({
@@ -90,7 +118,10 @@ export async function startDirectory(options: Partial<DirectoryNodeOptions> & { 
 export async function startClient(
   role: 'maker' | 'taker',
   directories: readonly string[],
-  options: Partial<ClientNodeOptions> & { identity?: NickIdentity; waitForDirectories?: boolean } = {},
+  options: Partial<ClientNodeOptions> & {
+    identity?: NickIdentity;
+    waitForDirectories?: boolean;
+  } = {},
 ): Promise<{ node: ClientNode; events: Recorder<NodeEvent>; location: string }> {
   const port = role === 'maker' ? await freePort() : 0;
   const location = role === 'maker' ? `127.0.0.1:${port}` : 'NOT-SERVING-ONION';
@@ -110,6 +141,8 @@ export async function startClient(
   const events = recordEvents(node);
   await node.start();
   if (options.waitForDirectories === false) return { node, events, location };
-  await events.waitFor(`${role} to handshake with every directory`, () => node.directoryStatus().every((d) => d.state === 'handshaked'));
+  await events.waitFor(`${role} to handshake with every directory`, () =>
+    node.directoryStatus().every((d) => d.state === 'handshaked'),
+  );
   return { node, events, location };
 }
