@@ -175,39 +175,17 @@ export class Daemon {
     const dialer = this.#options.dialer ?? new TcpDialer();
     if (isDirectoryFor(config, ownServingLocation)) {
       this.#role = 'directory';
-      this.#directory = new DirectoryNode({
-        identity: this.identity,
-        network: config.network,
-        ownLocation: ownServingLocation,
-        motd: config.directoryMotd,
-        server: new TcpServerTransport(config.onionServingHost, config.onionServingPort),
-        logger: this.#logger,
-        features: directoryFeatures(config),
-        heartbeat: config.heartbeat,
-        nickAuth: {
-          mode: config.nickAuth.mode,
-          directoryId: config.nickAuth.directoryId ?? ownServingLocation.toLowerCase(),
-        },
-      });
+      this.#directory = this.#createDirectory(ownServingLocation);
       await this.#directory.start();
       return;
     }
     const role = this.#options.clientRole ?? 'taker';
     this.#role = role;
-    this.#client = new ClientNode({
+    this.#client = this.#createClient(
       role,
-      identity: this.identity,
-      network: config.network,
-      ownLocation: role === 'maker' ? ownServingLocation : NOT_SERVING_ONION,
-      directories: config.directoryNodes,
+      role === 'maker' ? ownServingLocation : NOT_SERVING_ONION,
       dialer,
-      ...(role === 'maker'
-        ? { server: new TcpServerTransport(config.onionServingHost, config.onionServingPort) }
-        : {}),
-      logger: this.#logger,
-      features: CLIENT_FEATURES,
-      ...(this.#options.backoff !== undefined ? { backoff: this.#options.backoff } : {}),
-    });
+    );
     await this.#client.start();
   }
 
@@ -266,20 +244,7 @@ export class Daemon {
         'hidden_service_dir is not used by a taker',
       );
     }
-    const client = new ClientNode({
-      role,
-      identity: this.identity,
-      network: config.network,
-      ownLocation,
-      directories: config.directoryNodes,
-      dialer,
-      ...(role === 'maker'
-        ? { server: new TcpServerTransport(config.onionServingHost, config.onionServingPort) }
-        : {}),
-      logger: this.#logger,
-      features: CLIENT_FEATURES,
-      ...(this.#options.backoff !== undefined ? { backoff: this.#options.backoff } : {}),
-    });
+    const client = this.#createClient(role, ownLocation, dialer);
     this.#client = client;
     // A re-created ephemeral onion has a new address: re-handshake every directory under it.
     this.#onion?.onRecreated((address) => {
@@ -296,9 +261,26 @@ export class Daemon {
 
   /** A directory node on its persistent onion (spec §8.2): listener first, then the onion. */
   async #startTorDirectory(key: OnionKey, ownLocation: string): Promise<void> {
-    const { config } = this.#options;
     this.#role = 'directory';
-    this.#directory = new DirectoryNode({
+    // On Tor, admit only what ng admits (spec §2.1, §2.5): v3 onions and NOT-SERVING-ONION.
+    this.#directory = this.#createDirectory(ownLocation, isTorPeerLocation);
+    await this.#directory.start();
+    const onion = this.#onionRuntime({ kind: 'persistent', key });
+    await onion.start();
+    this.#throwIfStopped();
+    this.#logger.info({ location: ownLocation }, 'directory node reachable on its onion');
+  }
+
+  /**
+   * The directory node at `ownLocation`, listening on onion_serving_host:port; its nick-auth
+   * directory-id is the configured one or its own location, lower-cased (spec §9.6).
+   */
+  #createDirectory(
+    ownLocation: string,
+    acceptLocation?: (location: Location) => boolean,
+  ): DirectoryNode {
+    const { config } = this.#options;
+    return new DirectoryNode({
       identity: this.identity,
       network: config.network,
       ownLocation,
@@ -307,18 +289,31 @@ export class Daemon {
       logger: this.#logger,
       features: directoryFeatures(config),
       heartbeat: config.heartbeat,
-      // On Tor, admit only what ng admits (spec §2.1, §2.5): v3 onions and NOT-SERVING-ONION.
-      acceptLocation: isTorPeerLocation,
+      ...(acceptLocation !== undefined ? { acceptLocation } : {}),
       nickAuth: {
         mode: config.nickAuth.mode,
         directoryId: config.nickAuth.directoryId ?? ownLocation.toLowerCase(),
       },
     });
-    await this.#directory.start();
-    const onion = this.#onionRuntime({ kind: 'persistent', key });
-    await onion.start();
-    this.#throwIfStopped();
-    this.#logger.info({ location: ownLocation }, 'directory node reachable on its onion');
+  }
+
+  /** A maker (listening on onion_serving_host:port) or taker linked to every configured directory. */
+  #createClient(role: ClientRole, ownLocation: string, dialer: Dialer): ClientNode {
+    const { config } = this.#options;
+    return new ClientNode({
+      role,
+      identity: this.identity,
+      network: config.network,
+      ownLocation,
+      directories: config.directoryNodes,
+      dialer,
+      ...(role === 'maker'
+        ? { server: new TcpServerTransport(config.onionServingHost, config.onionServingPort) }
+        : {}),
+      logger: this.#logger,
+      features: CLIENT_FEATURES,
+      ...(this.#options.backoff !== undefined ? { backoff: this.#options.backoff } : {}),
+    });
   }
 
   /** After a long await of start(): stop() may have run meanwhile; start no more components then. */
