@@ -94,11 +94,19 @@ export class ApiServer {
         this.#server.off('error', reject);
         resolve();
       };
-      if (endpoint.kind === 'unix') this.#server.listen(endpoint.path, done);
-      else this.#server.listen(endpoint.port, endpoint.host, done);
+      if (endpoint.kind === 'unix') {
+        // The socket file is created inside this synchronous call: a umask of 0177 around it
+        // creates it 0600 from the start, so no other user can connect before the chmod below.
+        const previous = process.umask(0o177);
+        try {
+          this.#server.listen(endpoint.path, done);
+        } finally {
+          process.umask(previous);
+        }
+      } else this.#server.listen(endpoint.port, endpoint.host, done);
     });
     if (endpoint.kind === 'unix') {
-      await fs.chmod(endpoint.path, 0o600);
+      await fs.chmod(endpoint.path, 0o600); // in case the platform ignored the umask
       this.#endpoint = endpoint;
     } else {
       const address = this.#server.address();
