@@ -7,7 +7,6 @@
  * signature does not cover, spec §5.6).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ApiEvent } from '../../src/api/client.js';
 import { silentLogger } from '../../src/log.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import { parseChannelLine, signPrivmsg } from '../../src/message/privmsg.js';
@@ -16,43 +15,8 @@ import { TcpDialer, TcpServerTransport } from '../../src/peer/transport.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { MessageType } from '../../src/wire/message-types.js';
 import { freePort } from '../../src/demo/cluster.js';
+import { recordEvents } from '../node/harness.js';
 import { lineOf, ScriptedPeer, ScriptedServer, T, transcriptEvents } from './transcript.js';
-
-type Received = { event: keyof ClientNodeEvents; data: unknown };
-
-/** Collects a node's events so the test can await one. */
-function recorder(node: ClientNode): {
-  events: ApiEvent[];
-  waitFor: (pred: (e: Received) => boolean) => Promise<Received>;
-} {
-  const events: Received[] = [];
-  const waiters: (() => void)[] = [];
-  for (const name of ['privmsg', 'pubmsg', 'peer', 'directory', 'peerlist', 'dropped'] as const) {
-    node.on(name, (data) => {
-      events.push({ event: name, data });
-      for (const w of waiters.splice(0)) w();
-    });
-  }
-  return {
-    events,
-    waitFor: async (pred) => {
-      const deadline = Date.now() + 5_000;
-      for (;;) {
-        const found = events.find(pred);
-        if (found !== undefined) return found;
-        if (Date.now() > deadline)
-          throw new Error(`event not seen; have ${JSON.stringify(events)}`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 200);
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
-  };
-}
 
 /** `cmd` and body of a transcript privmsg line (without pubkey and signature). */
 function privmsgParts(envelopeText: string): {
@@ -109,7 +73,7 @@ describe('maker against the reference transcript', () => {
       endToEnd: false,
     });
     cleanups.push(() => node.stop());
-    const rec = recorder(node);
+    const rec = recordEvents(node);
     const ours = (text: string): string =>
       text.replaceAll(T.makerNick, identity.nick).replaceAll(T.makerLocation, ourLocation);
     await node.start();
@@ -130,15 +94,17 @@ describe('maker against the reference transcript', () => {
       const link = links.get(event.conn);
       if (link === undefined) throw new Error(`no link #${event.conn}`);
       if (event.from !== 'maker') {
-        const before = rec.events.length;
+        const before = rec.items.length;
         link.send(ours(event.text));
         await rec.waitFor(
-          (e) => rec.events.indexOf(e) >= before && e.event === effectOf(event.type),
+          'the effect of a transcript line',
+          (e) => rec.items.indexOf(e) >= before && e.name === effectOf(event.type),
         );
         if (event.type === 'privmsg') {
           const { cmd, body } = privmsgParts(event.text);
           const got = await rec.waitFor(
-            (e) => e.event === 'privmsg' && (e.data as { body: string }).body === body,
+            'the effect of a transcript line',
+            (e) => e.name === 'privmsg' && (e.data as { body: string }).body === body,
           );
           expect((got.data as { cmd: string; via: { kind: string } }).cmd).toBe(cmd);
           expect((got.data as { via: { kind: string } }).via.kind).toBe(
@@ -181,7 +147,7 @@ describe('maker against the reference transcript', () => {
     }
     expect(compared).toBe(6);
     for (const [conn, l] of links) expect(l.lines, `unexpected lines on #${conn}`).toEqual([]);
-    expect(rec.events.filter((e) => e.event === 'dropped')).toEqual([]);
+    expect(rec.items.filter((e) => e.name === 'dropped')).toEqual([]);
   });
 });
 
@@ -205,7 +171,7 @@ describe('taker against the reference transcript', () => {
       endToEnd: false,
     });
     cleanups.push(() => node.stop());
-    const rec = recorder(node);
+    const rec = recordEvents(node);
     const makerLocation = `127.0.0.1:${maker.port}`;
     const ours = (text: string): string =>
       text.replaceAll(T.takerNick, identity.nick).replaceAll(T.makerLocation, makerLocation);
@@ -223,15 +189,17 @@ describe('taker against the reference transcript', () => {
       const link = links.get(event.conn);
       if (link === undefined) throw new Error(`no link #${event.conn}`);
       if (event.from !== 'taker') {
-        const before = rec.events.length;
+        const before = rec.items.length;
         link.send(ours(event.text));
         await rec.waitFor(
-          (e) => rec.events.indexOf(e) >= before && e.event === effectOf(event.type),
+          'the effect of a transcript line',
+          (e) => rec.items.indexOf(e) >= before && e.name === effectOf(event.type),
         );
         if (event.type === 'privmsg') {
           const { cmd, body } = privmsgParts(event.text);
           const got = await rec.waitFor(
-            (e) => e.event === 'privmsg' && (e.data as { body: string }).body === body,
+            'the effect of a transcript line',
+            (e) => e.name === 'privmsg' && (e.data as { body: string }).body === body,
           );
           expect((got.data as { cmd: string }).cmd).toBe(cmd);
           expect((got.data as { via: { kind: string } }).via.kind).toBe(
@@ -239,11 +207,13 @@ describe('taker against the reference transcript', () => {
           );
         } else if (event.type === 'pubmsg') {
           await rec.waitFor(
-            (e) => e.event === 'pubmsg' && (e.data as { from: string }).from === T.makerNick,
+            'the effect of a transcript line',
+            (e) => e.name === 'pubmsg' && (e.data as { from: string }).from === T.makerNick,
           );
         } else if (event.type === 'handshake') {
           await rec.waitFor(
-            (e) => e.event === 'peer' && (e.data as { nick: string }).nick === T.makerNick,
+            'the effect of a transcript line',
+            (e) => e.name === 'peer' && (e.data as { nick: string }).nick === T.makerNick,
           );
         }
         continue;
@@ -273,6 +243,6 @@ describe('taker against the reference transcript', () => {
         source: 'pubmsg',
       },
     ]);
-    expect(rec.events.filter((e) => e.event === 'dropped')).toEqual([]);
+    expect(rec.items.filter((e) => e.name === 'dropped')).toEqual([]);
   });
 });
