@@ -10,7 +10,7 @@
  *
  * `nacl.box` returns MAC ‖ ciphertext, so the nonce is prepended here (R: src/jmdaemon/
  * enc_wrapper.py `encrypt_encode`, `decode_decrypt`; NG: jmcore/src/jmcore/encryption.py;
- * /work/shared/LIBRARIES.md). Pure apart from random nonces and key pairs.
+ * docs/protocol.md §7). Pure apart from random nonces and key pairs.
  */
 import nacl from 'tweetnacl';
 import { OnionmcError } from '../errors.js';

@@ -4,7 +4,7 @@
  * padding. Also the strict hex and base64 decoders the other message modules share.
  *
  * Sources: R: src/jmbitcoin/secp256k1_main.py `ecdsa_sign`, `ecdsa_raw_sign`, `ecdsa_verify`;
- * python-bitcointx `CPubKey.verify`; /work/shared/LIBRARIES.md (noble's `prehash: false` trap).
+ * python-bitcointx `CPubKey.verify`; docs/protocol.md §5.6 (noble's `prehash: false` trap).
  * Pure: no I/O, no state.
  */
 import { secp256k1 } from '@noble/curves/secp256k1.js';

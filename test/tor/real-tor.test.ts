@@ -2,7 +2,7 @@
  * The control client against a REAL tor, started safely: inside a fresh network namespace whose
  * only interface is `lo` (no route anywhere), with `DisableNetwork 1`, no SOCKS port and its own
  * data directory, reached through its unix control socket (reachable across namespaces through
- * the filesystem, /work/shared/tor/private-network.md). Needs root and tor; see helpers/prereq.ts.
+ * the filesystem, docs/tor-test-network.md). Needs root and tor; see helpers/prereq.ts.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

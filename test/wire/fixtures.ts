@@ -1,6 +1,6 @@
 /**
  * Loads the protocol fixtures shared by the wire tests: vectors.json and the reference transcript
- * (copies of /work/shared/protocol/ in test/fixtures/).
+ * (test/fixtures/vectors.json and test/fixtures/reference-transcript.txt; docs/protocol.md §11).
  */
 import { readFileSync } from 'node:fs';
 

@@ -9,7 +9,7 @@
  * outside the namespace, so onionmc can run outside it; {@link PrivateTorNetwork.exec} runs a
  * command inside it.
  *
- * Source of every torrc option, the key procedure and the timings: /work/shared/tor/private-network.md
+ * Source of every torrc option, the key procedure and the timings: docs/tor-test-network.md
  * (verified with tor 0.4.9.11 on these machines). Test code: no test framework in here.
  */
 import {
