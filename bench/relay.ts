@@ -63,11 +63,17 @@ const PIN =
 /** File descriptors each child may need: one per peer, plus slack. */
 const FD_LIMIT = PEERS + 1024;
 
-function spawnChild(script: string, args: string[], core: number): ChildProcess {
+function spawnChild(
+  script: string,
+  args: string[],
+  core: number,
+  nodeFlags: string[] = [],
+): ChildProcess {
   const file = fileURLToPath(new URL(script, import.meta.url));
   const command = [
     ...(PIN ? ['taskset', '-c', String(core)] : []),
     process.execPath,
+    ...nodeFlags,
     file,
     ...args,
   ];
@@ -118,7 +124,7 @@ interface Stats {
   readonly rssBytes: number;
 }
 let statsId = 0;
-async function relayStats(relay: ChildProcess): Promise<Stats> {
+async function relayStats(relay: ChildProcess, gc = false): Promise<Stats> {
   const id = ++statsId;
   const reply = nextMessage(
     relay,
@@ -126,7 +132,7 @@ async function relayStats(relay: ChildProcess): Promise<Stats> {
     10_000,
     'relay stats',
   );
-  relay.send({ stats: id });
+  relay.send({ stats: id, gc });
   return reply;
 }
 
@@ -164,7 +170,9 @@ interface Row {
 
 async function measure(kind: string): Promise<Row> {
   const port = await freePort();
-  const relay = spawnChild('./relay/relay-node.js', ['--kind', kind, '--port', String(port)], 0);
+  const relay = spawnChild('./relay/relay-node.js', ['--kind', kind, '--port', String(port)], 0, [
+    '--expose-gc',
+  ]);
   const generator = spawnChild('./relay/load-generator.js', [], 1);
   const say = (text: string): void => {
     process.stdout.write(`[${kind}] ${text}\n`);
@@ -182,12 +190,12 @@ async function measure(kind: string): Promise<Row> {
       30_000,
       'the generator',
     );
-    const empty = await relayStats(relay);
+    const empty = await relayStats(relay, true);
     const connect = await runPhase(generator, { phase: 'connect', port, peers: PEERS });
-    const withPeers = await relayStats(relay);
+    const withPeers = await relayStats(relay, true);
     const rssPerPeerKiB = (withPeers.rssBytes - empty.rssBytes) / 1024 / PEERS;
     say(
-      `${PEERS} peers handshaked in ${connect.elapsedS.toFixed(1)} s; RSS ${(empty.rssBytes / 2 ** 20).toFixed(0)} MiB empty, ${(withPeers.rssBytes / 2 ** 20).toFixed(0)} MiB with peers (${rssPerPeerKiB.toFixed(1)} KiB/peer)`,
+      `${PEERS} peers handshaked in ${connect.elapsedS.toFixed(1)} s; RSS after a full GC ${(empty.rssBytes / 2 ** 20).toFixed(1)} MiB empty, ${(withPeers.rssBytes / 2 ** 20).toFixed(1)} MiB with peers (${rssPerPeerKiB.toFixed(1)} KiB/peer)`,
     );
 
     const f0 = await relayStats(relay);

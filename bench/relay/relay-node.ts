@@ -5,7 +5,8 @@
  *
  *   node dist-bench/bench/relay/relay-node.js --kind onionmc|baseline --port N
  *
- * IPC: sends `{ ready: true }` once listening; answers each `{ stats: id }` with
+ * IPC: sends `{ ready: true }` once listening; answers each `{ stats: id, gc? }` (gc: run a full
+ * collection first, when started with --expose-gc) with
  * `{ stats: id, cpuUs, rssBytes }` (process.cpuUsage user + system; process.memoryUsage().rss);
  * exits on `{ exit: true }` or when the IPC channel closes.
  */
@@ -24,12 +25,16 @@ else if (values.kind === 'baseline')
   relay = await (await import('./baseline-relay.js')).startBaselineRelay(port);
 else throw new Error(`--kind must be onionmc or baseline, not ${String(values.kind)}`);
 
-process.on('message', (message: { stats?: number; exit?: boolean }) => {
+const gc = (globalThis as { gc?: () => void }).gc;
+
+process.on('message', (message: { stats?: number; gc?: boolean; exit?: boolean }) => {
   if (message.exit === true) {
     void relay.close();
     process.exit(0);
   }
   if (message.stats !== undefined) {
+    // A full collection first when asked (started with --expose-gc), so RSS compares like with like.
+    if (message.gc === true) gc?.();
     const cpu = process.cpuUsage();
     process.send?.({
       stats: message.stats,
