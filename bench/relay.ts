@@ -1,202 +1,281 @@
 /**
- * Directory node relay benchmark. Starts `onionmc run` as a directory node in its own process
- * (testing mode, loopback), connects PEERS raw peers that handshake (793), then has SENDERS of them
- * send privmsgs to random other peers as fast as the socket takes them, for DURATION_S seconds.
- * Prints privmsgs relayed per second (counted at the recipients), the directory's CPU time and its
- * peak RSS. The directory does O(1) work per privmsg in the number of peers (a nick map), so the
- * rate should not fall as PEERS grows.
+ * Directory node relay benchmark: onionmc's directory node against a minimal baseline relay
+ * (bench/relay/baseline-relay.ts), in one run, with the same load generator in the same process
+ * layout: the relay under test in one process (pinned to core 0 with `taskset` where it exists),
+ * the load generator in another (core 1), this orchestrator idle in a third. Each relay in turn:
  *
- *   npm run bench -- [--peers 2000] [--senders 200] [--seconds 10]
+ * 1. PEERS peers connect and handshake (793/795, docs/protocol.md §2.3-§2.4): RSS per connected peer;
+ * 2. flood: SENDERS peers send privmsgs as fast as the relay takes them (≤ 20,000 in flight):
+ *    relayed privmsgs/s at saturation, and the relay's CPU µs per relayed privmsg;
+ * 3. latency: RATE privmsgs/s offered: p50/p99 send-to-receive time;
+ * 4. fan-out: FANOUT_SENDERS peers send pubmsgs: deliveries/s to the other peers.
+ *
+ * The relay reports its own CPU (process.cpuUsage) and RSS over IPC; the generator reports its own
+ * CPU so it is not charged to the relay. Prints one row per relay and their ratios.
+ *
+ *   npm run bench -- [--peers 500] [--senders 250] [--rate 1000] [--seconds 10]
+ *                    [--fanout-senders 4] [--relays baseline,onionmc]
+ *
+ * docs/performance.md has the figures and how to reproduce them.
  */
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import net from 'node:net';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { freePort, pollUntil } from '../src/demo/cluster.js';
-import { encodeEnvelope } from '../src/wire/envelope.js';
-import { encodeClientHandshake } from '../src/wire/handshake.js';
+import { freePort } from '../src/demo/cluster.js';
+import type { GeneratorCommand, GeneratorReport } from './relay/load-generator.js';
 
 const { values } = parseArgs({
   options: {
-    peers: { type: 'string', default: '2000' },
-    senders: { type: 'string', default: '200' },
+    peers: { type: 'string', default: '500' },
+    senders: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
+    'fanout-senders': { type: 'string', default: '4' },
+    relays: { type: 'string', default: 'baseline,onionmc' },
   },
 });
-const PEERS = Number(values.peers);
-const SENDERS = Math.min(PEERS, Number(values.senders));
-const DURATION_S = Number(values.seconds);
-const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 
-function randomNick(i: number): string {
-  let s = '';
-  let n = i + 1;
-  while (s.length < 14) {
-    s += BASE58[n % 58] ?? '1';
-    n = Math.floor(n / 58) + s.length * 7919;
+function intOption(name: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    process.stderr.write(`--${name} must be an integer in [${min}, ${max}], not ${text}\n`);
+    process.exit(2);
   }
-  return `J5${s}`;
+  return n;
 }
 
-function rssKb(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-}
+const PEERS = intOption('peers', values.peers, 2, 10_000);
+const SENDERS = intOption(
+  'senders',
+  values.senders ?? String(Math.min(250, Math.floor(PEERS / 2))),
+  1,
+  PEERS,
+);
+const RATE = intOption('rate', values.rate, 1, 100_000);
+const SECONDS = intOption('seconds', values.seconds, 1, 300);
+const FANOUT_SENDERS = intOption('fanout-senders', values['fanout-senders'], 1, PEERS);
+const RELAYS = values.relays.split(',').filter((r) => r === 'baseline' || r === 'onionmc');
+const PHASE_TIMEOUT_MS = SECONDS * 3000 + 60_000;
 
-function cpuMs(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-  return (ticks * 1000) / 100;
-}
+const PIN =
+  os.availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+/** File descriptors each child may need: one per peer, plus slack. */
+const FD_LIMIT = PEERS + 1024;
 
-async function main(): Promise<void> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'onionmc-bench-'));
-  const port = await freePort();
-  const config = path.join(dir, 'dn.cfg');
-  await fsp.writeFile(
-    config,
-    `[BLOCKCHAIN]\nnetwork = testnet\n[MESSAGING:onion]\ntype = onion\nonion_serving_host = 127.0.0.1\nonion_serving_port = ${port}\ndirectory_nodes = 127.0.0.1:${port}\nregtest_count = 1,1\nnick_auth_mode = disabled\n`,
+function spawnChild(
+  script: string,
+  args: string[],
+  core: number,
+  nodeFlags: string[] = [],
+): ChildProcess {
+  const file = fileURLToPath(new URL(script, import.meta.url));
+  const command = [
+    ...(PIN ? ['taskset', '-c', String(core)] : []),
+    process.execPath,
+    ...nodeFlags,
+    file,
+    ...args,
+  ];
+  // Through sh to raise the soft fd limit where the hard limit allows (10,000 peers).
+  return spawn(
+    '/bin/sh',
+    ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null; exec "$@"`, 'sh', ...command],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
   );
-  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const dn = spawn(process.execPath, [cli, 'run', '--config', config, '--log-level', 'warn'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+}
+
+/** Waits for the first IPC message of `child` that `match` accepts (bounded by `timeoutMs`). */
+function nextMessage<T>(
+  child: ChildProcess,
+  match: (message: unknown) => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const onMessage = (message: unknown): void => {
+      const value = match(message);
+      if (value === undefined) return;
+      cleanup();
+      resolve(value);
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new Error(`${what}: the child exited (${String(code)})`));
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
   });
-  const dnPid = dn.pid ?? 0;
+}
+
+interface Stats {
+  readonly cpuUs: number;
+  readonly rssBytes: number;
+}
+let statsId = 0;
+async function relayStats(relay: ChildProcess, gc = false): Promise<Stats> {
+  const id = ++statsId;
+  const reply = nextMessage(
+    relay,
+    (m) => ((m as { stats?: number }).stats === id ? (m as Stats) : undefined),
+    10_000,
+    'relay stats',
+  );
+  relay.send({ stats: id, gc });
+  return reply;
+}
+
+async function runPhase(
+  generator: ChildProcess,
+  command: GeneratorCommand,
+): Promise<GeneratorReport> {
+  const reply = nextMessage(
+    generator,
+    (m) => {
+      const r = m as { report?: GeneratorReport; error?: string };
+      if (r.error !== undefined) return { error: r.error };
+      return r.report !== undefined ? { report: r.report } : undefined;
+    },
+    PHASE_TIMEOUT_MS,
+    `the ${command.phase} phase`,
+  );
+  generator.send(command);
+  const result = await reply;
+  if ('error' in result) throw new Error(`${command.phase}: ${result.error}`);
+  return result.report;
+}
+
+interface Row {
+  readonly relay: string;
+  readonly privmsgsPerS: number;
+  readonly cpuUsPerPrivmsg: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly fanoutPerS: number;
+  readonly cpuUsPerDelivery: number;
+  readonly rssPerPeerKiB: number;
+  readonly rssMiB: number;
+}
+
+async function measure(kind: string): Promise<Row> {
+  const port = await freePort();
+  const relay = spawnChild('./relay/relay-node.js', ['--kind', kind, '--port', String(port)], 0, [
+    '--expose-gc',
+  ]);
+  const generator = spawnChild('./relay/load-generator.js', [], 1);
+  const say = (text: string): void => {
+    process.stdout.write(`[${kind}] ${text}\n`);
+  };
   try {
-    await pollUntil(
-      'the directory to listen',
-      () =>
-        new Promise<true | undefined>((resolve) => {
-          const s = net.connect(port, '127.0.0.1', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => {
-            resolve(undefined);
-          });
-        }),
-      10_000,
+    await nextMessage(
+      relay,
+      (m) => ((m as { ready?: boolean }).ready === true ? true : undefined),
+      30_000,
+      'the relay to listen',
+    );
+    await nextMessage(
+      generator,
+      (m) => ((m as { ready?: boolean }).ready === true ? true : undefined),
+      30_000,
+      'the generator',
+    );
+    const empty = await relayStats(relay, true);
+    const connect = await runPhase(generator, { phase: 'connect', port, peers: PEERS });
+    const withPeers = await relayStats(relay, true);
+    const rssPerPeerKiB = (withPeers.rssBytes - empty.rssBytes) / 1024 / PEERS;
+    say(
+      `${PEERS} peers handshaked in ${connect.elapsedS.toFixed(1)} s; RSS after a full GC ${(empty.rssBytes / 2 ** 20).toFixed(1)} MiB empty, ${(withPeers.rssBytes / 2 ** 20).toFixed(1)} MiB with peers (${rssPerPeerKiB.toFixed(1)} KiB/peer)`,
     );
 
-    const nicks = Array.from({ length: PEERS }, (_, i) => randomNick(i));
-    let received = 0;
-    let handshaked = 0;
-    const sockets: net.Socket[] = [];
-    const connectStarted = Date.now();
-    for (let i = 0; i < PEERS; i++) {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.setNoDelay(true);
-      sockets.push(socket);
-      let buffer = '';
-      socket.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString('latin1');
-        let end;
-        while ((end = buffer.indexOf('\r\n')) >= 0) {
-          const line = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (line.startsWith('{"type": 685')) received++;
-          else if (line.startsWith('{"type": 795')) handshaked++;
-        }
-      });
-      socket.on('error', () => undefined);
-      const hs = encodeClientHandshake({
-        appName: 'joinmarket',
-        directory: false,
-        locationString: 'NOT-SERVING-ONION',
-        protoVer: 5,
-        features: {},
-        nick: nicks[i] ?? '',
-        network: 'testnet',
-      });
-      socket.write(`${encodeEnvelope(793, hs)}\r\n`);
-      if (i % 200 === 199)
-        await pollUntil(
-          'handshakes',
-          () => Promise.resolve(handshaked > i - 100 ? true : undefined),
-          30_000,
-          5,
-        );
-    }
-    await pollUntil(
-      'all handshakes',
-      () => Promise.resolve(handshaked === PEERS ? true : undefined),
-      60_000,
-      10,
-    );
-    const idleRss = rssKb(dnPid);
-    process.stdout.write(
-      `peers connected and handshaked: ${PEERS} in ${Date.now() - connectStarted} ms; directory RSS ${Math.round(idleRss / 1024)} MiB\n`,
+    const f0 = await relayStats(relay);
+    const flood = await runPhase(generator, { phase: 'flood', seconds: SECONDS, senders: SENDERS });
+    const f1 = await relayStats(relay);
+    const privmsgsPerS = flood.receivedInWindow / flood.elapsedS;
+    const cpuUsPerPrivmsg = (f1.cpuUs - f0.cpuUs) / Math.max(1, flood.receivedTotal);
+    say(
+      `flood: ${SENDERS} senders, ${flood.sent} sent, ${flood.receivedInWindow} relayed in ${flood.elapsedS.toFixed(1)} s, ${flood.receivedTotal} in total (${flood.sent - flood.receivedTotal} lost); relay CPU ${((f1.cpuUs - f0.cpuUs) / 1e6).toFixed(2)} s, generator CPU ${((100 * flood.cpuUs) / 1e6 / flood.elapsedS).toFixed(0)}% of a core; RSS ${(f1.rssBytes / 2 ** 20).toFixed(0)} MiB`,
     );
 
-    // Each sender writes pre-built privmsg frames (a realistic !fill body) to random recipients,
-    // 64 frames per batch, whenever its socket has drained; the generator checks the deadline
-    // between batches so its own load cannot stretch the measurement.
-    const body = `fill 0 1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)} 03${'ef'.repeat(32)} ${'M'.repeat(96)}`;
-    const FRAMES_PER_SENDER = 64;
-    const WINDOW = 20_000;
-    let sent = 0;
-    const cpuBefore = cpuMs(dnPid);
-    const started = Date.now();
-    const deadline = started + DURATION_S * 1000;
-    let peakRss = idleRss;
-    const rssTimer = setInterval(() => {
-      peakRss = Math.max(peakRss, rssKb(dnPid));
-    }, 200);
-    for (let s = 0; s < SENDERS; s++) {
-      const socket = sockets[s];
-      const from = nicks[s] ?? '';
-      if (socket === undefined) continue;
-      const batch = Buffer.concat(
-        Array.from({ length: FRAMES_PER_SENDER }, () => {
-          let to = from;
-          while (to === from) to = nicks[Math.floor(Math.random() * PEERS)] ?? '';
-          return Buffer.from(`${encodeEnvelope(685, `${from}!${to}!${body}`)}\r\n`);
-        }),
-      );
-      const pump = (): void => {
-        if (Date.now() >= deadline) return;
-        // At most WINDOW privmsgs in flight: measure what the directory sustains, not how much
-        // the kernel can buffer.
-        if (sent - received >= WINDOW) {
-          setTimeout(pump, 1);
-          return;
-        }
-        sent += FRAMES_PER_SENDER;
-        if (socket.write(batch)) setImmediate(pump);
-        else socket.once('drain', pump);
-      };
-      pump();
-    }
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())));
-    const receivedAtStop = received;
-    const elapsed = (Date.now() - started) / 1000;
-    // Let what is in flight arrive, to report how much of what was sent got through.
-    await pollUntil(
-      'the relay to drain',
-      () => Promise.resolve(received >= sent ? true : undefined),
-      10_000,
-      50,
-    ).catch(() => undefined);
-    const cpu = cpuMs(dnPid) - cpuBefore;
-    clearInterval(rssTimer);
-    process.stdout.write(
-      [
-        `senders ${SENDERS}, at most 20,000 privmsgs in flight, duration ${elapsed.toFixed(1)} s`,
-        `privmsgs sent ${sent}, received by the deadline ${receivedAtStop}, in total ${received} (${received === sent ? 'none lost' : `${sent - received} not delivered`})`,
-        `RELAY RATE: ${Math.round(receivedAtStop / elapsed)} privmsgs/s (each followed by a peerlist line, as the reference does; load generator on the same 2 cores)`,
-        `directory CPU ${(cpu / 1000).toFixed(1)} s over ${elapsed.toFixed(1)} s (${Math.round(cpu / 10 / elapsed)}% of one core)`,
-        `directory RSS: idle ${Math.round(idleRss / 1024)} MiB with ${PEERS} peers, peak ${Math.round(peakRss / 1024)} MiB under load`,
-      ].join('\n') + '\n',
+    const lat = await runPhase(generator, {
+      phase: 'latency',
+      seconds: SECONDS,
+      senders: SENDERS,
+      rate: RATE,
+    });
+    say(
+      `latency at ${RATE} privmsgs/s offered: ${lat.sent} sent, ${lat.receivedTotal} received; p50 ${((lat.p50Us ?? 0) / 1000).toFixed(2)} ms, p99 ${((lat.p99Us ?? 0) / 1000).toFixed(2)} ms, max ${((lat.maxUs ?? 0) / 1000).toFixed(1)} ms`,
     );
-    for (const socket of sockets) socket.destroy();
+
+    const p0 = await relayStats(relay);
+    const fan = await runPhase(generator, {
+      phase: 'fanout',
+      seconds: SECONDS,
+      senders: FANOUT_SENDERS,
+    });
+    const p1 = await relayStats(relay);
+    const fanoutPerS = fan.receivedInWindow / fan.elapsedS;
+    const cpuUsPerDelivery = (p1.cpuUs - p0.cpuUs) / Math.max(1, fan.receivedTotal);
+    say(
+      `fan-out: ${FANOUT_SENDERS} senders, ${fan.receivedInWindow} deliveries in ${fan.elapsedS.toFixed(1)} s, ${fan.receivedTotal} of ${fan.sent} in total; relay CPU ${((p1.cpuUs - p0.cpuUs) / 1e6).toFixed(2)} s (${cpuUsPerDelivery.toFixed(2)} µs/delivery), generator CPU ${((100 * fan.cpuUs) / 1e6 / fan.elapsedS).toFixed(0)}% of a core; RSS ${(p1.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+    );
+    return {
+      relay: kind,
+      privmsgsPerS,
+      cpuUsPerPrivmsg,
+      p50Ms: (lat.p50Us ?? 0) / 1000,
+      p99Ms: (lat.p99Us ?? 0) / 1000,
+      fanoutPerS,
+      cpuUsPerDelivery,
+      rssPerPeerKiB,
+      rssMiB: withPeers.rssBytes / 2 ** 20,
+    };
   } finally {
-    dn.kill('SIGTERM');
-    await fsp.rm(dir, { recursive: true, force: true });
+    generator.kill('SIGTERM');
+    relay.kill('SIGTERM');
   }
 }
 
-await main();
+function formatRow(cells: string[]): string {
+  const widths = [10, 12, 14, 9, 9, 16, 13, 13];
+  return cells
+    .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 10) : c.padStart(widths[i] ?? 10)))
+    .join(' ');
+}
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+process.stdout.write(
+  `relay benchmark: ${PEERS} peers, ${SENDERS} senders, ${RATE} privmsgs/s offered for latency, ${SECONDS} s per phase, ${FANOUT_SENDERS} pubmsg senders; ${PIN ? 'relay pinned to core 0, generator to core 1' : 'not pinned (no taskset or one core)'}; ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, load average ${os.loadavg()[0]?.toFixed(2) ?? '?'}\n`,
+);
+const rows: Row[] = [];
+for (const kind of RELAYS) rows.push(await measure(kind));
+process.stdout.write(
+  `\n${formatRow(['relay', 'privmsg/s', 'CPU µs/privmsg', 'p50 ms', 'p99 ms', 'fan-out deliv/s', 'RSS KiB/peer', 'RSS MiB'])}\n`,
+);
+for (const r of rows) {
+  process.stdout.write(
+    `${formatRow([r.relay, int(r.privmsgsPerS), r.cpuUsPerPrivmsg.toFixed(1), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), int(r.fanoutPerS), r.rssPerPeerKiB.toFixed(1), r.rssMiB.toFixed(0)])}\n`,
+  );
+}
+const base = rows.find((r) => r.relay === 'baseline');
+const ours = rows.find((r) => r.relay === 'onionmc');
+if (base !== undefined && ours !== undefined) {
+  const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : '-');
+  process.stdout.write(
+    `${formatRow(['ratio', ratio(ours.privmsgsPerS, base.privmsgsPerS), ratio(ours.cpuUsPerPrivmsg, base.cpuUsPerPrivmsg), ratio(ours.p50Ms, base.p50Ms), ratio(ours.p99Ms, base.p99Ms), ratio(ours.fanoutPerS, base.fanoutPerS), ratio(ours.rssPerPeerKiB, base.rssPerPeerKiB), ratio(ours.rssMiB, base.rssMiB)])}\n`,
+  );
+  process.stdout.write(
+    `(ratio = onionmc / baseline; targets: privmsg/s ≥ 0.95×, CPU/privmsg ≤ 1.1×, fan-out ≥ 2×, p99 ≤ 5 ms at 1,000/s with 500 peers)\n`,
+  );
+}

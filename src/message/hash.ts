@@ -10,9 +10,11 @@
  *
  * The digest is SHA-256 applied twice to that byte string (R: src/jmbitcoin/secp256k1_main.py via
  * python-bitcointx `BitcoinMessage`; NG: jmcore/src/jmcore/crypto.py `bitcoin_message_hash`).
- * Pure: no I/O, no state.
+ * SHA-256 comes from node:crypto (OpenSSL): about 2.5× faster than a JavaScript SHA-256 on the
+ * few hundred bytes of a privmsg, which matters once the ECDSA check itself is native
+ * (docs/performance.md). Pure: no I/O, no state.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { hash } from 'node:crypto';
 import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 
 /** The magic prefix, including its own compact-size length byte 0x18 (spec §5.6). */
@@ -58,5 +60,11 @@ function compactSize(length: number): Uint8Array {
  */
 export function bitcoinMessageHash(message: string | Uint8Array): Uint8Array {
   const body = typeof message === 'string' ? utf8ToBytes(message) : message;
-  return sha256(sha256(concatBytes(MESSAGE_MAGIC_BYTES, compactSize(body.length), body)));
+  const first = hash(
+    'sha256',
+    concatBytes(MESSAGE_MAGIC_BYTES, compactSize(body.length), body),
+    'buffer',
+  );
+  const digest = hash('sha256', first, 'buffer');
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
 }

@@ -1,0 +1,49 @@
+/**
+ * Child process of the relay benchmark: runs ONE relay under test (onionmc's directory node or the
+ * baseline) and answers the orchestrator over IPC with its own CPU time and RSS, so nothing the
+ * load generator does is charged to it.
+ *
+ *   node dist-bench/bench/relay/relay-node.js --kind onionmc|baseline --port N
+ *
+ * IPC: sends `{ ready: true }` once listening; answers each `{ stats: id, gc? }` (gc: run a full
+ * collection first, when started with --expose-gc) with
+ * `{ stats: id, cpuUs, rssBytes }` (process.cpuUsage user + system; process.memoryUsage().rss);
+ * exits on `{ exit: true }` or when the IPC channel closes.
+ */
+import { parseArgs } from 'node:util';
+import type { RunningRelay } from './directory-adapter.js';
+
+const { values } = parseArgs({
+  options: { kind: { type: 'string' }, port: { type: 'string' } },
+});
+const port = Number(values.port);
+let relay: RunningRelay;
+// Imported on demand: the baseline's process loads none of onionmc's modules.
+if (values.kind === 'onionmc')
+  relay = await (await import('./directory-adapter.js')).startOnionmcDirectory(port);
+else if (values.kind === 'baseline')
+  relay = await (await import('./baseline-relay.js')).startBaselineRelay(port);
+else throw new Error(`--kind must be onionmc or baseline, not ${String(values.kind)}`);
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+process.on('message', (message: { stats?: number; gc?: boolean; exit?: boolean }) => {
+  if (message.exit === true) {
+    void relay.close();
+    process.exit(0);
+  }
+  if (message.stats !== undefined) {
+    // A full collection first when asked (started with --expose-gc), so RSS compares like with like.
+    if (message.gc === true) gc?.();
+    const cpu = process.cpuUsage();
+    process.send?.({
+      stats: message.stats,
+      cpuUs: cpu.user + cpu.system,
+      rssBytes: process.memoryUsage().rss,
+    });
+  }
+});
+process.on('disconnect', () => {
+  process.exit(0);
+});
+process.send?.({ ready: true, ownEntry: relay.ownEntry });
