@@ -4,7 +4,8 @@
  * padding. Also the strict hex and base64 decoders the other message modules share.
  *
  * Sources: R: src/jmbitcoin/secp256k1_main.py `ecdsa_sign`, `ecdsa_raw_sign`, `ecdsa_verify`;
- * python-bitcointx `CPubKey.verify`; docs/protocol.md §5.6; noble's `prehash: false` trap (the hash is signed as is).
+ * python-bitcointx `CPubKey.verify`; docs/protocol.md §5.6; noble's `prehash: false` trap (the hash
+ * is signed as is).
  * No I/O; the only state is the verifier's bounded public key cache.
  */
 import { secp256k1 } from '@noble/curves/secp256k1.js';
