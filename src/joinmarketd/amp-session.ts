@@ -234,7 +234,7 @@ export class AmpSession {
     const name = command as ClientCommandName;
     let args: Record<string, unknown>;
     try {
-      args = decodeArguments(name, box) as Record<string, unknown>;
+      args = decodeArguments(name, box);
     } catch (err) {
       const description = err instanceof AmpError ? `${name}: ${err.message}` : 'Unknown Error';
       this.#logger.info({ command: name, reason: description }, 'AMP request with bad arguments');
