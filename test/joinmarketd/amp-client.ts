@@ -35,11 +35,16 @@ export class AmpTestClient {
   readonly #decoder = new AmpBoxDecoder();
   #waiters: (() => void)[] = [];
   #closed = false;
+  /** Called with every box received (before it is stored), e.g. to answer requests. */
+  hook: ((box: AmpBox) => void) | undefined;
 
   private constructor(socket: net.Socket) {
     this.#socket = socket;
     socket.on('data', (chunk: Buffer) => {
-      this.received.push(...this.#decoder.push(chunk));
+      for (const box of this.#decoder.push(chunk)) {
+        this.hook?.(box);
+        this.received.push(box);
+      }
       this.#wake();
     });
     socket.on('close', () => {
