@@ -28,8 +28,10 @@ function port(
   key: string,
   name: string,
   problems: string[],
+  fallback: number,
 ): number {
   const value = section[key];
+  if (value === undefined) return fallback;
   const n = typeof value === 'string' && /^[0-9]{1,5}$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65_535) {
     problems.push(`${name}: ${key} must be a port number 0-65535, got ${JSON.stringify(value)}`);
@@ -69,7 +71,8 @@ function flag(
 }
 
 /**
- * Validates `chan_configs` and returns its one onion section.
+ * Validates `chan_configs` and returns its one onion section. Missing ports take JoinMarket's
+ * defaults (socks5 9050, control port 9051, onion serving 8080).
  * @throws ChanConfigError listing every problem: not a list, a section of another type (IRC),
  *   more than one onion section, or keys with wrong types.
  */
@@ -121,11 +124,11 @@ export function parseChanConfigs(chanConfigs: JsonValue): OnionChannelConfig {
     sectionName: name,
     directoryNodes,
     socks5Host: text(section, 'socks5_host', name, problems, 'localhost'),
-    socks5Port: port(section, 'socks5_port', name, problems),
+    socks5Port: port(section, 'socks5_port', name, problems, 9050),
     torControlHost: text(section, 'tor_control_host', name, problems, 'localhost'),
-    torControlPort: port(section, 'tor_control_port', name, problems),
+    torControlPort: port(section, 'tor_control_port', name, problems, 9051),
     onionServingHost: text(section, 'onion_serving_host', name, problems, '127.0.0.1'),
-    onionServingPort: port(section, 'onion_serving_port', name, problems),
+    onionServingPort: port(section, 'onion_serving_port', name, problems, 8080),
     hiddenServiceDir: text(section, 'hidden_service_dir', name, problems, ''),
     serving: flag(section, 'serving', name, problems),
     passive: flag(section, 'passive', name, problems),
