@@ -10,6 +10,7 @@ import { ConfigError, OnionmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { Daemon } from '../node/daemon.js';
 import { runDirectoryInit } from './directory-init.js';
+import { registerJoinmarketdCommand } from './joinmarketd.js';
 
 /** Parses `--api`: `unix:/path` or a loopback `host:port`, exactly as the config key `api`. */
 export function parseApiEndpoint(value: string): NonNullable<OnionmcConfig['api']> {
@@ -143,6 +144,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         await runDirectoryInit(options.config, (line) => process.stdout.write(`${line}\n`)),
       );
     });
+  registerJoinmarketdCommand(program, setExitCode);
   return program;
 }
 

@@ -1,0 +1,148 @@
+/**
+ * `onionmc joinmarketd [--port 27183] [--host 127.0.0.1]`: serves JoinMarket's client-daemon AMP
+ * link (jmdaemon's `scripts/joinmarketd.py`) so that a JoinMarket wallet with `no_daemon = 0`
+ * runs its CoinJoins through onionmc (docs/joinmarketd.md).
+ *
+ * Exit codes as `onionmc run`: 0 clean stop; 1 runtime failure (port in use); 2 usage or
+ * configuration error (bad port, a non-loopback host without `--allow-remote`, TLS files).
+ */
+import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { ConfigError, OnionmcError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import type { CoreFactory } from '../joinmarketd/core.js';
+import {
+  isLoopbackHost,
+  JOINMARKETD_DEFAULT_HOST,
+  JOINMARKETD_DEFAULT_PORT,
+  startJoinmarketd,
+} from '../joinmarketd/server.js';
+
+/**
+ * The core factory until the node offers what docs/joinmarketd.md lists (an external nick
+ * signer and verifier, session keys in events, app-answered `!orderbook`): every JMStartMC is
+ * answered with an AMP error saying so.
+ */
+export const unboundCoreFactory: CoreFactory = () => {
+  throw new OnionmcError(
+    'ERR_API',
+    'this onionmc build cannot yet run the message channel for a jmclient: the node has no ' +
+      'external nick signer (see docs/joinmarketd.md, "Status")',
+  );
+};
+
+/** Options of the subcommand, as commander parses them. */
+interface JoinmarketdOptions {
+  port: number;
+  host: string;
+  allowRemote?: boolean;
+  tlsKey?: string;
+  tlsCert?: string;
+  logLevel: string;
+  pretty?: boolean;
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^[0-9]{1,5}$/.test(value) || n > 65_535)
+    throw new InvalidArgumentError('not a port number');
+  return n;
+}
+
+/**
+ * Registers `joinmarketd` on the program.
+ * @param setExitCode - receives the exit code when the server stops.
+ * @param deps - the core factory (default {@link unboundCoreFactory}) and logger maker; tests
+ *   pass their own.
+ */
+export function registerJoinmarketdCommand(
+  program: Command,
+  setExitCode: (code: number) => void,
+  deps: { createCore?: CoreFactory; makeLogger?: (level: string, pretty?: boolean) => Logger } = {},
+): Command {
+  return program
+    .command('joinmarketd')
+    .description(
+      "serve JoinMarket's client-daemon link (AMP, as jmdaemon's joinmarketd.py) to jmclient wallets",
+    )
+    .option(
+      '--port <port>',
+      'TCP port (joinmarket.cfg daemon_port)',
+      parsePort,
+      JOINMARKETD_DEFAULT_PORT,
+    )
+    .option(
+      '--host <address>',
+      'address to listen on (joinmarket.cfg daemon_host)',
+      JOINMARKETD_DEFAULT_HOST,
+    )
+    .option('--allow-remote', 'allow a --host that is not loopback (the link is unauthenticated)')
+    .option('--tls-key <file>', 'PEM private key: serve TLS (use_ssl = true in joinmarket.cfg)')
+    .option('--tls-cert <file>', 'PEM certificate for --tls-key')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--pretty', 'human-readable logs (default on a terminal)')
+    .action(async (options: JoinmarketdOptions) => {
+      setExitCode(await runJoinmarketd(options, deps));
+    });
+}
+
+async function runJoinmarketd(
+  options: JoinmarketdOptions,
+  deps: { createCore?: CoreFactory; makeLogger?: (level: string, pretty?: boolean) => Logger },
+): Promise<number> {
+  if (!isLoopbackHost(options.host) && options.allowRemote !== true)
+    throw new ConfigError([
+      `--host ${options.host} is not loopback: the AMP link has no authentication; ` +
+        'add --allow-remote (and --tls-key/--tls-cert) to listen there',
+    ]);
+  if ((options.tlsKey === undefined) !== (options.tlsCert === undefined))
+    throw new ConfigError(['--tls-key and --tls-cert go together']);
+  let tls: { key: Buffer; cert: Buffer } | undefined;
+  if (options.tlsKey !== undefined && options.tlsCert !== undefined) {
+    try {
+      tls = { key: await readFile(options.tlsKey), cert: await readFile(options.tlsCert) };
+    } catch (err) {
+      throw new ConfigError([
+        `cannot read the TLS files: ${err instanceof Error ? err.message : String(err)}`,
+      ]);
+    }
+  }
+  const logger = (
+    deps.makeLogger ??
+    ((level, pretty) => createLogger({ level, pretty: pretty ?? process.stdout.isTTY }))
+  )(options.logLevel, options.pretty);
+  const server = await startJoinmarketd({
+    host: options.host,
+    port: options.port,
+    allowNonLoopback: options.allowRemote === true,
+    ...(tls !== undefined ? { tls } : {}),
+    createCore: deps.createCore ?? unboundCoreFactory,
+    logger,
+  });
+  logger.info(
+    { host: server.host, port: server.port, tls: tls !== undefined },
+    'joinmarketd listening',
+  );
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: stopping now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      server.close().then(
+        () => {
+          resolve(0);
+        },
+        () => {
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
