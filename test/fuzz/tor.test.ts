@@ -56,7 +56,11 @@ describe('fuzz: src/tor and SOCKS', () => {
       }
     } finally {
       process.off('uncaughtException', onUncaught);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     }
   });
 });

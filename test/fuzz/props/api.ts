@@ -13,7 +13,11 @@ import type { ApiEndpoint } from '../../../src/api/server.js';
 import { parseConfig } from '../../../src/config/config.js';
 import { freePort } from '../../../src/demo/cluster.js';
 import { silentLogger } from '../../../src/log.js';
-import { ENCRYPTED_COMMANDS, OFFER_TYPES, PLAINTEXT_COMMANDS } from '../../../src/message/commands.js';
+import {
+  ENCRYPTED_COMMANDS,
+  OFFER_TYPES,
+  PLAINTEXT_COMMANDS,
+} from '../../../src/message/commands.js';
 import { Daemon } from '../../../src/node/daemon.js';
 import { fuzzProperty, utf16String, type FuzzProperty } from '../property.js';
 
@@ -129,7 +133,15 @@ const route = fc.oneof(
     method: fc.constant('POST'),
     path: fc.constant('/v1/pubmsg'),
     body: fc
-      .record({ message: fc.oneof(utf16String({ maxLength: 40 }).map((s) => `!${s}`), hostile) }, { requiredKeys: [] })
+      .record(
+        {
+          message: fc.oneof(
+            utf16String({ maxLength: 40 }).map((s) => `!${s}`),
+            hostile,
+          ),
+        },
+        { requiredKeys: [] },
+      )
       .map((b) => JSON.stringify(b)),
   }),
   fc.record({
@@ -138,7 +150,10 @@ const route = fc.oneof(
     body: fc
       .record(
         {
-          to: fc.oneof(fc.constantFrom('J5aaaaaaaaaaaaaa', 'J5xxxxxxxxxxxxxx', 'PUBLIC', ''), hostile),
+          to: fc.oneof(
+            fc.constantFrom('J5aaaaaaaaaaaaaa', 'J5xxxxxxxxxxxxxx', 'PUBLIC', ''),
+            hostile,
+          ),
           cmd: fc.oneof(fc.constantFrom(...commands), hostile),
           body: fc.oneof(utf16String({ maxLength: 40 }), fc.constant('1 100000 abc'), hostile),
           route: fc.oneof(fc.constantFrom('any', 'directory', 'x'), hostile),
@@ -167,7 +182,7 @@ const rawBody = fc.oneof(
     .map(([n, open]) => Buffer.from(open.repeat(n))),
 );
 
-const request_ = fc.oneof(
+const apiRequest = fc.oneof(
   { weight: 3, arbitrary: route.map((r) => ({ ...r, body: Buffer.from(r.body, 'utf8') })) },
   {
     weight: 1,
@@ -176,7 +191,7 @@ const request_ = fc.oneof(
         fc.constantFrom(['POST', '/v1/pubmsg'], ['POST', '/v1/privmsg'], ['PUT', '/v1/offers']),
         rawBody,
       )
-      .map(([[method, urlPath], body]) => ({ method: method!, path: urlPath!, body })),
+      .map(([[method, urlPath], body]) => ({ method, path: urlPath, body })),
   },
 );
 
@@ -187,7 +202,7 @@ export const apiProperties: readonly FuzzProperty[] = [
     runs: 4_000,
     around: withMakerApi,
     property: () =>
-      fc.asyncProperty(request_, async ({ method, path: urlPath, body }) => {
+      fc.asyncProperty(apiRequest, async ({ method, path: urlPath, body }) => {
         const res = await request(method, urlPath, body);
         if (res === 'hang') throw new Error('the API did not answer');
         if (![200, 400, 409].includes(res.status)) {

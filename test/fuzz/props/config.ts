@@ -80,7 +80,15 @@ const value = fc.oneof(
 );
 
 const sectionName = fc.oneof(
-  fc.constantFrom('BLOCKCHAIN', 'MESSAGING:onion', 'MESSAGING:onion2', 'MESSAGING:irc', 'DEFAULT', 'a.b', ''),
+  fc.constantFrom(
+    'BLOCKCHAIN',
+    'MESSAGING:onion',
+    'MESSAGING:onion2',
+    'MESSAGING:irc',
+    'DEFAULT',
+    'a.b',
+    '',
+  ),
   utf16String({ maxLength: 8 }),
 );
 
@@ -89,11 +97,28 @@ const configLine = fc.oneof(
   {
     weight: 6,
     arbitrary: fc
-      .tuple(fc.oneof(fc.constantFrom(...KEYS), utf16String({ maxLength: 6 })), fc.constantFrom(' = ', '=', ': ', ' :', ' '), value)
+      .tuple(
+        fc.oneof(fc.constantFrom(...KEYS), utf16String({ maxLength: 6 })),
+        fc.constantFrom(' = ', '=', ': ', ' :', ' '),
+        value,
+      )
       .map(([k, sep, v]) => `${k}${sep}${v}`),
   },
   { weight: 1, arbitrary: value.map((v) => `   ${v}`) },
-  { weight: 1, arbitrary: fc.constantFrom('# comment', '; comment', '', '  ', '\t# x', '[', ']', '=', '\uFEFF') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '# comment',
+      '; comment',
+      '',
+      '  ',
+      '\t# x',
+      '[',
+      ']',
+      '=',
+      '\uFEFF',
+    ),
+  },
   { weight: 1, arbitrary: utf16String({ maxLength: 20 }) },
 );
 
@@ -136,7 +161,7 @@ export const configProperties: readonly FuzzProperty[] = [
   }),
   fuzzProperty({
     name: 'config: parseApiEndpointValue of any text returns an endpoint or a sentence',
-    runs: 40_000,
+    runs: 100_000,
     property: () =>
       fc.property(fc.oneof(value, utf16String({ maxLength: 30 })), (text) => {
         const r = parseApiEndpointValue(text);

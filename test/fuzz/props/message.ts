@@ -26,11 +26,7 @@ import {
   type NickAuthResultCode,
 } from '../../../src/message/nick-auth.js';
 import { createNickIdentity, type NickIdentity } from '../../../src/message/nick.js';
-import {
-  parseChannelLine,
-  signPrivmsg,
-  verifyPrivmsg,
-} from '../../../src/message/privmsg.js';
+import { parseChannelLine, signPrivmsg, verifyPrivmsg } from '../../../src/message/privmsg.js';
 import {
   decodeBase64Strict,
   decodeHexStrict,
@@ -88,9 +84,9 @@ const mutation = fc.tuple(
 
 const hexToken = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map(bytesToHex),
-  fc.constantFrom('02', '03', '04').chain((p) =>
-    fc.uint8Array({ minLength: 32, maxLength: 64 }).map((b) => p + bytesToHex(b)),
-  ),
+  fc
+    .constantFrom('02', '03', '04')
+    .chain((p) => fc.uint8Array({ minLength: 32, maxLength: 64 }).map((b) => p + bytesToHex(b))),
   fc.string({ unit: fc.constantFrom('0', 'f', 'F', 'g', 'x'), maxLength: 8 }),
 );
 const base64Token = fc.oneof(
@@ -105,7 +101,9 @@ const privmsgMessage = fc
     base64Token,
     fc.boolean(),
   )
-  .map(([cmd, body, pub, sig, bang]) => `${bang ? '!' : ''}${cmd} ${[...body, pub, sig].join(' ')}`);
+  .map(
+    ([cmd, body, pub, sig, bang]) => `${bang ? '!' : ''}${cmd} ${[...body, pub, sig].join(' ')}`,
+  );
 const channelLine = fc.oneof(
   fc
     .tuple(utf16String({ maxLength: 18 }), utf16String({ maxLength: 18 }), privmsgMessage)
@@ -125,7 +123,7 @@ const signedPrivmsgParts = fc.record({
 const privmsgProperties: FuzzProperty[] = [
   fuzzProperty({
     name: 'privmsg: parseChannelLine and verifyPrivmsg of any line never throw; a parsed line rebuilds to itself',
-    runs: 60_000,
+    runs: 100_000,
     property: () =>
       fc.property(channelLine, (line) => {
         const parsed = parseChannelLine(line);
@@ -137,7 +135,7 @@ const privmsgProperties: FuzzProperty[] = [
   }),
   fuzzProperty({
     name: 'privmsg: a signed privmsg parses and verifies to its cmd and body; one changed character fails it',
-    runs: 3_000,
+    runs: 2_000,
     property: () =>
       fc.property(signedPrivmsgParts, mutation, ({ who, to, cmd, body }, [at, mode, ch]) => {
         const id = someIdentities()[who]!;
@@ -159,7 +157,7 @@ const privmsgProperties: FuzzProperty[] = [
   }),
   fuzzProperty({
     name: 'signing: strict hex/base64 decoders are canonical; verifyMessage and parsePublicKeyHex never throw',
-    runs: 20_000,
+    runs: 50_000,
     property: () =>
       fc.property(
         fc.uint8Array({ maxLength: 80 }),
@@ -217,13 +215,15 @@ const naclProperties: FuzzProperty[] = [
         onlyTyped('decryptFromWire', ['ERR_CRYPTO'], () =>
           decryptFromWire(wire, keys[a]!.publicKey, keys[b]!.secretKey),
         );
-        const r = onlyTyped('parseBoxPublicKeyHex', ['ERR_CRYPTO'], () => parseBoxPublicKeyHex(hex));
+        const r = onlyTyped('parseBoxPublicKeyHex', ['ERR_CRYPTO'], () =>
+          parseBoxPublicKeyHex(hex),
+        );
         return !r.ok || bytesToHex(r.value) === hex.toLowerCase();
       }),
   }),
   fuzzProperty({
     name: 'nacl-box: decrypt(encrypt(text)) is the text; any changed byte or wrong key gives ERR_CRYPTO',
-    runs: 3_000,
+    runs: 2_000,
     property: () =>
       fc.property(
         unicodeString({ maxLength: 80 }),
@@ -267,7 +267,15 @@ const nickAuthJsonText = fc
   .tuple(
     fc.array(
       fc.tuple(
-        fc.constantFrom('challenge', 'directory-id', 'pubkey', 'signature', 'code', 'verified', 'x'),
+        fc.constantFrom(
+          'challenge',
+          'directory-id',
+          'pubkey',
+          'signature',
+          'code',
+          'verified',
+          'x',
+        ),
         fc.oneof(
           lowerHex64.map((s) => JSON.stringify(s)),
           base64Token.map((s) => JSON.stringify(s)),
@@ -280,7 +288,9 @@ const nickAuthJsonText = fc
     ),
     fc.constantFrom('', ' ', '\n\t'),
   )
-  .map(([pairs, ws]) => `{${ws}${pairs.map(([k, v]) => `"${k}"${ws}:${ws}${v}`).join(`,${ws}`)}${ws}}`);
+  .map(
+    ([pairs, ws]) => `{${ws}${pairs.map(([k, v]) => `"${k}"${ws}:${ws}${v}`).join(`,${ws}`)}${ws}}`,
+  );
 
 const nickAuthText = fc.oneof(
   nickAuthJsonText,
@@ -311,11 +321,17 @@ const nickAuthProperties: FuzzProperty[] = [
             if (!isDeepStrictEqual(parseNickAuthChallengeLine(line), pc)) return false;
           }
           const pr = parseNickAuthResultLine(text);
-          if (pr !== undefined && parseNickAuthResultLine(buildNickAuthResultLine(pr.code)) === undefined) {
+          if (
+            pr !== undefined &&
+            parseNickAuthResultLine(buildNickAuthResultLine(pr.code)) === undefined
+          ) {
             return false;
           }
           const pp = parseNickAuthProofLine(text);
-          if (pp !== undefined && !isDeepStrictEqual(parseNickAuthProofLine(buildNickAuthProofLine(pp)), pp)) {
+          if (
+            pp !== undefined &&
+            !isDeepStrictEqual(parseNickAuthProofLine(buildNickAuthProofLine(pp)), pp)
+          ) {
             return false;
           }
           return true;
@@ -324,7 +340,7 @@ const nickAuthProperties: FuzzProperty[] = [
   }),
   fuzzProperty({
     name: 'nick-auth: a signed proof verifies ok; verifyNickAuth of any other line never throws and is never ok',
-    runs: 2_000,
+    runs: 1_500,
     property: () =>
       fc.property(
         fc.nat(2),
@@ -337,8 +353,11 @@ const nickAuthProperties: FuzzProperty[] = [
           const proof = signNickAuth(identity, challenge, id, handshakeLine);
           const line = buildNickAuthProofLine(proof);
           if (!isDeepStrictEqual(parseNickAuthProofLine(line), proof)) return false;
-          if (verifyNickAuth(line, challenge, id, handshakeLine, identity.nick) !== 'ok') return false;
-          if (verifyNickAuth(line, challenge, id, `${handshakeLine}x`, identity.nick) !== 'invalid') {
+          if (verifyNickAuth(line, challenge, id, handshakeLine, identity.nick) !== 'ok')
+            return false;
+          if (
+            verifyNickAuth(line, challenge, id, `${handshakeLine}x`, identity.nick) !== 'invalid'
+          ) {
             return false;
           }
           return verifyNickAuth(other, challenge, id, handshakeLine, identity.nick) !== 'ok';

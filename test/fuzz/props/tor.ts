@@ -57,7 +57,26 @@ function runParser(chunks: readonly Uint8Array[]): {
 
 /** Control-protocol-ish bytes: statuses, separators, dots, line ends and random bytes. */
 const controlPiece = fc.oneof(
-  fc.constantFrom('250-', '250 ', '250+', '650 ', '650-', '650+', '551 ', '25', '.', '..', '\r\n', '\n', '\r', 'OK', ' ', 'a=b', '"', '\\'),
+  fc.constantFrom(
+    '250-',
+    '250 ',
+    '250+',
+    '650 ',
+    '650-',
+    '650+',
+    '551 ',
+    '25',
+    '.',
+    '..',
+    '\r\n',
+    '\n',
+    '\r',
+    'OK',
+    ' ',
+    'a=b',
+    '"',
+    '\\',
+  ),
   fc.integer({ min: 100, max: 999 }).map(String),
   utf16String({ maxLength: 4 }),
   fc.uint8Array({ maxLength: 3 }).map((b) => Buffer.from(b).toString('latin1')),
@@ -95,7 +114,8 @@ function serialiseLines(r: ReplySpec): string[] {
   return r.lines.map((l, i) => {
     const last = i === r.lines.length - 1;
     const end = (crlf: boolean): string => (crlf ? '\r\n' : '\n');
-    if (l.data === undefined || last) return `${r.status}${last ? ' ' : '-'}${l.text}${end(l.crlf)}`;
+    if (l.data === undefined || last)
+      return `${r.status}${last ? ' ' : '-'}${l.text}${end(l.crlf)}`;
     const block = l.data.map((d) => (d.startsWith('.') ? `.${d}` : d) + end(l.crlf)).join('');
     return `${r.status}+${l.text}${end(l.crlf)}${block}.${end(l.crlf)}`;
   });
@@ -140,7 +160,9 @@ const controlProperties: FuzzProperty[] = [
         fc.nat(),
         fc.array(fc.nat(), { maxLength: 10 }),
         (replies, event, at, cuts) => {
-          const sync = replies.map((r) => (r.status >= 600 && r.status <= 699 ? { ...r, status: 250 } : r));
+          const sync = replies.map((r) =>
+            r.status >= 600 && r.status <= 699 ? { ...r, status: 250 } : r,
+          );
           // The event's lines go between two lines of the first reply.
           const first = serialiseLines(sync[0]!);
           const k = at % first.length;
@@ -161,7 +183,10 @@ const controlProperties: FuzzProperty[] = [
     runs: 80_000,
     property: () =>
       fc.property(
-        fc.string({ unit: fc.constantFrom('A', '=', '"', '\\', ' ', '0', '7', '8', 'n', 'é', '\u0000'), maxLength: 30 }),
+        fc.string({
+          unit: fc.constantFrom('A', '=', '"', '\\', ' ', '0', '7', '8', 'n', 'é', '\u0000'),
+          maxLength: 30,
+        }),
         fc.dictionary(
           fc.string({ unit: fc.constantFrom('A', 'b', '_', '9'), minLength: 1, maxLength: 5 }),
           unicodeString({ maxLength: 12 }).map((s) => s.replace(/[\r\n\0]/g, '')),
@@ -173,7 +198,10 @@ const controlProperties: FuzzProperty[] = [
           } catch (err) {
             if (!(err instanceof TorControlError)) throw err;
           }
-          const line = ['WORD', ...Object.entries(pairs).map(([k, v]) => `${k}=${quoteString(v)}`)].join(' ');
+          const line = [
+            'WORD',
+            ...Object.entries(pairs).map(([k, v]) => `${k}=${quoteString(v)}`),
+          ].join(' ');
           return isDeepStrictEqual(parseKeyValues(line), new Map(Object.entries(pairs)));
         },
       ),
@@ -279,7 +307,11 @@ async function withFakeProxy<T>(body: () => Promise<T>): Promise<T> {
     process.off('uncaughtException', onUncaught);
     process.off('unhandledRejection', onUncaught);
     for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
   }
 }
 
@@ -289,16 +321,19 @@ const ONION = onionAddressFromPublicKey(new Uint8Array(32).fill(7));
 async function dialOnce(
   script: ProxyScript,
   via: 'socksDial' | 'socksDialIsolated' | 'SocksDialer',
-): Promise<{ kind: 'socket'; socket: net.Socket } | { kind: 'error'; err: unknown } | { kind: 'hang' }> {
+): Promise<
+  { kind: 'socket'; socket: net.Socket } | { kind: 'error'; err: unknown } | { kind: 'hang' }
+> {
   const state = proxy!;
   state.script = script;
   const endpoint = { kind: 'tcp' as const, host: '127.0.0.1', port: state.port };
   const dial =
     via === 'SocksDialer'
-      ? new SocksDialer({ proxy: endpoint, timeoutMs: DIAL_TIMEOUT_MS, isolationPassword: 'p' }).dial(
-          { host: ONION, port: 5222 },
-          'peer',
-        )
+      ? new SocksDialer({
+          proxy: endpoint,
+          timeoutMs: DIAL_TIMEOUT_MS,
+          isolationPassword: 'p',
+        }).dial({ host: ONION, port: 5222 }, 'peer')
       : socksDial({
           proxy: endpoint,
           host: ONION,
@@ -308,7 +343,9 @@ async function dialOnce(
         });
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<{ kind: 'hang' }>((resolve) => {
-    timer = setTimeout(() => resolve({ kind: 'hang' }), DIAL_TIMEOUT_MS + HANG_SLACK_MS);
+    timer = setTimeout(() => {
+      resolve({ kind: 'hang' });
+    }, DIAL_TIMEOUT_MS + HANG_SLACK_MS);
   });
   try {
     return await Promise.race([
@@ -331,12 +368,18 @@ const socksProperties: FuzzProperty[] = [
     property: () =>
       fc.asyncProperty(
         proxyScript,
-        fc.constantFrom<'socksDial' | 'socksDialIsolated' | 'SocksDialer'>('socksDial', 'socksDialIsolated', 'SocksDialer'),
+        fc.constantFrom<'socksDial' | 'socksDialIsolated' | 'SocksDialer'>(
+          'socksDial',
+          'socksDialIsolated',
+          'SocksDialer',
+        ),
         async (script, via) => {
           const outcome = await dialOnce(script, via);
           const uncaught = proxy!.uncaught.splice(0);
           if (uncaught.length > 0) {
-            throw new Error(`uncaught during the dial: ${String(uncaught[0])}`, { cause: uncaught[0] });
+            throw new Error(`uncaught during the dial: ${String(uncaught[0])}`, {
+              cause: uncaught[0],
+            });
           }
           if (outcome.kind === 'hang') throw new Error('the dial neither resolved nor rejected');
           if (outcome.kind === 'socket') {

@@ -140,12 +140,15 @@ const framingProperties: FuzzProperty[] = [
   }),
   fuzzProperty({
     name: 'framing: lines around the 65,536-byte receive limit, CR and cuts anywhere',
-    runs: 3_000,
+    runs: 1_500,
     property: () =>
       fc.property(
         fc.array(
           fc.record({
-            length: fc.integer({ min: MAX_RECEIVE_LINE_BYTES - 2, max: MAX_RECEIVE_LINE_BYTES + 2 }),
+            length: fc.integer({
+              min: MAX_RECEIVE_LINE_BYTES - 2,
+              max: MAX_RECEIVE_LINE_BYTES + 2,
+            }),
             cr: fc.boolean(),
             lf: fc.boolean(),
           }),
@@ -174,7 +177,9 @@ const framingProperties: FuzzProperty[] = [
           const lines = texts.map((t) => t.replace(/[\r\n]/g, ''));
           const bytes = new Uint8Array(Buffer.concat(lines.map(encodeLine)));
           const got = runDecoder(splitAt(bytes, cuts), MAX_RECEIVE_LINE_BYTES);
-          return got.error === undefined && got.buffered === 0 && isDeepStrictEqual(got.lines, lines);
+          return (
+            got.error === undefined && got.buffered === 0 && isDeepStrictEqual(got.lines, lines)
+          );
         },
       ),
   }),
@@ -192,7 +197,10 @@ const pyJsonValue: fc.Arbitrary<PyJsonValue> = fc.letrec<{ value: PyJsonValue }>
     fc.boolean(),
     fc.constant(null),
     fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(utf16String({ maxLength: 6 }), tie('value'), { maxKeys: 4, noNullPrototype: true }),
+    fc.dictionary(utf16String({ maxLength: 6 }), tie('value'), {
+      maxKeys: 4,
+      noNullPrototype: true,
+    }),
   ),
 })).value;
 
@@ -231,7 +239,12 @@ function pythonDumps(v: PyJsonValue): string {
 
 /** Text that is often almost JSON: JSON with one character replaced, inserted or removed. */
 const mutatedJson = fc
-  .tuple(pyJsonValue, fc.nat(), fc.nat(), fc.constantFrom('', '"', '\\', '{', '}', '[', ']', ',', ':', '\u0000', '\ud800'))
+  .tuple(
+    pyJsonValue,
+    fc.nat(),
+    fc.nat(),
+    fc.constantFrom('', '"', '\\', '{', '}', '[', ']', ',', ':', '\u0000', '\ud800'),
+  )
   .map(([v, at, mode, ch]) => {
     const text = JSON.stringify(v);
     const i = at % (text.length + 1);
@@ -262,7 +275,11 @@ const envelopeText = fc.oneof(
     .tuple(fc.oneof(fc.integer(), fc.double(), utf16String(), fc.constant(null)), pyJsonValue)
     .map(([type, line]) => JSON.stringify({ type, line })),
   fc
-    .tuple(fc.integer(), utf16String({ maxLength: 20 }), fc.dictionary(fc.string(), pyJsonValue, { noNullPrototype: true }))
+    .tuple(
+      fc.integer(),
+      utf16String({ maxLength: 20 }),
+      fc.dictionary(fc.string(), pyJsonValue, { noNullPrototype: true }),
+    )
     .map(([type, line, extra]) => JSON.stringify({ ...extra, type, line })),
   anyJsonishText,
 );
@@ -291,15 +308,20 @@ const jsonProperties: FuzzProperty[] = [
     name: 'envelope: decode(encode(type, line)) is identity; a decoded sendable envelope re-encodes to the same value',
     runs: 60_000,
     property: () =>
-      fc.property(sendableType, utf16String({ maxLength: 80 }), envelopeText, (type, line, text) => {
-        const encoded = encodeEnvelope(type, line);
-        if (encoded !== pyJsonDumps({ type, line })) return false;
-        if (!isDeepStrictEqual(decodeEnvelope(encoded), { type, line })) return false;
-        const r = onlyTyped('decodeEnvelope', ['ERR_PROTOCOL'], () => decodeEnvelope(text));
-        if (!r.ok || !isSendableType(r.value.type)) return true;
-        const again = decodeEnvelope(encodeEnvelope(r.value.type, r.value.line));
-        return isDeepStrictEqual(again, r.value);
-      }),
+      fc.property(
+        sendableType,
+        utf16String({ maxLength: 80 }),
+        envelopeText,
+        (type, line, text) => {
+          const encoded = encodeEnvelope(type, line);
+          if (encoded !== pyJsonDumps({ type, line })) return false;
+          if (!isDeepStrictEqual(decodeEnvelope(encoded), { type, line })) return false;
+          const r = onlyTyped('decodeEnvelope', ['ERR_PROTOCOL'], () => decodeEnvelope(text));
+          if (!r.ok || !isSendableType(r.value.type)) return true;
+          const again = decodeEnvelope(encodeEnvelope(r.value.type, r.value.line));
+          return isDeepStrictEqual(again, r.value);
+        },
+      ),
   }),
   fuzzProperty({
     name: 'pyjson: pyJsonDumps is printable ASCII, equals Python json.dumps, and JSON.parse reverses it',
@@ -319,29 +341,41 @@ const jsonProperties: FuzzProperty[] = [
 // ---------------------------------------------------------------------------------------------
 // Handshakes 793/795
 
-const featuresArb = fc.dictionary(utf16String({ maxLength: 8 }), pyJsonValue, { maxKeys: 4, noNullPrototype: true });
+const featuresArb = fc.dictionary(utf16String({ maxLength: 8 }), pyJsonValue, {
+  maxKeys: 4,
+  noNullPrototype: true,
+});
 
-const clientHandshake: fc.Arbitrary<ClientHandshake> = fc.record({
-  appName: fc.oneof(fc.constant('joinmarket'), utf16String({ maxLength: 12 })),
-  directory: fc.boolean(),
-  locationString: fc.oneof(fc.constant(NOT_SERVING_ONION), utf16String({ maxLength: 30 })),
-  protoVer: fc.oneof(fc.constant(5), fc.maxSafeInteger().map((n) => (n === 0 ? 0 : n))),
-  features: featuresArb,
-  nick: utf16String({ maxLength: 20 }),
-  network: fc.constantFrom('mainnet', 'testnet', 'signet', 'regtest', ''),
-}, { noNullPrototype: true });
+const clientHandshake: fc.Arbitrary<ClientHandshake> = fc.record(
+  {
+    appName: fc.oneof(fc.constant('joinmarket'), utf16String({ maxLength: 12 })),
+    directory: fc.boolean(),
+    locationString: fc.oneof(fc.constant(NOT_SERVING_ONION), utf16String({ maxLength: 30 })),
+    protoVer: fc.oneof(
+      fc.constant(5),
+      fc.maxSafeInteger().map((n) => (n === 0 ? 0 : n)),
+    ),
+    features: featuresArb,
+    nick: utf16String({ maxLength: 20 }),
+    network: fc.constantFrom('mainnet', 'testnet', 'signet', 'regtest', ''),
+  },
+  { noNullPrototype: true },
+);
 
-const directoryHandshake: fc.Arbitrary<DirectoryHandshake> = fc.record({
-  appName: fc.oneof(fc.constant('joinmarket'), utf16String({ maxLength: 12 })),
-  directory: fc.boolean(),
-  protoVerMin: fc.integer({ min: -10, max: 10 }).map((n) => (n === 0 ? 0 : n)),
-  protoVerMax: fc.integer({ min: -10, max: 10 }).map((n) => (n === 0 ? 0 : n)),
-  features: featuresArb,
-  accepted: fc.boolean(),
-  nick: utf16String({ maxLength: 20 }),
-  network: fc.constantFrom('mainnet', 'testnet', 'signet'),
-  motd: utf16String({ maxLength: 40 }),
-}, { noNullPrototype: true });
+const directoryHandshake: fc.Arbitrary<DirectoryHandshake> = fc.record(
+  {
+    appName: fc.oneof(fc.constant('joinmarket'), utf16String({ maxLength: 12 })),
+    directory: fc.boolean(),
+    protoVerMin: fc.integer({ min: -10, max: 10 }).map((n) => (n === 0 ? 0 : n)),
+    protoVerMax: fc.integer({ min: -10, max: 10 }).map((n) => (n === 0 ? 0 : n)),
+    features: featuresArb,
+    accepted: fc.boolean(),
+    nick: utf16String({ maxLength: 20 }),
+    network: fc.constantFrom('mainnet', 'testnet', 'signet'),
+    motd: utf16String({ maxLength: 40 }),
+  },
+  { noNullPrototype: true },
+);
 
 const anyJson: fc.Arbitrary<unknown> = fc.oneof(
   pyJsonValue,
@@ -395,7 +429,7 @@ const DIRECTORY_KEYS = [
 const handshakeProperties: FuzzProperty[] = [
   fuzzProperty({
     name: 'handshake: parse(encode(793)) and parse(encode(795)) are identity',
-    runs: 40_000,
+    runs: 15_000,
     property: () =>
       fc.property(clientHandshake, directoryHandshake, (c, d) => {
         return (
@@ -483,7 +517,11 @@ const locationText = fc.oneof(
   fc
     .tuple(
       fc.oneof(utf16String({ maxLength: 20 }), fc.constantFrom('127.0.0.1', 'a.onion', '')),
-      fc.oneof(fc.nat(70_000).map(String), utf16String({ maxLength: 6 }), fc.constantFrom('05222', '0', '+1', '1e3', ' 80')),
+      fc.oneof(
+        fc.nat(70_000).map(String),
+        utf16String({ maxLength: 6 }),
+        fc.constantFrom('05222', '0', '+1', '1e3', ' 80'),
+      ),
     )
     .map(([h, p]) => `${h}:${p}`),
   utf16String({ maxLength: 30 }),
@@ -493,7 +531,7 @@ const locationText = fc.oneof(
 const peerlistProperties: FuzzProperty[] = [
   fuzzProperty({
     name: 'peerlist: decode of any line never throws and every entry re-encodes and decodes to its normal form',
-    runs: 100_000,
+    runs: 200_000,
     property: () =>
       fc.property(peerlistText, (line) => {
         const entries = decodePeerlist(line);
@@ -514,7 +552,7 @@ const peerlistProperties: FuzzProperty[] = [
   }),
   fuzzProperty({
     name: 'location: parseLocation throws only ProtocolError; parse(format(parse(x))) = parse(x), canonical text unchanged',
-    runs: 100_000,
+    runs: 150_000,
     property: () =>
       fc.property(locationText, (text) => {
         const r = onlyTyped('parseLocation', ['ERR_PROTOCOL'], () => parseLocation(text));
