@@ -189,7 +189,15 @@ const controlProperties: FuzzProperty[] = [
         }),
         fc.dictionary(
           fc.string({ unit: fc.constantFrom('A', 'b', '_', '9'), minLength: 1, maxLength: 5 }),
-          unicodeString({ maxLength: 12 }).map((s) => s.replace(/[\r\n\0]/g, '')),
+          fc
+            .oneof(
+              unicodeString({ maxLength: 12 }),
+              fc.string({
+                unit: fc.constantFrom('"', '\\', 'a', ' ', '=', 'é', '0'),
+                maxLength: 12,
+              }),
+            )
+            .map((s) => s.replace(/[\r\n\0]/g, '')),
           { maxKeys: 3 },
         ),
         (text, pairs) => {
@@ -243,10 +251,29 @@ const socksAnswer = fc
     return Uint8Array.from(a.truncate === undefined ? bytes : bytes.slice(0, a.truncate));
   });
 
+/** A complete success answer (method, userpass status, reply 0 with an IPv4 address). */
+const socksSuccess = fc
+  .tuple(fc.constantFrom(0x00, 0x02), fc.uint8Array({ minLength: 4, maxLength: 4 }))
+  .map(
+    ([method, addr]) =>
+      new Uint8Array([
+        0x05,
+        method,
+        ...(method === 0x02 ? [0x01, 0x00] : []),
+        0x05,
+        0x00,
+        0x00,
+        0x01,
+        ...addr,
+        0x1f,
+        0x90,
+      ]),
+  );
+
 const proxyScript: fc.Arbitrary<ProxyScript> = fc
   .record({
     early: fc.boolean(),
-    answer: fc.oneof(socksAnswer, fc.uint8Array({ maxLength: 40 })),
+    answer: fc.oneof(socksAnswer, socksSuccess, fc.uint8Array({ maxLength: 40 })),
     cuts: fc.array(fc.nat(), { maxLength: 4 }),
     ending: fc.oneof(
       { weight: 10, arbitrary: fc.constantFrom<'end' | 'destroy'>('end', 'destroy') },

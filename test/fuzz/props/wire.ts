@@ -482,7 +482,14 @@ function containsNonInteger(v: unknown): boolean {
 // Peerlists and locations
 
 const peerlistChar = fc.constantFrom('a', 'J', '5', ':', '.', ',', ';', '+', 'D', 'F', ' ', 'é');
+const peerlistField = fc.oneof(
+  fc.constantFrom('J5abc', 'host:5222', 'D', 'F:', 'F:a+b', 'F:+', 'F:b+a+b', ''),
+  fc.string({ unit: peerlistChar, maxLength: 6 }),
+);
 const peerlistText = fc.oneof(
+  fc
+    .array(fc.array(peerlistField, { maxLength: 5 }), { maxLength: 4 })
+    .map((entries) => entries.map((fields) => fields.join(';')).join(',')),
   fc.string({ unit: peerlistChar, maxLength: 60 }),
   utf16String({ maxLength: 40 }),
 );
