@@ -33,7 +33,7 @@ export function fuzzProperty<Ts>(p: {
 }
 
 /** Default share of the full run counts that `npm test` runs: keeps the whole share short. */
-export const DEFAULT_CI_SCALE = 0.01;
+export const DEFAULT_CI_SCALE = 0.005;
 
 /**
  * The scale factor of the run counts: env `FUZZ_SCALE` (a positive number; `1` gives the full
