@@ -332,16 +332,29 @@ function parseOffers(body: unknown): Offer[] {
   const offers = list.map((item: unknown, index) => {
     const o = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
     const offer: Offer = {
-      type: String(o.type),
-      oid: Number(o.oid),
-      minsize: Number(o.minsize),
-      maxsize: Number(o.maxsize),
-      txfee: Number(o.txfee),
-      cjfee: String(o.cjfee),
+      type: jsonText(o.type),
+      oid: jsonNumber(o.oid),
+      minsize: jsonNumber(o.minsize),
+      maxsize: jsonNumber(o.maxsize),
+      txfee: jsonNumber(o.txfee),
+      cjfee: jsonText(o.cjfee),
     };
     for (const problem of offerProblems(offer)) problems.push(`offers[${index}]: ${problem}`);
     return offer;
   });
   if (problems.length > 0) throw new HttpError(400, 'ERR_API', problems.join('; '));
   return offers;
+}
+
+/**
+ * A JSON field as text for {@link parseOffers}: `String()` of a primitive, the JSON of an object or
+ * array. `String()` of a parsed object can throw (`{"toString": 1}` has no callable toString).
+ */
+function jsonText(value: unknown): string {
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+}
+
+/** A JSON field as a number for {@link parseOffers}: `Number()` of a primitive, NaN for an object or array. */
+function jsonNumber(value: unknown): number {
+  return typeof value === 'object' && value !== null ? NaN : Number(value);
 }

@@ -238,6 +238,7 @@ export async function socksDial(options: SocksDialOptions): Promise<net.Socket> 
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       socket.removeListener('error', onConnectError);
+      socket.removeListener('error', onLateError);
       socket.removeListener('data', recordAnswer);
     };
     const fail = (err: SocksError): void => {
@@ -283,12 +284,20 @@ export async function socksDial(options: SocksDialOptions): Promise<net.Socket> 
       );
     };
     socket.once('error', onConnectError);
+    // The `socks` client drops its 'error' listener as soon as it reads a success reply, but a
+    // write that failed earlier in the same read (the proxy sent its answers and closed, so the
+    // CONNECT request hit EPIPE) reports its error on the next tick, before the caller can
+    // listen: without this listener that error is uncaught and ends the process.
+    const onLateError = (err: Error): void => {
+      fail(translateNegotiationError(err, answer(), { target, via, timeoutMs }));
+    };
 
     socket.once('connect', () => {
       if (isSettled) return;
       isConnected = true;
       // From here the `socks` client owns the socket's 'error' and 'close' handling.
       socket.removeListener('error', onConnectError);
+      socket.on('error', onLateError);
       socket.on('data', recordAnswer);
       if (proxy.kind === 'tcp') socket.setNoDelay(true);
       const remainingMs = Math.max(1, timeoutMs - (Date.now() - startedAt));

@@ -1,0 +1,592 @@
+/**
+ * Fuzz properties of src/wire: line framing, envelope, Python-exact JSON, handshakes 793/795,
+ * peerlists and location strings.
+ */
+import { Buffer } from 'node:buffer';
+import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
+import { ProtocolError } from '../../../src/errors.js';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  exceedsJsonNestingDepth,
+  MAX_JSON_NESTING_DEPTH,
+} from '../../../src/wire/envelope.js';
+import { encodeLine, LineDecoder, MAX_RECEIVE_LINE_BYTES } from '../../../src/wire/framing.js';
+import {
+  encodeClientHandshake,
+  encodeDirectoryHandshake,
+  evaluateClientHandshake,
+  evaluateDirectoryHandshake,
+  parseClientHandshake,
+  parseDirectoryHandshake,
+  type ClientHandshake,
+  type DirectoryHandshake,
+} from '../../../src/wire/handshake.js';
+import {
+  formatLocation,
+  isV3OnionHostname,
+  NOT_SERVING_ONION,
+  onionAddressFromPublicKey,
+  parseLocation,
+} from '../../../src/wire/location.js';
+import { isSendableType, MessageType } from '../../../src/wire/message-types.js';
+import {
+  decodePeerlist,
+  encodePeerlist,
+  encodePeerlistEntry,
+  type PeerlistEntry,
+} from '../../../src/wire/peerlist.js';
+import { pyJsonDumps, pyJsonString, type PyJsonValue } from '../../../src/wire/pyjson.js';
+import {
+  fuzzProperty,
+  onlyTyped,
+  splitAt,
+  unicodeString,
+  utf16String,
+  type FuzzProperty,
+} from '../property.js';
+
+// ---------------------------------------------------------------------------------------------
+// Line framing
+
+/** Bytes biased towards the framing's special bytes and multi-byte UTF-8 sequences. */
+const framingByte = fc.oneof(
+  { weight: 3, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
+  { weight: 2, arbitrary: fc.constantFrom(0x0a, 0x0d) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) },
+);
+const framingPiece = fc.oneof(
+  { weight: 6, arbitrary: framingByte.map((b) => Uint8Array.of(b)) },
+  { weight: 1, arbitrary: unicodeString({ maxLength: 3 }).map((s) => Buffer.from(s, 'utf8')) },
+  { weight: 1, arbitrary: fc.constant(Uint8Array.of(0x0d, 0x0a)) },
+);
+const framingStream = fc
+  .array(framingPiece, { maxLength: 200 })
+  .map((pieces) => new Uint8Array(Buffer.concat(pieces)));
+
+type FramingOutcome = { lines: string[]; error: string | undefined; buffered: number };
+
+/** What a LineDecoder must produce for `bytes`, computed on the whole stream at once. */
+function framingModel(bytes: Uint8Array, max: number): FramingOutcome {
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const lines: string[] = [];
+  let from = 0;
+  for (;;) {
+    const lf = bytes.indexOf(0x0a, from);
+    if (lf === -1) break;
+    let end = lf;
+    if (end > from && bytes[end - 1] === 0x0d) end -= 1;
+    if (end - from > max) return { lines, error: 'ERR_LINE_TOO_LONG', buffered: 0 };
+    try {
+      lines.push(utf8.decode(bytes.subarray(from, end)));
+    } catch {
+      return { lines, error: 'ERR_PROTOCOL', buffered: 0 };
+    }
+    from = lf + 1;
+  }
+  const tail = bytes.length - from;
+  if (tail > max + 1) return { lines, error: 'ERR_LINE_TOO_LONG', buffered: 0 };
+  return { lines, error: undefined, buffered: tail };
+}
+
+/** Feeds `chunks` to a fresh decoder; the lines it returned and the code it threw, if any. */
+function runDecoder(chunks: readonly Uint8Array[], max: number): FramingOutcome {
+  const decoder = new LineDecoder(max);
+  const lines: string[] = [];
+  for (const chunk of chunks) {
+    const r = onlyTyped('LineDecoder.push', ['ERR_LINE_TOO_LONG', 'ERR_PROTOCOL'], () =>
+      decoder.push(chunk),
+    );
+    if (!r.ok) {
+      // After a throw the decoder stays failed with the same error.
+      const again = onlyTyped('LineDecoder.push', ['ERR_LINE_TOO_LONG', 'ERR_PROTOCOL'], () =>
+        decoder.push(Uint8Array.of(0x0a)),
+      );
+      if (again.ok || again.error !== r.error) throw new Error('decoder did not stay failed');
+      return { lines, error: r.error.code, buffered: 0 };
+    }
+    lines.push(...r.value);
+    if (decoder.bufferedBytes > max + 1) throw new Error('decoder holds more than max + 1 bytes');
+  }
+  return { lines, error: undefined, buffered: decoder.bufferedBytes };
+}
+
+/** The decoder's result must not depend on how the stream is cut. */
+function checkFraming(bytes: Uint8Array, cuts: number[], max: number): void {
+  const want = framingModel(bytes, max);
+  const got = runDecoder(splitAt(bytes, cuts), max);
+  if (got.error !== want.error) {
+    throw new Error(`error ${String(got.error)}, model ${String(want.error)}`);
+  }
+  if (want.error === undefined) {
+    if (!isDeepStrictEqual(got, want)) throw new Error('lines differ from the model');
+  } else if (!isDeepStrictEqual(got.lines, want.lines.slice(0, got.lines.length))) {
+    // Lines completed in the failing chunk are not returned: a prefix is all we can ask.
+    throw new Error('lines returned before the error are not a prefix of the model');
+  }
+}
+
+const framingCuts = fc.array(fc.nat(), { maxLength: 12 });
+
+const framingProperties: FuzzProperty[] = [
+  fuzzProperty({
+    name: 'framing: LineDecoder over random bytes cut anywhere equals the whole-stream model',
+    runs: 120_000,
+    property: () =>
+      fc.property(framingStream, framingCuts, fc.integer({ min: 1, max: 40 }), (b, cuts, max) => {
+        checkFraming(b, cuts, max);
+      }),
+  }),
+  fuzzProperty({
+    name: 'framing: lines around the 65,536-byte receive limit, CR and cuts anywhere',
+    runs: 1_500,
+    property: () =>
+      fc.property(
+        fc.array(
+          fc.record({
+            length: fc.integer({
+              min: MAX_RECEIVE_LINE_BYTES - 2,
+              max: MAX_RECEIVE_LINE_BYTES + 2,
+            }),
+            cr: fc.boolean(),
+            lf: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        framingCuts,
+        (specs, cuts) => {
+          const parts = specs.map(({ length, cr, lf }) =>
+            Buffer.concat([
+              Buffer.alloc(length, 0x61),
+              Buffer.from((cr ? '\r' : '') + (lf ? '\n' : '')),
+            ]),
+          );
+          checkFraming(new Uint8Array(Buffer.concat(parts)), cuts, MAX_RECEIVE_LINE_BYTES);
+        },
+      ),
+  }),
+  fuzzProperty({
+    name: 'framing: encodeLine then LineDecoder gives the line back, whatever the cuts',
+    runs: 50_000,
+    property: () =>
+      fc.property(
+        fc.array(unicodeString({ maxLength: 40 }), { maxLength: 5 }),
+        framingCuts,
+        (texts, cuts) => {
+          const lines = texts.map((t) => t.replace(/[\r\n]/g, ''));
+          const bytes = new Uint8Array(Buffer.concat(lines.map(encodeLine)));
+          const got = runDecoder(splitAt(bytes, cuts), MAX_RECEIVE_LINE_BYTES);
+          return (
+            got.error === undefined && got.buffered === 0 && isDeepStrictEqual(got.lines, lines)
+          );
+        },
+      ),
+  }),
+];
+
+// ---------------------------------------------------------------------------------------------
+// JSON: nesting depth, envelope, pyjson
+
+/** JSON values with integers only: what pyJsonDumps serialises (no -0, no floats). */
+const pyJsonValue: fc.Arbitrary<PyJsonValue> = fc.letrec<{ value: PyJsonValue }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    utf16String({ maxLength: 12 }),
+    fc.maxSafeInteger().map((n) => (n === 0 ? 0 : n)),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(utf16String({ maxLength: 6 }), tie('value'), {
+      maxKeys: 4,
+      noNullPrototype: true,
+    }),
+  ),
+})).value;
+
+/** Nested arrays and objects up to depth 14, around the nesting limit of 10. */
+const deepJsonValue: fc.Arbitrary<unknown> = fc
+  .tuple(fc.integer({ min: 0, max: 14 }), fc.array(fc.boolean(), { maxLength: 14 }), pyJsonValue)
+  .map(([depth, kinds, leaf]) => {
+    let v: unknown = leaf;
+    for (let i = 0; i < depth; i++) v = kinds[i] === true ? { 'k"[{': v } : [v];
+    return v;
+  });
+
+/** ng's depth of a JSON value: 0 for a scalar or an empty container, else 1 + the deepest member. */
+function valueDepth(v: unknown): number {
+  if (typeof v !== 'object' || v === null) return 0;
+  const members = Array.isArray(v) ? (v as unknown[]) : Object.values(v);
+  return members.length === 0 ? 0 : 1 + Math.max(...members.map(valueDepth));
+}
+
+/** Python's json.dumps string escaping, built another way: JSON.stringify then ensure_ascii. */
+function pythonString(s: string): string {
+  return JSON.stringify(s).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+function pythonDumps(v: PyJsonValue): string {
+  if (typeof v === 'string') return pythonString(v);
+  if (typeof v !== 'object' || v === null) return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(pythonDumps).join(', ')}]`;
+  return `{${Object.entries(v)
+    .map(([k, x]) => `${pythonString(k)}: ${pythonDumps(x)}`)
+    .join(', ')}}`;
+}
+
+/** Text that is often almost JSON: JSON with one character replaced, inserted or removed. */
+const mutatedJson = fc
+  .tuple(
+    pyJsonValue,
+    fc.nat(),
+    fc.nat(),
+    fc.constantFrom('', '"', '\\', '{', '}', '[', ']', ',', ':', '\u0000', '\ud800'),
+  )
+  .map(([v, at, mode, ch]) => {
+    const text = JSON.stringify(v);
+    const i = at % (text.length + 1);
+    switch (mode % 3) {
+      case 0:
+        return text.slice(0, i) + ch + text.slice(i + 1);
+      case 1:
+        return text.slice(0, i) + ch + text.slice(i);
+      default:
+        return text.slice(0, i) + text.slice(i + 1);
+    }
+  });
+
+const anyJsonishText = fc.oneof(
+  utf16String({ maxLength: 60 }),
+  mutatedJson,
+  pyJsonValue.map((v) => JSON.stringify(v)),
+  fc
+    .tuple(fc.integer({ min: 0, max: 3000 }), fc.constantFrom('[', '{"a":', '["\\', '"'))
+    .map(([n, open]) => open.repeat(n)),
+);
+
+const sendableType = fc.constantFrom(...Object.values(MessageType));
+
+/** Envelope texts: well-formed ones with random types and lines, plus extra keys and garbage. */
+const envelopeText = fc.oneof(
+  fc
+    .tuple(fc.oneof(fc.integer(), fc.double(), utf16String(), fc.constant(null)), pyJsonValue)
+    .map(([type, line]) => JSON.stringify({ type, line })),
+  fc
+    .tuple(
+      fc.integer(),
+      utf16String({ maxLength: 20 }),
+      fc.dictionary(fc.string(), pyJsonValue, { noNullPrototype: true }),
+    )
+    .map(([type, line, extra]) => JSON.stringify({ ...extra, type, line })),
+  anyJsonishText,
+);
+
+const jsonProperties: FuzzProperty[] = [
+  fuzzProperty({
+    name: 'envelope: exceedsJsonNestingDepth agrees with the depth of the parsed value',
+    runs: 60_000,
+    property: () =>
+      fc.property(deepJsonValue, fc.constantFrom(0, 1), (v, indent) => {
+        const text = JSON.stringify(v, null, indent);
+        return exceedsJsonNestingDepth(text) === valueDepth(v) > MAX_JSON_NESTING_DEPTH;
+      }),
+  }),
+  fuzzProperty({
+    name: 'envelope: decodeEnvelope of any text returns {integer type, string line} or ProtocolError',
+    runs: 120_000,
+    property: () =>
+      fc.property(envelopeText, (text) => {
+        const r = onlyTyped('decodeEnvelope', ['ERR_PROTOCOL'], () => decodeEnvelope(text));
+        if (!r.ok) return r.error instanceof ProtocolError;
+        return Number.isInteger(r.value.type) && typeof r.value.line === 'string';
+      }),
+  }),
+  fuzzProperty({
+    name: 'envelope: decode(encode(type, line)) is identity; a decoded sendable envelope re-encodes to the same value',
+    runs: 60_000,
+    property: () =>
+      fc.property(
+        sendableType,
+        utf16String({ maxLength: 80 }),
+        envelopeText,
+        (type, line, text) => {
+          const encoded = encodeEnvelope(type, line);
+          if (encoded !== pyJsonDumps({ type, line })) return false;
+          if (!isDeepStrictEqual(decodeEnvelope(encoded), { type, line })) return false;
+          const r = onlyTyped('decodeEnvelope', ['ERR_PROTOCOL'], () => decodeEnvelope(text));
+          if (!r.ok || !isSendableType(r.value.type)) return true;
+          const again = decodeEnvelope(encodeEnvelope(r.value.type, r.value.line));
+          return isDeepStrictEqual(again, r.value);
+        },
+      ),
+  }),
+  fuzzProperty({
+    name: 'pyjson: pyJsonDumps is printable ASCII, equals Python json.dumps, and JSON.parse reverses it',
+    runs: 80_000,
+    property: () =>
+      fc.property(pyJsonValue, utf16String({ maxLength: 40 }), (v, s) => {
+        const text = pyJsonDumps(v);
+        if (!/^[\x20-\x7e]*$/.test(text)) return false;
+        if (text !== pythonDumps(v)) return false;
+        if (!isDeepStrictEqual(JSON.parse(text), v)) return false;
+        const quoted = pyJsonString(s);
+        return quoted === pythonString(s) && JSON.parse(quoted) === s;
+      }),
+  }),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Handshakes 793/795
+
+const featuresArb = fc.dictionary(utf16String({ maxLength: 8 }), pyJsonValue, {
+  maxKeys: 4,
+  noNullPrototype: true,
+});
+
+const clientHandshake: fc.Arbitrary<ClientHandshake> = fc.record(
+  {
+    appName: fc.oneof(fc.constant('joinmarket'), utf16String({ maxLength: 12 })),
+    directory: fc.boolean(),
+    locationString: fc.oneof(fc.constant(NOT_SERVING_ONION), utf16String({ maxLength: 30 })),
+    protoVer: fc.oneof(
+      fc.constant(5),
+      fc.maxSafeInteger().map((n) => (n === 0 ? 0 : n)),
+    ),
+    features: featuresArb,
+    nick: utf16String({ maxLength: 20 }),
+    network: fc.constantFrom('mainnet', 'testnet', 'signet', 'regtest', ''),
+  },
+  { noNullPrototype: true },
+);
+
+const directoryHandshake: fc.Arbitrary<DirectoryHandshake> = fc.record(
+  {
+    appName: fc.oneof(fc.constant('joinmarket'), utf16String({ maxLength: 12 })),
+    directory: fc.boolean(),
+    protoVerMin: fc.integer({ min: -10, max: 10 }).map((n) => (n === 0 ? 0 : n)),
+    protoVerMax: fc.integer({ min: -10, max: 10 }).map((n) => (n === 0 ? 0 : n)),
+    features: featuresArb,
+    accepted: fc.boolean(),
+    nick: utf16String({ maxLength: 20 }),
+    network: fc.constantFrom('mainnet', 'testnet', 'signet'),
+    motd: utf16String({ maxLength: 40 }),
+  },
+  { noNullPrototype: true },
+);
+
+const anyJson: fc.Arbitrary<unknown> = fc.oneof(
+  pyJsonValue,
+  fc.double(),
+  fc.constant(-0),
+  fc.jsonValue({ maxDepth: 3 }),
+);
+
+/** Handshake-shaped JSON objects whose values have random types, with keys sometimes missing. */
+function handshakeText(keys: readonly string[]): fc.Arbitrary<string> {
+  return fc.oneof(
+    fc
+      .tuple(
+        fc.array(fc.tuple(fc.constantFrom(...keys), anyJson), { maxLength: keys.length + 2 }),
+        fc.array(fc.boolean(), { minLength: keys.length, maxLength: keys.length }),
+      )
+      .map(([pairs, drop]) => {
+        const obj: Record<string, unknown> = {};
+        keys.forEach((k, i) => {
+          if (drop[i] !== true) obj[k] = 'x';
+        });
+        for (const [k, v] of pairs) obj[k] = v;
+        return JSON.stringify(obj);
+      }),
+    anyJsonishText,
+  );
+}
+
+const CLIENT_KEYS = [
+  'app-name',
+  'directory',
+  'location-string',
+  'proto-ver',
+  'features',
+  'nick',
+  'network',
+];
+const DIRECTORY_KEYS = [
+  'app-name',
+  'directory',
+  'proto-ver-min',
+  'proto-ver-max',
+  'features',
+  'accepted',
+  'nick',
+  'network',
+  'motd',
+];
+
+/** Python truthiness used by the parsers, for a generated boolean it is the boolean itself. */
+const handshakeProperties: FuzzProperty[] = [
+  fuzzProperty({
+    name: 'handshake: parse(encode(793)) and parse(encode(795)) are identity',
+    runs: 15_000,
+    property: () =>
+      fc.property(clientHandshake, directoryHandshake, (c, d) => {
+        return (
+          isDeepStrictEqual(parseClientHandshake(encodeClientHandshake(c)), c) &&
+          isDeepStrictEqual(parseDirectoryHandshake(encodeDirectoryHandshake(d)), d)
+        );
+      }),
+  }),
+  fuzzProperty({
+    name: 'handshake: parsing and evaluating any 793/795 line never throws; parsed values re-encode to themselves',
+    runs: 100_000,
+    property: () =>
+      fc.property(
+        handshakeText(CLIENT_KEYS),
+        handshakeText(DIRECTORY_KEYS),
+        fc.constantFrom('mainnet', 'testnet'),
+        (client, directory, network) => {
+          const c = parseClientHandshake(client);
+          if (c !== undefined) {
+            evaluateClientHandshake(c, { network });
+            if (!containsNonInteger(c.features)) {
+              if (!isDeepStrictEqual(parseClientHandshake(encodeClientHandshake(c)), c)) {
+                return false;
+              }
+            }
+          }
+          const d = parseDirectoryHandshake(directory);
+          if (d !== undefined) {
+            evaluateDirectoryHandshake(d, { network });
+            if (!containsNonInteger(d.features)) {
+              if (!isDeepStrictEqual(parseDirectoryHandshake(encodeDirectoryHandshake(d)), d)) {
+                return false;
+              }
+            }
+          }
+          return true;
+        },
+      ),
+  }),
+];
+
+/** True when a JSON value holds a number pyJsonDumps refuses (a float or -0 is not an int). */
+function containsNonInteger(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isInteger(v) || Object.is(v, -0);
+  if (typeof v !== 'object' || v === null) return false;
+  return Object.values(v).some(containsNonInteger);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peerlists and locations
+
+const peerlistChar = fc.constantFrom('a', 'J', '5', ':', '.', ',', ';', '+', 'D', 'F', ' ', 'é');
+const peerlistField = fc.oneof(
+  fc.constantFrom('J5abc', 'host:5222', 'D', 'F:', 'F:a+b', 'F:+', 'F:b+a+b', ''),
+  fc.string({ unit: peerlistChar, maxLength: 6 }),
+);
+const peerlistText = fc.oneof(
+  fc
+    .array(fc.array(peerlistField, { maxLength: 5 }), { maxLength: 4 })
+    .map((entries) => entries.map((fields) => fields.join(';')).join(',')),
+  fc.string({ unit: peerlistChar, maxLength: 60 }),
+  utf16String({ maxLength: 40 }),
+);
+
+/** Normal form of an entry after encoding: features sorted, duplicates once, none when empty. */
+function normalEntry(e: PeerlistEntry): PeerlistEntry {
+  const out: PeerlistEntry = { nick: e.nick, location: e.location, disconnected: e.disconnected };
+  if (e.features !== undefined && e.features.length > 0) {
+    out.features = [...new Set(e.features)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  return out;
+}
+
+const fieldText = (forbidden: RegExp) =>
+  utf16String({ minLength: 1, maxLength: 12 }).filter((s) => !forbidden.test(s));
+
+const peerlistEntry: fc.Arbitrary<PeerlistEntry> = fc
+  .record({
+    nick: fieldText(/[,;]/),
+    location: fieldText(/[,;]/),
+    disconnected: fc.boolean(),
+    features: fc.option(fc.array(fieldText(/[,;+]/), { maxLength: 3 }), { nil: undefined }),
+  })
+  .map((e) => {
+    const out: PeerlistEntry = { nick: e.nick, location: e.location, disconnected: e.disconnected };
+    if (e.features !== undefined) out.features = e.features;
+    return out;
+  });
+
+const locationText = fc.oneof(
+  fc.constant(NOT_SERVING_ONION),
+  fc
+    .tuple(
+      fc.oneof(utf16String({ maxLength: 20 }), fc.constantFrom('127.0.0.1', 'a.onion', '')),
+      fc.oneof(
+        fc.nat(70_000).map(String),
+        utf16String({ maxLength: 6 }),
+        fc.constantFrom('05222', '0', '+1', '1e3', ' 80'),
+      ),
+    )
+    .map(([h, p]) => `${h}:${p}`),
+  utf16String({ maxLength: 30 }),
+  fc.string({ unit: fc.constantFrom('a', ':', '1', ',', ' '), maxLength: 310 }),
+);
+
+const peerlistProperties: FuzzProperty[] = [
+  fuzzProperty({
+    name: 'peerlist: decode of any line never throws and every entry re-encodes and decodes to its normal form',
+    runs: 200_000,
+    property: () =>
+      fc.property(peerlistText, (line) => {
+        const entries = decodePeerlist(line);
+        for (const e of entries) {
+          const again = decodePeerlist(encodePeerlistEntry(e));
+          if (!isDeepStrictEqual(again, [normalEntry(e)])) return false;
+        }
+        return true;
+      }),
+  }),
+  fuzzProperty({
+    name: 'peerlist: decode(encode(entries)) gives the entries in normal form',
+    runs: 50_000,
+    property: () =>
+      fc.property(fc.array(peerlistEntry, { maxLength: 5 }), (entries) =>
+        isDeepStrictEqual(decodePeerlist(encodePeerlist(entries)), entries.map(normalEntry)),
+      ),
+  }),
+  fuzzProperty({
+    name: 'location: parseLocation throws only ProtocolError; parse(format(parse(x))) = parse(x), canonical text unchanged',
+    runs: 150_000,
+    property: () =>
+      fc.property(locationText, (text) => {
+        const r = onlyTyped('parseLocation', ['ERR_PROTOCOL'], () => parseLocation(text));
+        if (!r.ok) return true;
+        const formatted = formatLocation(r.value);
+        if (!isDeepStrictEqual(parseLocation(formatted), r.value)) return false;
+        const port = text.split(':')[1] ?? '';
+        return port.startsWith('0') || formatted === text;
+      }),
+  }),
+  fuzzProperty({
+    name: 'location: onion address of any key is a v3 hostname; uppercase or any other text is not',
+    runs: 20_000,
+    property: () =>
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), locationText, (key, text) => {
+        const host = onionAddressFromPublicKey(key);
+        if (!isV3OnionHostname(host) || isV3OnionHostname(host.toUpperCase())) return false;
+        isV3OnionHostname(text);
+        return !isV3OnionHostname(`${host}.`) && !isV3OnionHostname(host.slice(1));
+      }),
+  }),
+];
+
+/** Every property of src/wire. */
+export const wireProperties: readonly FuzzProperty[] = [
+  ...framingProperties,
+  ...jsonProperties,
+  ...handshakeProperties,
+  ...peerlistProperties,
+];
