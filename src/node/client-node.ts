@@ -69,6 +69,13 @@ export const PEER_REDIAL_MAX_MS = 64_000;
 export const DIRECTORY_PROBE_IDLE_MS = 120_000;
 /** A probed directory link that stays silent this long is dropped and redialed (ng: 30 s, spec §4.7). */
 export const DIRECTORY_PROBE_TIMEOUT_MS = 30_000;
+/** Keepalive of directory links, for {@link PeerConnection.liveness}. */
+const DIRECTORY_LIVENESS = {
+  probeIdleMs: DIRECTORY_PROBE_IDLE_MS,
+  pongTimeoutMs: DIRECTORY_PROBE_TIMEOUT_MS,
+  evictIdleMs: Infinity,
+} as const;
+
 /** How often directory links are checked. */
 export const DIRECTORY_PROBE_INTERVAL_MS = 15_000;
 
@@ -155,8 +162,6 @@ class DirectoryLink {
   motd: string | undefined;
   features: ReadonlySet<string> = new Set();
   handshakedAt = 0;
-  /** When our 798 probe went out (0: none outstanding). */
-  probedAt = 0;
   timer: NodeJS.Timeout | undefined;
   abort: AbortController | undefined;
   /** Set by relocate(): the next reconnect happens without delay. */
@@ -179,7 +184,6 @@ class PeerLink {
   nick: string | undefined;
   location: string | undefined;
   features: ReadonlySet<string> = new Set();
-  timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly conn: PeerConnection,
@@ -312,9 +316,9 @@ export class ClientNode {
       link.state = 'stopped';
       clearTimeout(link.timer);
       link.abort?.abort();
-      link.conn?.close();
+      link.conn?.close('stopping');
     }
-    for (const link of [...this.#links]) link.conn.close();
+    for (const link of [...this.#links]) link.conn.close('stopping');
     await this.#options.server?.close();
   }
 
@@ -387,20 +391,16 @@ export class ClientNode {
     for (const link of this.#directories) {
       const conn = link.conn;
       if (link.state !== 'handshaked' || conn === undefined || !link.features.has('ping')) continue;
-      if (link.probedAt > 0 && conn.lastReceivedAt >= link.probedAt) link.probedAt = 0;
-      if (link.probedAt > 0) {
-        if (now - link.probedAt >= DIRECTORY_PROBE_TIMEOUT_MS) {
-          conn.logger.warn(
-            { directory: link.location },
-            'directory node did not answer a ping; reconnecting',
-          );
-          this.counters.add('directory.probe-timeout');
-          conn.destroy();
-        }
-        continue;
-      }
-      if (now - conn.lastReceivedAt >= DIRECTORY_PROBE_IDLE_MS) {
-        link.probedAt = now;
+      const liveness = conn.liveness(now, DIRECTORY_LIVENESS);
+      if (liveness === 'dead') {
+        conn.logger.warn(
+          { directory: link.location },
+          'directory node did not answer a ping; reconnecting',
+        );
+        this.counters.add('directory.probe-timeout');
+        conn.destroy('probe-timeout');
+      } else if (liveness === 'probe') {
+        conn.markProbed(now);
         conn.send(MessageType.PING, '');
         this.counters.add('directory.probe');
       }
@@ -451,17 +451,14 @@ export class ClientNode {
     // The connecting side sends 793 at once (spec §2.3).
     link.handshakeLine = this.#handshakeLine();
     conn.send(MessageType.HANDSHAKE, link.handshakeLine);
-    link.timer = setTimeout(() => {
-      if (link.conn === conn && (link.state === 'handshaking' || link.state === 'authenticating')) {
-        conn.logger.warn('directory sent no handshake reply in time');
-        conn.destroy();
-      }
-    }, this.#options.handshakeTimeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS);
+    conn.armHandshakeDeadline(this.#options.handshakeTimeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS, () => {
+      conn.logger.warn('directory sent no handshake reply in time');
+      conn.destroy('handshake-timeout');
+    });
   }
 
   #handleDirectoryClose(link: DirectoryLink, conn: PeerConnection, err: Error | undefined): void {
     if (link.conn !== conn) return;
-    clearTimeout(link.timer);
     const wasUp = link.state === 'handshaked';
     link.conn = undefined;
     if (wasUp) {
@@ -544,7 +541,7 @@ export class ClientNode {
     const challenge = parseNickAuthChallengeLine(line);
     if (link.state !== 'authenticating' || challenge === undefined) {
       conn.logger.warn('unexpected or malformed nick-auth challenge; disconnecting');
-      conn.destroy();
+      conn.destroy('protocol-violation');
       return;
     }
     // A proof is bound to the directory-id; sign only for the directory we dialed, so a proof
@@ -555,7 +552,7 @@ export class ClientNode {
         'nick-auth challenge for another directory-id; disconnecting',
       );
       this.counters.add('nick-auth.wrong-directory-id');
-      conn.destroy();
+      conn.destroy('protocol-violation');
       return;
     }
     const proof = signNickAuth(
@@ -573,7 +570,7 @@ export class ClientNode {
     const result = parseNickAuthResultLine(line);
     if (link.state !== 'authenticating' || result === undefined || !result.verified) {
       conn.logger.warn({ code: result?.code }, 'nick authentication not accepted; disconnecting');
-      conn.destroy();
+      conn.destroy('protocol-violation');
       return;
     }
     this.#directoryUp(link);
@@ -594,7 +591,7 @@ export class ClientNode {
         'directory refused or unsuitable',
       );
       // accepted:false, wrong app or version: hang up. Network mismatch: the reference ignores it.
-      if (verdict.disconnect) conn.destroy();
+      if (verdict.disconnect) conn.destroy('rejected');
       return;
     }
     link.nick = handshake.nick;
@@ -611,10 +608,10 @@ export class ClientNode {
   #directoryUp(link: DirectoryLink): void {
     const conn = link.conn;
     if (conn === undefined) return;
-    clearTimeout(link.timer);
+    conn.handshakeDone();
+    conn.resetProbe();
     link.state = 'handshaked';
     link.handshakedAt = this.#now();
-    link.probedAt = 0;
     conn.logger.info({ dnNick: link.nick, motd: link.motd }, 'directory node handshaked');
     this.#emit('directory', {
       location: link.location,
@@ -721,12 +718,10 @@ export class ClientNode {
     // A reference non-directory node sends its 793 as soon as a connection exists, in either
     // direction (spec §2.3); reference takers treat us as handshaked only once they get it.
     conn.send(MessageType.HANDSHAKE, this.#handshakeLine());
-    link.timer = setTimeout(() => {
-      if (link.state === 'handshaking') {
-        conn.logger.info('peer sent no handshake in time; disconnecting');
-        conn.destroy();
-      }
-    }, this.#options.handshakeTimeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS);
+    conn.armHandshakeDeadline(this.#options.handshakeTimeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS, () => {
+      conn.logger.info('peer sent no handshake in time; disconnecting');
+      conn.destroy('handshake-timeout');
+    });
     return link;
   }
 
@@ -774,10 +769,10 @@ export class ClientNode {
     if (reason !== undefined || handshake === undefined) {
       link.conn.logger.warn({ reason }, 'peer handshake refused; disconnecting');
       this.counters.add('disconnected.bad-peer-handshake');
-      link.conn.destroy();
+      link.conn.destroy('protocol-violation');
       return;
     }
-    clearTimeout(link.timer);
+    link.conn.handshakeDone();
     link.state = 'handshaked';
     link.nick = handshake.nick;
     link.location = handshake.locationString;
@@ -788,13 +783,12 @@ export class ClientNode {
     known.dialFailures = 0;
     if (handshake.locationString !== NOT_SERVING_ONION && known.location === undefined)
       known.location = handshake.locationString;
-    if (previous !== undefined && previous !== link) previous.conn.close();
+    if (previous !== undefined && previous !== link) previous.conn.close('replaced');
     link.conn.logger.info({ peerNick: link.nick }, 'direct peer link handshaked');
     this.#emit('peer', { nick: handshake.nick, up: true, direction: link.conn.direction });
   }
 
   #handlePeerClose(link: PeerLink): void {
-    clearTimeout(link.timer);
     this.#links.delete(link);
     const wasUp = link.state === 'handshaked';
     link.state = 'closed';

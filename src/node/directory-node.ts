@@ -144,12 +144,9 @@ class DirectoryPeer {
    */
   relayPeerlistFrame: Uint8Array = new Uint8Array();
   relayPeerlistFrameWithFeatures: Uint8Array = new Uint8Array();
-  handshakeTimer: NodeJS.Timeout | undefined;
   /** The exact 793 line and the challenge we sent, during nick authentication. */
   handshakeLine = '';
   challenge: NickAuthChallenge | undefined;
-  /** When a heartbeat probe went out (0: none outstanding). */
-  probedAt = 0;
 
   constructor(readonly conn: PeerConnection) {}
 
@@ -173,6 +170,7 @@ export class DirectoryNode {
   /** The `features` of our 795: see the constructor. */
   readonly #handshakeFeatures: Record<string, boolean>;
   #heartbeatTimer: NodeJS.Timeout | undefined;
+  #departuresTimer: NodeJS.Immediate | undefined;
   #started = false;
 
   constructor(options: DirectoryNodeOptions) {
@@ -260,34 +258,28 @@ export class DirectoryNode {
    */
   sweep(): void {
     const now = (this.#options.now ?? Date.now)();
-    const { probeIdleMs, pongTimeoutMs, evictIdleMs } = this.#heartbeat;
     for (const peer of [...this.#handshaked]) {
-      const idle = now - peer.conn.lastReceivedAt;
-      const probeUnanswered =
-        peer.probedAt > 0 &&
-        peer.conn.lastReceivedAt < peer.probedAt &&
-        now - peer.probedAt >= pongTimeoutMs;
-      if (idle >= evictIdleMs || probeUnanswered) {
-        peer.conn.logger.info({ nick: peer.nick, idleMs: idle }, 'evicting idle peer');
+      const liveness = peer.conn.liveness(now, this.#heartbeat);
+      if (liveness === 'dead') {
+        peer.conn.logger.info(
+          { nick: peer.nick, idleMs: now - peer.conn.lastReceivedAt },
+          'evicting idle peer',
+        );
         this.counters.add('evicted.idle');
-        peer.conn.destroy();
+        peer.conn.destroy('idle');
         continue;
       }
-      if (idle < probeIdleMs) {
-        peer.probedAt = 0;
-        continue;
-      }
-      if (peer.probedAt > 0 && peer.conn.lastReceivedAt < peer.probedAt) continue; // still waiting
+      if (liveness !== 'probe') continue;
       if (peer.features.has('ping')) {
         peer.conn.send(MessageType.PING, '');
-        peer.probedAt = now;
+        peer.conn.markProbed(now);
         this.counters.add('heartbeat.ping');
       } else if (peer.isServing) {
         peer.conn.send(
           MessageType.PUBMSG,
           formatPubmsgLine(this.#options.identity.nick, '!orderbook'),
         );
-        peer.probedAt = now;
+        peer.conn.markProbed(now);
         this.counters.add('heartbeat.orderbook-probe');
       }
     }
@@ -298,11 +290,14 @@ export class DirectoryNode {
     if (!this.#started) return;
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
+    clearImmediate(this.#departuresTimer);
+    this.#departuresTimer = undefined;
+    this.#departures = [];
     // Close the peers first: a listening server's close() waits for its connections to end. No
     // `;D` broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
     this.#handshaked.clear();
     this.#byNick.clear();
-    for (const peer of [...this.#peers]) peer.conn.close();
+    for (const peer of [...this.#peers]) peer.conn.close('stopping');
     await this.#options.server.close();
   }
 
@@ -332,13 +327,15 @@ export class DirectoryNode {
     });
     const peer = new DirectoryPeer(conn);
     this.#peers.add(peer);
-    peer.handshakeTimer = setTimeout(() => {
-      if (peer.state === 'connected') {
+    conn.armHandshakeDeadline(
+      this.#options.handshakeTimeoutMs ?? DIRECTORY_HANDSHAKE_TIMEOUT_MS,
+      () => {
+        if (peer.state !== 'connected') return;
         conn.logger.info('no handshake in time; disconnecting');
         this.counters.add('disconnected.handshake-timeout');
-        conn.close();
-      }
-    }, this.#options.handshakeTimeoutMs ?? DIRECTORY_HANDSHAKE_TIMEOUT_MS);
+        conn.close('handshake-timeout');
+      },
+    );
     conn.start({
       onEnvelope: (envelope) => {
         this.#handleEnvelope(peer, envelope);
@@ -375,13 +372,13 @@ export class DirectoryNode {
       case MessageType.NICK_AUTH_CHALLENGE:
       case MessageType.NICK_AUTH_RESULT:
         this.counters.add('disconnected.unexpected-nick-auth');
-        peer.conn.destroy();
+        peer.conn.destroy('protocol-violation');
         return;
       case MessageType.DN_HANDSHAKE:
         // A peer claiming to be a directory towards a directory: the reference asserts and drops.
         peer.conn.logger.warn('dn-handshake received by a directory node; disconnecting');
         this.counters.add('disconnected.unexpected-795');
-        peer.conn.destroy();
+        peer.conn.destroy('protocol-violation');
         return;
       default:
         // 789 from a client, 799, unknown types: ignored, as the reference does (spec §1.4).
@@ -442,10 +439,10 @@ export class DirectoryNode {
       peer.conn.logger.info({ nick: handshake.nick, reason }, 'handshake rejected');
       this.counters.add('handshake.rejected');
       // The reference leaves the rejected peer to hang up; we hang up after the 795 is flushed.
-      peer.conn.close();
+      peer.conn.close('rejected');
       return;
     }
-    clearTimeout(peer.handshakeTimer);
+    peer.conn.handshakeDone();
     peer.nick = handshake.nick;
     peer.location = handshake.locationString;
     peer.features = features;
@@ -457,9 +454,9 @@ export class DirectoryNode {
         this.#options.nickAuth?.directoryId ?? this.#options.ownLocation.toLowerCase(),
       );
       peer.conn.send(MessageType.NICK_AUTH_CHALLENGE, buildNickAuthChallengeLine(peer.challenge));
-      peer.handshakeTimer = setTimeout(() => {
+      peer.conn.armHandshakeDeadline(NICK_AUTH_TIMEOUT_MS, () => {
         if (peer.state === 'authenticating') this.#finishNickAuth(peer, 'expired');
-      }, NICK_AUTH_TIMEOUT_MS);
+      });
       return;
     }
     this.#register(peer);
@@ -473,7 +470,7 @@ export class DirectoryNode {
     ) {
       // Any nick-auth message outside a negotiated exchange ends the connection (spec §9.6).
       this.counters.add('disconnected.unexpected-nick-auth');
-      peer.conn.destroy();
+      peer.conn.destroy('protocol-violation');
       return;
     }
     const verdict = verifyNickAuth(
@@ -496,14 +493,14 @@ export class DirectoryNode {
   }
 
   #finishNickAuth(peer: DirectoryPeer, code: NickAuthResultCode): void {
-    clearTimeout(peer.handshakeTimer);
+    peer.conn.handshakeDone();
     peer.challenge = undefined;
     peer.handshakeLine = '';
     peer.conn.send(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine(code));
     this.counters.add(`nick-auth.${code}`);
     if (code !== 'ok') {
       peer.conn.logger.info({ nick: peer.nick, code }, 'nick authentication failed; disconnecting');
-      peer.conn.close();
+      peer.conn.close('rejected');
       return;
     }
     peer.verified = true;
@@ -511,7 +508,7 @@ export class DirectoryNode {
     if (owner !== undefined && owner !== peer) {
       owner.conn.logger.info({ nick: owner.nick }, 'unverified owner displaced by a verified peer');
       this.counters.add('displaced.unverified');
-      owner.conn.destroy();
+      owner.conn.destroy('replaced');
     }
     this.#register(peer);
   }
@@ -669,7 +666,6 @@ export class DirectoryNode {
   }
 
   #handleClose(peer: DirectoryPeer, err: Error | undefined): void {
-    clearTimeout(peer.handshakeTimer);
     this.#peers.delete(peer);
     const wasHandshaked = peer.state === 'handshaked';
     peer.state = 'closed';
@@ -688,7 +684,8 @@ export class DirectoryNode {
       }),
     });
     if (this.#departures.length === 1)
-      setImmediate(() => {
+      this.#departuresTimer = setImmediate(() => {
+        this.#departuresTimer = undefined;
         this.#flushDepartures();
       });
   }
