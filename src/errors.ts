@@ -174,7 +174,11 @@ export class ListenError extends OnionmcError {
   readonly errno: string | undefined;
 
   constructor(message: string, options: { cause?: unknown; errno?: string } = {}) {
-    super('ERR_LISTEN', message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    super(
+      'ERR_LISTEN',
+      message,
+      options.cause !== undefined ? { cause: options.cause } : undefined,
+    );
     this.errno = options.errno;
   }
 }

@@ -218,7 +218,8 @@ export class PeerConnection {
     if (this.#probedAt > 0 && this.lastReceivedAt >= this.#probedAt) this.#probedAt = 0;
     const idle = now - this.lastReceivedAt;
     if (idle >= policy.evictIdleMs) return 'dead';
-    if (this.#probedAt > 0) return now - this.#probedAt >= policy.pongTimeoutMs ? 'dead' : 'waiting';
+    if (this.#probedAt > 0)
+      return now - this.#probedAt >= policy.pongTimeoutMs ? 'dead' : 'waiting';
     return idle >= policy.probeIdleMs ? 'probe' : 'alive';
   }
 
