@@ -34,7 +34,7 @@ import {
 import { NOT_SERVING_ONION, parseLocation, type Location } from '../wire/location.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, encodePeerlistEntry, type PeerlistEntry } from '../wire/peerlist.js';
-import { Counters } from './counters.js';
+import { Counters, dropCounter } from './counters.js';
 
 /** ng closes a connection whose first line does not arrive within 30 s (spec §2.5, ng directory). */
 export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -554,16 +554,16 @@ export class DirectoryNode {
     line: string,
   ): { from: string; to: string; message: string } | undefined {
     if (peer.state !== 'handshaked') {
-      this.counters.add('dropped.not-handshaked');
+      this.counters.add(dropCounter('not-handshaked'));
       return undefined;
     }
     const parsed = parseChannelLine(line);
     if (parsed === undefined) {
-      this.counters.add('dropped.malformed');
+      this.counters.add(dropCounter('malformed'));
       return undefined;
     }
     if (parsed.from !== peer.nick) {
-      this.counters.add('dropped.spoofed-sender');
+      this.counters.add(dropCounter('spoofed-sender'));
       peer.conn.logger.warn({ claimed: parsed.from }, 'message under another nick dropped');
       return undefined;
     }
@@ -581,7 +581,7 @@ export class DirectoryNode {
       return encodeLine(encodeEnvelope(type, line));
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
-      this.counters.add('dropped.too-long');
+      this.counters.add(dropCounter('too-long'));
       return undefined;
     }
   }
@@ -590,7 +590,7 @@ export class DirectoryNode {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
     if (parsed.to !== PUBLIC_NICK) {
-      this.counters.add('dropped.pubmsg-not-public');
+      this.counters.add(dropCounter('pubmsg-not-public'));
       return;
     }
     // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
@@ -615,7 +615,7 @@ export class DirectoryNode {
     const recipient = this.#byNick.get(parsed.to);
     if (recipient === undefined || recipient.state !== 'handshaked') {
       // Reference and ng both drop a privmsg to an unknown nick silently (spec §4.4).
-      this.counters.add('dropped.unknown-recipient');
+      this.counters.add(dropCounter('unknown-recipient'));
       return;
     }
     const frame = this.#relayFrame(MessageType.PRIVMSG, line);
