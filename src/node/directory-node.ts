@@ -18,7 +18,7 @@ import {
   type NickAuthChallenge,
   type NickAuthResultCode,
 } from '../message/nick-auth.js';
-import { PeerConnection } from '../peer/connection.js';
+import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import type { ServerTransport } from '../peer/transport.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
@@ -38,6 +38,8 @@ import { Counters, dropCounter } from './counters.js';
 
 /** ng closes a connection whose first line does not arrive within 30 s (spec §2.5, ng directory). */
 export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
+/** How long {@link DirectoryNode.stop} waits for the listener to close. */
+export const DIRECTORY_STOP_DEADLINE_MS = 5_000;
 /** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
 export const GETPEERLIST_CHUNK_ENTRIES = 20;
 
@@ -201,13 +203,22 @@ export class DirectoryNode {
     return this.#options.ownLocation;
   }
 
-  /** Starts accepting peers. Idempotent. */
+  /**
+   * Starts accepting peers. Idempotent while running; a start that fails is undone and may be
+   * retried.
+   * @throws ListenError `ERR_LISTEN` when the listener cannot bind.
+   */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    await this.#options.server.listen((socket) => {
-      this.#accept(socket);
-    });
+    try {
+      await this.#options.server.listen((socket) => {
+        this.#accept(socket);
+      });
+    } catch (err) {
+      this.#started = false;
+      throw err;
+    }
     this.#heartbeatTimer = setInterval(() => {
       this.sweep();
     }, this.#heartbeat.sweepIntervalMs);
@@ -285,8 +296,11 @@ export class DirectoryNode {
     }
   }
 
-  /** Stops accepting and closes every peer connection. Idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting and closes every peer connection; returns once the listener closed or
+   * `deadlineMs` passed. Idempotent.
+   */
+  async stop(deadlineMs = DIRECTORY_STOP_DEADLINE_MS): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
@@ -298,7 +312,15 @@ export class DirectoryNode {
     this.#handshaked.clear();
     this.#byNick.clear();
     for (const peer of [...this.#peers]) peer.conn.close('stopping');
-    await this.#options.server.close();
+    flushAllConnections();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#options.server.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** A snapshot of the connected peers. */
