@@ -22,7 +22,8 @@ import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
 import { ScriptedServer } from '../integration/transcript.js';
 import type { DirectoryNode } from '../../src/node/directory-node.js';
-import { freePort, pollUntil } from '../../src/demo/cluster.js';
+import { pollUntil } from '../helpers/poll.js';
+import { BoundServer } from '../helpers/ports.js';
 import { startClient, startDirectory, type NodeEvent } from './harness.js';
 
 const stops: (() => Promise<void>)[] = [];
@@ -304,9 +305,11 @@ describe('routing', () => {
 
 describe('nick authentication', () => {
   it('a maker proves its nick to our directory, which marks it verified', async () => {
-    const port = await freePort();
+    const server = await BoundServer.listen();
+    const port = server.port;
     const dn = await startDirectory({
-      port,
+      server,
+      ownLocation: server.location,
       features: { peerlist_features: true, ping: true, nick_auth: true },
       nickAuth: { mode: 'require_verified', directoryId: `127.0.0.1:${port}` },
     });
