@@ -22,7 +22,7 @@ async function socketPair(): Promise<{ ours: net.Socket; theirs: net.Socket }> {
   const port = (server.address() as net.AddressInfo).port;
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
   const ours = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve) => ours.once('connect', () => resolve()));
+  await new Promise<void>((resolve) => ours.once('connect', () => { resolve(); }));
   const theirs = await accepted;
   server.close();
   cleanups.push(() => {
@@ -35,8 +35,9 @@ async function socketPair(): Promise<{ ours: net.Socket; theirs: net.Socket }> {
 /** Counts the socket's write() calls and keeps what each wrote. */
 function recordWrites(socket: net.Socket): Buffer[] {
   const writes: Buffer[] = [];
-  const write = socket.write.bind(socket) as (chunk: Uint8Array) => boolean;
-  (socket as unknown as { write: (chunk: Uint8Array) => boolean }).write = (chunk) => {
+  const target = socket as unknown as { write: (chunk: Uint8Array) => boolean };
+  const write = target.write.bind(socket);
+  target.write = (chunk) => {
     writes.push(Buffer.from(chunk));
     return write(chunk);
   };
@@ -125,7 +126,7 @@ describe('PeerConnection writes', () => {
       if (i % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
     }
     expect(s.conn.isOpen).toBe(false);
-    expect(s.closes).toEqual([{ reason: 'slow-reader', err: expect.anything() }]);
+    expect(s.closes.map((c) => c.reason)).toEqual(['slow-reader']);
     expect((s.closes[0]?.err as { code?: string }).code).toBe('ERR_SLOW_READER');
     expect(sent * line.length).toBeLessThan(cap * 64);
     expect(f.conn.sendEncoded(line)).toBe(true);
@@ -145,7 +146,7 @@ describe('PeerConnection life', () => {
     conn.destroy('protocol-violation');
     expect(closes.map((c) => c.reason)).toEqual(['rejected']);
     expect(conn.sendEncoded(a)).toBe(false);
-    const ended = new Promise<void>((resolve) => theirs.once('end', () => resolve()));
+    const ended = new Promise<void>((resolve) => theirs.once('end', () => { resolve(); }));
     expect(await readAll(theirs, a.length)).toEqual(Buffer.from(a));
     await ended;
   });
@@ -158,7 +159,7 @@ describe('PeerConnection life', () => {
     late.conn.armHandshakeDeadline(20);
     done.conn.armHandshakeDeadline(20);
     done.conn.handshakeDone();
-    await new Promise<void>((resolve) => one.theirs.once('close', () => resolve()));
+    await new Promise<void>((resolve) => one.theirs.once('close', () => { resolve(); }));
     expect(late.closes.map((c) => c.reason)).toEqual(['handshake-timeout']);
     expect(done.conn.isOpen).toBe(true);
   });
