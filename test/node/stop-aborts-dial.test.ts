@@ -86,7 +86,11 @@ it('stop() during a SOCKS dial to an unreachable onion returns at once and close
   });
   await taker.start();
   const socksConnection = await proxy.connectReceived;
-  const closed = new Promise<void>((resolve) => socksConnection.once('close', () => { resolve(); }));
+  const closed = new Promise<void>((resolve) =>
+    socksConnection.once('close', () => {
+      resolve();
+    }),
+  );
   await taker.stop();
   // The SOCKS stream was torn down by the abort, not by a deadline.
   await closed;
@@ -145,7 +149,11 @@ it('stop() aborts a pending direct SOCKS dial to a maker', async () => {
   // No route yet, but the send starts the direct dial (docs/protocol.md §4.3 step 4).
   expect(() => taker.privmsg(maker, 'hp2', 'commitment')).toThrow();
   const socksConnection = await proxy.connectReceived;
-  const closed = new Promise<void>((resolve) => socksConnection.once('close', () => { resolve(); }));
+  const closed = new Promise<void>((resolve) =>
+    socksConnection.once('close', () => {
+      resolve();
+    }),
+  );
   await taker.stop();
   await closed;
 }, 10_000);

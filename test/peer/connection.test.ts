@@ -22,7 +22,11 @@ async function socketPair(): Promise<{ ours: net.Socket; theirs: net.Socket }> {
   const port = (server.address() as net.AddressInfo).port;
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
   const ours = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve) => ours.once('connect', () => { resolve(); }));
+  await new Promise<void>((resolve) =>
+    ours.once('connect', () => {
+      resolve();
+    }),
+  );
   const theirs = await accepted;
   server.close();
   cleanups.push(() => {
@@ -146,7 +150,11 @@ describe('PeerConnection life', () => {
     conn.destroy('protocol-violation');
     expect(closes.map((c) => c.reason)).toEqual(['rejected']);
     expect(conn.sendEncoded(a)).toBe(false);
-    const ended = new Promise<void>((resolve) => theirs.once('end', () => { resolve(); }));
+    const ended = new Promise<void>((resolve) =>
+      theirs.once('end', () => {
+        resolve();
+      }),
+    );
     expect(await readAll(theirs, a.length)).toEqual(Buffer.from(a));
     await ended;
   });
@@ -159,7 +167,11 @@ describe('PeerConnection life', () => {
     late.conn.armHandshakeDeadline(20);
     done.conn.armHandshakeDeadline(20);
     done.conn.handshakeDone();
-    await new Promise<void>((resolve) => one.theirs.once('close', () => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      one.theirs.once('close', () => {
+        resolve();
+      }),
+    );
     expect(late.closes.map((c) => c.reason)).toEqual(['handshake-timeout']);
     expect(done.conn.isOpen).toBe(true);
   });
