@@ -9,17 +9,14 @@ import type net from 'node:net';
 import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PUBLIC_NICK, parseChannelLine, formatPubmsgLine } from '../message/privmsg.js';
-import type { NickIdentity } from '../message/nick.js';
 import {
   buildNickAuthChallengeLine,
   buildNickAuthResultLine,
   createNickAuthChallenge,
   verifyNickAuth,
-  type NickAuthChallenge,
   type NickAuthResultCode,
 } from '../message/nick-auth.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
-import type { ServerTransport } from '../peer/transport.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
 import {
@@ -31,131 +28,37 @@ import {
   JM_PROTOCOL_VERSION,
   parseClientHandshake,
 } from '../wire/handshake.js';
-import { NOT_SERVING_ONION, parseLocation, type Location } from '../wire/location.js';
+import { parseLocation } from '../wire/location.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, encodePeerlistEntry, type PeerlistEntry } from '../wire/peerlist.js';
 import { Counters, dropCounter } from './counters.js';
+import { DepartureAnnouncer } from './directory-departures.js';
+import {
+  DEFAULT_HEARTBEAT,
+  DIRECTORY_HANDSHAKE_TIMEOUT_MS,
+  DIRECTORY_STOP_DEADLINE_MS,
+  DirectoryPeer,
+  GETPEERLIST_CHUNK_ENTRIES,
+  NICK_AUTH_TIMEOUT_MS,
+  type DirectoryNodeOptions,
+  type DirectoryPeerInfo,
+  type HeartbeatOptions,
+  type NickAuthPolicy,
+  type RelayEvent,
+} from './directory-types.js';
 
-/** ng closes a connection whose first line does not arrive within 30 s (spec §2.5, ng directory). */
-export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
-/** How long {@link DirectoryNode.stop} waits for the listener to close. */
-export const DIRECTORY_STOP_DEADLINE_MS = 5_000;
-/** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
-export const GETPEERLIST_CHUNK_ENTRIES = 20;
-
-/**
- * A coalesced departure peerlist stays below this many characters (all ASCII), leaving room for the
- * envelope under the 40,000-byte send limit (spec §1.3).
- */
-const DEPARTURE_LINE_MAX_CHARS = 39_000;
-
-/** ng: a peer has 30 s to answer a nick-auth challenge (spec §9.6, `nick_auth_timeout`). */
-export const NICK_AUTH_TIMEOUT_MS = 30_000;
-
-/** Heartbeat timers in ms (spec §4.7: ng sweeps every 60 s, probes after 600 s idle, waits 30 s, evicts after 1,500 s). */
-export interface HeartbeatOptions {
-  readonly sweepIntervalMs: number;
-  readonly probeIdleMs: number;
-  readonly pongTimeoutMs: number;
-  readonly evictIdleMs: number;
-}
-
-/** ng's heartbeat defaults (spec §4.7). */
-export const DEFAULT_HEARTBEAT: HeartbeatOptions = {
-  sweepIntervalMs: 60_000,
-  probeIdleMs: 600_000,
-  pongTimeoutMs: 30_000,
-  evictIdleMs: 1_500_000,
-};
-
-/** Nick authentication policy (JMP-0005, spec §9.6). */
-export interface NickAuthPolicy {
-  readonly mode: 'prefer_verified' | 'require_verified' | 'disabled';
-  /** Our directory-id, bound into every proof: by default our own location, lower-cased. */
-  readonly directoryId: string;
-}
-
-/** A relayed message, as reported to local observers (the operator's API). */
-export interface RelayEvent {
-  readonly kind: 'privmsg' | 'pubmsg';
-  readonly from: string;
-  readonly to: string;
-  /** The command word (first token after `!`). */
-  readonly cmd: string;
-  /** The `line` relayed, exactly as sent on. */
-  readonly line: string;
-}
-
-/** Options of a {@link DirectoryNode}. */
-export interface DirectoryNodeOptions {
-  readonly identity: NickIdentity;
-  /** The handshake network name (spec §2.2). */
-  readonly network: string;
-  /** Our own location string: `<onion>:5222`, or `127.0.0.1:<port>` in testing mode (spec §2.2). */
-  readonly ownLocation: string;
-  /** The motd sent in every 795 (spec §2.4). */
-  readonly motd: string;
-  readonly server: ServerTransport;
-  readonly logger: Logger;
-  /**
-   * Which advertised peer locations we admit (a policy, answered with `accepted:false`). Default:
-   * any location that parses. On Tor, the daemon admits only v3 onions and NOT-SERVING-ONION, as
-   * ng does (spec §2.1).
-   */
-  readonly acceptLocation?: (location: Location) => boolean;
-  /** See {@link DIRECTORY_HANDSHAKE_TIMEOUT_MS}. */
-  readonly handshakeTimeoutMs?: number;
-  /**
-   * Features advertised in our 795 (spec §9.1); the reference sends `{}`. `nick_auth` is set or
-   * removed according to {@link DirectoryNodeOptions.nickAuth} (spec §9.6).
-   */
-  readonly features?: Readonly<Record<string, boolean>>;
-  /** Idle-peer probing and eviction (spec §4.7); default {@link DEFAULT_HEARTBEAT}. */
-  readonly heartbeat?: HeartbeatOptions;
-  /** Nick authentication; default disabled (the reference has none). */
-  readonly nickAuth?: NickAuthPolicy;
-  /** Clock in ms; default `Date.now`. */
-  readonly now?: () => number;
-}
-
-/** What the directory node knows of one connected peer. */
-export interface DirectoryPeerInfo {
-  readonly connectionId: number;
-  readonly nick: string | undefined;
-  readonly location: string | undefined;
-  readonly state: 'connected' | 'authenticating' | 'handshaked';
-  readonly verified: boolean;
-  readonly features: readonly string[];
-  readonly remote: string;
-}
-
-class DirectoryPeer {
-  state: 'connected' | 'authenticating' | 'handshaked' | 'closed' = 'connected';
-  nick: string | undefined;
-  location: string | undefined;
-  features: ReadonlySet<string> = new Set();
-  /** True once the peer proved it holds its nick's key (spec §9.6). */
-  verified = false;
-  /** `nick;location`, cached: it is sent after every relay of this peer's privmsgs. */
-  entry = '';
-  /** `nick;location;F:…`, for recipients that advertised peerlist_features (spec §3.4). */
-  entryWithFeatures = '';
-  /**
-   * The 789 frames sent after relaying this peer's privmsgs (spec §3.3 case 1), encoded once at
-   * registration: plain, and with `;F:` for recipients that advertised peerlist_features.
-   */
-  relayPeerlistFrame: Uint8Array = new Uint8Array();
-  relayPeerlistFrameWithFeatures: Uint8Array = new Uint8Array();
-  /** The exact 793 line and the challenge we sent, during nick authentication. */
-  handshakeLine = '';
-  challenge: NickAuthChallenge | undefined;
-
-  constructor(readonly conn: PeerConnection) {}
-
-  get isServing(): boolean {
-    return this.location !== undefined && this.location !== NOT_SERVING_ONION;
-  }
-}
+export {
+  DEFAULT_HEARTBEAT,
+  DIRECTORY_HANDSHAKE_TIMEOUT_MS,
+  DIRECTORY_STOP_DEADLINE_MS,
+  GETPEERLIST_CHUNK_ENTRIES,
+  NICK_AUTH_TIMEOUT_MS,
+  type DirectoryNodeOptions,
+  type DirectoryPeerInfo,
+  type HeartbeatOptions,
+  type NickAuthPolicy,
+  type RelayEvent,
+} from './directory-types.js';
 
 /** A JoinMarket directory node. */
 export class DirectoryNode {
@@ -167,12 +70,11 @@ export class DirectoryNode {
   readonly #ownEntry: string;
   readonly counters = new Counters();
   readonly #relayListeners = new Set<(event: RelayEvent) => void>();
-  #departures: { nick: string; entry: string }[] = [];
+  readonly #departures: DepartureAnnouncer;
   readonly #heartbeat: HeartbeatOptions;
   /** The `features` of our 795: see the constructor. */
   readonly #handshakeFeatures: Record<string, boolean>;
   #heartbeatTimer: NodeJS.Timeout | undefined;
-  #departuresTimer: NodeJS.Immediate | undefined;
   #started = false;
 
   constructor(options: DirectoryNodeOptions) {
@@ -191,6 +93,13 @@ export class DirectoryNode {
       location: options.ownLocation,
       disconnected: false,
     });
+    this.#departures = new DepartureAnnouncer(
+      this.#ownEntry,
+      () => this.#handshaked,
+      (count) => {
+        this.counters.add('departures.announced', count);
+      },
+    );
   }
 
   /** Our nick. */
@@ -304,9 +213,7 @@ export class DirectoryNode {
     if (!this.#started) return;
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
-    clearImmediate(this.#departuresTimer);
-    this.#departuresTimer = undefined;
-    this.#departures = [];
+    this.#departures.clear();
     // Close the peers first: a listening server's close() waits for its connections to end. No
     // `;D` broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
     this.#handshaked.clear();
@@ -695,60 +602,8 @@ export class DirectoryNode {
     this.#handshaked.delete(peer);
     if (this.#byNick.get(peer.nick) === peer) this.#byNick.delete(peer.nick);
     peer.conn.logger.info({ nick: peer.nick, reason: err?.message }, 'peer left');
-    // Tell everybody else (spec §3.3 case 2): our own entry plus `nick;location;D`. Departures in
-    // the same event-loop turn go out together (see #flushDepartures).
-    this.#departures.push({
-      nick: peer.nick,
-      entry: encodePeerlistEntry({
-        nick: peer.nick,
-        location: peer.location ?? NOT_SERVING_ONION,
-        disconnected: true,
-      }),
-    });
-    if (this.#departures.length === 1)
-      this.#departuresTimer = setImmediate(() => {
-        this.#departuresTimer = undefined;
-        this.#flushDepartures();
-      });
-  }
-
-  /**
-   * Sends the departures collected in this event-loop turn to every remaining handshaked peer: one
-   * 789 `own,gone1,gone2,…` instead of one per departure, split to stay under the 40,000-byte line
-   * limit (spec §1.3). A lone departure gives exactly the reference's line; reference clients
-   * read every `;D` entry of a multi-entry peerlist (spec §3.2). Without this, a mass disconnect
-   * of N peers (a network blip) would queue N² frames at once.
-   */
-  #flushDepartures(): void {
-    const gone = this.#departures;
-    this.#departures = [];
-    if (!this.#started || gone.length === 0) return;
-    const frames = this.#departureFrames(gone);
-    const goneNicks = new Set(gone.map((d) => d.nick));
-    for (const other of this.#handshaked) {
-      // A peer that took over a departed nick (a verified newcomer) is not told its own nick left.
-      const own = other.nick !== undefined && goneNicks.has(other.nick);
-      for (const frame of own
-        ? this.#departureFrames(gone.filter((d) => d.nick !== other.nick))
-        : frames) {
-        other.conn.sendEncoded(frame);
-      }
-    }
-    this.counters.add('departures.announced', gone.length);
-  }
-
-  #departureFrames(gone: readonly { entry: string }[]): Uint8Array[] {
-    if (gone.length === 0) return [];
-    const frames: Uint8Array[] = [];
-    let line = this.#ownEntry;
-    for (const { entry } of gone) {
-      if (line.length + 1 + entry.length > DEPARTURE_LINE_MAX_CHARS && line !== this.#ownEntry) {
-        frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, line)));
-        line = this.#ownEntry;
-      }
-      line += `,${entry}`;
-    }
-    frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, line)));
-    return frames;
+    // Tell everybody else (docs/protocol.md §3.3 case 2): our own entry plus `nick;location;D`;
+    // departures in the same event-loop turn go out together (directory-departures.ts).
+    this.#departures.add(peer.nick, peer.location);
   }
 }
