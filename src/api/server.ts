@@ -19,7 +19,7 @@
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import { OnionmcError } from '../errors.js';
+import { HttpError, OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClientNode, ClientNodeEvents } from '../node/client-node.js';
 import type { DirectoryNode } from '../node/directory-node.js';
@@ -37,16 +37,6 @@ export interface ApiBackend {
   info(): Record<string, unknown>;
   readonly client: ClientNode | undefined;
   readonly directory: DirectoryNode | undefined;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = [

@@ -1,6 +1,7 @@
 /**
  * Runs onionmc nodes as separate processes on loopback in testing mode (spec §8.4), each with its
- * own joinmarket.cfg and local API on a unix socket. Used by the demo and the end-to-end tests.
+ * own joinmarket.cfg and local API on a unix socket. Used by the demo (and its end-to-end test);
+ * test helpers live under test/helpers/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,7 +25,10 @@ export const CLI_PATH = ((): string => {
     : fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 })();
 
-/** Finds a free loopback TCP port (bind to 0, read it, release it). */
+/**
+ * A loopback port for a node process, which must know its own port before it binds (its location
+ * names it): bind 0, read it, release it. Racy by nature; the demo and the benchmark use it for child processes.
+ */
 export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = net.createServer();

@@ -12,6 +12,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { base58 } from '@scure/base';
 import { OnionmcError } from '../errors.js';
+import { NICK_PATTERN } from '../wire/handshake.js';
 import { publicKeyHexFromPrivateKey, signMessage } from './signing.js';
 
 /** First character of every JoinMarket nick (R: src/jmdaemon/protocol.py). */
@@ -28,8 +29,8 @@ export const NICK_LENGTH_CHARS = 2 + NICK_MAX_ENCODED;
 const NICK_PADDING_CHAR = 'O';
 
 const COMPRESSED_PUBKEY_HEX_RE = /^0[23][0-9a-fA-F]{64}$/;
-/** ng's nick pattern (NG: jmcore/src/jmcore/nick_auth.py `_NICK_RE`). */
-export const NICK_RE = /^J[0-9][1-9A-HJ-NP-Za-km-zO]{14}$/;
+/** ng's nick pattern (NG: jmcore/src/jmcore/nick_auth.py `_NICK_RE`): the one of wire/handshake.ts. */
+export const NICK_RE = NICK_PATTERN;
 
 /** base58 of the first 10 bytes of SHA-256 over the ASCII characters of `hex`, unpadded. */
 function nickHashPart(hex: string): string {

@@ -22,3 +22,36 @@ export class Counters {
     return Object.fromEntries([...this.#values.entries()].sort(([a], [b]) => a.localeCompare(b)));
   }
 }
+
+/**
+ * Why a node dropped a message: a closed set, each counted under exactly one counter name,
+ * `dropped.<reason>` (see {@link dropCounter}).
+ */
+export type DropReason =
+  /** A 685/687 from a connection that has not completed its handshake. */
+  | 'not-handshaked'
+  /** Not `from!to!message` (docs/protocol.md §4.1). */
+  | 'malformed'
+  /** The sender nick is not the one its connection handshaked with. */
+  | 'spoofed-sender'
+  /** A pubmsg not addressed to PUBLIC, or not from a directory. */
+  | 'pubmsg-not-public'
+  /** A sender nick that is not a JoinMarket nick. */
+  | 'bad-nick'
+  /** A privmsg for another nick. */
+  | 'not-for-us'
+  /** A privmsg whose signature does not verify (docs/protocol.md §5.6). */
+  | 'bad-signature'
+  /** A privmsg whose end-to-end encryption or key exchange failed (docs/protocol.md §7). */
+  | 'crypto'
+  /** Seen again within the deduplication window. */
+  | 'duplicate'
+  /** A privmsg for a nick the directory does not carry (docs/protocol.md §4.4). */
+  | 'unknown-recipient'
+  /** A line that would exceed 40,000 bytes when relayed (docs/protocol.md §1.3). */
+  | 'too-long';
+
+/** The one counter name of a drop reason. */
+export function dropCounter(reason: DropReason): `dropped.${DropReason}` {
+  return `dropped.${reason}`;
+}

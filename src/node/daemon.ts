@@ -142,7 +142,7 @@ export class Daemon {
   /**
    * Starts the node and then the local API. A failed start undoes what had started. In Tor mode a
    * maker or directory node is started only once tor reports its onion descriptor uploaded.
-   * @throws OnionmcError `ERR_DIAL` when a listener cannot bind; ConfigError for an unusable
+   * @throws OnionmcError `ERR_LISTEN` when a listener cannot bind; ConfigError for an unusable
    *   hidden_service_dir; TorControlError (`ERR_TOR_CONTROL_UNREACHABLE`, `ERR_TOR_AUTH`,
    *   `ERR_TOR_COMMAND`, `ERR_TOR_TIMEOUT`) when the onion cannot be created; SocksError when
    *   tor's SOCKS port does not answer (maker, taker).

@@ -9,17 +9,14 @@ import type net from 'node:net';
 import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PUBLIC_NICK, parseChannelLine, formatPubmsgLine } from '../message/privmsg.js';
-import type { NickIdentity } from '../message/nick.js';
 import {
   buildNickAuthChallengeLine,
   buildNickAuthResultLine,
   createNickAuthChallenge,
   verifyNickAuth,
-  type NickAuthChallenge,
   type NickAuthResultCode,
 } from '../message/nick-auth.js';
-import { PeerConnection } from '../peer/connection.js';
-import type { ServerTransport } from '../peer/transport.js';
+import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
 import {
@@ -31,132 +28,37 @@ import {
   JM_PROTOCOL_VERSION,
   parseClientHandshake,
 } from '../wire/handshake.js';
-import { NOT_SERVING_ONION, parseLocation, type Location } from '../wire/location.js';
+import { parseLocation } from '../wire/location.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, encodePeerlistEntry, type PeerlistEntry } from '../wire/peerlist.js';
-import { Counters } from './counters.js';
+import { Counters, dropCounter } from './counters.js';
+import { DepartureAnnouncer } from './directory-departures.js';
+import {
+  DEFAULT_HEARTBEAT,
+  DIRECTORY_HANDSHAKE_TIMEOUT_MS,
+  DIRECTORY_STOP_DEADLINE_MS,
+  DirectoryPeer,
+  GETPEERLIST_CHUNK_ENTRIES,
+  NICK_AUTH_TIMEOUT_MS,
+  type DirectoryNodeOptions,
+  type DirectoryPeerInfo,
+  type HeartbeatOptions,
+  type NickAuthPolicy,
+  type RelayEvent,
+} from './directory-types.js';
 
-/** ng closes a connection whose first line does not arrive within 30 s (spec §2.5, ng directory). */
-export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
-/** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
-export const GETPEERLIST_CHUNK_ENTRIES = 20;
-
-/**
- * A coalesced departure peerlist stays below this many characters (all ASCII), leaving room for the
- * envelope under the 40,000-byte send limit (spec §1.3).
- */
-const DEPARTURE_LINE_MAX_CHARS = 39_000;
-
-/** ng: a peer has 30 s to answer a nick-auth challenge (spec §9.6, `nick_auth_timeout`). */
-export const NICK_AUTH_TIMEOUT_MS = 30_000;
-
-/** Heartbeat timers in ms (spec §4.7: ng sweeps every 60 s, probes after 600 s idle, waits 30 s, evicts after 1,500 s). */
-export interface HeartbeatOptions {
-  readonly sweepIntervalMs: number;
-  readonly probeIdleMs: number;
-  readonly pongTimeoutMs: number;
-  readonly evictIdleMs: number;
-}
-
-/** ng's heartbeat defaults (spec §4.7). */
-export const DEFAULT_HEARTBEAT: HeartbeatOptions = {
-  sweepIntervalMs: 60_000,
-  probeIdleMs: 600_000,
-  pongTimeoutMs: 30_000,
-  evictIdleMs: 1_500_000,
-};
-
-/** Nick authentication policy (JMP-0005, spec §9.6). */
-export interface NickAuthPolicy {
-  readonly mode: 'prefer_verified' | 'require_verified' | 'disabled';
-  /** Our directory-id, bound into every proof: by default our own location, lower-cased. */
-  readonly directoryId: string;
-}
-
-/** A relayed message, as reported to local observers (the operator's API). */
-export interface RelayEvent {
-  readonly kind: 'privmsg' | 'pubmsg';
-  readonly from: string;
-  readonly to: string;
-  /** The command word (first token after `!`). */
-  readonly cmd: string;
-  /** The `line` relayed, exactly as sent on. */
-  readonly line: string;
-}
-
-/** Options of a {@link DirectoryNode}. */
-export interface DirectoryNodeOptions {
-  readonly identity: NickIdentity;
-  /** The handshake network name (spec §2.2). */
-  readonly network: string;
-  /** Our own location string: `<onion>:5222`, or `127.0.0.1:<port>` in testing mode (spec §2.2). */
-  readonly ownLocation: string;
-  /** The motd sent in every 795 (spec §2.4). */
-  readonly motd: string;
-  readonly server: ServerTransport;
-  readonly logger: Logger;
-  /**
-   * Which advertised peer locations we admit (a policy, answered with `accepted:false`). Default:
-   * any location that parses. On Tor, the daemon admits only v3 onions and NOT-SERVING-ONION, as
-   * ng does (spec §2.1).
-   */
-  readonly acceptLocation?: (location: Location) => boolean;
-  /** See {@link DIRECTORY_HANDSHAKE_TIMEOUT_MS}. */
-  readonly handshakeTimeoutMs?: number;
-  /**
-   * Features advertised in our 795 (spec §9.1); the reference sends `{}`. `nick_auth` is set or
-   * removed according to {@link DirectoryNodeOptions.nickAuth} (spec §9.6).
-   */
-  readonly features?: Readonly<Record<string, boolean>>;
-  /** Idle-peer probing and eviction (spec §4.7); default {@link DEFAULT_HEARTBEAT}. */
-  readonly heartbeat?: HeartbeatOptions;
-  /** Nick authentication; default disabled (the reference has none). */
-  readonly nickAuth?: NickAuthPolicy;
-  /** Clock in ms; default `Date.now`. */
-  readonly now?: () => number;
-}
-
-/** What the directory node knows of one connected peer. */
-export interface DirectoryPeerInfo {
-  readonly connectionId: number;
-  readonly nick: string | undefined;
-  readonly location: string | undefined;
-  readonly state: 'connected' | 'authenticating' | 'handshaked';
-  readonly verified: boolean;
-  readonly features: readonly string[];
-  readonly remote: string;
-}
-
-class DirectoryPeer {
-  state: 'connected' | 'authenticating' | 'handshaked' | 'closed' = 'connected';
-  nick: string | undefined;
-  location: string | undefined;
-  features: ReadonlySet<string> = new Set();
-  /** True once the peer proved it holds its nick's key (spec §9.6). */
-  verified = false;
-  /** `nick;location`, cached: it is sent after every relay of this peer's privmsgs. */
-  entry = '';
-  /** `nick;location;F:…`, for recipients that advertised peerlist_features (spec §3.4). */
-  entryWithFeatures = '';
-  /**
-   * The 789 frames sent after relaying this peer's privmsgs (spec §3.3 case 1), encoded once at
-   * registration: plain, and with `;F:` for recipients that advertised peerlist_features.
-   */
-  relayPeerlistFrame: Uint8Array = new Uint8Array();
-  relayPeerlistFrameWithFeatures: Uint8Array = new Uint8Array();
-  handshakeTimer: NodeJS.Timeout | undefined;
-  /** The exact 793 line and the challenge we sent, during nick authentication. */
-  handshakeLine = '';
-  challenge: NickAuthChallenge | undefined;
-  /** When a heartbeat probe went out (0: none outstanding). */
-  probedAt = 0;
-
-  constructor(readonly conn: PeerConnection) {}
-
-  get isServing(): boolean {
-    return this.location !== undefined && this.location !== NOT_SERVING_ONION;
-  }
-}
+export {
+  DEFAULT_HEARTBEAT,
+  DIRECTORY_HANDSHAKE_TIMEOUT_MS,
+  DIRECTORY_STOP_DEADLINE_MS,
+  GETPEERLIST_CHUNK_ENTRIES,
+  NICK_AUTH_TIMEOUT_MS,
+  type DirectoryNodeOptions,
+  type DirectoryPeerInfo,
+  type HeartbeatOptions,
+  type NickAuthPolicy,
+  type RelayEvent,
+} from './directory-types.js';
 
 /** A JoinMarket directory node. */
 export class DirectoryNode {
@@ -168,7 +70,7 @@ export class DirectoryNode {
   readonly #ownEntry: string;
   readonly counters = new Counters();
   readonly #relayListeners = new Set<(event: RelayEvent) => void>();
-  #departures: { nick: string; entry: string }[] = [];
+  readonly #departures: DepartureAnnouncer;
   readonly #heartbeat: HeartbeatOptions;
   /** The `features` of our 795: see the constructor. */
   readonly #handshakeFeatures: Record<string, boolean>;
@@ -191,6 +93,13 @@ export class DirectoryNode {
       location: options.ownLocation,
       disconnected: false,
     });
+    this.#departures = new DepartureAnnouncer(
+      this.#ownEntry,
+      () => this.#handshaked,
+      (count) => {
+        this.counters.add('departures.announced', count);
+      },
+    );
   }
 
   /** Our nick. */
@@ -203,13 +112,22 @@ export class DirectoryNode {
     return this.#options.ownLocation;
   }
 
-  /** Starts accepting peers. Idempotent. */
+  /**
+   * Starts accepting peers. Idempotent while running; a start that fails is undone and may be
+   * retried.
+   * @throws ListenError `ERR_LISTEN` when the listener cannot bind.
+   */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    await this.#options.server.listen((socket) => {
-      this.#accept(socket);
-    });
+    try {
+      await this.#options.server.listen((socket) => {
+        this.#accept(socket);
+      });
+    } catch (err) {
+      this.#started = false;
+      throw err;
+    }
     this.#heartbeatTimer = setInterval(() => {
       this.sweep();
     }, this.#heartbeat.sweepIntervalMs);
@@ -260,50 +178,56 @@ export class DirectoryNode {
    */
   sweep(): void {
     const now = (this.#options.now ?? Date.now)();
-    const { probeIdleMs, pongTimeoutMs, evictIdleMs } = this.#heartbeat;
     for (const peer of [...this.#handshaked]) {
-      const idle = now - peer.conn.lastReceivedAt;
-      const probeUnanswered =
-        peer.probedAt > 0 &&
-        peer.conn.lastReceivedAt < peer.probedAt &&
-        now - peer.probedAt >= pongTimeoutMs;
-      if (idle >= evictIdleMs || probeUnanswered) {
-        peer.conn.logger.info({ nick: peer.nick, idleMs: idle }, 'evicting idle peer');
+      const liveness = peer.conn.liveness(now, this.#heartbeat);
+      if (liveness === 'dead') {
+        peer.conn.logger.info(
+          { nick: peer.nick, idleMs: now - peer.conn.lastReceivedAt },
+          'evicting idle peer',
+        );
         this.counters.add('evicted.idle');
-        peer.conn.destroy();
+        peer.conn.destroy('idle');
         continue;
       }
-      if (idle < probeIdleMs) {
-        peer.probedAt = 0;
-        continue;
-      }
-      if (peer.probedAt > 0 && peer.conn.lastReceivedAt < peer.probedAt) continue; // still waiting
+      if (liveness !== 'probe') continue;
       if (peer.features.has('ping')) {
         peer.conn.send(MessageType.PING, '');
-        peer.probedAt = now;
+        peer.conn.markProbed(now);
         this.counters.add('heartbeat.ping');
       } else if (peer.isServing) {
         peer.conn.send(
           MessageType.PUBMSG,
           formatPubmsgLine(this.#options.identity.nick, '!orderbook'),
         );
-        peer.probedAt = now;
+        peer.conn.markProbed(now);
         this.counters.add('heartbeat.orderbook-probe');
       }
     }
   }
 
-  /** Stops accepting and closes every peer connection. Idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting and closes every peer connection; returns once the listener closed or
+   * `deadlineMs` passed. Idempotent.
+   */
+  async stop(deadlineMs = DIRECTORY_STOP_DEADLINE_MS): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
+    this.#departures.clear();
     // Close the peers first: a listening server's close() waits for its connections to end. No
     // `;D` broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
     this.#handshaked.clear();
     this.#byNick.clear();
-    for (const peer of [...this.#peers]) peer.conn.close();
-    await this.#options.server.close();
+    for (const peer of [...this.#peers]) peer.conn.close('stopping');
+    flushAllConnections();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#options.server.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadlineMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** A snapshot of the connected peers. */
@@ -332,13 +256,15 @@ export class DirectoryNode {
     });
     const peer = new DirectoryPeer(conn);
     this.#peers.add(peer);
-    peer.handshakeTimer = setTimeout(() => {
-      if (peer.state === 'connected') {
+    conn.armHandshakeDeadline(
+      this.#options.handshakeTimeoutMs ?? DIRECTORY_HANDSHAKE_TIMEOUT_MS,
+      () => {
+        if (peer.state !== 'connected') return;
         conn.logger.info('no handshake in time; disconnecting');
         this.counters.add('disconnected.handshake-timeout');
-        conn.close();
-      }
-    }, this.#options.handshakeTimeoutMs ?? DIRECTORY_HANDSHAKE_TIMEOUT_MS);
+        conn.close('handshake-timeout');
+      },
+    );
     conn.start({
       onEnvelope: (envelope) => {
         this.#handleEnvelope(peer, envelope);
@@ -375,13 +301,13 @@ export class DirectoryNode {
       case MessageType.NICK_AUTH_CHALLENGE:
       case MessageType.NICK_AUTH_RESULT:
         this.counters.add('disconnected.unexpected-nick-auth');
-        peer.conn.destroy();
+        peer.conn.destroy('protocol-violation');
         return;
       case MessageType.DN_HANDSHAKE:
         // A peer claiming to be a directory towards a directory: the reference asserts and drops.
         peer.conn.logger.warn('dn-handshake received by a directory node; disconnecting');
         this.counters.add('disconnected.unexpected-795');
-        peer.conn.destroy();
+        peer.conn.destroy('protocol-violation');
         return;
       default:
         // 789 from a client, 799, unknown types: ignored, as the reference does (spec §1.4).
@@ -442,10 +368,10 @@ export class DirectoryNode {
       peer.conn.logger.info({ nick: handshake.nick, reason }, 'handshake rejected');
       this.counters.add('handshake.rejected');
       // The reference leaves the rejected peer to hang up; we hang up after the 795 is flushed.
-      peer.conn.close();
+      peer.conn.close('rejected');
       return;
     }
-    clearTimeout(peer.handshakeTimer);
+    peer.conn.handshakeDone();
     peer.nick = handshake.nick;
     peer.location = handshake.locationString;
     peer.features = features;
@@ -457,9 +383,9 @@ export class DirectoryNode {
         this.#options.nickAuth?.directoryId ?? this.#options.ownLocation.toLowerCase(),
       );
       peer.conn.send(MessageType.NICK_AUTH_CHALLENGE, buildNickAuthChallengeLine(peer.challenge));
-      peer.handshakeTimer = setTimeout(() => {
+      peer.conn.armHandshakeDeadline(NICK_AUTH_TIMEOUT_MS, () => {
         if (peer.state === 'authenticating') this.#finishNickAuth(peer, 'expired');
-      }, NICK_AUTH_TIMEOUT_MS);
+      });
       return;
     }
     this.#register(peer);
@@ -473,7 +399,7 @@ export class DirectoryNode {
     ) {
       // Any nick-auth message outside a negotiated exchange ends the connection (spec §9.6).
       this.counters.add('disconnected.unexpected-nick-auth');
-      peer.conn.destroy();
+      peer.conn.destroy('protocol-violation');
       return;
     }
     const verdict = verifyNickAuth(
@@ -496,14 +422,14 @@ export class DirectoryNode {
   }
 
   #finishNickAuth(peer: DirectoryPeer, code: NickAuthResultCode): void {
-    clearTimeout(peer.handshakeTimer);
+    peer.conn.handshakeDone();
     peer.challenge = undefined;
     peer.handshakeLine = '';
     peer.conn.send(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine(code));
     this.counters.add(`nick-auth.${code}`);
     if (code !== 'ok') {
       peer.conn.logger.info({ nick: peer.nick, code }, 'nick authentication failed; disconnecting');
-      peer.conn.close();
+      peer.conn.close('rejected');
       return;
     }
     peer.verified = true;
@@ -511,7 +437,7 @@ export class DirectoryNode {
     if (owner !== undefined && owner !== peer) {
       owner.conn.logger.info({ nick: owner.nick }, 'unverified owner displaced by a verified peer');
       this.counters.add('displaced.unverified');
-      owner.conn.destroy();
+      owner.conn.destroy('replaced');
     }
     this.#register(peer);
   }
@@ -557,16 +483,16 @@ export class DirectoryNode {
     line: string,
   ): { from: string; to: string; message: string } | undefined {
     if (peer.state !== 'handshaked') {
-      this.counters.add('dropped.not-handshaked');
+      this.counters.add(dropCounter('not-handshaked'));
       return undefined;
     }
     const parsed = parseChannelLine(line);
     if (parsed === undefined) {
-      this.counters.add('dropped.malformed');
+      this.counters.add(dropCounter('malformed'));
       return undefined;
     }
     if (parsed.from !== peer.nick) {
-      this.counters.add('dropped.spoofed-sender');
+      this.counters.add(dropCounter('spoofed-sender'));
       peer.conn.logger.warn({ claimed: parsed.from }, 'message under another nick dropped');
       return undefined;
     }
@@ -584,7 +510,7 @@ export class DirectoryNode {
       return encodeLine(encodeEnvelope(type, line));
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
-      this.counters.add('dropped.too-long');
+      this.counters.add(dropCounter('too-long'));
       return undefined;
     }
   }
@@ -593,7 +519,7 @@ export class DirectoryNode {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
     if (parsed.to !== PUBLIC_NICK) {
-      this.counters.add('dropped.pubmsg-not-public');
+      this.counters.add(dropCounter('pubmsg-not-public'));
       return;
     }
     // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
@@ -618,7 +544,7 @@ export class DirectoryNode {
     const recipient = this.#byNick.get(parsed.to);
     if (recipient === undefined || recipient.state !== 'handshaked') {
       // Reference and ng both drop a privmsg to an unknown nick silently (spec §4.4).
-      this.counters.add('dropped.unknown-recipient');
+      this.counters.add(dropCounter('unknown-recipient'));
       return;
     }
     const frame = this.#relayFrame(MessageType.PRIVMSG, line);
@@ -669,7 +595,6 @@ export class DirectoryNode {
   }
 
   #handleClose(peer: DirectoryPeer, err: Error | undefined): void {
-    clearTimeout(peer.handshakeTimer);
     this.#peers.delete(peer);
     const wasHandshaked = peer.state === 'handshaked';
     peer.state = 'closed';
@@ -677,59 +602,8 @@ export class DirectoryNode {
     this.#handshaked.delete(peer);
     if (this.#byNick.get(peer.nick) === peer) this.#byNick.delete(peer.nick);
     peer.conn.logger.info({ nick: peer.nick, reason: err?.message }, 'peer left');
-    // Tell everybody else (spec §3.3 case 2): our own entry plus `nick;location;D`. Departures in
-    // the same event-loop turn go out together (see #flushDepartures).
-    this.#departures.push({
-      nick: peer.nick,
-      entry: encodePeerlistEntry({
-        nick: peer.nick,
-        location: peer.location ?? NOT_SERVING_ONION,
-        disconnected: true,
-      }),
-    });
-    if (this.#departures.length === 1)
-      setImmediate(() => {
-        this.#flushDepartures();
-      });
-  }
-
-  /**
-   * Sends the departures collected in this event-loop turn to every remaining handshaked peer: one
-   * 789 `own,gone1,gone2,…` instead of one per departure, split to stay under the 40,000-byte line
-   * limit (spec §1.3). A lone departure gives exactly the reference's line; reference clients
-   * read every `;D` entry of a multi-entry peerlist (spec §3.2). Without this, a mass disconnect
-   * of N peers (a network blip) would queue N² frames at once.
-   */
-  #flushDepartures(): void {
-    const gone = this.#departures;
-    this.#departures = [];
-    if (!this.#started || gone.length === 0) return;
-    const frames = this.#departureFrames(gone);
-    const goneNicks = new Set(gone.map((d) => d.nick));
-    for (const other of this.#handshaked) {
-      // A peer that took over a departed nick (a verified newcomer) is not told its own nick left.
-      const own = other.nick !== undefined && goneNicks.has(other.nick);
-      for (const frame of own
-        ? this.#departureFrames(gone.filter((d) => d.nick !== other.nick))
-        : frames) {
-        other.conn.sendEncoded(frame);
-      }
-    }
-    this.counters.add('departures.announced', gone.length);
-  }
-
-  #departureFrames(gone: readonly { entry: string }[]): Uint8Array[] {
-    if (gone.length === 0) return [];
-    const frames: Uint8Array[] = [];
-    let line = this.#ownEntry;
-    for (const { entry } of gone) {
-      if (line.length + 1 + entry.length > DEPARTURE_LINE_MAX_CHARS && line !== this.#ownEntry) {
-        frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, line)));
-        line = this.#ownEntry;
-      }
-      line += `,${entry}`;
-    }
-    frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, line)));
-    return frames;
+    // Tell everybody else (docs/protocol.md §3.3 case 2): our own entry plus `nick;location;D`;
+    // departures in the same event-loop turn go out together (directory-departures.ts).
+    this.#departures.add(peer.nick, peer.location);
   }
 }

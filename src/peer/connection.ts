@@ -1,7 +1,13 @@
 /**
- * One peer connection: owns a socket, frames lines (spec §1.1), decodes envelopes (spec §1.2),
- * caps what is queued for a slow reader, and closes on protocol violations. It knows nothing of
- * handshakes or routing: the policy layer (src/node/) decides what a message means.
+ * One peer connection and its whole life: it owns a socket, frames lines (docs/protocol.md §1.1),
+ * decodes envelopes (§1.2), holds the handshake deadline, tracks liveness for keepalive probing
+ * (§4.7), queues what we send with a byte cap (a slow reader is destroyed, nobody else waits), and
+ * coalesces everything sent to it in one event-loop turn into one socket write. It knows nothing of
+ * handshakes' content or routing: the policy layer (src/node/) decides what a message means.
+ *
+ * Seams for later work: {@link ConnectionHandlers.onEnvelope} is the single entry of received
+ * envelopes (a rate limiter wraps it), {@link PeerConnection.queuedBytes} says how much waits for
+ * the peer (fair scheduling, metrics).
  */
 import type net from 'node:net';
 import { OnionmcError, ProtocolError } from '../errors.js';
@@ -11,19 +17,43 @@ import { LineDecoder, encodeLine } from '../wire/framing.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it.
- * About 100 maximum-size lines (40,000 bytes each, spec §1.3).
+ * About 100 maximum-size lines (40,000 bytes each, docs/protocol.md §1.3).
  */
 export const MAX_QUEUED_BYTES_PER_PEER = 4 * 1024 * 1024;
 
+/** How long {@link PeerConnection.close} waits for the peer to take our last bytes and FIN. */
+export const CLOSE_DRAIN_TIMEOUT_MS = 10_000;
+
 /** Which side opened the connection. */
 export type Direction = 'inbound' | 'outbound';
+
+/**
+ * Why a connection ended, as given to {@link ConnectionHandlers.onClose}; one word each, usable
+ * as a counter name.
+ */
+export type CloseReason =
+  | 'closed' // we closed it cleanly (close())
+  | 'remote-closed' // the peer ended or reset it
+  | 'socket-error'
+  | 'protocol-violation'
+  | 'handler-failed'
+  | 'slow-reader'
+  | 'handshake-timeout'
+  | 'probe-timeout'
+  | 'idle'
+  | 'rejected'
+  | 'replaced'
+  | 'stopping';
 
 /** What the owner of a connection is told. */
 export interface ConnectionHandlers {
   /** One decoded envelope, in arrival order. Exceptions thrown here close the connection. */
   onEnvelope(envelope: Envelope): void;
-  /** The connection closed; `err` says why when it was not a clean end. Called once. */
-  onClose(err: Error | undefined): void;
+  /**
+   * The connection closed. `reason` says why; `err` is the underlying error when there was one.
+   * Called once.
+   */
+  onClose(err: Error | undefined, reason: CloseReason): void;
 }
 
 /** Options of a {@link PeerConnection}. */
@@ -32,12 +62,58 @@ export interface ConnectionOptions {
   readonly logger: Logger;
   /** See {@link MAX_QUEUED_BYTES_PER_PEER}. */
   readonly maxQueuedBytes?: number;
-  /** Receive limit per line in bytes; default the framing layer's 65,536 (spec §1.3). */
+  /** Receive limit per line in bytes; default the framing layer's 65,536 (docs/protocol.md §1.3). */
   readonly maxLineBytes?: number;
   /** Clock in ms, injectable for tests; default `Date.now`. */
   readonly now?: () => number;
 }
 
+/** Liveness policy of {@link PeerConnection.liveness}, all in ms of the injected clock. */
+export interface LivenessPolicy {
+  /** Idle this long: probe (798, or what the owner uses). */
+  readonly probeIdleMs: number;
+  /** A probe unanswered this long: dead. */
+  readonly pongTimeoutMs: number;
+  /** Idle this long: dead, probe or not (`Infinity`: never). */
+  readonly evictIdleMs: number;
+}
+
+/** What {@link PeerConnection.liveness} advises. */
+export type Liveness = 'alive' | 'probe' | 'waiting' | 'dead';
+
+/**
+ * Flushes the output of every connection that was sent something in this event-loop turn: one
+ * `setImmediate` for all connections, so N peers written in a turn cost one timer, not N.
+ */
+class FlushScheduler {
+  readonly #dirty = new Set<PeerConnection>();
+  #scheduled: NodeJS.Immediate | undefined;
+
+  add(conn: PeerConnection): void {
+    this.#dirty.add(conn);
+    if (this.#scheduled !== undefined) return;
+    this.#scheduled = setImmediate(() => {
+      this.#scheduled = undefined;
+      this.flushAll();
+    });
+  }
+
+  delete(conn: PeerConnection): void {
+    this.#dirty.delete(conn);
+    if (this.#dirty.size === 0 && this.#scheduled !== undefined) {
+      clearImmediate(this.#scheduled);
+      this.#scheduled = undefined;
+    }
+  }
+
+  flushAll(): void {
+    const dirty = [...this.#dirty];
+    this.#dirty.clear();
+    for (const conn of dirty) conn.flush();
+  }
+}
+
+const scheduler = new FlushScheduler();
 let nextConnectionId = 1;
 
 /** A framed, envelope-level connection to one peer. */
@@ -57,6 +133,13 @@ export class PeerConnection {
   readonly #now: () => number;
   #handlers: ConnectionHandlers | undefined;
   #closed = false;
+  /** Frames sent in this turn, written together by {@link flush}. */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #drainTimer: NodeJS.Timeout | undefined;
+  /** When a liveness probe went out (0: none outstanding). */
+  #probedAt = 0;
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.id = nextConnectionId++;
@@ -79,6 +162,11 @@ export class PeerConnection {
     return !this.#closed;
   }
 
+  /** Bytes waiting for the peer: this turn's unflushed frames plus the socket's write buffer. */
+  get queuedBytes(): number {
+    return this.#pendingBytes + this.#socket.writableLength;
+  }
+
   /** Starts reading. Call once, after the owner is ready to receive envelopes. */
   start(handlers: ConnectionHandlers): void {
     this.#handlers = handlers;
@@ -87,15 +175,62 @@ export class PeerConnection {
       this.#onData(chunk);
     });
     socket.on('error', (err) => {
-      this.destroy(err);
+      this.destroy('socket-error', err);
     });
     socket.on('end', () => {
       // The peer will send nothing more; we have nothing to finish for it either.
-      this.destroy();
+      this.destroy('remote-closed');
     });
     socket.on('close', () => {
-      this.destroy();
+      this.destroy('remote-closed');
     });
+  }
+
+  /**
+   * Arms the handshake deadline: unless {@link handshakeDone} is called within `timeoutMs`,
+   * `onExpire` runs (default: destroy with `handshake-timeout`). Re-arming replaces the previous
+   * deadline. The timer is cleared when the connection ends.
+   */
+  armHandshakeDeadline(timeoutMs: number, onExpire?: () => void): void {
+    clearTimeout(this.#handshakeTimer);
+    if (this.#closed) return;
+    this.#handshakeTimer = setTimeout(() => {
+      this.#handshakeTimer = undefined;
+      if (this.#closed) return;
+      if (onExpire !== undefined) onExpire();
+      else this.destroy('handshake-timeout');
+    }, timeoutMs);
+  }
+
+  /** Clears the handshake deadline. */
+  handshakeDone(): void {
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+  }
+
+  /**
+   * Keepalive bookkeeping (docs/protocol.md §4.7): what to do with this connection now. `probe`:
+   * idle past `probeIdleMs` with no probe outstanding (the caller sends one and calls
+   * {@link markProbed}); `waiting`: a probe is outstanding; `dead`: idle past `evictIdleMs`, or a
+   * probe unanswered for `pongTimeoutMs`. Anything received after a probe answers it.
+   */
+  liveness(now: number, policy: LivenessPolicy): Liveness {
+    if (this.#probedAt > 0 && this.lastReceivedAt >= this.#probedAt) this.#probedAt = 0;
+    const idle = now - this.lastReceivedAt;
+    if (idle >= policy.evictIdleMs) return 'dead';
+    if (this.#probedAt > 0)
+      return now - this.#probedAt >= policy.pongTimeoutMs ? 'dead' : 'waiting';
+    return idle >= policy.probeIdleMs ? 'probe' : 'alive';
+  }
+
+  /** Records that a liveness probe went out at `now` (see {@link liveness}). */
+  markProbed(now: number): void {
+    this.#probedAt = now;
+  }
+
+  /** Forgets an outstanding probe (e.g. after a fresh handshake). */
+  resetProbe(): void {
+    this.#probedAt = 0;
   }
 
   #onData(chunk: Buffer): void {
@@ -123,7 +258,7 @@ export class PeerConnection {
         this.#handlers?.onEnvelope(envelope);
       } catch (err) {
         this.logger.error({ err }, 'handler failed; closing the connection');
-        this.destroy(err instanceof Error ? err : new Error(String(err)));
+        this.destroy('handler-failed', err instanceof Error ? err : new Error(String(err)));
         return;
       }
     }
@@ -135,57 +270,95 @@ export class PeerConnection {
       { code: (error as Partial<OnionmcError>).code, reason: error.message },
       'protocol violation; disconnecting peer',
     );
-    this.destroy(error);
+    this.destroy('protocol-violation', error);
   }
 
   /**
    * Sends one envelope.
    * @returns false when the connection is already closed (nothing was sent).
-   * @throws ProtocolError (`ERR_LINE_TOO_LONG`) when the line exceeds 40,000 bytes (spec §1.3),
-   *   or for a type that must never be sent (spec §10); nothing is sent then.
+   * @throws ProtocolError (`ERR_LINE_TOO_LONG`) when the line exceeds 40,000 bytes
+   *   (docs/protocol.md §1.3), or for a type that must never be sent (§10); nothing is sent then.
    */
   send(type: number, line: string): boolean {
     return this.sendEncoded(encodeLine(encodeEnvelope(type, line)));
   }
 
   /**
-   * Sends an already framed line (an envelope plus CRLF), e.g. one encoded once for a broadcast.
-   * Disconnects the peer when more than `maxQueuedBytes` are waiting for it (a slow consumer).
-   * @returns false when the connection is closed.
+   * Queues an already framed line (an envelope plus CRLF), e.g. one encoded once for a broadcast:
+   * the same buffer may be queued to many connections. Everything queued in one event-loop turn
+   * goes out in one socket write at the end of the turn (or at {@link flush}). Destroys the
+   * connection (`slow-reader`) when more than `maxQueuedBytes` would wait for the peer.
+   * @returns false when the connection is closed (or was just destroyed as a slow reader).
    */
   sendEncoded(frame: Uint8Array): boolean {
     if (this.#closed) return false;
-    this.#socket.write(frame);
-    if (this.#socket.writableLength > this.#maxQueuedBytes) {
+    if (this.#pendingBytes + frame.length + this.#socket.writableLength > this.#maxQueuedBytes) {
       this.logger.warn(
-        { queuedBytes: this.#socket.writableLength },
+        { queuedBytes: this.queuedBytes, frameBytes: frame.length },
         'peer is not reading; disconnecting',
       );
-      this.destroy(new OnionmcError('ERR_CLOSED', 'peer is not reading (send queue full)'));
+      this.destroy(
+        'slow-reader',
+        new OnionmcError('ERR_SLOW_READER', 'peer is not reading (send queue full)'),
+      );
       return false;
     }
+    if (this.#pending.length === 0) scheduler.add(this);
+    this.#pending.push(frame);
+    this.#pendingBytes += frame.length;
     return true;
   }
 
-  /** Ends the connection after what was queued is flushed. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
-    this.#socket.end();
-    this.#finish(undefined);
-    // Do not wait forever on a peer that never acknowledges the FIN.
-    this.#socket.setTimeout(10_000, () => this.#socket.destroy());
+  /** Writes what was queued in this turn now, in one socket write. Called at the end of a turn. */
+  flush(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    scheduler.delete(this);
+    if (this.#closed && this.#socket.writableEnded) return;
+    this.#socket.write(pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending));
   }
 
-  /** Aborts the connection now, dropping anything queued. Idempotent. */
-  destroy(err?: Error): void {
-    if (!this.#closed) this.#finish(err);
+  /**
+   * Ends the connection after what was queued is flushed; a peer that does not take it within
+   * {@link CLOSE_DRAIN_TIMEOUT_MS} is cut off. Idempotent; `onClose` is called now.
+   */
+  close(reason: CloseReason = 'closed'): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#socket.end();
+    this.#finish(reason, undefined);
+    this.#drainTimer = setTimeout(() => this.#socket.destroy(), CLOSE_DRAIN_TIMEOUT_MS);
+    this.#drainTimer.unref();
+    this.#socket.once('close', () => {
+      clearTimeout(this.#drainTimer);
+    });
+  }
+
+  /** Aborts the connection now, dropping anything queued. Idempotent; `onClose` is called once. */
+  destroy(reason: CloseReason = 'closed', err?: Error): void {
+    if (!this.#closed) {
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      scheduler.delete(this);
+      this.#finish(reason, err);
+    }
+    clearTimeout(this.#drainTimer);
     this.#socket.destroy();
   }
 
-  #finish(err: Error | undefined): void {
+  #finish(reason: CloseReason, err: Error | undefined): void {
     this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
     const handlers = this.#handlers;
     this.#handlers = undefined;
-    handlers?.onClose(err);
+    handlers?.onClose(err, reason);
   }
+}
+
+/** Flushes every connection's output now (for shutdown paths and tests). */
+export function flushAllConnections(): void {
+  scheduler.flushAll();
 }

@@ -18,8 +18,9 @@
  * programs using the same tor (ng's `tor_isolation` separates the same two purposes, spec §4.5).
  */
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
 import { OnionmcError, SocksError } from '../errors.js';
+import { connectWithTimeout, describeConnectFailure } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from '../tor/endpoint.js';
 import { socksDial } from '../tor/socks-dialer.js';
 import { isV3OnionHostname } from '../wire/location.js';
@@ -84,8 +85,9 @@ export class SocksDialer implements Dialer {
    * Opens a stream to `target` (a v3 onion) through tor. The host goes to tor as a name (ATYP 3),
    * so tor resolves it; nothing is resolved locally.
    * @throws OnionmcError `ERR_DIAL` before any I/O when the host is not a v3 onion (spec §8.3);
-   *   SocksError `ERR_SOCKS` when the proxy is unreachable, tor refuses the stream (`reply` set:
-   *   e.g. 0xF2 introduction failed), the deadline passes or `signal` aborts. The message starts
+   *   SocksError when the proxy is unreachable (`ERR_SOCKS_PROXY_UNREACHABLE`), tor refuses the
+   *   stream (`reply` set, code by reply: e.g. 0xF2 `ERR_SOCKS_ONION_INTRO_FAILED`), the deadline
+   *   passes (`ERR_SOCKS_TIMEOUT`) or `signal` aborts (`ERR_ABORTED`). The message starts
    *   with `directory node <host:port>` or `peer <host:port>` and carries the proxy address and
    *   tor's reply with its meaning.
    */
@@ -110,6 +112,7 @@ export class SocksDialer implements Dialer {
       if (err instanceof SocksError) {
         throw new SocksError(`${what}: ${err.message}`, {
           cause: err,
+          code: err.code,
           ...(err.reply !== undefined ? { reply: err.reply } : {}),
         });
       }
@@ -121,37 +124,24 @@ export class SocksDialer implements Dialer {
    * Checks that something accepts connections at the proxy address (a connect, then close: no
    * SOCKS bytes are sent), so a missing SocksPort is one clear error at startup rather than a
    * warning per failed dial.
-   * @throws SocksError `ERR_SOCKS` naming the proxy address and the torrc line that opens it.
+   * @throws SocksError `ERR_SOCKS_PROXY_UNREACHABLE` (or `ERR_SOCKS_TIMEOUT`) naming the proxy address and the torrc line that opens it.
    */
   checkProxy(timeoutMs = SOCKS_PROXY_CHECK_TIMEOUT_MS): Promise<void> {
     const proxy = this.#proxy;
-    return new Promise((resolve, reject) => {
-      const socket =
-        proxy.kind === 'unix'
-          ? net.createConnection({ path: proxy.path })
-          : net.createConnection({ host: proxy.host, port: proxy.port });
-      const fail = (reason: string, cause?: unknown): void => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(
-          new SocksError(
-            `cannot reach tor's SOCKS proxy at ${formatEndpoint(proxy)} (${reason}): is tor running,` +
-              ` with "${torrcSocksPortLine(proxy)}" in its torrc? Restart tor after changing torrc.`,
-            cause === undefined ? {} : { cause },
-          ),
-        );
-      };
-      const timer = setTimeout(() => {
-        fail(`no connection within ${timeoutMs} ms`);
-      }, timeoutMs);
-      socket.once('error', (err: NodeJS.ErrnoException) => {
-        fail(err.code ?? err.message, err);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve();
-      });
+    return connectWithTimeout(proxy, {
+      timeoutMs,
+      toError: (failure) =>
+        new SocksError(
+          `cannot reach tor's SOCKS proxy at ${formatEndpoint(proxy)} ` +
+            `(${describeConnectFailure(failure)}): is tor running,` +
+            ` with "${torrcSocksPortLine(proxy)}" in its torrc? Restart tor after changing torrc.`,
+          {
+            code: failure.kind === 'timeout' ? 'ERR_SOCKS_TIMEOUT' : 'ERR_SOCKS_PROXY_UNREACHABLE',
+            ...(failure.kind === 'error' ? { cause: failure.error } : {}),
+          },
+        ),
+    }).then((socket) => {
+      socket.destroy();
     });
   }
 }

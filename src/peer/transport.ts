@@ -5,7 +5,8 @@
  * (SOCKS5 dialer, onion service; spec §8.1-§8.3).
  */
 import net from 'node:net';
-import { OnionmcError } from '../errors.js';
+import { ListenError, OnionmcError } from '../errors.js';
+import { connectWithTimeout, describeConnectFailure } from '../net/connect.js';
 
 /** Why a stream is opened; Tor dialers use it for stream isolation (spec §4.5, ng tor_isolation). */
 export type DialPurpose = 'directory' | 'peer';
@@ -20,14 +21,19 @@ export interface DialTarget {
 export interface Dialer {
   /**
    * Opens a stream to `target`.
-   * @throws OnionmcError with code `ERR_DIAL` or `ERR_SOCKS` naming the target when it fails.
+   * @throws OnionmcError naming the target when it fails: `ERR_DIAL_REFUSED`, `ERR_DIAL_TIMEOUT`,
+   *   `ERR_DIAL` (other socket errors), `ERR_ABORTED` (the signal), a SocksError's code, or
+   *   `ERR_DIAL` for a target the dialer refuses before any I/O.
    */
   dial(target: DialTarget, purpose: DialPurpose, signal?: AbortSignal): Promise<net.Socket>;
 }
 
 /** Accepts inbound streams. */
 export interface ServerTransport {
-  /** Starts accepting; `onConnection` receives each new socket. */
+  /**
+   * Starts accepting; `onConnection` receives each new socket.
+   * @throws ListenError (`ERR_LISTEN`, with the errno) when it cannot bind.
+   */
   listen(onConnection: (socket: net.Socket) => void): Promise<void>;
   /** Stops accepting; open sockets are left to their owners. Idempotent. */
   close(): Promise<void>;
@@ -45,40 +51,31 @@ export class TcpDialer implements Dialer {
   }
 
   dial(target: DialTarget, _purpose: DialPurpose, signal?: AbortSignal): Promise<net.Socket> {
-    return new Promise((resolve, reject) => {
-      const where = `${target.host}:${target.port}`;
-      if (signal?.aborted === true) {
-        reject(new OnionmcError('ERR_DIAL', `dial to ${where} aborted`));
-        return;
-      }
-      const socket = net.connect({ host: target.host, port: target.port });
-      const fail = (err: Error): void => {
-        cleanup();
-        socket.destroy();
-        reject(
-          new OnionmcError('ERR_DIAL', `cannot connect to ${where}: ${err.message}`, {
-            cause: err,
-          }),
-        );
-      };
-      const onAbort = (): void => {
-        fail(new Error('aborted'));
-      };
-      const timer = setTimeout(() => {
-        fail(new Error(`no connection within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        socket.off('error', fail);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      socket.once('error', fail);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      socket.once('connect', () => {
-        cleanup();
-        resolve(socket);
-      });
-    });
+    const where = `${target.host}:${target.port}`;
+    return connectWithTimeout(
+      { kind: 'tcp', host: target.host, port: target.port },
+      {
+        timeoutMs: this.#timeoutMs,
+        signal,
+        toError: (failure) => {
+          const message = `cannot connect to ${where}: ${describeConnectFailure(failure)}`;
+          switch (failure.kind) {
+            case 'aborted':
+              return new OnionmcError('ERR_ABORTED', `dial to ${where} aborted`, {
+                cause: failure.reason,
+              });
+            case 'timeout':
+              return new OnionmcError('ERR_DIAL_TIMEOUT', message);
+            case 'error':
+              return new OnionmcError(
+                failure.errno === 'ECONNREFUSED' ? 'ERR_DIAL_REFUSED' : 'ERR_DIAL',
+                message,
+                { cause: failure.error },
+              );
+          }
+        },
+      },
+    );
   }
 }
 
@@ -102,15 +99,12 @@ export class TcpServerTransport implements ServerTransport {
   listen(onConnection: (socket: net.Socket) => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const server = net.createServer({ noDelay: true }, onConnection);
-      server.once('error', (err) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
         reject(
-          new OnionmcError(
-            'ERR_DIAL',
-            `cannot listen on ${this.#host}:${this.#port}: ${err.message}`,
-            {
-              cause: err,
-            },
-          ),
+          new ListenError(`cannot listen on ${this.#host}:${this.#port}: ${err.message}`, {
+            cause: err,
+            ...(err.code !== undefined ? { errno: err.code } : {}),
+          }),
         );
       });
       server.listen({ host: this.#host, port: this.#port }, () => {

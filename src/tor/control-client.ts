@@ -17,6 +17,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { TorControlError } from '../errors.js';
+import { connectWithTimeout, describeConnectFailure } from '../net/connect.js';
 import { silentLogger, type Logger } from '../log.js';
 import {
   ControlReplyParser,
@@ -220,61 +221,28 @@ export class TorControlClient {
    * Opens a control connection (not yet authenticated).
    * @throws TorControlError `ERR_TOR_CONTROL_UNREACHABLE` naming the address and the torrc lines
    *   to add when nothing answers there (refused, missing socket, no permission, timeout);
-   *   `ERR_TOR_CONTROL` (cause: the signal's reason) when `options.signal` aborts it.
+   *   `ERR_ABORTED` (cause: the signal's reason) when `options.signal` aborts it.
    */
   static connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<TorControlClient> {
     const where = formatEndpoint(endpoint);
     const timeoutMs = options.timeoutMs ?? CONTROL_CONNECT_TIMEOUT_MS;
     const { signal } = options;
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted === true) {
-        reject(
-          new TorControlError('ERR_TOR_CONTROL', `connecting to tor at ${where} was aborted`, {
-            cause: signal.reason,
-          }),
-        );
-        return;
-      }
-      const socket =
-        endpoint.kind === 'unix'
-          ? net.createConnection({ path: endpoint.path })
-          : net.createConnection({ host: endpoint.host, port: endpoint.port });
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        socket.off('connect', onConnect);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onError = (err: Error): void => {
-        cleanup();
-        socket.destroy();
-        const reason = errnoCode(err) ?? err.message;
-        reject(
-          new TorControlError('ERR_TOR_CONTROL_UNREACHABLE', unreachableMessage(endpoint, reason), {
-            cause: err,
-          }),
-        );
-      };
-      const onAbort = (): void => {
-        cleanup();
-        socket.destroy();
-        reject(
-          new TorControlError('ERR_TOR_CONTROL', `connecting to tor at ${where} was aborted`, {
-            cause: signal?.reason,
-          }),
-        );
-      };
-      const onConnect = (): void => {
-        cleanup();
-        if (endpoint.kind === 'tcp') socket.setNoDelay(true);
-        resolve(new TorControlClient(socket, endpoint, options));
-      };
-      const timer = setTimeout(() => {
-        onError(new Error(`no connection within ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('error', onError);
-      socket.once('connect', onConnect);
-      signal?.addEventListener('abort', onAbort, { once: true });
+    return connectWithTimeout(endpoint, {
+      timeoutMs,
+      signal,
+      toError: (failure) =>
+        failure.kind === 'aborted'
+          ? new TorControlError('ERR_ABORTED', `connecting to tor at ${where} was aborted`, {
+              cause: failure.reason,
+            })
+          : new TorControlError(
+              'ERR_TOR_CONTROL_UNREACHABLE',
+              unreachableMessage(endpoint, describeConnectFailure(failure)),
+              failure.kind === 'error' ? { cause: failure.error } : {},
+            ),
+    }).then((socket) => {
+      if (endpoint.kind === 'tcp') socket.setNoDelay(true);
+      return new TorControlClient(socket, endpoint, options);
     });
   }
 

@@ -26,6 +26,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TorControlError } from '../errors.js';
+import { Backoff } from '../util/backoff.js';
 import type { Logger } from '../log.js';
 import { ONION_VIRTUAL_PORT } from '../wire/location.js';
 import { TorControlClient, type AuthMethod } from './control-client.js';
@@ -325,8 +326,16 @@ export class OnionRuntime {
   async #reconnect(previousServiceId: string): Promise<void> {
     const initialMs = this.#options.reconnect?.initialMs ?? ONION_RECONNECT_INITIAL_MS;
     const maxMs = this.#options.reconnect?.maxMs ?? ONION_RECONNECT_MAX_MS;
-    for (let attempt = 0; this.#isRunning(); attempt += 1) {
-      const delayMs = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
+    // initialMs, doubling up to maxMs, plus up to 10 % of initialMs of jitter.
+    const backoff = new Backoff({
+      initialMs: initialMs / 2,
+      factor: 2,
+      maxMs,
+      jitterMs: [0, initialMs / 10],
+      stableMs: 0,
+    });
+    while (this.#isRunning()) {
+      const delayMs = backoff.next();
       try {
         await sleep(delayMs, undefined, { signal: this.#abort.signal });
       } catch {
@@ -339,7 +348,7 @@ export class OnionRuntime {
       } catch (err) {
         if (!this.#isRunning()) return;
         this.#logger.warn(
-          { reason: err instanceof Error ? err.message : String(err), attempt: attempt + 1 },
+          { reason: err instanceof Error ? err.message : String(err), attempt: backoff.attempts },
           'cannot re-create the onion service yet; will retry',
         );
         continue;

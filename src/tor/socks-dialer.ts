@@ -20,12 +20,13 @@
  * Sources: RFC 1928 (SOCKS5), RFC 1929 (username/password), Tor's socks-extensions spec
  * (https://spec.torproject.org/socks-extensions: IsolateSOCKSAuth, extended error codes),
  * tor proposal 304 and tor(1) `SocksPort ... ExtendedErrors` (reply codes 0xF0-0xF7, checked
- * against the tor 0.4.9.11 manual), docs/protocol.md §8.3 (`socks` with
+ * against the tor 0.4.9.11 manual on this machine), /work/shared/LIBRARIES.md (`socks` with
  * `existing_socket` for a unix SocksPort).
  */
 import net from 'node:net';
 import { SocksClient } from 'socks';
 import { SocksError } from '../errors.js';
+import { connectWithTimeout, describeConnectFailure } from '../net/connect.js';
 import { formatEndpoint, type Endpoint } from './endpoint.js';
 
 export type { Endpoint } from './endpoint.js';
@@ -182,7 +183,9 @@ function validateOptions(options: SocksDialOptions, target: string, via: string)
     }
   }
   if (problems.length > 0) {
-    throw new SocksError(`invalid SOCKS5 dial to ${target} via ${via}: ${problems.join('; ')}`);
+    throw new SocksError(`invalid SOCKS5 dial to ${target} via ${via}: ${problems.join('; ')}`, {
+      code: 'ERR_SOCKS_INVALID_REQUEST',
+    });
   }
 }
 
@@ -193,7 +196,9 @@ function validateOptions(options: SocksDialOptions, target: string, via: string)
  * The caller owns the returned socket: attach an `'error'` listener at once and destroy it when
  * done. Nothing is left open when the promise rejects.
  *
- * @throws {SocksError} (`code` `ERR_SOCKS`) on every failure; its message names the target
+ * @throws {SocksError} on every failure, `code` one of {@link SocksErrorCode} (by the proxy's
+ *   reply code when it answered CONNECT; `ERR_SOCKS_TIMEOUT`, `ERR_ABORTED`,
+ *   `ERR_SOCKS_PROXY_UNREACHABLE`, ... otherwise); its message names the target
  *   `host:port` and the proxy:
  *   - the proxy is unreachable (ECONNREFUSED, ENOENT, ...): the message names the proxy address
  *     and the torrc line that would open it (`SocksPort 9050`, `SocksPort unix:/path`);
@@ -210,22 +215,68 @@ export async function socksDial(options: SocksDialOptions): Promise<net.Socket> 
   const target = `${host}:${port}`;
   const via = `Tor SOCKS proxy ${formatEndpoint(proxy)}`;
   validateOptions(options, target, via);
-  if (signal?.aborted === true) {
-    throw new SocksError(`SOCKS5 dial to ${target} via ${via} aborted before it started`, {
-      cause: signal.reason,
-    });
-  }
   const startedAt = Date.now();
+  const socket = await connectWithTimeout(proxy, {
+    timeoutMs,
+    signal,
+    toError: (failure) => {
+      switch (failure.kind) {
+        case 'aborted':
+          return new SocksError(
+            `SOCKS5 dial to ${target} via ${via} aborted while connecting to the proxy`,
+            { cause: failure.reason, code: 'ERR_ABORTED' },
+          );
+        case 'timeout':
+          return new SocksError(
+            `SOCKS5 dial to ${target} via ${via} timed out after ${timeoutMs} ms (timeoutMs) ` +
+              'while connecting to the proxy',
+            { code: 'ERR_SOCKS_TIMEOUT' },
+          );
+        case 'error':
+          return new SocksError(
+            `cannot reach ${via} (${describeConnectFailure(failure)}) to dial ${target}: is tor ` +
+              `running, with "${torrcSocksPortLine(proxy)}" in its torrc?`,
+            { cause: failure.error, code: 'ERR_SOCKS_PROXY_UNREACHABLE' },
+          );
+      }
+    },
+  });
+  if (proxy.kind === 'tcp') socket.setNoDelay(true);
+  const remainingMs = Math.max(1, timeoutMs - (Date.now() - startedAt));
+  return negotiate(socket, {
+    proxy,
+    host,
+    port,
+    isolation,
+    signal,
+    target,
+    via,
+    timeoutMs,
+    remainingMs,
+  });
+}
 
+/** Runs the SOCKS5 negotiation on a socket connected to the proxy (see {@link socksDial}). */
+function negotiate(
+  socket: net.Socket,
+  context: {
+    proxy: Endpoint;
+    host: string;
+    port: number;
+    isolation: SocksDialOptions['isolation'];
+    signal: AbortSignal | undefined;
+    target: string;
+    via: string;
+    timeoutMs: number;
+    remainingMs: number;
+  },
+): Promise<net.Socket> {
+  const { proxy, host, port, isolation, signal, target, via, timeoutMs, remainingMs } = context;
   return new Promise<net.Socket>((resolve, reject) => {
     let isSettled = false;
-    let isConnected = false;
+    let proxyClosed = false;
     const recorded: Buffer[] = [];
     let recordedBytes = 0;
-    const socket =
-      proxy.kind === 'tcp'
-        ? net.createConnection({ host: proxy.host, port: proxy.port })
-        : net.createConnection({ path: proxy.path });
 
     const recordAnswer = (chunk: Buffer): void => {
       if (recordedBytes >= SOCKS_RECORD_LIMIT_BYTES) return;
@@ -233,13 +284,16 @@ export async function socksDial(options: SocksDialOptions): Promise<net.Socket> 
       recordedBytes += chunk.length;
     };
     const answer = (): ProxyAnswer => parseProxyAnswer(Buffer.concat(recorded));
+    const onProxyClose = (): void => {
+      proxyClosed = true;
+    };
 
     const cleanup = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      socket.removeListener('error', onConnectError);
-      socket.removeListener('error', onLateError);
       socket.removeListener('data', recordAnswer);
+      socket.removeListener('close', onProxyClose);
+      socket.removeListener('error', onLateError);
     };
     const fail = (err: SocksError): void => {
       if (isSettled) return;
@@ -249,99 +303,87 @@ export async function socksDial(options: SocksDialOptions): Promise<net.Socket> 
       reject(err);
     };
 
-    const currentStep = (): string => {
-      if (!isConnected) return 'connecting to the proxy';
-      const seen = answer();
-      if (seen.step === 'awaiting-reply') return "waiting for the proxy's reply to CONNECT";
-      return 'in the SOCKS5 negotiation';
-    };
+    const currentStep = (): string =>
+      answer().step === 'awaiting-reply'
+        ? "waiting for the proxy's reply to CONNECT"
+        : 'in the SOCKS5 negotiation';
     const timer = setTimeout(() => {
       fail(
         new SocksError(
           `SOCKS5 dial to ${target} via ${via} timed out after ${timeoutMs} ms (timeoutMs) ` +
             `while ${currentStep()}`,
+          { code: 'ERR_SOCKS_TIMEOUT' },
         ),
       );
-    }, timeoutMs);
+    }, remainingMs);
 
     const onAbort = (): void => {
       fail(
         new SocksError(`SOCKS5 dial to ${target} via ${via} aborted while ${currentStep()}`, {
           cause: signal?.reason,
+          code: 'ERR_ABORTED',
         }),
       );
     };
+    if (signal?.aborted === true) {
+      onAbort();
+      return;
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
-
-    const onConnectError = (err: NodeJS.ErrnoException): void => {
-      const reason = err.code ?? err.message;
-      fail(
-        new SocksError(
-          `cannot reach ${via} (${reason}) to dial ${target}: is tor running, with ` +
-            `"${torrcSocksPortLine(proxy)}" in its torrc?`,
-          { cause: err },
-        ),
-      );
-    };
-    socket.once('error', onConnectError);
+    // Registered before the `socks` client's own listeners, so it runs first.
+    socket.once('close', onProxyClose);
+    socket.on('data', recordAnswer);
     // The `socks` client drops its 'error' listener as soon as it reads a success reply, but a
     // write that failed earlier in the same read (the proxy sent its answers and closed, so the
     // CONNECT request hit EPIPE) reports its error on the next tick, before the caller can
     // listen: without this listener that error is uncaught and ends the process.
     const onLateError = (err: Error): void => {
-      fail(translateNegotiationError(err, answer(), { target, via, timeoutMs }));
+      fail(translateNegotiationError(err, answer(), { target, via, proxyClosed }));
     };
-
-    socket.once('connect', () => {
-      if (isSettled) return;
-      isConnected = true;
-      // From here the `socks` client owns the socket's 'error' and 'close' handling.
-      socket.removeListener('error', onConnectError);
-      socket.on('error', onLateError);
-      socket.on('data', recordAnswer);
-      if (proxy.kind === 'tcp') socket.setNoDelay(true);
-      const remainingMs = Math.max(1, timeoutMs - (Date.now() - startedAt));
-      SocksClient.createConnection({
-        // With `existing_socket` the library never connects to proxy.host/port itself, but it
-        // validates them: a unix proxy gets a placeholder.
-        proxy: {
-          host: proxy.kind === 'tcp' ? proxy.host : '127.0.0.1',
-          port: proxy.kind === 'tcp' ? proxy.port : 9050,
-          type: 5,
-          ...(isolation !== undefined
-            ? { userId: isolation.username, password: isolation.password }
-            : {}),
-        },
-        command: 'connect',
-        destination: { host, port },
-        // Our own timer enforces timeoutMs; the library's fires only if ours somehow did not.
-        timeout: remainingMs + 1000,
-        existing_socket: socket,
-      }).then(
-        (info) => {
-          if (isSettled) {
-            info.socket.destroy();
-            return;
-          }
-          isSettled = true;
-          cleanup();
-          resolve(socket);
-        },
-        (err: unknown) => {
-          fail(translateNegotiationError(err, answer(), { target, via, timeoutMs }));
-        },
-      );
-    });
+    socket.on('error', onLateError);
+    SocksClient.createConnection({
+      // With `existing_socket` the library never connects to proxy.host/port itself, but it
+      // validates them: a unix proxy gets a placeholder.
+      proxy: {
+        host: proxy.kind === 'tcp' ? proxy.host : '127.0.0.1',
+        port: proxy.kind === 'tcp' ? proxy.port : 9050,
+        type: 5,
+        ...(isolation !== undefined
+          ? { userId: isolation.username, password: isolation.password }
+          : {}),
+      },
+      command: 'connect',
+      destination: { host, port },
+      // Our own timer enforces timeoutMs; the library's fires only if ours somehow did not.
+      timeout: remainingMs + 1000,
+      existing_socket: socket,
+    }).then(
+      (info) => {
+        if (isSettled) {
+          info.socket.destroy();
+          return;
+        }
+        isSettled = true;
+        cleanup();
+        resolve(socket);
+      },
+      (err: unknown) => {
+        fail(translateNegotiationError(err, answer(), { target, via, proxyClosed }));
+      },
+    );
   });
 }
 
-/** Maps a failure reported by the `socks` package to a {@link SocksError} with our wording. */
+/**
+ * Maps a failed negotiation to a {@link SocksError}: from the proxy's recorded answer and whether
+ * it hung up, never from the `socks` package's message text.
+ */
 function translateNegotiationError(
   err: unknown,
   seen: ProxyAnswer,
-  context: { target: string; via: string; timeoutMs: number },
+  context: { target: string; via: string; proxyClosed: boolean },
 ): SocksError {
-  const { target, via, timeoutMs } = context;
+  const { target, via, proxyClosed } = context;
   const prefix = `SOCKS5 dial to ${target} via ${via} failed`;
   switch (seen.step) {
     case 'reply':
@@ -356,31 +398,29 @@ function translateNegotiationError(
       return new SocksError(
         `${prefix}: the proxy does not speak SOCKS5 (it answered with byte ` +
           `0x${seen.firstByte.toString(16).padStart(2, '0')}): is this tor's SocksPort?`,
-        { cause: err },
+        { cause: err, code: 'ERR_SOCKS_NOT_SOCKS5' },
       );
     case 'no-acceptable-method':
       return new SocksError(
         `${prefix}: the proxy accepted none of the offered authentication methods`,
-        { cause: err },
+        { cause: err, code: 'ERR_SOCKS_AUTH_REJECTED' },
       );
     case 'userpass-rejected':
       return new SocksError(
         `${prefix}: the proxy rejected the isolation username/password (status ` +
           `0x${seen.status.toString(16).padStart(2, '0')})`,
-        { cause: err },
+        { cause: err, code: 'ERR_SOCKS_AUTH_REJECTED' },
       );
     case 'none':
     case 'awaiting-reply':
       break;
   }
-  const detail = err instanceof Error ? err.message : String(err);
-  if (detail === 'Proxy connection timed out') {
-    return new SocksError(`${prefix}: timed out after ${timeoutMs} ms (timeoutMs)`, { cause: err });
-  }
-  if (detail === 'Socket closed') {
+  if (proxyClosed) {
     return new SocksError(`${prefix}: the proxy closed the connection during the negotiation`, {
       cause: err,
+      code: 'ERR_SOCKS_PROXY_CLOSED',
     });
   }
-  return new SocksError(`${prefix}: ${detail}`, { cause: err });
+  const detail = err instanceof Error ? err.message : String(err);
+  return new SocksError(`${prefix}: ${detail}`, { cause: err, code: 'ERR_SOCKS_PROTOCOL' });
 }

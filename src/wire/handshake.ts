@@ -211,42 +211,79 @@ function get(obj: Record<string, unknown>, key: string): unknown {
  * Never throws.
  */
 export function parseClientHandshake(line: string): ClientHandshake | undefined {
+  const f = readHandshakeFields(line, CLIENT_HANDSHAKE_FIELDS);
+  if (f === undefined) return undefined;
+  return {
+    appName: f.string('app-name'),
+    directory: f.truthy('directory'),
+    locationString: f.string('location-string'),
+    protoVer: f.int('proto-ver'),
+    features: f.object('features'),
+    nick: f.string('nick'),
+    network: f.string('network'),
+  };
+}
+
+/** The type a handshake field must have; `truthy`: any JSON value, read as Python truthiness. */
+type FieldKind = 'string' | 'int' | 'object' | 'truthy';
+
+const CLIENT_HANDSHAKE_FIELDS: Readonly<Record<string, FieldKind>> = {
+  'app-name': 'string',
+  directory: 'truthy',
+  'location-string': 'string',
+  'proto-ver': 'int',
+  features: 'object',
+  nick: 'string',
+  network: 'string',
+};
+
+const DIRECTORY_HANDSHAKE_FIELDS: Readonly<Record<string, FieldKind>> = {
+  'app-name': 'string',
+  directory: 'truthy',
+  'proto-ver-min': 'int',
+  'proto-ver-max': 'int',
+  features: 'object',
+  accepted: 'truthy',
+  nick: 'string',
+  network: 'string',
+};
+
+/** Typed access to the fields of a handshake that passed {@link readHandshakeFields}. */
+interface HandshakeFields {
+  string(key: string): string;
+  int(key: string): number;
+  object(key: string): Record<string, unknown>;
+  truthy(key: string): boolean;
+  optionalString(key: string): string | undefined;
+}
+
+/**
+ * The one handshake validator of 793 and 795 (docs/protocol.md §2.2, §2.4, §2.5 rule 2): parses
+ * `line` as a JSON object and checks every key of `schema` is present with its kind. Returns
+ * undefined ("ignore silently") otherwise. Never throws.
+ */
+function readHandshakeFields(
+  line: string,
+  schema: Readonly<Record<string, FieldKind>>,
+): HandshakeFields | undefined {
   const obj = parseObject(line);
   if (obj === undefined) return undefined;
-  const required = [
-    'app-name',
-    'directory',
-    'location-string',
-    'proto-ver',
-    'features',
-    'nick',
-    'network',
-  ];
-  if (!required.every((k) => Object.hasOwn(obj, k))) return undefined;
-  const appName = get(obj, 'app-name');
-  const locationString = get(obj, 'location-string');
-  const protoVer = get(obj, 'proto-ver');
-  const features = get(obj, 'features');
-  const nick = get(obj, 'nick');
-  const network = get(obj, 'network');
-  if (
-    typeof appName !== 'string' ||
-    typeof locationString !== 'string' ||
-    !isInt(protoVer) ||
-    !isJsonObject(features) ||
-    typeof nick !== 'string' ||
-    typeof network !== 'string'
-  ) {
-    return undefined;
+  for (const [key, kind] of Object.entries(schema)) {
+    if (!Object.hasOwn(obj, key)) return undefined;
+    const value = get(obj, key);
+    if (kind === 'string' && typeof value !== 'string') return undefined;
+    if (kind === 'int' && !isInt(value)) return undefined;
+    if (kind === 'object' && !isJsonObject(value)) return undefined;
   }
   return {
-    appName,
-    directory: pyTruthy(get(obj, 'directory')),
-    locationString,
-    protoVer,
-    features,
-    nick,
-    network,
+    string: (key) => get(obj, key) as string,
+    int: (key) => get(obj, key) as number,
+    object: (key) => get(obj, key) as Record<string, unknown>,
+    truthy: (key) => pyTruthy(get(obj, key)),
+    optionalString: (key) => {
+      const value = get(obj, key);
+      return typeof value === 'string' ? value : undefined;
+    },
   };
 }
 
@@ -294,46 +331,18 @@ export function evaluateClientHandshake(
  * or not a string. Never throws.
  */
 export function parseDirectoryHandshake(line: string): DirectoryHandshake | undefined {
-  const obj = parseObject(line);
-  if (obj === undefined) return undefined;
-  const required = [
-    'app-name',
-    'directory',
-    'proto-ver-min',
-    'proto-ver-max',
-    'features',
-    'accepted',
-    'nick',
-    'network',
-  ];
-  if (!required.every((k) => Object.hasOwn(obj, k))) return undefined;
-  const appName = get(obj, 'app-name');
-  const protoVerMin = get(obj, 'proto-ver-min');
-  const protoVerMax = get(obj, 'proto-ver-max');
-  const features = get(obj, 'features');
-  const nick = get(obj, 'nick');
-  const network = get(obj, 'network');
-  const motd = get(obj, 'motd');
-  if (
-    typeof appName !== 'string' ||
-    !isInt(protoVerMin) ||
-    !isInt(protoVerMax) ||
-    !isJsonObject(features) ||
-    typeof nick !== 'string' ||
-    typeof network !== 'string'
-  ) {
-    return undefined;
-  }
+  const f = readHandshakeFields(line, DIRECTORY_HANDSHAKE_FIELDS);
+  if (f === undefined) return undefined;
   return {
-    appName,
-    directory: pyTruthy(get(obj, 'directory')),
-    protoVerMin,
-    protoVerMax,
-    features,
-    accepted: pyTruthy(get(obj, 'accepted')),
-    nick,
-    network,
-    motd: typeof motd === 'string' ? motd : '',
+    appName: f.string('app-name'),
+    directory: f.truthy('directory'),
+    protoVerMin: f.int('proto-ver-min'),
+    protoVerMax: f.int('proto-ver-max'),
+    features: f.object('features'),
+    accepted: f.truthy('accepted'),
+    nick: f.string('nick'),
+    network: f.string('network'),
+    motd: f.optionalString('motd') ?? '',
   };
 }
 
@@ -385,7 +394,11 @@ export function evaluateDirectoryHandshake(
   return { ok: true };
 }
 
-const NICK_PATTERN = /^J[0-9][1-9A-HJ-NP-Za-km-zO]{14}$/;
+/**
+ * The one JoinMarket nick pattern (docs/protocol.md §5.5; ng's `_NICK_RE`): `J`, a version digit,
+ * 14 characters of the base58 alphabet or the padding `O`. message/nick.ts re-exports it.
+ */
+export const NICK_PATTERN = /^J[0-9][1-9A-HJ-NP-Za-km-zO]{14}$/;
 
 /**
  * True when `nick` has the JoinMarket nick format: `J`, a version digit, then 14 characters of the

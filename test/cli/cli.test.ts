@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
-import { freePort, pollUntil } from '../../src/demo/cluster.js';
+import { pollUntil } from '../helpers/poll.js';
+import { portForChildProcess as freePort } from '../helpers/ports.js';
 import { SECRET_KEY_FILE } from '../../src/tor/onion-key.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

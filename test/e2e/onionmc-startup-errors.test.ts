@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/demo/cluster.js';
+import { portForChildProcess as freePort } from '../helpers/ports.js';
 import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
 
 /** The compiled CLI (`npm test` builds it first). */

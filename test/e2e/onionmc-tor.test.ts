@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { ApiClient, type ApiEvent, type EventStream } from '../../src/api/client.js';
-import { pollUntil } from '../../src/demo/cluster.js';
+import { pollUntil } from '../helpers/poll.js';
 import { isV3OnionHostname } from '../../src/wire/location.js';
 import { describeWithTor } from '../helpers/prereq.js';
 import {

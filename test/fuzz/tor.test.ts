@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { hasCode } from '../../src/errors.js';
+import { SocksError } from '../../src/errors.js';
 import { socksDial } from '../../src/tor/socks-dialer.js';
 import { checkProperty, fuzzScale, scaledRuns } from './property.js';
 import { torProperties } from './props/tor.js';
@@ -47,7 +47,7 @@ describe('fuzz: src/tor and SOCKS', () => {
             socket.destroy();
             return 'connected';
           },
-          (err: unknown) => (hasCode(err, 'ERR_SOCKS') ? 'ERR_SOCKS' : String(err)),
+          (err: unknown) => (err instanceof SocksError ? 'ERR_SOCKS' : String(err)),
         );
         // Another turn of the event loop lets a late error surface.
         await new Promise((resolve) => setTimeout(resolve, 10));

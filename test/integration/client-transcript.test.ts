@@ -11,10 +11,10 @@ import { silentLogger } from '../../src/log.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import { parseChannelLine, signPrivmsg } from '../../src/message/privmsg.js';
 import { ClientNode, type ClientNodeEvents } from '../../src/node/client-node.js';
-import { TcpDialer, TcpServerTransport } from '../../src/peer/transport.js';
+import { TcpDialer } from '../../src/peer/transport.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { MessageType } from '../../src/wire/message-types.js';
-import { freePort } from '../../src/demo/cluster.js';
+import { BoundServer } from '../helpers/ports.js';
 import { recordEvents } from '../node/harness.js';
 import { lineOf, ScriptedPeer, ScriptedServer, T, transcriptEvents } from './transcript.js';
 
@@ -57,9 +57,9 @@ describe('maker against the reference transcript', () => {
   it('sends what the reference maker sent and accepts what it received', async () => {
     const dn = await ScriptedServer.listen();
     cleanups.push(() => dn.close());
-    const servingPort = await freePort();
+    const server = await BoundServer.listen();
     const identity = createNickIdentity();
-    const ourLocation = `127.0.0.1:${servingPort}`;
+    const ourLocation = server.location;
     const node = new ClientNode({
       role: 'maker',
       identity,
@@ -67,7 +67,7 @@ describe('maker against the reference transcript', () => {
       ownLocation: ourLocation,
       directories: [`127.0.0.1:${dn.port}`],
       dialer: new TcpDialer(),
-      server: new TcpServerTransport('127.0.0.1', servingPort),
+      server,
       logger: silentLogger(),
       // The transcript's fill/pubkey payloads are test data, not real NaCl key exchanges.
       endToEnd: false,
@@ -84,7 +84,7 @@ describe('maker against the reference transcript', () => {
       if (event.from !== 'maker' && event.to !== 'maker') continue;
       if (event.kind === 'connect') {
         if (event.conn === 1) links.set(1, await dn.connection(0));
-        else links.set(event.conn, await ScriptedPeer.connect(servingPort));
+        else links.set(event.conn, await ScriptedPeer.connect(server.port));
         continue;
       }
       if (event.kind === 'fin') {

@@ -22,7 +22,8 @@ import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
 import { ScriptedServer } from '../integration/transcript.js';
 import type { DirectoryNode } from '../../src/node/directory-node.js';
-import { freePort, pollUntil } from '../../src/demo/cluster.js';
+import { pollUntil } from '../helpers/poll.js';
+import { BoundServer } from '../helpers/ports.js';
 import { startClient, startDirectory, type NodeEvent } from './harness.js';
 
 const stops: (() => Promise<void>)[] = [];
@@ -304,9 +305,11 @@ describe('routing', () => {
 
 describe('nick authentication', () => {
   it('a maker proves its nick to our directory, which marks it verified', async () => {
-    const port = await freePort();
+    const server = await BoundServer.listen();
+    const port = server.port;
     const dn = await startDirectory({
-      port,
+      server,
+      ownLocation: server.location,
       features: { peerlist_features: true, ping: true, nick_auth: true },
       nickAuth: { mode: 'require_verified', directoryId: `127.0.0.1:${port}` },
     });
@@ -393,6 +396,22 @@ const DN_HANDSHAKE_WITH_PING = encodeEnvelope(
   }),
 );
 
+/** The same 795 without `ping` (as a reference directory sends: `features: {}`). */
+const DN_HANDSHAKE_WITHOUT_PING = encodeEnvelope(
+  795,
+  encodeDirectoryHandshake({
+    appName: 'joinmarket',
+    directory: true,
+    protoVerMin: 5,
+    protoVerMax: 5,
+    features: {},
+    accepted: true,
+    nick: 'J5Ckon1LuuapPSBM',
+    network: 'testnet',
+    motd: '',
+  }),
+);
+
 describe('directory liveness', () => {
   it('pings an idle directory that advertised ping and keeps it when it answers', async () => {
     let now = 1_000_000;
@@ -450,14 +469,26 @@ describe('directory liveness', () => {
     await silent.connection(1);
   });
 
-  it('never pings a directory that did not advertise ping (a reference directory)', async () => {
+  it('never sends 798 to a directory that did not advertise ping (a reference directory)', async () => {
     let now = 1_000_000;
-    const dn = await startDirectory({ features: {} });
-    track(dn.node);
-    const taker = await startClient('taker', [dn.location], { now: () => now });
+    const dn = await ScriptedServer.listen();
+    stops.push(() => dn.close());
+    const taker = await startClient('taker', [`127.0.0.1:${dn.port}`], {
+      now: () => now,
+      waitForDirectories: false,
+    });
     track(taker.node);
+    const link = await dn.connection(0);
+    await link.next(); // the taker's 793
+    link.send(DN_HANDSHAKE_WITHOUT_PING);
+    await taker.events.waitFor(
+      'the handshake',
+      (e) => e.name === 'directory' && (e.data as { up: boolean }).up,
+    );
     now += 10 * DIRECTORY_PROBE_IDLE_MS;
     taker.node.probeDirectories();
-    expect(taker.node.counters.get('directory.probe')).toBe(0);
+    // Lines on one connection arrive in order: had a 798 been sent, it would come first.
+    taker.node.pubmsg('!marker');
+    expect(await link.next()).toBe(`{"type": 687, "line": "${taker.node.nick}!PUBLIC!marker"}`);
   });
 });

@@ -15,7 +15,7 @@ import {
   type RelayEvent,
 } from '../../src/node/directory-node.js';
 import { TcpDialer, TcpServerTransport } from '../../src/peer/transport.js';
-import { freePort } from '../../src/demo/cluster.js';
+import { BoundServer } from '../helpers/ports.js';
 
 /** Fast reconnects for tests. */
 export const TEST_BACKOFF = {
@@ -95,14 +95,18 @@ export function recordEvents(node: ClientNode): Recorder<NodeEvent> {
 export async function startDirectory(
   options: Partial<DirectoryNodeOptions> & { port?: number } = {},
 ): Promise<{ node: DirectoryNode; location: string; port: number; relays: Recorder<RelayEvent> }> {
-  const port = options.port ?? (await freePort());
-  const location = `127.0.0.1:${port}`;
+  const bound =
+    options.port === undefined && options.server === undefined
+      ? await BoundServer.listen()
+      : undefined;
+  const port = bound?.port ?? options.port ?? 0;
+  const location = options.ownLocation ?? `127.0.0.1:${port}`;
   const node = new DirectoryNode({
     identity: createNickIdentity(),
     network: 'testnet',
     ownLocation: location,
     motd: 'test directory',
-    server: new TcpServerTransport('127.0.0.1', port),
+    server: bound ?? new TcpServerTransport('127.0.0.1', port),
     logger: silentLogger(),
     ...options,
   });
@@ -123,8 +127,8 @@ export async function startClient(
     waitForDirectories?: boolean;
   } = {},
 ): Promise<{ node: ClientNode; events: Recorder<NodeEvent>; location: string }> {
-  const port = role === 'maker' ? await freePort() : 0;
-  const location = role === 'maker' ? `127.0.0.1:${port}` : 'NOT-SERVING-ONION';
+  const bound = role === 'maker' ? await BoundServer.listen() : undefined;
+  const location = bound?.location ?? 'NOT-SERVING-ONION';
   const node = new ClientNode({
     role,
     identity: options.identity ?? createNickIdentity(),
@@ -132,7 +136,7 @@ export async function startClient(
     ownLocation: location,
     directories,
     dialer: new TcpDialer(),
-    ...(role === 'maker' ? { server: new TcpServerTransport('127.0.0.1', port) } : {}),
+    ...(bound !== undefined ? { server: bound } : {}),
     logger: silentLogger(),
     features: CLIENT_FEATURES,
     backoff: TEST_BACKOFF,

@@ -271,7 +271,7 @@ describe('TorControlClient: connecting', () => {
         { signal: AbortSignal.abort() },
       ),
     );
-    expectCode(err, 'ERR_TOR_CONTROL');
+    expectCode(err, 'ERR_ABORTED');
   });
 });
 

@@ -419,7 +419,7 @@ const socksProperties: FuzzProperty[] = [
           if (!(err instanceof SocksError) || !(err instanceof OnionmcError)) {
             throw new Error(`dial rejected with ${String(err)}`, { cause: err });
           }
-          return err.code === 'ERR_SOCKS';
+          return err.code.startsWith('ERR_SOCKS_');
         },
       ),
   }),

@@ -1,0 +1,82 @@
+/**
+ * Public types of a maker or taker node ({@link ClientNode} in client-node.ts): its options, the
+ * events it emits and what its send methods return. Kept apart so the node's parts share them
+ * without importing the facade.
+ */
+import type { Logger } from '../log.js';
+import type { NickIdentity } from '../message/nick.js';
+import type { Dialer, ServerTransport } from '../peer/transport.js';
+import type { BackoffOptions } from './backoff.js';
+
+/** Role of a non-directory node: a maker serves (an onion, or a port in testing mode), a taker does not. */
+export type ClientRole = 'maker' | 'taker';
+
+/** Options of a {@link ClientNode}. */
+export interface ClientNodeOptions {
+  readonly role: ClientRole;
+  readonly identity: NickIdentity;
+  /** The handshake network name (docs/protocol.md §2.2). */
+  readonly network: string;
+  /** Our location string: `NOT-SERVING-ONION` for a taker (docs/protocol.md §2.1). Can change later (new onion). */
+  readonly ownLocation: string;
+  /** Directory locations `host:port`, from `directory_nodes`. */
+  readonly directories: readonly string[];
+  readonly dialer: Dialer;
+  /** Where a maker accepts direct links; undefined for a taker. */
+  readonly server?: ServerTransport;
+  readonly logger: Logger;
+  /** Features we advertise in our 793 (docs/protocol.md §9.1). The reference sends `{}`. */
+  readonly features?: Readonly<Record<string, boolean>>;
+  /**
+   * End-to-end encryption by the daemon (docs/protocol.md §7), default true. False is raw mode:
+   * `fill`, `pubkey` and the encrypted commands pass between the wire and the application
+   * unchanged, for an application that does JoinMarket's key exchange itself, and for replaying
+   * captured traffic whose payloads are not real key exchanges.
+   */
+  readonly endToEnd?: boolean;
+  /** Reconnect backoff for directory links. */
+  readonly backoff?: BackoffOptions;
+  /** How long we wait for the other side's handshake on any link; default 60 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** Clock in ms and random source in [0,1): injectable for tests. */
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/** Where a delivered message came from. */
+export type Via =
+  { readonly kind: 'direct' } | { readonly kind: 'directory'; readonly location: string };
+
+/** Events an application can subscribe to. */
+export interface ClientNodeEvents {
+  /**
+   * A verified privmsg for us. `body` excludes the pubkey and signature; for an encrypted command
+   * it is the decrypted plaintext (`encrypted: true`); for `!fill` and `!pubkey` the NaCl key,
+   * which the daemon owns, is taken out.
+   */
+  privmsg: { from: string; cmd: string; body: string; via: Via; encrypted: boolean };
+  /** A pubmsg (unsigned, docs/protocol.md §5.6). `message` starts with `!`. */
+  pubmsg: { from: string; message: string; via: Via };
+  /** No directory carries this nick any more (docs/protocol.md §3.2). */
+  nickLeave: { nick: string };
+  /** A directory link was handshaked or lost. */
+  directory: { location: string; nick: string | undefined; up: boolean; motd?: string };
+  /** A direct peer link was handshaked or lost. */
+  peer: { nick: string; up: boolean; direction: 'inbound' | 'outbound' };
+  /** A directory sent a peerlist (docs/protocol.md §3): how many entries announced a peer or a departure. */
+  peerlist: { directory: string; joined: number; left: number };
+  /**
+   * A message was dropped; `reason` is a {@link DropReason}, followed by `: detail` for
+   * `bad-signature` and `crypto`.
+   */
+  dropped: { from: string | undefined; reason: string };
+}
+
+/** What {@link ClientNode.privmsg} did with a message. */
+export type SendResult = Via;
+
+/** Options of {@link ClientNode.privmsg}. */
+export interface PrivmsgOptions {
+  /** `directory`: never use a direct link nor dial one for this message. Default `any`. */
+  readonly route?: 'any' | 'directory';
+}

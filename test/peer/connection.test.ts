@@ -1,0 +1,203 @@
+/**
+ * PeerConnection over loopback: per-turn coalesced writes (one socket write per event-loop turn,
+ * bytes unchanged), the per-peer queue cap (a slow reader is destroyed with a reason, others go
+ * on), close vs destroy (idempotent, onClose once), the handshake deadline and liveness advice.
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.js';
+import { PeerConnection, type CloseReason } from '../../src/peer/connection.js';
+import { encodeEnvelope } from '../../src/wire/envelope.js';
+import { encodeLine } from '../../src/wire/framing.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** A connected loopback pair: `ours` (to wrap in a PeerConnection) and `theirs`. */
+async function socketPair(): Promise<{ ours: net.Socket; theirs: net.Socket }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const ours = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) =>
+    ours.once('connect', () => {
+      resolve();
+    }),
+  );
+  const theirs = await accepted;
+  server.close();
+  cleanups.push(() => {
+    ours.destroy();
+    theirs.destroy();
+  });
+  return { ours, theirs };
+}
+
+/** Counts the socket's write() calls and keeps what each wrote. */
+function recordWrites(socket: net.Socket): Buffer[] {
+  const writes: Buffer[] = [];
+  const target = socket as unknown as { write: (chunk: Uint8Array) => boolean };
+  const write = target.write.bind(socket);
+  target.write = (chunk) => {
+    writes.push(Buffer.from(chunk));
+    return write(chunk);
+  };
+  return writes;
+}
+
+function readAll(socket: net.Socket, bytes: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total >= bytes) {
+        socket.off('data', onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    socket.on('data', onData);
+  });
+}
+
+const frame = (type: number, line: string): Uint8Array => encodeLine(encodeEnvelope(type, line));
+
+function open(
+  socket: net.Socket,
+  options: { maxQueuedBytes?: number; now?: () => number } = {},
+): { conn: PeerConnection; closes: { reason: CloseReason; err: Error | undefined }[] } {
+  const conn = new PeerConnection(socket, {
+    direction: 'inbound',
+    logger: silentLogger(),
+    ...options,
+  });
+  const closes: { reason: CloseReason; err: Error | undefined }[] = [];
+  conn.start({
+    onEnvelope: () => undefined,
+    onClose: (err, reason) => closes.push({ reason, err }),
+  });
+  return { conn, closes };
+}
+
+describe('PeerConnection writes', () => {
+  it('sends everything queued in one turn in one socket write, byte for byte', async () => {
+    const { ours, theirs } = await socketPair();
+    const writes = recordWrites(ours);
+    const { conn } = open(ours);
+    const a = frame(687, 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!hp2 x');
+    const b = frame(789, 'J5dddddddddddddd;127.0.0.1:1');
+    conn.sendEncoded(a);
+    conn.sendEncoded(b);
+    expect(writes).toHaveLength(0); // nothing before the turn ends
+    const expected = Buffer.concat([a, b]);
+    expect(await readAll(theirs, expected.length)).toEqual(expected);
+    expect(writes).toEqual([expected]);
+  });
+
+  it('writes the same frame buffer to several connections (a broadcast encoded once)', async () => {
+    const one = await socketPair();
+    const two = await socketPair();
+    const writesOne = recordWrites(one.ours);
+    const writesTwo = recordWrites(two.ours);
+    const a = open(one.ours).conn;
+    const b = open(two.ours).conn;
+    const shared = frame(687, 'J5aaaaaaaaaaaaaa!PUBLIC!orderbook');
+    a.sendEncoded(shared);
+    b.sendEncoded(shared);
+    await readAll(one.theirs, shared.length);
+    await readAll(two.theirs, shared.length);
+    expect(writesOne).toEqual([Buffer.from(shared)]);
+    expect(writesTwo).toEqual([Buffer.from(shared)]);
+  });
+
+  it('destroys a peer that does not read past the queue cap, and only that peer', async () => {
+    const slow = await socketPair();
+    const fast = await socketPair();
+    slow.theirs.pause();
+    const cap = 64 * 1024;
+    const s = open(slow.ours, { maxQueuedBytes: cap });
+    const f = open(fast.ours, { maxQueuedBytes: cap });
+    const line = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!hp2 ${'x'.repeat(1000)}`);
+    let sent = 0;
+    // Bounded: at most 10 MB offered; the slow peer must be cut off long before.
+    for (let i = 0; i < 10_000 && s.conn.isOpen; i++) {
+      s.conn.sendEncoded(line);
+      sent++;
+      if (i % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(s.conn.isOpen).toBe(false);
+    expect(s.closes.map((c) => c.reason)).toEqual(['slow-reader']);
+    expect((s.closes[0]?.err as { code?: string }).code).toBe('ERR_SLOW_READER');
+    expect(sent * line.length).toBeLessThan(cap * 64);
+    expect(f.conn.sendEncoded(line)).toBe(true);
+    expect(await readAll(fast.theirs, line.length)).toEqual(Buffer.from(line));
+    expect(f.conn.isOpen).toBe(true);
+  });
+});
+
+describe('PeerConnection life', () => {
+  it('close() flushes what was queued, then ends; close and destroy are idempotent', async () => {
+    const { ours, theirs } = await socketPair();
+    const { conn, closes } = open(ours);
+    const a = frame(795, '{}');
+    conn.sendEncoded(a);
+    conn.close('rejected');
+    conn.close();
+    conn.destroy('protocol-violation');
+    expect(closes.map((c) => c.reason)).toEqual(['rejected']);
+    expect(conn.sendEncoded(a)).toBe(false);
+    const ended = new Promise<void>((resolve) =>
+      theirs.once('end', () => {
+        resolve();
+      }),
+    );
+    expect(await readAll(theirs, a.length)).toEqual(Buffer.from(a));
+    await ended;
+  });
+
+  it('destroys with handshake-timeout when the deadline passes, unless handshakeDone()', async () => {
+    const one = await socketPair();
+    const two = await socketPair();
+    const late = open(one.ours);
+    const done = open(two.ours);
+    late.conn.armHandshakeDeadline(20);
+    done.conn.armHandshakeDeadline(20);
+    done.conn.handshakeDone();
+    await new Promise<void>((resolve) =>
+      one.theirs.once('close', () => {
+        resolve();
+      }),
+    );
+    expect(late.closes.map((c) => c.reason)).toEqual(['handshake-timeout']);
+    expect(done.conn.isOpen).toBe(true);
+  });
+
+  it('advises probe, waiting and dead from the injected clock', async () => {
+    const { ours, theirs } = await socketPair();
+    let now = 1_000;
+    const { conn } = open(ours, { now: () => now });
+    const policy = { probeIdleMs: 100, pongTimeoutMs: 10, evictIdleMs: 1_000 };
+    expect(conn.liveness(now, policy)).toBe('alive');
+    now += 100;
+    expect(conn.liveness(now, policy)).toBe('probe');
+    conn.markProbed(now);
+    expect(conn.liveness(now + 5, policy)).toBe('waiting');
+    expect(conn.liveness(now + 10, policy)).toBe('dead');
+    // An answer (any line) after the probe clears it.
+    now += 5;
+    const received = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (conn.lastReceivedAt === now) resolve();
+        else setImmediate(check);
+      };
+      check();
+    });
+    theirs.write('{"type": 799, "line": ""}\r\n');
+    await received;
+    expect(conn.liveness(now + 10, policy)).toBe('alive');
+  });
+});
