@@ -31,6 +31,8 @@ export interface Sizes {
   readonly idlePeers: number;
   readonly quietMs: number;
   readonly floodMs: number;
+  /** Lines each flooder writes at most (the CI share bounds the backlog it leaves behind). */
+  readonly floodMaxLines: number;
   /** How long the pair waits after the attack for messages in flight before counting them lost. */
   readonly graceMs: number;
   /** Wait after an attack before reading the "final" RSS. */
@@ -49,6 +51,7 @@ export const FULL_SIZES: Sizes = {
   idlePeers: 300,
   quietMs: 5_000,
   floodMs: 15_000,
+  floodMaxLines: Number.POSITIVE_INFINITY,
   graceMs: 30_000,
   settleMs: 3_000,
   slowReaders: 50,
@@ -62,18 +65,19 @@ export const FULL_SIZES: Sizes = {
 
 /** The CI share inside `npm test`: small and short. */
 export const CI_SIZES: Sizes = {
-  idlePeers: 30,
-  quietMs: 1_000,
-  floodMs: 2_000,
+  idlePeers: 20,
+  quietMs: 500,
+  floodMs: 1_000,
+  floodMaxLines: 3_000,
   graceMs: 10_000,
-  settleMs: 500,
+  settleMs: 300,
   slowReaders: 10,
-  pubFlooders: 3,
-  privFlooders: 3,
+  pubFlooders: 2,
+  privFlooders: 2,
   stormPeers: 200,
   stormWindowMs: 200,
   silentConnections: 200,
-  churnCycles: 300,
+  churnCycles: 200,
 };
 
 /** One target checked. */
@@ -301,7 +305,7 @@ export function pubmsgFlood(sizes: Sizes): Promise<CaseResult> {
       const observer = new RawPeer(node.port);
       const seen = countLines(observer, `"line": "${attacker.nick}!PUBLIC`);
       await observer.handshake();
-      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs);
+      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
       const atEnd = seen.count;
       return {
         attackers: [floodSummary('flooder', f)],
@@ -329,7 +333,12 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
       const victim = new RawPeer(node.port);
       const seen = countLines(victim, `"line": "${attacker.nick}!`);
       await victim.handshake();
-      const f = await flood(attacker, fillLine(attacker.nick, victim.nick), s.floodMs);
+      const f = await flood(
+        attacker,
+        fillLine(attacker.nick, victim.nick),
+        s.floodMs,
+        s.floodMaxLines,
+      );
       return {
         attackers: [floodSummary('flooder', f)],
         figures: { 'victim received by flood end': seen.count, 'flooder sent': f.sent },
@@ -356,7 +365,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
       const attacker = new RawPeer(node.port);
       await attacker.handshake();
       const started = Date.now();
-      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs);
+      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
       const cut = slow.filter((p) => !p.open);
       const lastCut = Math.max(0, ...cut.map((p) => (p.closedAt ?? started) - started));
       return {
@@ -394,19 +403,30 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
       stream.on('error', () => undefined);
       stream.on('close', () => (streamClosedAt = Date.now()));
       await new Promise<void>((resolve, reject) => {
-        stream.once('connect', () => resolve());
+        stream.once('connect', () => {
+          resolve();
+        });
         stream.once('error', reject);
       });
       stream.write('GET /v1/events HTTP/1.1\r\nHost: onionmc\r\n\r\n');
       // Read the response head, then never again.
-      await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      await new Promise<void>((resolve) =>
+        stream.once('data', () => {
+          resolve();
+        }),
+      );
       stream.pause();
       const attacker = new RawPeer(node.port);
       await attacker.handshake();
       const victim = new RawPeer(node.port);
       await victim.handshake();
       const started = Date.now();
-      const f = await flood(attacker, fillLine(attacker.nick, victim.nick), s.floodMs);
+      const f = await flood(
+        attacker,
+        fillLine(attacker.nick, victim.nick),
+        s.floodMs,
+        s.floodMaxLines,
+      );
       const cutAfter = streamClosedAt === undefined ? undefined : streamClosedAt - started;
       return {
         attackers: [
@@ -445,8 +465,8 @@ export function manyFlooders(sizes: Sizes): Promise<CaseResult> {
       const pubs = await connectPeers(node.port, s.pubFlooders);
       const privs = await connectPeers(node.port, s.privFlooders);
       const results = await Promise.all([
-        ...pubs.map((p) => flood(p, orderbookLine(p.nick), s.floodMs)),
-        ...privs.map((p) => flood(p, fillLine(p.nick, victim.nick), s.floodMs)),
+        ...pubs.map((p) => flood(p, orderbookLine(p.nick), s.floodMs, s.floodMaxLines)),
+        ...privs.map((p) => flood(p, fillLine(p.nick, victim.nick), s.floodMs, s.floodMaxLines)),
       ]);
       const receivedDuringFlood = seen.count;
       const privSent = results.slice(pubs.length).reduce((a, f) => a + f.sent, 0);
@@ -621,15 +641,15 @@ export interface AbuseStep {
  * order).
  */
 async function probeHandshaked(peer: RawPeer): Promise<AbuseOutcome | 'no answer'> {
-  let answered = false;
+  const seen = { answered: false };
   peer.onLine((line) => {
-    if (line.includes('"type": 789')) answered = true;
+    if (line.includes('"type": 789')) seen.answered = true;
   });
   peer.write(frame(791, ''));
-  await waitUntil('an answer or a close', () => answered || !peer.open, 5_000, 5).catch(
+  await waitUntil('an answer or a close', () => seen.answered || !peer.open, 5_000, 5).catch(
     () => undefined,
   );
-  return !peer.open ? 'closed' : answered ? 'served' : 'no answer';
+  return !peer.open ? 'closed' : seen.answered ? 'served' : 'no answer';
 }
 
 /** After bad input before the handshake: a 793 that the node answers unless it closed first. */

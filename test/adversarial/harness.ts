@@ -291,7 +291,11 @@ export class NodeProcess {
   ): Promise<{ code: number | null; signal: string | null }> {
     clearInterval(this.#rssTimer);
     if (this.exit === undefined) {
-      const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+      const exited = new Promise<void>((resolve) =>
+        this.child.once('exit', () => {
+          resolve();
+        }),
+      );
       this.child.kill('SIGTERM');
       const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
       await exited;
@@ -334,7 +338,9 @@ export class RawPeer {
     this.socket.setNoDelay(true);
     if (options.onLine !== undefined) this.#lineListeners.add(options.onLine);
     this.#connected = new Promise((resolve, reject) => {
-      this.socket.once('connect', () => resolve());
+      this.socket.once('connect', () => {
+        resolve();
+      });
       this.socket.once('error', reject);
     });
     this.#connected.catch(() => undefined);
@@ -664,12 +670,13 @@ export interface FloodStats {
 
 /**
  * A flooder: writes `line` (a full framed line) in batches of 64 whenever its socket drains,
- * until `durationMs` passed or the node closed it. Resolves with what it sent.
+ * until `durationMs` passed, `maxLines` were written, or the node closed it. Resolves with what it sent.
  */
 export async function flood(
   peer: RawPeer,
   lineBytes: Buffer,
   durationMs: number,
+  maxLines = Number.POSITIVE_INFINITY,
 ): Promise<FloodStats> {
   const batch = Buffer.concat(Array.from({ length: 64 }, () => lineBytes));
   const started = Date.now();
@@ -681,7 +688,7 @@ export async function flood(
   });
   await new Promise<void>((resolve) => {
     const pump = (): void => {
-      if (Date.now() >= deadline || !peer.open) {
+      if (Date.now() >= deadline || !peer.open || stats.sent >= maxLines) {
         resolve();
         return;
       }
