@@ -151,7 +151,7 @@ export class NodeProcess {
    */
   static async start(
     extraConfig: Readonly<Record<string, string>> = {},
-    options: { port?: number; dir?: string } = {},
+    options: { port?: number; dir?: string; logLevel?: string } = {},
   ): Promise<NodeProcess> {
     if (!fs.existsSync(CLI_PATH))
       throw new Error(`${CLI_PATH} is missing: run npm run build first`);
@@ -188,7 +188,7 @@ export class NodeProcess {
         '--config',
         config,
         '--log-level',
-        'warn',
+        options.logLevel ?? 'warn',
       ],
       {
         stdio: ['ignore', log, log],
