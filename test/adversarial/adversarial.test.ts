@@ -13,9 +13,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CASES, CI_SIZES, protocolAbuse, type CaseResult } from './cases.js';
-import { CLI_PATH, ROOT } from './harness.js';
+import { CLI_PATH, ROOT, killAllNodes } from './harness.js';
 
 /** Flip to true when the limits of issue 12 land (token buckets, queue caps, connection caps). */
 const LIMITS_IMPLEMENTED = process.env.ONIONMC_ADV_LIMITS === '1';
@@ -46,6 +46,11 @@ const CASE_TIMEOUT_MS = 45_000;
 
 beforeAll(async () => {
   if (!existsSync(CLI_PATH)) await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
+});
+
+// A case whose test timed out keeps running; its node must not outlive the file.
+afterAll(() => {
+  killAllNodes();
 });
 
 describe('protocol abuse against a directory node process', () => {

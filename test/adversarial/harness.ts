@@ -119,6 +119,21 @@ export function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
+/** Node processes started and not yet seen to exit: killed when this process exits. */
+const LIVE_NODES = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of LIVE_NODES) child.kill('SIGKILL');
+});
+
+/**
+ * SIGKILLs every node process this harness started that is still running (for a test's afterAll:
+ * a test that timed out leaves its node behind otherwise).
+ */
+export function killAllNodes(): void {
+  for (const child of LIVE_NODES) child.kill('SIGKILL');
+  LIVE_NODES.clear();
+}
+
 /** A directory node process under test. */
 export class NodeProcess {
   readonly port: number;
@@ -138,7 +153,9 @@ export class NodeProcess {
     this.apiPath = path.join(dir, 'api.sock');
     this.logFile = path.join(dir, 'node.log');
     this.child = child;
+    LIVE_NODES.add(child);
     child.once('exit', (code, signal) => {
+      LIVE_NODES.delete(child);
       this.exit = { code, signal };
     });
   }
@@ -670,21 +687,25 @@ export interface FloodStats {
 
 /**
  * A flooder: writes `line` (a full framed line) in batches of 64 whenever its socket drains,
- * until `durationMs` passed, `maxLines` were written, or the node closed it. Resolves with what it sent.
+ * until `durationMs` passed, `maxLines` were written, or the node closed it. Then, unless `keep`,
+ * it resets its connection (RST): what it wrote and the node has not read yet is discarded, so the
+ * backlog an unlimited node is left with ends with the flood (a 15 s flood left over a minute of
+ * backlog on a loaded 2-core machine otherwise). Resolves with what it sent.
  */
 export async function flood(
   peer: RawPeer,
   lineBytes: Buffer,
   durationMs: number,
   maxLines = Number.POSITIVE_INFINITY,
+  keep = false,
 ): Promise<FloodStats> {
   const batch = Buffer.concat(Array.from({ length: 64 }, () => lineBytes));
   const started = Date.now();
   const deadline = started + durationMs;
   const stats: FloodStats = { nick: peer.nick, sent: 0, disconnectedAfterMs: undefined };
+  let selfClosed = false;
   void peer.closed().then(() => {
-    if (Date.now() <= deadline + 50)
-      stats.disconnectedAfterMs = (peer.closedAt ?? Date.now()) - started;
+    if (!selfClosed) stats.disconnectedAfterMs = (peer.closedAt ?? Date.now()) - started;
   });
   await new Promise<void>((resolve) => {
     const pump = (): void => {
@@ -706,6 +727,10 @@ export async function flood(
     };
     pump();
   });
+  if (!keep && peer.open) {
+    selfClosed = true;
+    peer.socket.resetAndDestroy();
+  }
   return stats;
 }
 

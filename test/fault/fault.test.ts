@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent } from '../../src/api/client.js';
 import { Cluster, type ClusterNode } from '../../src/demo/cluster.js';
 import { DEFAULT_DIRECTORY_BACKOFF } from '../../src/node/backoff.js';
@@ -26,6 +26,7 @@ import {
   connectPeers,
   flood,
   frame,
+  killAllNodes,
   waitUntil,
 } from '../adversarial/harness.js';
 
@@ -70,6 +71,10 @@ const peers: RawPeer[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CLI_PATH)) await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
+});
+
+afterAll(() => {
+  killAllNodes();
 });
 
 afterEach(async () => {
@@ -158,7 +163,7 @@ describe('SIGTERM under load', () => {
     await pair.ready();
     // Bounded floods: 20,000 pubmsgs each, fanned out to 100+ peers.
     for (const f of flooders)
-      void flood(f, frame(687, `${f.nick}!PUBLIC!orderbook`), 30_000, 20_000);
+      void flood(f, frame(687, `${f.nick}!PUBLIC!orderbook`), 30_000, 20_000, true);
     // Load is on once the slow readers' queues at the node have grown.
     await waitUntil(
       'the flood to reach the idle peers',
