@@ -3,7 +3,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'coverage/', '.tor-cache/'] },
+  {
+    ignores: [
+      'dist/',
+      'dist-bench/',
+      'dist-adversarial/',
+      'node_modules/',
+      'coverage/',
+      '.tor-cache/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

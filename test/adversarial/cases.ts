@@ -1,0 +1,920 @@
+/**
+ * The attack cases of issue 12, each against a fresh directory node process with idle peers and a
+ * well-behaved pair (see harness.ts). Each returns a {@link CaseResult}: the pair's quiet and
+ * attack latency, its losses, the node's RSS, what every attacker got, and the targets checked.
+ *
+ * Targets (issue 12 "Targets"): the node stays up; the pair loses nothing and its p99 stays within
+ * 2x quiet; RSS under 150 MB; flooders limited within 1 s and disconnected when they persist;
+ * 2,000 silent connections cost under 30 MB; a storm of 2,000 handshakes within one second is
+ * answered within 3 s with the pair's p99 within 5x quiet and nothing lost.
+ */
+import net from 'node:net';
+import {
+  Pair,
+  LimitWatch,
+  NodeProcess,
+  RawPeer,
+  closePeers,
+  connectPeers,
+  flood,
+  frame,
+  handshakeLine,
+  randomNick,
+  waitUntil,
+  type FloodStats,
+  type PairResult,
+  type PhaseStats,
+} from './harness.js';
+
+/** Sizes of a run: the issue's (FULL_SIZES) or a small CI share (CI_SIZES). */
+export interface Sizes {
+  readonly idlePeers: number;
+  readonly quietMs: number;
+  readonly floodMs: number;
+  /** Lines each flooder writes at most (the CI share bounds the backlog it leaves behind). */
+  readonly floodMaxLines: number;
+  /** How long the pair waits after the attack for messages in flight before counting them lost. */
+  readonly graceMs: number;
+  /** Wait after an attack before reading the "final" RSS. */
+  readonly settleMs: number;
+  readonly slowReaders: number;
+  readonly pubFlooders: number;
+  readonly privFlooders: number;
+  readonly stormPeers: number;
+  readonly stormWindowMs: number;
+  readonly silentConnections: number;
+  readonly churnCycles: number;
+}
+
+/** The issue's sizes (`npm run adversarial`). */
+export const FULL_SIZES: Sizes = {
+  idlePeers: 300,
+  quietMs: 5_000,
+  floodMs: 15_000,
+  floodMaxLines: Number.POSITIVE_INFINITY,
+  graceMs: 30_000,
+  settleMs: 3_000,
+  slowReaders: 50,
+  pubFlooders: 10,
+  privFlooders: 10,
+  stormPeers: 2_000,
+  stormWindowMs: 1_000,
+  silentConnections: 2_000,
+  churnCycles: 5_000,
+};
+
+/** The CI share inside `npm test`: small and short. */
+export const CI_SIZES: Sizes = {
+  idlePeers: 20,
+  quietMs: 500,
+  floodMs: 1_000,
+  floodMaxLines: 3_000,
+  graceMs: 10_000,
+  settleMs: 300,
+  slowReaders: 10,
+  pubFlooders: 2,
+  privFlooders: 2,
+  stormPeers: 200,
+  stormWindowMs: 200,
+  silentConnections: 200,
+  churnCycles: 200,
+};
+
+/** One target checked. */
+export interface Check {
+  readonly target: string;
+  readonly pass: boolean;
+  readonly value: string;
+}
+
+/** What one case measured. */
+export interface CaseResult {
+  readonly name: string;
+  nodeAlive: boolean;
+  /** Exit of the node when stopped with SIGTERM at the end (or of its crash). */
+  nodeExit: string;
+  quiet: PhaseStats | undefined;
+  attack: PhaseStats | undefined;
+  /** Pair messages lost over the attack and the time after it. */
+  pairLost: number;
+  pairForeign: number;
+  pairDisconnected: boolean;
+  startRssMb: number;
+  peakRssMb: number;
+  finalRssMb: number;
+  attackers: string[];
+  /** ms after the attack began that a limit counter of the node first rose. */
+  limitedAfterMs: number | undefined;
+  counters: Record<string, number>;
+  figures: Record<string, string | number>;
+  checks: Check[];
+  error: string | undefined;
+  nodeLogTail: string;
+}
+
+const PAIR_TARGET_X = 2;
+const STORM_PAIR_TARGET_X = 5;
+const RSS_TARGET_MB = 150;
+const SILENT_TARGET_MB = 30;
+const STORM_TARGET_MS = 3_000;
+const LIMIT_WITHIN_MS = 1_000;
+const CHURN_TARGET_MB = 10;
+
+const fmt = (n: number | undefined, digits = 1): string =>
+  n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
+
+/** What a case's attack phase returns to the runner. */
+interface AttackOutcome {
+  attackers: string[];
+  figures: Record<string, string | number>;
+  checks: Check[];
+  /** Flooders that should be limited and, persisting, disconnected. */
+  flooders?: FloodStats[];
+  /** Run after the pair stopped and before the final RSS (close attackers). */
+  cleanup?: () => void;
+}
+
+/** Context given to an attack. */
+interface Ctx {
+  readonly node: NodeProcess;
+  readonly sizes: Sizes;
+  readonly pair: Pair;
+  readonly idle: RawPeer[];
+}
+
+/**
+ * Runs one case: fresh node, idle peers, pair; quiet phase; the attack; grace; final RSS; SIGTERM.
+ * `pairTargetX` is the allowed p99 ratio attack/quiet (0: not a target of this case).
+ */
+async function runCase(
+  name: string,
+  sizes: Sizes,
+  attack: (ctx: Ctx) => Promise<AttackOutcome>,
+  options: { pairTargetX?: number; rssTarget?: boolean } = {},
+): Promise<CaseResult> {
+  const result: CaseResult = {
+    name,
+    nodeAlive: false,
+    nodeExit: '-',
+    quiet: undefined,
+    attack: undefined,
+    pairLost: 0,
+    pairForeign: 0,
+    pairDisconnected: false,
+    startRssMb: Number.NaN,
+    peakRssMb: Number.NaN,
+    finalRssMb: Number.NaN,
+    attackers: [],
+    limitedAfterMs: undefined,
+    counters: {},
+    figures: {},
+    checks: [],
+    error: undefined,
+    nodeLogTail: '',
+  };
+  let node: NodeProcess | undefined;
+  let idle: RawPeer[] = [];
+  let pair: Pair | undefined;
+  try {
+    node = await NodeProcess.start();
+    idle = await connectPeers(node.port, sizes.idlePeers);
+    pair = new Pair(node.port);
+    await pair.ready();
+    pair.phase('quiet');
+    await new Promise((resolve) => setTimeout(resolve, sizes.quietMs));
+    result.startRssMb = node.rssMb();
+    node.sampleRss();
+    const watch = await LimitWatch.start(node);
+    pair.phase('attack');
+    const outcome = await attack({ node, sizes, pair, idle });
+    pair.phase('after');
+    const pairResult: PairResult = await pair.stop(sizes.graceMs);
+    pair = undefined;
+    outcome.cleanup?.();
+    await new Promise((resolve) => setTimeout(resolve, sizes.settleMs));
+    result.finalRssMb = node.rssMb();
+    result.peakRssMb = Math.max(node.peakRssMb, result.finalRssMb);
+    result.counters = await watch.stop();
+    result.limitedAfterMs = watch.firstLimitAfterMs;
+    result.quiet = pairResult.phases.quiet;
+    result.attack = pairResult.phases.attack;
+    result.pairLost = (result.attack?.lost ?? 0) + (pairResult.phases.after?.lost ?? 0);
+    result.pairForeign = pairResult.foreign;
+    result.pairDisconnected = pairResult.disconnected;
+    result.attackers = outcome.attackers;
+    result.figures = outcome.figures;
+    result.nodeAlive = node.alive;
+    result.checks.push({
+      target: 'node stays up',
+      pass: node.alive,
+      value: node.alive ? 'up' : 'DOWN',
+    });
+    result.checks.push({
+      target: 'pair loses nothing',
+      pass: result.pairLost === 0 && !result.pairDisconnected,
+      value: `${result.pairLost} lost${result.pairDisconnected ? ', pair disconnected' : ''}`,
+    });
+    const ratio = (result.attack?.p99 ?? Number.NaN) / (result.quiet?.p99 ?? Number.NaN);
+    result.figures['p99 ratio'] = fmt(ratio);
+    if ((options.pairTargetX ?? 0) > 0) {
+      result.checks.push({
+        target: `pair p99 within ${options.pairTargetX ?? 0}x quiet`,
+        pass: ratio <= (options.pairTargetX ?? 0),
+        value: `${fmt(result.attack?.p99)} ms vs ${fmt(result.quiet?.p99)} ms (x${fmt(ratio)})`,
+      });
+    }
+    if (options.rssTarget !== false) {
+      result.checks.push({
+        target: `RSS under ${RSS_TARGET_MB} MB`,
+        pass: result.peakRssMb < RSS_TARGET_MB,
+        value: `peak ${fmt(result.peakRssMb, 0)} MB, final ${fmt(result.finalRssMb, 0)} MB`,
+      });
+    }
+    if (outcome.flooders !== undefined && outcome.flooders.length > 0) {
+      const limited =
+        (result.limitedAfterMs !== undefined && result.limitedAfterMs <= LIMIT_WITHIN_MS) ||
+        outcome.flooders.every((f) => (f.disconnectedAfterMs ?? Infinity) <= LIMIT_WITHIN_MS);
+      result.checks.push({
+        target: `flooders limited within ${LIMIT_WITHIN_MS} ms`,
+        pass: limited,
+        value:
+          result.limitedAfterMs === undefined
+            ? 'no limit counter rose'
+            : `limit counter rose after ${result.limitedAfterMs} ms`,
+      });
+      const disconnected = outcome.flooders.filter((f) => f.disconnectedAfterMs !== undefined);
+      result.checks.push({
+        target: 'persistent flooders disconnected',
+        pass: disconnected.length === outcome.flooders.length,
+        value: `${disconnected.length}/${outcome.flooders.length}${
+          disconnected.length > 0
+            ? ` (last after ${Math.max(...disconnected.map((f) => f.disconnectedAfterMs ?? 0))} ms)`
+            : ''
+        }`,
+      });
+    }
+    result.checks.push(...outcome.checks);
+  } catch (err) {
+    result.error = err instanceof Error ? err.message : String(err);
+    result.checks.push({ target: 'case ran', pass: false, value: result.error });
+  } finally {
+    if (pair !== undefined) await pair.stop(0).catch(() => undefined);
+    closePeers(idle);
+    if (node !== undefined) {
+      result.nodeAlive = node.alive;
+      result.nodeLogTail = await node.logTail();
+      const exit = await node.stop();
+      result.nodeExit = exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code ?? '?'}`;
+    }
+  }
+  return result;
+}
+
+/** Counts lines received by `peer` that contain `marker`. */
+function countLines(peer: RawPeer, marker: string): { count: number } {
+  const counter = { count: 0 };
+  peer.onLine((line) => {
+    if (line.includes(marker)) counter.count++;
+  });
+  return counter;
+}
+
+function floodSummary(role: string, f: FloodStats): string {
+  return `${role} sent ${f.sent}${
+    f.disconnectedAfterMs !== undefined ? `, cut at ${f.disconnectedAfterMs} ms` : ', never cut'
+  }`;
+}
+
+/** A pubmsg `!orderbook` line from `nick`. */
+const orderbookLine = (nick: string): Buffer => frame(687, `${nick}!PUBLIC!orderbook`);
+/** A privmsg line of a realistic `!fill` size from `from` to `to`. */
+const fillLine = (from: string, to: string): Buffer =>
+  frame(
+    685,
+    `${from}!${to}!fill 0 1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)} 03${'ef'.repeat(32)} ${'M'.repeat(96)}`,
+  );
+
+/** One peer floods `!orderbook` pubmsgs for `floodMs`. */
+export function pubmsgFlood(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    'pubmsg flood (1 peer, !orderbook)',
+    sizes,
+    async ({ node, sizes: s }) => {
+      const attacker = new RawPeer(node.port);
+      await attacker.handshake();
+      const observer = new RawPeer(node.port);
+      const seen = countLines(observer, `"line": "${attacker.nick}!PUBLIC`);
+      await observer.handshake();
+      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
+      const atEnd = seen.count;
+      return {
+        attackers: [floodSummary('flooder', f)],
+        figures: { 'relayed to one peer by flood end': atEnd, 'flooder sent': f.sent },
+        checks: [],
+        flooders: [f],
+        cleanup: () => {
+          attacker.destroy();
+          observer.destroy();
+        },
+      };
+    },
+    { pairTargetX: PAIR_TARGET_X },
+  );
+}
+
+/** One peer floods privmsgs at one nick for `floodMs`. */
+export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    'privmsg flood (1 peer at 1 nick)',
+    sizes,
+    async ({ node, sizes: s }) => {
+      const attacker = new RawPeer(node.port);
+      await attacker.handshake();
+      const victim = new RawPeer(node.port);
+      const seen = countLines(victim, `"line": "${attacker.nick}!`);
+      await victim.handshake();
+      const f = await flood(
+        attacker,
+        fillLine(attacker.nick, victim.nick),
+        s.floodMs,
+        s.floodMaxLines,
+      );
+      return {
+        attackers: [floodSummary('flooder', f)],
+        figures: { 'victim received by flood end': seen.count, 'flooder sent': f.sent },
+        checks: [],
+        flooders: [f],
+        cleanup: () => {
+          attacker.destroy();
+          victim.destroy();
+        },
+      };
+    },
+    { pairTargetX: PAIR_TARGET_X },
+  );
+}
+
+/** Peers that never read while one peer floods pubmsgs. */
+export function slowReaders(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    `${sizes.slowReaders} slow readers during a pubmsg flood`,
+    sizes,
+    async ({ node, sizes: s }) => {
+      const slow = await connectPeers(node.port, s.slowReaders);
+      for (const p of slow) p.stopReading();
+      const attacker = new RawPeer(node.port);
+      await attacker.handshake();
+      const started = Date.now();
+      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
+      const cut = slow.filter((p) => !p.open);
+      const lastCut = Math.max(0, ...cut.map((p) => (p.closedAt ?? started) - started));
+      return {
+        attackers: [
+          floodSummary('flooder', f),
+          `slow readers cut ${cut.length}/${slow.length}${cut.length > 0 ? `, last at ${lastCut} ms` : ''}`,
+        ],
+        figures: { 'slow readers cut': cut.length },
+        checks: [
+          {
+            target: 'slow readers disconnected',
+            pass: cut.length === slow.length,
+            value: `${cut.length}/${slow.length}${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}`,
+          },
+        ],
+        flooders: [f],
+        cleanup: () => {
+          attacker.destroy();
+          closePeers(slow);
+        },
+      };
+    },
+    { pairTargetX: PAIR_TARGET_X },
+  );
+}
+
+/** A /v1/events reader that never reads, during a privmsg flood. */
+export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    'stalled /v1/events reader during a privmsg flood',
+    sizes,
+    async ({ node, sizes: s }) => {
+      const stream = net.connect(node.apiPath);
+      let streamClosedAt: number | undefined;
+      stream.on('error', () => undefined);
+      stream.on('close', () => (streamClosedAt = Date.now()));
+      await new Promise<void>((resolve, reject) => {
+        stream.once('connect', () => {
+          resolve();
+        });
+        stream.once('error', reject);
+      });
+      stream.write('GET /v1/events HTTP/1.1\r\nHost: onionmc\r\n\r\n');
+      // Read the response head, then never again.
+      await new Promise<void>((resolve) =>
+        stream.once('data', () => {
+          resolve();
+        }),
+      );
+      stream.pause();
+      const attacker = new RawPeer(node.port);
+      await attacker.handshake();
+      const victim = new RawPeer(node.port);
+      await victim.handshake();
+      const started = Date.now();
+      const f = await flood(
+        attacker,
+        fillLine(attacker.nick, victim.nick),
+        s.floodMs,
+        s.floodMaxLines,
+      );
+      const cutAfter = streamClosedAt === undefined ? undefined : streamClosedAt - started;
+      return {
+        attackers: [
+          floodSummary('flooder', f),
+          `event stream ${cutAfter === undefined ? 'never cut' : `cut at ${cutAfter} ms`}`,
+        ],
+        figures: {},
+        checks: [
+          {
+            target: 'stalled event stream cut',
+            pass: cutAfter !== undefined,
+            value: cutAfter === undefined ? 'never cut' : `cut at ${cutAfter} ms`,
+          },
+        ],
+        flooders: [f],
+        cleanup: () => {
+          stream.destroy();
+          attacker.destroy();
+          victim.destroy();
+        },
+      };
+    },
+    { pairTargetX: PAIR_TARGET_X },
+  );
+}
+
+/** Many flooders at once: pubmsg flooders and privmsg flooders at one victim nick. */
+export function manyFlooders(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    `${sizes.pubFlooders + sizes.privFlooders} flooders at once (${sizes.pubFlooders} pubmsg, ${sizes.privFlooders} privmsg at 1 nick)`,
+    sizes,
+    async ({ node, sizes: s }) => {
+      const victim = new RawPeer(node.port);
+      const seen = countLines(victim, '"type": 685');
+      await victim.handshake();
+      const pubs = await connectPeers(node.port, s.pubFlooders);
+      const privs = await connectPeers(node.port, s.privFlooders);
+      const results = await Promise.all([
+        ...pubs.map((p) => flood(p, orderbookLine(p.nick), s.floodMs, s.floodMaxLines)),
+        ...privs.map((p) => flood(p, fillLine(p.nick, victim.nick), s.floodMs, s.floodMaxLines)),
+      ]);
+      const receivedDuringFlood = seen.count;
+      const privSent = results.slice(pubs.length).reduce((a, f) => a + f.sent, 0);
+      const cut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
+      return {
+        attackers: [
+          `pubmsg flooders sent ${results.slice(0, pubs.length).reduce((a, f) => a + f.sent, 0)}`,
+          `privmsg flooders sent ${privSent}`,
+          `cut ${cut}/${results.length}`,
+        ],
+        figures: { 'victim privmsgs during flood': `${receivedDuringFlood} of ${privSent}` },
+        checks: [],
+        flooders: results,
+        cleanup: () => {
+          closePeers(pubs);
+          closePeers(privs);
+          victim.destroy();
+        },
+      };
+    },
+    { pairTargetX: PAIR_TARGET_X },
+  );
+}
+
+/** A reconnect storm: `stormPeers` handshakes started within `stormWindowMs`. */
+export function reconnectStorm(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    `reconnect storm (${sizes.stormPeers} handshakes in ${sizes.stormWindowMs} ms)`,
+    sizes,
+    async ({ node, sizes: s }) => {
+      const started = Date.now();
+      const peers: RawPeer[] = [];
+      const slices = 20;
+      for (let i = 0; i < slices; i++) {
+        const n = Math.ceil(s.stormPeers / slices);
+        for (let j = 0; j < n && peers.length < s.stormPeers; j++) {
+          const p = new RawPeer(node.port);
+          p.sendHandshake();
+          peers.push(p);
+        }
+        await new Promise((resolve) => setTimeout(resolve, s.stormWindowMs / slices));
+      }
+      const answeredAt = new Map<RawPeer, number>();
+      await waitUntil(
+        'the storm to be answered',
+        () => {
+          for (const p of peers)
+            if (!answeredAt.has(p) && (p.accepted !== undefined || !p.open))
+              answeredAt.set(p, Date.now());
+          return answeredAt.size === peers.length;
+        },
+        Math.max(30_000, s.floodMs * 2),
+        5,
+      ).catch(() => undefined);
+      const accepted = peers.filter((p) => p.accepted === true).length;
+      const last = Math.max(0, ...answeredAt.values()) - started;
+      const allAnswered = answeredAt.size === peers.length;
+      return {
+        attackers: [
+          `${accepted}/${peers.length} accepted, ${answeredAt.size} answered, last after ${last} ms`,
+        ],
+        figures: { 'last handshake answered (ms)': allAnswered ? last : `>${last}` },
+        checks: [
+          {
+            target: `storm answered within ${STORM_TARGET_MS} ms`,
+            pass: allAnswered && last <= STORM_TARGET_MS,
+            value: `${answeredAt.size}/${peers.length} answered, last after ${last} ms`,
+          },
+        ],
+        cleanup: () => {
+          closePeers(peers);
+        },
+      };
+    },
+    { pairTargetX: STORM_PAIR_TARGET_X },
+  );
+}
+
+/** `silentConnections` connections that never send anything: their RSS cost. */
+export function silentConnections(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    `${sizes.silentConnections} silent connections`,
+    sizes,
+    async ({ node, sizes: s }) => {
+      const before = node.rssMb();
+      const peers: RawPeer[] = [];
+      for (let i = 0; i < s.silentConnections; i++) {
+        peers.push(new RawPeer(node.port));
+        if (i % 100 === 99)
+          await Promise.all(peers.slice(-100).map((p) => p.connected().catch(() => undefined)));
+      }
+      await Promise.all(peers.map((p) => p.connected().catch(() => undefined)));
+      // Let the node accept and set up every connection, then read its RSS.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1_000, s.settleMs)));
+      const after = node.rssMb();
+      const refused = peers.filter((p) => !p.open).length;
+      const cost = after - before;
+      return {
+        attackers: [`${peers.length} connected, ${refused} closed by the node`],
+        figures: { 'RSS cost (MB)': fmt(cost) },
+        checks: [
+          {
+            target: `${s.silentConnections} silent connections cost under ${
+              (SILENT_TARGET_MB * s.silentConnections) / 2_000
+            } MB`,
+            pass: cost < (SILENT_TARGET_MB * s.silentConnections) / 2_000,
+            value: `${fmt(cost)} MB (${fmt(before, 0)} -> ${fmt(after, 0)})`,
+          },
+        ],
+        cleanup: () => {
+          closePeers(peers);
+        },
+      };
+    },
+    { pairTargetX: 0 },
+  );
+}
+
+/** `churnCycles` connect-handshake-disconnect cycles; RSS before and after. */
+export function churn(sizes: Sizes): Promise<CaseResult> {
+  let before = Number.NaN;
+  return runCase(
+    `${sizes.churnCycles} connect-handshake-disconnect cycles`,
+    sizes,
+    async ({ node, sizes: s }) => {
+      before = node.rssMb();
+      let done = 0;
+      let refused = 0;
+      const worker = async (): Promise<void> => {
+        while (done < s.churnCycles) {
+          done++;
+          const p = new RawPeer(node.port);
+          if (!(await p.handshake(10_000).catch(() => false))) refused++;
+          p.destroy();
+          await p.closed();
+        }
+      };
+      const started = Date.now();
+      await Promise.all(Array.from({ length: 20 }, () => worker()));
+      return {
+        attackers: [`${done} cycles in ${Date.now() - started} ms, ${refused} refused`],
+        figures: { 'RSS before (MB)': fmt(before, 0) },
+        checks: [],
+      };
+    },
+    { pairTargetX: 0, rssTarget: false },
+  ).then((r) => {
+    const delta = r.finalRssMb - before;
+    r.figures['RSS after - before (MB)'] = fmt(delta);
+    r.checks.push({
+      target: `RSS back within ${CHURN_TARGET_MB} MB of the start (heap after GC: not reported by the node)`,
+      pass: delta < CHURN_TARGET_MB,
+      value: `${fmt(before, 0)} -> ${fmt(r.finalRssMb, 0)} MB (+${fmt(delta)})`,
+    });
+    return r;
+  });
+}
+
+/** What a protocol-abuse step expects of the node. */
+export type AbuseOutcome = 'closed' | 'served' | 'rejected';
+
+/** One protocol-abuse step and what the node did. */
+export interface AbuseStep {
+  readonly name: string;
+  readonly expected: AbuseOutcome;
+  outcome: AbuseOutcome | 'no answer' | 'error';
+}
+
+/**
+ * After bad input from a handshaked peer: a getpeerlist (791) that the node answers with a 789
+ * unless it closed the connection over the bad input first (it handles a connection's lines in
+ * order).
+ */
+async function probeHandshaked(peer: RawPeer): Promise<AbuseOutcome | 'no answer'> {
+  const seen = { answered: false };
+  peer.onLine((line) => {
+    if (line.includes('"type": 789')) seen.answered = true;
+  });
+  peer.write(frame(791, ''));
+  await waitUntil('an answer or a close', () => seen.answered || !peer.open, 5_000, 5).catch(
+    () => undefined,
+  );
+  return !peer.open ? 'closed' : seen.answered ? 'served' : 'no answer';
+}
+
+/** After bad input before the handshake: a 793 that the node answers unless it closed first. */
+async function probeFresh(peer: RawPeer): Promise<AbuseOutcome | 'no answer'> {
+  peer.sendHandshake();
+  await waitUntil(
+    'an answer or a close',
+    () => peer.accepted !== undefined || !peer.open,
+    5_000,
+    5,
+  ).catch(() => undefined);
+  if (!peer.open && peer.accepted === undefined) return 'closed';
+  if (peer.accepted === false) return 'rejected';
+  return peer.accepted === true ? 'served' : 'no answer';
+}
+
+/** The protocol-abuse steps; `pair` nicks are the victims of theft and spoofing. */
+function abuseSteps(
+  port: number,
+  pair: Pair,
+): { name: string; expected: AbuseOutcome; run: () => Promise<AbuseOutcome | 'no answer'> }[] {
+  const handshaked = async (
+    bad: Buffer | ((nick: string) => Buffer),
+  ): Promise<AbuseOutcome | 'no answer'> => {
+    const p = new RawPeer(port);
+    try {
+      if (!(await p.handshake())) return 'rejected';
+      p.write(typeof bad === 'function' ? bad(p.nick) : bad);
+      return await probeHandshaked(p);
+    } finally {
+      p.destroy();
+    }
+  };
+  const fresh = async (bad: Buffer): Promise<AbuseOutcome | 'no answer'> => {
+    const p = new RawPeer(port);
+    try {
+      await p.connected();
+      p.write(bad);
+      return await probeFresh(p);
+    } finally {
+      p.destroy();
+    }
+  };
+  const nested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  return [
+    { name: 'unknown type 999', expected: 'served', run: () => handshaked(frame(999, 'x')) },
+    ...[785, 787, 797, 801].map((type) => ({
+      name: `reserved type ${type}`,
+      expected: 'served' as const,
+      run: () => handshaked(frame(type, `${randomNick()};127.0.0.1:1`)),
+    })),
+    {
+      name: 'privmsg before the handshake (as the pair A, to B)',
+      expected: 'served',
+      run: () => fresh(frame(685, `${pair.nickA}!${pair.nickB}!spoof before handshake`)),
+    },
+    {
+      name: 'pubmsg before the handshake',
+      expected: 'served',
+      run: () => fresh(frame(687, `${randomNick()}!PUBLIC!orderbook`)),
+    },
+    {
+      name: 'getpeerlist before the handshake',
+      expected: 'served',
+      run: () => fresh(frame(791, '')),
+    },
+    {
+      name: 'envelope nested 11 deep',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from(`{"type": 999, "line": "", "x": ${nested(11)}}\r\n`)),
+    },
+    {
+      name: 'envelope nested 30,000 deep',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from(`${nested(30_000)}\r\n`)),
+    },
+    {
+      name: 'handshake line nested 30,000 deep (then a good one)',
+      expected: 'served',
+      run: () => fresh(frame(793, nested(30_000))),
+    },
+    {
+      name: 'raw NUL byte inside the JSON',
+      expected: 'closed',
+      run: () =>
+        handshaked((nick) =>
+          Buffer.from(`{"type": 687, "line": "${nick}!PUBLIC!order\0book"}\r\n`, 'latin1'),
+        ),
+    },
+    {
+      name: 'a line of one NUL byte',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from([0, 0x0d, 0x0a])),
+    },
+    {
+      name: 'escaped NUL (\\u0000) in a pubmsg',
+      expected: 'served',
+      run: () => handshaked((nick) => frame(687, `${nick}!PUBLIC!orderbook\u0000x`)),
+    },
+    {
+      name: 'invalid UTF-8',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from([0x7b, 0xff, 0xfe, 0xc3, 0x28, 0x7d, 0x0d, 0x0a])),
+    },
+    {
+      name: 'lone surrogate escaped (\\ud800) in a pubmsg',
+      expected: 'served',
+      run: () =>
+        handshaked((nick) => Buffer.from(`{"type": 687, "line": "${nick}!PUBLIC!x\\ud800"}\r\n`)),
+    },
+    {
+      name: 'over-long line (70,000 bytes, no newline)',
+      expected: 'closed',
+      run: () => handshaked(Buffer.alloc(70_000, 0x61)),
+    },
+    {
+      name: 'over-long line (65,537 bytes + CRLF)',
+      expected: 'closed',
+      run: () => handshaked(Buffer.concat([Buffer.alloc(65_537, 0x61), Buffer.from('\r\n')])),
+    },
+    {
+      name: 'pubmsg of 60,000 bytes (under the receive limit, over the send limit)',
+      expected: 'served',
+      run: () => handshaked((nick) => frame(687, `${nick}!PUBLIC!orderbook ${'x'.repeat(60_000)}`)),
+    },
+    { name: 'empty line', expected: 'closed', run: () => handshaked(Buffer.from('\r\n')) },
+    {
+      name: 'type 1e400 (not an integer)',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from('{"type": 1e400, "line": ""}\r\n')),
+    },
+    {
+      name: 'line is an object',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from('{"type": 687, "line": {}}\r\n')),
+    },
+    {
+      name: '__proto__ key in the envelope',
+      expected: 'closed',
+      run: () => handshaked(Buffer.from('{"__proto__": {"type": 999, "line": ""}}\r\n')),
+    },
+    {
+      name: 'nick theft (handshake under the pair B nick)',
+      expected: 'rejected',
+      run: async () => {
+        const p = new RawPeer(port, pair.nickB);
+        try {
+          await p.connected();
+          return await probeFresh(p);
+        } finally {
+          p.destroy();
+        }
+      },
+    },
+    {
+      name: 'from-nick spoofing (privmsg as the pair A to B)',
+      expected: 'served',
+      run: () => handshaked(frame(685, `${pair.nickA}!${pair.nickB}!pair 999999999 spoofed`)),
+    },
+    {
+      name: 'from-nick spoofing (pubmsg as the pair A)',
+      expected: 'served',
+      run: () => handshaked(frame(687, `${pair.nickA}!PUBLIC!orderbook spoofed`)),
+    },
+    {
+      name: 'second handshake under the pair B nick',
+      expected: 'served',
+      run: () => handshaked(frame(793, handshakeLine(pair.nickB))),
+    },
+    {
+      name: '795 sent to the directory node',
+      expected: 'closed',
+      run: () => handshaked(frame(795, '{}')),
+    },
+    {
+      name: 'unsolicited nick-auth result 807',
+      expected: 'closed',
+      run: () => handshaked(frame(807, '{}')),
+    },
+    {
+      name: 'handshake with 2,000 features',
+      expected: 'served',
+      run: async () => {
+        const p = new RawPeer(port);
+        try {
+          await p.connected();
+          const features = Object.fromEntries(
+            Array.from({ length: 2_000 }, (_, i) => [`f${i}`, true]),
+          );
+          p.write(frame(793, handshakeLine(p.nick, { features })));
+          await waitUntil('795', () => p.accepted !== undefined || !p.open, 5_000, 5).catch(
+            () => undefined,
+          );
+          return p.accepted === true ? await probeHandshaked(p) : p.open ? 'no answer' : 'closed';
+        } finally {
+          p.destroy();
+        }
+      },
+    },
+    {
+      name: 'handshake on another network',
+      expected: 'rejected',
+      run: async () => {
+        const p = new RawPeer(port);
+        try {
+          await p.connected();
+          await p.handshake(5_000, { network: 'mainnet' });
+          return p.accepted === false ? 'rejected' : p.accepted === true ? 'served' : 'closed';
+        } finally {
+          p.destroy();
+        }
+      },
+    },
+    {
+      name: 'privmsg to an unknown nick',
+      expected: 'served',
+      run: () => handshaked((nick) => frame(685, `${nick}!${randomNick()}!fill x`)),
+    },
+  ];
+}
+
+/** Protocol abuse: every step against one node while the pair runs. */
+export async function protocolAbuse(sizes: Sizes): Promise<CaseResult & { steps: AbuseStep[] }> {
+  const steps: AbuseStep[] = [];
+  const result = await runCase(
+    'protocol abuse',
+    sizes,
+    async ({ node, pair }) => {
+      for (const step of abuseSteps(node.port, pair)) {
+        const record: AbuseStep = { name: step.name, expected: step.expected, outcome: 'error' };
+        steps.push(record);
+        record.outcome = await step.run().catch(() => 'error' as const);
+      }
+      const wrong = steps.filter((s) => s.outcome !== s.expected);
+      return {
+        attackers: [`${steps.length} abuse steps, ${wrong.length} unexpected`],
+        figures: {},
+        checks: [
+          ...steps.map((s) => ({
+            target: `abuse: ${s.name} -> ${s.expected}`,
+            pass: s.outcome === s.expected,
+            value: s.outcome,
+          })),
+        ],
+      };
+    },
+    { pairTargetX: 0 },
+  );
+  result.checks.push({
+    target: 'no spoofed or stolen-nick message reached the pair',
+    pass: result.pairForeign === 0,
+    value: `${result.pairForeign} foreign privmsgs at B`,
+  });
+  return { ...result, steps };
+}
+
+/** Every case, in the order of the issue. */
+export const CASES: readonly { key: string; run: (sizes: Sizes) => Promise<CaseResult> }[] = [
+  { key: 'pubmsg-flood', run: pubmsgFlood },
+  { key: 'privmsg-flood', run: privmsgFlood },
+  { key: 'slow-readers', run: slowReaders },
+  { key: 'stalled-events', run: stalledEventStream },
+  { key: 'many-flooders', run: manyFlooders },
+  { key: 'storm', run: reconnectStorm },
+  { key: 'silent', run: silentConnections },
+  { key: 'churn', run: churn },
+  { key: 'abuse', run: protocolAbuse },
+];
