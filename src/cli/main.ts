@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { loadConfig, parseApiEndpointValue, type OnionmcConfig } from '../config/config.js';
 import { ConfigError, OnionmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { Daemon } from '../node/daemon.js';
+import { Daemon } from '../daemon/daemon.js';
 import { runDirectoryInit } from './directory-init.js';
 
 /** Parses `--api`: `unix:/path` or a loopback `host:port`, exactly as the config key `api`. */

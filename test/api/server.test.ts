@@ -18,7 +18,7 @@ import { parseConfig } from '../../src/config/config.js';
 import { freePort, pollUntil } from '../../src/demo/cluster.js';
 import { hasCode } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Daemon } from '../../src/node/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
 
 /** Reconnects to the directory every 50 ms while it is not up yet. */
 const TEST_BACKOFF = {

@@ -34,9 +34,9 @@ import {
   ONION_VIRTUAL_PORT,
   type Location,
 } from '../wire/location.js';
-import { ClientNode, type ClientRole } from './client-node.js';
-import { DirectoryNode } from './directory-node.js';
-import type { BackoffOptions } from './backoff.js';
+import { ClientNode, type ClientRole } from '../node/client-node.js';
+import { DirectoryNode } from '../node/directory-node.js';
+import type { BackoffOptions } from '../node/backoff.js';
 
 /** The role a node runs as. */
 export type NodeRole = 'directory' | ClientRole;
