@@ -63,6 +63,8 @@ describe('parseConfig defaults', () => {
         evictIdleMs: 1_500_000,
       },
       api: undefined,
+      apiSocketMode: 0o660,
+      apiSocketGroup: undefined,
       ignoredKeys: [],
     });
     expect(config.torControlPassword).toBeUndefined();
