@@ -23,7 +23,15 @@ export const REDACT_PATHS: readonly string[] = [
 ];
 
 /** Level names `--log-level` accepts. */
-export const LOG_LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+export const LOG_LEVELS: readonly string[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
 
 /**
  * Rewrites one JSON log line so that each key appears once, the last value winning (a child

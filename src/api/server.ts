@@ -124,7 +124,8 @@ export class ApiServer {
    *   but a stale socket.
    */
   async listen(endpoint: ApiEndpoint): Promise<void> {
-    const where = endpoint.kind === 'unix' ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
+    const where =
+      endpoint.kind === 'unix' ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
     let gid: number | undefined;
     if (endpoint.kind === 'unix') {
       if (this.#socketGroup !== undefined) gid = await resolveGroup(this.#socketGroup);
@@ -211,9 +212,9 @@ export class ApiServer {
           this.#json(res, 200, { status: 'ok' });
           return;
         case 'GET /metrics': {
-          const metrics = this.#backend.metrics;
-          if (metrics === undefined) throw new HttpError(404, 'ERR_API', 'no metrics here');
-          const { contentType, body } = await metrics();
+          if (this.#backend.metrics === undefined)
+            throw new HttpError(404, 'ERR_API', 'no metrics here');
+          const { contentType, body } = await this.#backend.metrics();
           res.writeHead(200, {
             'content-type': contentType,
             'content-length': Buffer.byteLength(body),
@@ -307,23 +308,23 @@ export class ApiServer {
     const send = (name: string, payload: unknown): void => {
       res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
     };
-    const { subscribe } = this.#backend;
+    const backend = this.#backend;
     const unsubscribe =
-      subscribe !== undefined
-        ? [subscribe.call(this.#backend, send)]
+      backend.subscribe !== undefined
+        ? [backend.subscribe(send)]
         : client !== undefined
-        ? CLIENT_EVENT_NAMES.map((name) =>
-            client.on(name, (payload) => {
-              send(name, payload);
-            }),
-          )
-        : directory !== undefined
-          ? [
-              directory.onRelay((payload) => {
-                send('relay', payload);
+          ? CLIENT_EVENT_NAMES.map((name) =>
+              client.on(name, (payload) => {
+                send(name, payload);
               }),
-            ]
-          : [];
+            )
+          : directory !== undefined
+            ? [
+                directory.onRelay((payload) => {
+                  send('relay', payload);
+                }),
+              ]
+            : [];
     res.on('close', () => {
       for (const off of unsubscribe) off();
       this.#streams.delete(res);

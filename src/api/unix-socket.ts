@@ -84,7 +84,11 @@ export async function claimSocketPath(
     });
   }
   if (!stat.isSocket()) {
-    const what = stat.isDirectory() ? 'a directory' : stat.isFile() ? 'a regular file' : 'not a socket';
+    const what = stat.isDirectory()
+      ? 'a directory'
+      : stat.isFile()
+        ? 'a regular file'
+        : 'not a socket';
     throw new ApiListenError(
       'not-a-socket',
       `${path} is ${what}, not a socket: refusing to replace it; remove it or choose another API path`,
@@ -118,7 +122,10 @@ export async function resolveGroup(group: string, groupFile = '/etc/group'): Pro
   try {
     text = await readFile(groupFile, 'utf8');
   } catch (err) {
-    throw new ApiListenError('group', `cannot read ${groupFile} to find group ${group}: ${errText(err)}`);
+    throw new ApiListenError(
+      'group',
+      `cannot read ${groupFile} to find group ${group}: ${errText(err)}`,
+    );
   }
   for (const line of text.split('\n')) {
     const [name, , gid] = line.split(':');

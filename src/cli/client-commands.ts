@@ -30,11 +30,20 @@ export interface Output {
   line(text: string): void;
 }
 
+function cellText(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return `${v}`;
+  return JSON.stringify(v);
+}
+
 /** Formats rows as left-aligned columns under a header; numbers are right-aligned. */
 export function table(header: readonly string[], rows: readonly (readonly unknown[])[]): string[] {
-  const text = rows.map((row) => row.map((v) => (v === undefined || v === null ? '' : String(v))));
+  const text = rows.map((row) => row.map(cellText));
   const widths = header.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
-  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
+  const numeric = header.map(
+    (_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'),
+  );
   const format = (cells: readonly string[], isHeader: boolean): string =>
     cells
       .map((c, i) =>
@@ -45,7 +54,12 @@ export function table(header: readonly string[], rows: readonly (readonly unknow
   return [format(header, true), ...text.map((r) => format(r, false))];
 }
 
-async function call(api: ApiClient, method: string, path: string, body?: unknown): Promise<unknown> {
+async function call(
+  api: ApiClient,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   try {
     return await api.call(method, path, body);
   } catch (err) {
@@ -55,7 +69,12 @@ async function call(api: ApiClient, method: string, path: string, body?: unknown
 }
 
 type Info = Record<string, unknown> & {
-  directories?: { location: string; nick?: string; state: string; lastMessageSecondsAgo?: number | null }[];
+  directories?: {
+    location: string;
+    nick?: string;
+    state: string;
+    lastMessageSecondsAgo?: number | null;
+  }[];
   peers?: Record<string, unknown>[];
   tor?: Record<string, unknown>;
 };
@@ -149,7 +168,8 @@ export async function orderbookCommand(api: ApiClient, json: boolean, out: Outpu
 /** `onionmc send`: a pubmsg (`--pubmsg '!orderbook'`) or a privmsg to a nick. */
 export async function sendCommand(
   api: ApiClient,
-  message: { pubmsg: string } | { to: string; cmd: string; body: string; route: 'any' | 'directory' },
+  message:
+    { pubmsg: string } | { to: string; cmd: string; body: string; route: 'any' | 'directory' },
   json: boolean,
   out: Output,
 ): Promise<void> {
@@ -201,7 +221,9 @@ export function listenCommand(
           } catch {
             // not JSON: print the text as it came
           }
-          out.line(json ? JSON.stringify({ event: name, data }) : `${name} ${JSON.stringify(data)}`);
+          out.line(
+            json ? JSON.stringify({ event: name, data }) : `${name} ${JSON.stringify(data)}`,
+          );
         },
         onError(err) {
           req.destroy(err);

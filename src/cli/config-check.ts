@@ -37,7 +37,10 @@ export async function configCheck(
     ['testing mode', config.testingMode ? 'yes (plain TCP on 127.0.0.1, no Tor)' : 'no'],
     ['socks5', formatEndpoint(config.socks5)],
     ['tor_control', formatEndpoint(config.torControl)],
-    ['tor_control_password', config.torControlPassword === undefined ? '(not set)' : '(set, hidden)'],
+    [
+      'tor_control_password',
+      config.torControlPassword === undefined ? '(not set)' : '(set, hidden)',
+    ],
     ['onion_serving', `${config.onionServingHost}:${config.onionServingPort}`],
     ['hidden_service_dir', config.hiddenServiceDir ?? '(none: ephemeral onion)'],
     ['socks5_connect_timeout', `${config.socks5ConnectTimeoutMs / 1000} s`],
@@ -48,7 +51,12 @@ export async function configCheck(
         : 'off',
     ],
     ['nick_auth_mode', config.nickAuth.mode],
-    ['api', config.api === undefined ? `unix:${apiDefault} (datadir default)` : formatEndpoint(config.api)],
+    [
+      'api',
+      config.api === undefined
+        ? `unix:${apiDefault} (datadir default)`
+        : formatEndpoint(config.api),
+    ],
     ['api_socket_mode', `0${config.apiSocketMode.toString(8)}`],
     ['api_socket_group', config.apiSocketGroup ?? '(our primary group)'],
   ];

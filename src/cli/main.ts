@@ -26,12 +26,7 @@ import {
   type Output,
 } from './client-commands.js';
 import { configCheck } from './config-check.js';
-import {
-  defaultApiSocket,
-  ensureDatadir,
-  resolveConfigFile,
-  resolveDatadir,
-} from './datadir.js';
+import { defaultApiSocket, ensureDatadir, resolveConfigFile, resolveDatadir } from './datadir.js';
 import { runDirectoryInit } from './directory-init.js';
 import { EXIT } from './exit-codes.js';
 
@@ -200,13 +195,19 @@ async function clientEndpoint(options: ClientOptions): Promise<ApiEndpoint> {
 
 function addLocationOptions(command: Command): Command {
   return command
-    .option('-d, --datadir <dir>', 'data directory (joinmarket.cfg, onionmc.sock); default ~/.joinmarket')
+    .option(
+      '-d, --datadir <dir>',
+      'data directory (joinmarket.cfg, onionmc.sock); default ~/.joinmarket',
+    )
     .option('-c, --config <file>', 'configuration file; default <datadir>/joinmarket.cfg');
 }
 
 function addClientOptions(command: Command): Command {
   return addLocationOptions(command)
-    .option('-s, --socket <path>', "the daemon's API socket; default the config's api or <datadir>/onionmc.sock")
+    .option(
+      '-s, --socket <path>',
+      "the daemon's API socket; default the config's api or <datadir>/onionmc.sock",
+    )
     .option('--json', 'print JSON instead of tables');
 }
 
@@ -237,9 +238,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       'local API endpoint, unix:/path or host:port (overrides the config key api; default unix:<datadir>/onionmc.sock)',
       parseApiEndpoint,
     )
-    .addOption(
-      new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'),
-    )
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .option('--pretty', 'human-readable logs (default on a terminal)')
     .option('--allow-root', `run as root anyway (containers, CI; also ${ALLOW_ROOT_ENV}=1)`)
     .action(async (options: RunOptions) => {
@@ -258,7 +257,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (options: LocationOptions & { allowRoot?: boolean }) => {
       refuseRoot(options.allowRoot);
       const file = resolveConfigFile(resolveDatadir(options.datadir), options.config);
-      setExitCode(await runDirectoryInit(file, stdout.line));
+      setExitCode(
+        await runDirectoryInit(file, (line) => {
+          stdout.line(line);
+        }),
+      );
     });
 
   const config = program.command('config').description('configuration');
@@ -278,18 +281,30 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   addClientOptions(program.command('info').description("a running daemon's state")).action(
     async (options: ClientOptions) => {
-      await infoCommand(new ApiClient(await clientEndpoint(options)), options.json === true, stdout);
+      await infoCommand(
+        new ApiClient(await clientEndpoint(options)),
+        options.json === true,
+        stdout,
+      );
     },
   );
   addClientOptions(program.command('peers').description("a running daemon's peers")).action(
     async (options: ClientOptions) => {
-      await peersCommand(new ApiClient(await clientEndpoint(options)), options.json === true, stdout);
+      await peersCommand(
+        new ApiClient(await clientEndpoint(options)),
+        options.json === true,
+        stdout,
+      );
     },
   );
   addClientOptions(
     program.command('orderbook').description('the offers a running maker or taker has seen'),
   ).action(async (options: ClientOptions) => {
-    await orderbookCommand(new ApiClient(await clientEndpoint(options)), options.json === true, stdout);
+    await orderbookCommand(
+      new ApiClient(await clientEndpoint(options)),
+      options.json === true,
+      stdout,
+    );
   });
   addClientOptions(
     program
@@ -311,7 +326,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         nick: string | undefined,
         cmd: string | undefined,
         body: string[],
-        options: ClientOptions & { pubmsg?: string; route: 'any' | 'directory'; allowRoot?: boolean },
+        options: ClientOptions & {
+          pubmsg?: string;
+          route: 'any' | 'directory';
+          allowRoot?: boolean;
+        },
       ) => {
         refuseRoot(options.allowRoot);
         let message;
@@ -412,7 +431,9 @@ process.on('uncaughtException', (err) => {
   // A bug, not a peer's doing (peers' input is contained per connection): log and exit so that
   // systemd restarts a clean process instead of one in an unknown state.
   activeLogger?.fatal({ err }, 'onionmc stopped: uncaught exception');
-  process.stderr.write(`onionmc: internal error: ${err.message} (a bug: please report it with the log)\n`);
+  process.stderr.write(
+    `onionmc: internal error: ${err.message} (a bug: please report it with the log)\n`,
+  );
   activeLogger?.flush();
   process.exit(EXIT.INTERNAL);
 });

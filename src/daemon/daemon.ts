@@ -185,8 +185,7 @@ export class Daemon {
     this.metrics = new DaemonMetrics(
       {
         role: () => this.#role,
-        counters: () =>
-          (this.#directory ?? this.#client)?.counters.snapshot() ?? ({} as Record<string, number>),
+        counters: () => (this.#directory ?? this.#client)?.counters.snapshot() ?? {},
         peers: () => this.#peerStates(),
         uptimeSeconds: () => this.uptimeSeconds,
       },
@@ -251,10 +250,7 @@ export class Daemon {
     this.#controller = controller;
     this.#startedAt = Date.now();
     const progress = setInterval(() => {
-      this.#logger.info(
-        { state: this.#state, elapsedS: this.uptimeSeconds },
-        'still starting',
-      );
+      this.#logger.info({ state: this.#state, elapsedS: this.uptimeSeconds }, 'still starting');
     }, this.#options.progressLogMs ?? START_PROGRESS_LOG_MS);
     try {
       const api = this.#options.api ?? this.#options.config.api;
@@ -411,6 +407,9 @@ export class Daemon {
       ...(this.#options.bootstrapPollMs !== undefined
         ? { pollMs: this.#options.bootstrapPollMs }
         : {}),
+      onVersion: (version) => {
+        this.#torVersion = version;
+      },
       onPhase: (phase) => {
         this.#bootstrap = phase;
         this.#setState(`starting: waiting for tor bootstrap ${phase.progress}%`);
@@ -557,13 +556,14 @@ export class Daemon {
 
   #backend(): ApiBackend {
     // Getters: the API listens before the node exists.
-    const daemon = this;
+    const client = (): ClientNode | undefined => this.#client;
+    const directory = (): DirectoryNode | undefined => this.#directory;
     return {
       get client() {
-        return daemon.#client;
+        return client();
       },
       get directory() {
-        return daemon.#directory;
+        return directory();
       },
       info: () => this.info(),
       subscribe: (listener) => this.onNodeEvent(listener),
@@ -652,7 +652,9 @@ export class Daemon {
    */
   stop(options: { deadlineMs?: number } = {}): Promise<void> {
     if (this.#controller === undefined) return Promise.resolve();
-    this.#stopping ??= this.#stop(options.deadlineMs ?? this.#options.stopDeadlineMs ?? STOP_DEADLINE_MS);
+    this.#stopping ??= this.#stop(
+      options.deadlineMs ?? this.#options.stopDeadlineMs ?? STOP_DEADLINE_MS,
+    );
     return this.#stopping;
   }
 
@@ -673,10 +675,7 @@ export class Daemon {
     try {
       const late = await Promise.race([work.then(() => false), timedOut]);
       if (late) {
-        throw new OnionmcError(
-          'ERR_TIMEOUT',
-          `components did not stop within ${deadlineMs} ms`,
-        );
+        throw new OnionmcError('ERR_TIMEOUT', `components did not stop within ${deadlineMs} ms`);
       }
     } finally {
       deadline.abort();

@@ -146,7 +146,8 @@ function counterFamilies(registry: client.Registry, source: MetricsSource): void
       const refusal = HANDSHAKE_REFUSALS[name];
       if (name === 'handshake.accepted') handshakes.inc({ result: 'accepted', reason: '' }, delta);
       else if (refusal !== undefined) handshakes.inc({ result: 'refused', reason: refusal }, delta);
-      else if (group === 'received') messages.inc({ direction: 'in', type: tail, route: '' }, delta);
+      else if (group === 'received')
+        messages.inc({ direction: 'in', type: tail, route: '' }, delta);
       else if (group === 'sent') {
         const [type = '', route = ''] = tail.split('.');
         messages.inc({ direction: 'out', type, route }, delta);

@@ -40,6 +40,8 @@ export interface WaitForTorBootstrapOptions {
   readonly signal: AbortSignal;
   /** Called with every reading, including the last (100 %). */
   readonly onPhase: (phase: BootstrapPhase) => void;
+  /** Called with tor's version as soon as it is known. */
+  readonly onVersion?: (version: string) => void;
   /** Poll interval, ms; default {@link BOOTSTRAP_POLL_MS}. */
   readonly pollMs?: number;
 }
@@ -63,11 +65,15 @@ export async function waitForTorBootstrap(options: WaitForTorBootstrapOptions): 
   try {
     await client.authenticate(options.password !== undefined ? { password: options.password } : {});
     const version = await client.getVersion();
+    options.onVersion?.(version);
     for (;;) {
       signal.throwIfAborted();
       const phase = parseBootstrapPhase(await client.getInfo('status/bootstrap-phase'));
       if (phase === undefined)
-        throw new OnionmcError('ERR_TOR_CONTROL', 'tor answered status/bootstrap-phase without PROGRESS');
+        throw new OnionmcError(
+          'ERR_TOR_CONTROL',
+          'tor answered status/bootstrap-phase without PROGRESS',
+        );
       options.onPhase(phase);
       if (phase.progress >= 100) return version;
       await delay(options.pollMs ?? BOOTSTRAP_POLL_MS, signal);

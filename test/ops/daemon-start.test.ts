@@ -1,0 +1,177 @@
+/**
+ * The daemon as an operator watches it start (issue: a directory node whose tor is not
+ * bootstrapped said nothing for minutes and served no API): the local API listens before tor is
+ * reached, `/v1/info` shows `starting: waiting for tor bootstrap 45%`, a log line comes at every
+ * progress interval, `stop()` during the wait returns at once (the start is aborted), and the
+ * metrics and info fields of a running node. Tor is a scripted control port on a unix socket.
+ */
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/api/client.js';
+import { parseConfig } from '../../src/config/config.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { parseBootstrapPhase } from '../../src/daemon/tor-bootstrap.js';
+import { VERSION } from '../../src/daemon/version.js';
+import { freePort, pollUntil } from '../../src/demo/cluster.js';
+import { hasCode } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
+import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
+
+/** A control port that authenticates anyone and reports a settable bootstrap percentage. */
+class BootstrappingTor {
+  progress = 45;
+  readonly commands: string[] = [];
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+
+  constructor() {
+    this.#server = net.createServer((socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+      socket.on('error', () => undefined);
+      let buffer = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\r\n')) >= 0) {
+          const line = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          this.commands.push(line);
+          socket.write(this.#answer(line));
+        }
+      });
+    });
+  }
+
+  listen(file: string): Promise<void> {
+    return new Promise((resolve) => this.#server.listen(file, resolve));
+  }
+
+  #answer(line: string): string {
+    if (line.startsWith('PROTOCOLINFO'))
+      return '250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor="0.4.9.11"\r\n250 OK\r\n';
+    if (line === 'GETINFO version') return '250-version=0.4.9.11\r\n250 OK\r\n';
+    if (line === 'GETINFO status/bootstrap-phase')
+      return `250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=${this.progress} TAG=loading_descriptors SUMMARY="Loading relay descriptors"\r\n250 OK\r\n`;
+    if (line === 'QUIT') return '250 closing connection\r\n';
+    return '250 OK\r\n';
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    return new Promise((resolve) =>
+      this.#server.close(() => {
+        resolve();
+      }),
+    );
+  }
+}
+
+/** JSON log lines written so far, and a way to wait for one. */
+function capture(): {
+  logger: ReturnType<typeof createLogger>;
+  lines: { msg: string; [k: string]: unknown }[];
+} {
+  const lines: { msg: string }[] = [];
+  let pending = '';
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      pending += chunk.toString('utf8');
+      let end: number;
+      while ((end = pending.indexOf('\n')) >= 0) {
+        lines.push(JSON.parse(pending.slice(0, end)) as { msg: string });
+        pending = pending.slice(end + 1);
+      }
+      callback();
+    },
+  });
+  return { logger: createLogger({ level: 'info', destination }), lines };
+}
+
+describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
+  let dir = '';
+  const tor = new BootstrappingTor();
+
+  beforeAll(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-start-'));
+    await tor.listen(path.join(dir, 'control.sock'));
+  });
+
+  afterAll(async () => {
+    await tor.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('parses tor bootstrap phases', () => {
+    expect(
+      parseBootstrapPhase('NOTICE BOOTSTRAP PROGRESS=45 TAG=x SUMMARY="Loading relay descriptors"'),
+    ).toEqual({ progress: 45, summary: 'Loading relay descriptors' });
+    expect(parseBootstrapPhase('NOTICE BOOTSTRAP TAG=x')).toBeUndefined();
+  });
+
+  it('serves its API before tor is ready, says where it is, logs progress, and stops at once', async () => {
+    const hsDir = path.join(dir, 'onion');
+    const key = await loadOrCreateOnionKey(hsDir);
+    const socket = path.join(dir, 'api.sock');
+    const config = parseConfig(
+      [
+        '[BLOCKCHAIN]',
+        'network = signet',
+        '[MESSAGING:onion]',
+        'type = onion',
+        `tor_control_host = unix:${path.join(dir, 'control.sock')}`,
+        'onion_serving_host = 127.0.0.1',
+        `onion_serving_port = ${await freePort()}`,
+        `hidden_service_dir = ${hsDir}`,
+        `directory_nodes = ${key.onionAddress}:5222`,
+        `api = unix:${socket}`,
+      ].join('\n'),
+      path.join(dir, 'joinmarket.cfg'),
+    );
+    const { logger, lines } = capture();
+    const daemon = new Daemon({ config, logger, progressLogMs: 50, bootstrapPollMs: 20 });
+    const started = daemon.start().then(
+      () => 'started',
+      (err: unknown) => (hasCode(err, 'ERR_CLOSED') ? 'aborted' : String(err)),
+    );
+    const api = new ApiClient({ kind: 'unix', path: socket });
+    const info = await pollUntil(
+      'the API to report the bootstrap percentage',
+      async () => {
+        const body = (await api.call('GET', '/v1/info')) as { state: string };
+        return body.state === 'starting: waiting for tor bootstrap 45%' ? body : undefined;
+      },
+      10_000,
+    );
+    expect(info).toMatchObject({
+      version: VERSION,
+      role: 'directory',
+      tor: { version: '0.4.9.11', bootstrapProgress: 45, powDefenses: false },
+    });
+    // At least two "still starting" lines at the (shortened) progress interval.
+    const waiting = (l: { msg: string; state?: unknown }): boolean =>
+      l.msg === 'still starting' && l.state === 'starting: waiting for tor bootstrap 45%';
+    await pollUntil(
+      'two progress log lines while tor is at 45%',
+      () => Promise.resolve(lines.filter(waiting).length >= 2 ? true : undefined),
+      10_000,
+    );
+    expect(lines.find((l) => l.msg === 'waiting for tor to bootstrap')).toMatchObject({
+      progress: 45,
+      summary: 'Loading relay descriptors',
+    });
+    // Stop while waiting: the start ends at once, aborted, and nothing is left listening.
+    const before = Date.now();
+    await daemon.stop({ deadlineMs: 2_000 });
+    expect(await started).toBe('aborted');
+    expect(Date.now() - before).toBeLessThan(2_000);
+    expect(daemon.state).toBe('stopped');
+    await expect(fs.stat(socket)).rejects.toMatchObject({ code: 'ENOENT' });
+    // The onion was never asked for: tor was not ready.
+    expect(tor.commands.filter((c) => c.startsWith('ADD_ONION'))).toEqual([]);
+  });
+});
