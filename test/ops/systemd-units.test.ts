@@ -97,7 +97,7 @@ describe('the systemd units', () => {
           ...args,
         ]).then(
           ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-          (err: { code: number; stdout: string; stderr: string }) => err,
+          (err: unknown) => err as { code: number; stdout: string; stderr: string },
         );
         expect(result).toMatchObject({ code: 0, stderr: '' });
       });
