@@ -6,7 +6,6 @@
  * metrics and info fields of a running node. Tor is a scripted control port on a unix socket.
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -20,56 +19,7 @@ import { freePort, pollUntil } from '../../src/demo/cluster.js';
 import { hasCode } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
-
-/** A control port that authenticates anyone and reports a settable bootstrap percentage. */
-class BootstrappingTor {
-  progress = 45;
-  readonly commands: string[] = [];
-  readonly #server: net.Server;
-  readonly #sockets = new Set<net.Socket>();
-
-  constructor() {
-    this.#server = net.createServer((socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-      socket.on('error', () => undefined);
-      let buffer = '';
-      socket.setEncoding('utf8').on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\r\n')) >= 0) {
-          const line = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          this.commands.push(line);
-          socket.write(this.#answer(line));
-        }
-      });
-    });
-  }
-
-  listen(file: string): Promise<void> {
-    return new Promise((resolve) => this.#server.listen(file, resolve));
-  }
-
-  #answer(line: string): string {
-    if (line.startsWith('PROTOCOLINFO'))
-      return '250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor="0.4.9.11"\r\n250 OK\r\n';
-    if (line === 'GETINFO version') return '250-version=0.4.9.11\r\n250 OK\r\n';
-    if (line === 'GETINFO status/bootstrap-phase')
-      return `250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=${this.progress} TAG=loading_descriptors SUMMARY="Loading relay descriptors"\r\n250 OK\r\n`;
-    if (line === 'QUIT') return '250 closing connection\r\n';
-    return '250 OK\r\n';
-  }
-
-  close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    return new Promise((resolve) =>
-      this.#server.close(() => {
-        resolve();
-      }),
-    );
-  }
-}
+import { BootstrappingTor } from './fake-tor.js';
 
 /** JSON log lines written so far, and a way to wait for one. */
 function capture(): {
