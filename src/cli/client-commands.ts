@@ -191,6 +191,7 @@ export async function sendCommand(
  * `onionmc listen`: prints the daemon's events as they come (`NAME JSON`, or one JSON object per
  * line with `json`), until `signal` aborts (resolves) or the daemon closes the stream (rejects).
  * @param names only these events; empty: every event.
+ * @param onOpen called once the stream is open (the CLI says so on stderr).
  */
 export function listenCommand(
   endpoint: ApiEndpoint,
@@ -198,6 +199,7 @@ export function listenCommand(
   json: boolean,
   out: Output,
   signal: AbortSignal,
+  onOpen: () => void = () => undefined,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const base =
@@ -210,6 +212,7 @@ export function listenCommand(
         reject(new OnionmcError('ERR_API', `GET /v1/events: ${res.statusCode ?? 0}`));
         return;
       }
+      onOpen();
       const parser = createParser({
         maxBufferSize: LISTEN_MAX_EVENT_CHARS,
         onEvent(event) {

@@ -364,7 +364,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    await listenCommand(endpoint, names, options.json === true, stdout, controller.signal);
+    await listenCommand(endpoint, names, options.json === true, stdout, controller.signal, () => {
+      const where = endpoint.kind === 'unix' ? endpoint.path : `${endpoint.host}:${endpoint.port}`;
+      process.stderr.write(`onionmc: listening to the events of ${where} (Ctrl-C stops)\n`);
+    });
   });
   return program;
 }

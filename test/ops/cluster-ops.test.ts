@@ -8,7 +8,7 @@ import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { Cluster, pollUntil, type ClusterNode } from '../../src/demo/cluster.js';
 import { CLI_PATH, onionmc } from './cli-helpers.js';
 
-const WAIT_MS = 20_000;
+const WAIT_MS = 30_000;
 const OFFER = {
   type: 'sw0reloffer',
   oid: 0,
@@ -52,7 +52,7 @@ function parsePrometheus(text: string): { samples: Sample[]; types: Map<string, 
   return { samples, types };
 }
 
-describe('operator tools against a running cluster', { timeout: 60_000 }, () => {
+describe('operator tools against a running cluster', { timeout: 120_000 }, () => {
   let cluster: Cluster;
   let directory: ClusterNode;
   let maker: ClusterNode;
@@ -183,29 +183,33 @@ describe('operator tools against a running cluster', { timeout: 60_000 }, () => 
       },
     );
     let out = '';
+    let err = '';
     listener.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    listener.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
     try {
-      // Wait until the stream is open: the maker's API counts it only by its effects, so send
-      // until a line arrives (each send is a separate, harmless !orderbook privmsg).
+      // The command says on stderr when its stream is open; events from then on are printed.
+      await pollUntil(
+        'onionmc listen to open its stream',
+        () =>
+          Promise.resolve(err.includes('onionmc: listening to the events of') ? true : undefined),
+        WAIT_MS,
+      );
+      const sent = await onionmc([
+        'send',
+        '--socket',
+        socketOf(taker),
+        makerNick,
+        'error',
+        'hello',
+        'from',
+        'the',
+        'cli',
+      ]);
+      expect(sent).toMatchObject({ code: 0 });
       const line = await pollUntil(
         'the privmsg printed by onionmc listen',
-        async () => {
-          const sent = await onionmc([
-            'send',
-            '--socket',
-            socketOf(taker),
-            makerNick,
-            'error',
-            'hello',
-            'from',
-            'the',
-            'cli',
-          ]);
-          if (sent.code !== 0) throw new Error(sent.stderr);
-          return out.split('\n').find((l) => l.includes('hello from the cli'));
-        },
+        () => Promise.resolve(out.split('\n').find((l) => l.includes('hello from the cli'))),
         WAIT_MS,
-        500,
       );
       expect(JSON.parse(line)).toMatchObject({
         event: 'privmsg',
