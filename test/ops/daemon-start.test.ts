@@ -17,7 +17,7 @@ import { parseBootstrapPhase } from '../../src/daemon/tor-bootstrap.js';
 import { VERSION } from '../../src/daemon/version.js';
 import { freePort, pollUntil } from '../../src/demo/cluster.js';
 import { hasCode } from '../../src/errors.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
 import { BootstrappingTor } from './fake-tor.js';
 
@@ -123,5 +123,43 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
     await expect(fs.stat(socket)).rejects.toMatchObject({ code: 'ENOENT' });
     // The onion was never asked for: tor was not ready.
     expect(tor.commands.filter((c) => c.startsWith('ADD_ONION'))).toEqual([]);
+  });
+
+  it('runs once tor is bootstrapped, and stop() keeps its deadline when tor hangs', async () => {
+    const hsDir = path.join(dir, 'onion2');
+    const key = await loadOrCreateOnionKey(hsDir);
+    tor.serviceId = key.serviceId;
+    tor.progress = 100;
+    const socket = path.join(dir, 'api2.sock');
+    const config = parseConfig(
+      [
+        '[BLOCKCHAIN]',
+        'network = signet',
+        '[MESSAGING:onion]',
+        'type = onion',
+        `tor_control_host = unix:${path.join(dir, 'control.sock')}`,
+        'onion_serving_host = 127.0.0.1',
+        `onion_serving_port = ${await freePort()}`,
+        `hidden_service_dir = ${hsDir}`,
+        `directory_nodes = ${key.onionAddress}:5222`,
+        `api = unix:${socket}`,
+      ].join('\n'),
+      path.join(dir, 'joinmarket2.cfg'),
+    );
+    const daemon = new Daemon({ config, logger: silentLogger(), bootstrapPollMs: 20 });
+    await daemon.start();
+    expect(daemon.info()).toMatchObject({
+      state: 'running',
+      tor: { version: '0.4.9.11', bootstrapProgress: 100, onion: key.onionAddress },
+    });
+    // tor stops answering: DEL_ONION and QUIT would wait for tor's 30 s command timeout.
+    tor.unanswered.add('DEL_ONION');
+    tor.unanswered.add('QUIT');
+    const before = Date.now();
+    await expect(daemon.stop({ deadlineMs: 300 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+    expect(Date.now() - before).toBeLessThan(5_000);
+    expect(daemon.state).toBe('stopped');
+    await expect(fs.stat(socket)).rejects.toMatchObject({ code: 'ENOENT' });
+    tor.unanswered.clear();
   });
 });

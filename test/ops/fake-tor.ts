@@ -7,6 +7,10 @@ import net from 'node:net';
 /** A control port that authenticates anyone and reports a settable bootstrap percentage. */
 export class BootstrappingTor {
   progress = 45;
+  /** ServiceID answered to ADD_ONION (followed by an `HS_DESC UPLOADED` event). */
+  serviceId = 'a'.repeat(56);
+  /** Commands (keywords) left unanswered, as a tor that hangs. */
+  readonly unanswered = new Set<string>();
   readonly commands: string[] = [];
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
@@ -24,6 +28,7 @@ export class BootstrappingTor {
           const line = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           this.commands.push(line);
+          if (this.unanswered.has(line.split(' ', 1)[0] ?? '')) continue;
           socket.write(this.#answer(line));
         }
       });
@@ -41,6 +46,8 @@ export class BootstrappingTor {
     if (line === 'GETINFO status/bootstrap-phase')
       return `250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=${this.progress} TAG=loading_descriptors SUMMARY="Loading relay descriptors"\r\n250 OK\r\n`;
     if (line === 'QUIT') return '250 closing connection\r\n';
+    if (line.startsWith('ADD_ONION'))
+      return `250-ServiceID=${this.serviceId}\r\n250 OK\r\n650 HS_DESC UPLOADED ${this.serviceId} UNKNOWN $${'A'.repeat(40)}~relay1\r\n`;
     return '250 OK\r\n';
   }
 
