@@ -22,6 +22,31 @@ export const REDACT_PATHS: readonly string[] = [
   '*.torControlPassword',
 ];
 
+/** Level names `--log-level` accepts. */
+export const LOG_LEVELS: readonly string[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
+
+/**
+ * Rewrites one JSON log line so that each key appears once, the last value winning (a child
+ * logger's binding and a call's field of the same name, e.g. `nick` or `component`, would
+ * otherwise both be printed). Lines that are not JSON pass unchanged.
+ */
+export function dedupeKeys(line: string): string {
+  if (!line.startsWith('{')) return line;
+  try {
+    return `${JSON.stringify(JSON.parse(line))}\n`;
+  } catch {
+    return line;
+  }
+}
+
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
   /** pino level name; default `info`. */
@@ -37,6 +62,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = {
     level: options.level ?? 'info',
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    hooks: { streamWrite: dedupeKeys },
   };
   if (options.pretty === true) {
     return pino({

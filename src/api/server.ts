@@ -1,13 +1,16 @@
 /**
- * The local API: HTTP/1.1 on a unix socket (mode 0600) or a loopback TCP port, for the
+ * The local API: HTTP/1.1 on a unix socket (mode 0660 by default, optionally given a group; see
+ * src/api/unix-socket.ts) or a loopback TCP port, for the
  * applications that use the daemon (wallets, bots) and for operators. JSON in, JSON out; live
  * events as Server-Sent Events. Every message accepted here is either handed to a directory node
  * or a peer link, or the request fails with a reason: nothing is dropped silently.
  *
  * | method | path           | body / answer                                                      |
  * |--------|----------------|--------------------------------------------------------------------|
+ * | GET    | /              | the status page (HTML; /status.js, /status.css beside it)          |
  * | GET    | /health        | `{"status":"ok"}`                                                  |
- * | GET    | /v1/info       | nick, role, location, network, directories, peers, counters        |
+ * | GET    | /metrics       | Prometheus text (src/daemon/metrics.ts)                            |
+ * | GET    | /v1/info       | version, state, uptime, tor, nick, role, location, network, directories, peers, counters |
  * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped; on a directory node: relay |
  * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
  * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…}}` |
@@ -20,6 +23,8 @@
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import { HttpError, OnionmcError } from '../errors.js';
+import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
+import { ApiListenError, claimSocketPath, resolveGroup, withUmask } from './unix-socket.js';
 import type { Logger } from '../log.js';
 import type { ClientNode, ClientNodeEvents } from '../node/client-node.js';
 import type { DirectoryNode } from '../node/directory-node.js';
@@ -32,14 +37,36 @@ export const API_MAX_BODY_BYTES = 1024 * 1024;
 export type ApiEndpoint =
   { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
-/** What the API serves from: a maker or taker (`client`) or a directory node (`directory`). */
+/**
+ * What the API serves from: a maker or taker (`client`) or a directory node (`directory`), read
+ * at each request (the API listens before the node starts).
+ */
 export interface ApiBackend {
   info(): Record<string, unknown>;
   readonly client: ClientNode | undefined;
   readonly directory: DirectoryNode | undefined;
+  /**
+   * Subscribes to the node's events whichever node runs now or later; without it, a stream
+   * subscribes to the `client` or `directory` present when it opens.
+   */
+  subscribe?(listener: (name: string, payload: unknown) => void): () => void;
+  /** The Prometheus exposition of `/metrics`; without it `/metrics` answers 404. */
+  metrics?(): Promise<{ contentType: string; body: string }>;
 }
 
-const EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = [
+/** Options of an {@link ApiServer}. */
+export interface ApiServerOptions {
+  /** Permission bits of a unix socket; default 0660 (config `api_socket_mode`). */
+  readonly socketMode?: number;
+  /** Group name or gid given to a unix socket (config `api_socket_group`); default none. */
+  readonly socketGroup?: string | undefined;
+}
+
+/** Default permission bits of the API's unix socket: owner and group. */
+export const API_SOCKET_MODE = 0o660;
+
+/** The events of a maker or taker that `/v1/events` streams. */
+export const CLIENT_EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = [
   'privmsg',
   'pubmsg',
   'nickLeave',
@@ -56,9 +83,13 @@ export class ApiServer {
   readonly #server: http.Server;
   #endpoint: ApiEndpoint | undefined;
   readonly #streams = new Set<http.ServerResponse>();
+  readonly #socketMode: number;
+  readonly #socketGroup: string | undefined;
 
-  constructor(backend: ApiBackend, logger: Logger) {
+  constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
     this.#backend = backend;
+    this.#socketMode = options.socketMode ?? API_SOCKET_MODE;
+    this.#socketGroup = options.socketGroup;
     this.#logger = logger.child({ component: 'api' });
     this.#server = http.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
@@ -75,28 +106,59 @@ export class ApiServer {
     return this.#endpoint;
   }
 
-  /** Listens on `endpoint`. A unix socket is created mode 0600, replacing a stale socket file. */
+  /**
+   * Listens on `endpoint`. A unix socket path must be free, or hold a stale socket (replaced);
+   * the socket is created with the configured mode (never wider at any moment) and group.
+   * @throws ApiListenError (`ERR_API`) naming the endpoint: `not-a-socket`, `in-use` (another
+   *   onionmc answers there), `group`, `listen` (EADDRINUSE, EACCES, ...). Nothing is removed
+   *   but a stale socket.
+   */
   async listen(endpoint: ApiEndpoint): Promise<void> {
-    if (endpoint.kind === 'unix') await fs.rm(endpoint.path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      const done = (): void => {
-        this.#server.off('error', reject);
-        resolve();
-      };
-      if (endpoint.kind === 'unix') {
-        // The socket file is created inside this synchronous call: a umask of 0177 around it
-        // creates it 0600 from the start, so no other user can connect before the chmod below.
-        const previous = process.umask(0o177);
-        try {
-          this.#server.listen(endpoint.path, done);
-        } finally {
-          process.umask(previous);
-        }
-      } else this.#server.listen(endpoint.port, endpoint.host, done);
-    });
+    const where =
+      endpoint.kind === 'unix' ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
+    let gid: number | undefined;
     if (endpoint.kind === 'unix') {
-      await fs.chmod(endpoint.path, 0o600); // in case the platform ignored the umask
+      if (this.#socketGroup !== undefined) gid = await resolveGroup(this.#socketGroup);
+      if (await claimSocketPath(endpoint.path, fs))
+        this.#logger.info({ path: endpoint.path }, 'replaced a stale API socket');
+    }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        const done = (): void => {
+          this.#server.off('error', reject);
+          resolve();
+        };
+        if (endpoint.kind === 'unix') {
+          // bind() creates the socket inside this synchronous call with mode 0777 & ~umask: the
+          // final mode at once, or owner-only while a group is still to be given.
+          const createMode = gid === undefined ? this.#socketMode : this.#socketMode & 0o700;
+          withUmask(0o777 & ~createMode, () => this.#server.listen(endpoint.path, done));
+        } else this.#server.listen(endpoint.port, endpoint.host, done);
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new ApiListenError(
+        'listen',
+        `the local API cannot listen on ${where} (${code})${code === 'EADDRINUSE' ? ': another program uses it' : code === 'EACCES' ? ': no permission to create it there' : ''}`,
+        { cause: err },
+      );
+    }
+    if (endpoint.kind === 'unix') {
+      if (gid !== undefined) {
+        try {
+          await fs.chown(endpoint.path, -1, gid);
+          // Opened to the group only now that the group is right.
+          await fs.chmod(endpoint.path, this.#socketMode);
+        } catch (err) {
+          await this.close();
+          throw new ApiListenError(
+            'group',
+            `cannot give ${endpoint.path} the group ${this.#socketGroup ?? ''} (${(err as NodeJS.ErrnoException).code ?? 'error'}): the daemon's user must be a member of it`,
+            { cause: err },
+          );
+        }
+      }
       this.#endpoint = endpoint;
     } else {
       const address = this.#server.address();
@@ -126,9 +188,30 @@ export class ApiServer {
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     try {
       switch (route) {
+        case 'GET /':
+        case 'GET /index.html':
+          this.#static(res, 'text/html; charset=utf-8', STATUS_HTML);
+          return;
+        case 'GET /status.js':
+          this.#static(res, 'text/javascript; charset=utf-8', STATUS_JS);
+          return;
+        case 'GET /status.css':
+          this.#static(res, 'text/css; charset=utf-8', STATUS_CSS);
+          return;
         case 'GET /health':
           this.#json(res, 200, { status: 'ok' });
           return;
+        case 'GET /metrics': {
+          if (this.#backend.metrics === undefined)
+            throw new HttpError(404, 'ERR_API', 'no metrics here');
+          const { contentType, body } = await this.#backend.metrics();
+          res.writeHead(200, {
+            'content-type': contentType,
+            'content-length': Buffer.byteLength(body),
+          });
+          res.end(body);
+          return;
+        }
         case 'GET /v1/info':
           this.#json(res, 200, this.#backend.info());
           return;
@@ -169,6 +252,8 @@ export class ApiServer {
         default:
           throw new HttpError(
             [
+              '/',
+              '/metrics',
               '/health',
               '/v1/info',
               '/v1/events',
@@ -213,24 +298,40 @@ export class ApiServer {
     const send = (name: string, payload: unknown): void => {
       res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
     };
+    const backend = this.#backend;
     const unsubscribe =
-      client !== undefined
-        ? EVENT_NAMES.map((name) =>
-            client.on(name, (payload) => {
-              send(name, payload);
-            }),
-          )
-        : directory !== undefined
-          ? [
-              directory.onRelay((payload) => {
-                send('relay', payload);
+      backend.subscribe !== undefined
+        ? [backend.subscribe(send)]
+        : client !== undefined
+          ? CLIENT_EVENT_NAMES.map((name) =>
+              client.on(name, (payload) => {
+                send(name, payload);
               }),
-            ]
-          : [];
+            )
+          : directory !== undefined
+            ? [
+                directory.onRelay((payload) => {
+                  send('relay', payload);
+                }),
+              ]
+            : [];
     res.on('close', () => {
       for (const off of unsubscribe) off();
       this.#streams.delete(res);
     });
+  }
+
+  /** A page or script of the status page; nothing from elsewhere may load into it. */
+  #static(res: http.ServerResponse, contentType: string, body: string): void {
+    res.writeHead(200, {
+      'content-type': contentType,
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy':
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    });
+    res.end(body);
   }
 
   #json(res: http.ServerResponse, status: number, body: unknown): void {

@@ -13,7 +13,9 @@ export async function runDirectoryInit(
   configFile: string,
   print: (line: string) => void,
 ): Promise<number> {
-  const config = await loadConfig(configFile);
+  // The first step of a directory node: its own address is not known yet, so directory_nodes may
+  // be empty or missing.
+  const config = await loadConfig(configFile, { requireDirectoryNodes: false });
   if (config.hiddenServiceDir === undefined) {
     throw new ConfigError([
       `${config.file}: [${config.section}] hidden_service_dir = "": a directory node needs a folder for its persistent onion key, e.g. hidden_service_dir = /var/lib/onionmc/directory`,

@@ -127,7 +127,7 @@ export interface OnionmcConfig {
   readonly onionServingPort: number;
   /** `hidden_service_dir`: persistent onion key directory (directory nodes, spec §8.2); empty means undefined (an ephemeral onion, §8.1). */
   readonly hiddenServiceDir: string | undefined;
-  /** `directory_nodes`: location strings `host:port`, trimmed, empties dropped, order kept, duplicates removed (spec §2.1, §2.2). Never empty. */
+  /** `directory_nodes`: location strings `host:port`, trimmed, empties dropped, order kept, duplicates removed (spec §2.1, §2.2). Never empty, except when parsed with `requireDirectoryNodes: false`. */
   readonly directoryNodes: readonly string[];
   /** `regtest_count` `s,e`, default `0,0` (spec §8.4). */
   readonly regtestCount: readonly [number, number];
@@ -143,8 +143,18 @@ export interface OnionmcConfig {
   readonly nickAuth: NickAuthConfig;
   /** onionmc `heartbeat_*` (seconds in the file), defaults 60/600/30/1500 s (spec §4.7). */
   readonly heartbeat: HeartbeatConfig;
-  /** onionmc `api`: local HTTP API endpoint (`unix:/path` or loopback `host:port`); undefined: no API. */
+  /**
+   * onionmc `api`: local HTTP API endpoint (`unix:/path` or loopback `host:port`); undefined: not
+   * set (the CLI then serves `<datadir>/onionmc.sock`).
+   */
   readonly api: Endpoint | undefined;
+  /** onionmc `api_socket_mode`: permission bits of the API unix socket (octal in the file), default 0660. */
+  readonly apiSocketMode: number;
+  /**
+   * onionmc `api_socket_group`: a group name or numeric gid the API unix socket is given, so that
+   * a wallet running as another user in that group can connect; undefined: our primary group.
+   */
+  readonly apiSocketGroup: string | undefined;
   /** Keys of the onion section that onionmc does not use (not errors; the CLI warns about them). */
   readonly ignoredKeys: readonly string[];
 }
@@ -182,6 +192,8 @@ export const CONFIG_DEFAULTS = Object.freeze({
   heartbeatProbeIdleMs: 600_000,
   heartbeatPongTimeoutMs: 30_000,
   heartbeatEvictIdleMs: 1_500_000,
+  /** Owner and group may connect; others not (as tor's and oxend's group-shared control sockets). */
+  apiSocketMode: 0o660,
 });
 
 /** Longest duration a `*_timeout` / `heartbeat_*` key may hold: one day, well inside Node's timer range. */
@@ -224,6 +236,8 @@ const ONIONMC_KEYS = [
   'heartbeat_pong_timeout',
   'heartbeat_evict_idle',
   'api',
+  'api_socket_mode',
+  'api_socket_group',
 ] as const;
 
 const KNOWN_KEYS: ReadonlySet<string> = new Set<string>([...JOINMARKET_KEYS, ...ONIONMC_KEYS]);
@@ -269,7 +283,10 @@ const SECONDS_RE = /^\d+(?:\.\d+)?$/;
  * @throws ConfigError (`ERR_CONFIG`) naming the file when it cannot be read, or listing every
  *   problem {@link parseConfig} finds.
  */
-export async function loadConfig(file: string): Promise<OnionmcConfig> {
+export async function loadConfig(
+  file: string,
+  options: ParseConfigOptions = {},
+): Promise<OnionmcConfig> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -277,7 +294,16 @@ export async function loadConfig(file: string): Promise<OnionmcConfig> {
     const reason = err instanceof Error ? err.message : String(err);
     throw new ConfigError([`${file}: cannot read the configuration file: ${reason}`]);
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, options);
+}
+
+/** Options of {@link parseConfig} and {@link loadConfig}. */
+export interface ParseConfigOptions {
+  /**
+   * When false, an empty or missing `directory_nodes` is accepted (an empty list): `onionmc
+   * directory init` runs before the directory node knows its own address. Default true.
+   */
+  readonly requireDirectoryNodes?: boolean;
 }
 
 /**
@@ -294,7 +320,11 @@ export async function loadConfig(file: string): Promise<OnionmcConfig> {
  *   the form `<file>: [<section>] <key> = "<value>": <what is allowed>` (syntax problems name the
  *   line: `<file>:<line>: ...`).
  */
-export function parseConfig(text: string, file: string): OnionmcConfig {
+export function parseConfig(
+  text: string,
+  file: string,
+  options: ParseConfigOptions = {},
+): OnionmcConfig {
   const problems = new ProblemList(file);
   const doc = readConfigparserText(text, problems);
 
@@ -348,7 +378,12 @@ export function parseConfig(text: string, file: string): OnionmcConfig {
   const onionServingHost = r.host('onion_serving_host', CONFIG_DEFAULTS.onionServingHost);
   const onionServingPort = r.port('onion_serving_port', CONFIG_DEFAULTS.onionServingPort);
   const hiddenServiceDir = readHiddenServiceDir(r);
-  const directoryNodes = readDirectoryNodes(r, testingMode, regtest !== undefined);
+  const directoryNodes = readDirectoryNodes(
+    r,
+    testingMode,
+    regtest !== undefined,
+    options.requireDirectoryNodes ?? true,
+  );
 
   const socks5ConnectTimeoutMs = r.seconds(
     'socks5_connect_timeout',
@@ -366,6 +401,8 @@ export function parseConfig(text: string, file: string): OnionmcConfig {
   };
   const heartbeat = readHeartbeat(r);
   const api = readApi(r);
+  const apiSocketMode = readSocketMode(r);
+  const apiSocketGroup = readSocketGroup(r);
 
   if (problems.list.length > 0) throw new ConfigError(problems.list);
 
@@ -392,6 +429,8 @@ export function parseConfig(text: string, file: string): OnionmcConfig {
     nickAuth,
     heartbeat,
     api,
+    apiSocketMode,
+    apiSocketGroup,
     ignoredKeys,
   };
   Object.defineProperty(config, 'torControlPassword', { enumerable: false });
@@ -473,15 +512,18 @@ function readHiddenServiceDir(r: SectionReader): string | undefined {
  *
  * @param checkOnion false when `regtest_count` was invalid: testing mode is then unknown, and a
  *   host check would report noise.
+ * @param required false to accept an empty or missing list (`directory init`).
  */
 function readDirectoryNodes(
   r: SectionReader,
   testingMode: boolean,
   checkOnion: boolean,
+  required: boolean,
 ): readonly string[] {
   const key = 'directory_nodes';
   const raw = r.get(key);
   if (raw.kind === 'missing') {
+    if (!required) return [];
     r.missing(
       key,
       'must list at least one directory node as host:port (see joinmarket.cfg.example)',
@@ -491,6 +533,7 @@ function readDirectoryNodes(
   if (raw.kind === 'invalid') return [];
   const entries = [...new Set(raw.value.split(',').map((e) => e.trim()))].filter((e) => e !== '');
   if (entries.length === 0) {
+    if (!required) return [];
     r.bad(key, raw.value, 'must list at least one directory node as host:port');
     return [];
   }
@@ -562,6 +605,36 @@ function readApi(r: SectionReader): Endpoint | undefined {
     return undefined;
   }
   return parsed;
+}
+
+/**
+ * `api_socket_mode`: octal permission bits, e.g. `0660` or `660`; owner read+write required, and
+ * nothing for others (the API has no authentication: the socket's permissions are its access
+ * control).
+ */
+function readSocketMode(r: SectionReader): number {
+  const value = r.optionalString('api_socket_mode');
+  if (value === undefined) return CONFIG_DEFAULTS.apiSocketMode;
+  const mode = /^0?[0-7]{3}$/.test(value) ? parseInt(value, 8) : NaN;
+  if (Number.isNaN(mode) || (mode & 0o600) !== 0o600 || (mode & 0o007) !== 0) {
+    r.bad(
+      'api_socket_mode',
+      value,
+      'must be octal permission bits with owner read and write and nothing for others, e.g. 0660 or 0600',
+    );
+    return CONFIG_DEFAULTS.apiSocketMode;
+  }
+  return mode;
+}
+
+/** `api_socket_group`: a group name (letters, digits, `_`, `-`, `.`) or a numeric gid. */
+function readSocketGroup(r: SectionReader): string | undefined {
+  const value = r.optionalString('api_socket_group');
+  if (value !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(value)) {
+    r.bad('api_socket_group', value, 'must be a group name or a numeric gid');
+    return undefined;
+  }
+  return value;
 }
 
 /**

@@ -136,7 +136,7 @@ export class Cluster {
       ].join('\n'),
     );
     const log = fs.openSync(logFile, 'a');
-    const args = [CLI_PATH, 'run', '--config', configFile, '--log-level', 'debug'];
+    const args = [CLI_PATH, 'run', '--config', configFile, '--log-level', 'debug', '--allow-root'];
     if (spec.role === 'maker') args.push('--maker');
     const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);

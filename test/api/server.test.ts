@@ -19,7 +19,7 @@ import { pollUntil } from '../helpers/poll.js';
 import { portForChildProcess as freePort } from '../helpers/ports.js';
 import { hasCode } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { Daemon } from '../../src/node/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
 
 /** Reconnects to the directory every 50 ms while it is not up yet. */
 const TEST_BACKOFF = {
@@ -212,11 +212,11 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     if (dir !== '') await fs.rm(dir, { recursive: true, force: true });
   });
 
-  it('serves each API on a unix socket of mode 0600', async () => {
+  it('serves each API on a unix socket of mode 0660 (api_socket_mode default)', async () => {
     for (const socket of Object.values(sockets)) {
       const stat = await fs.stat(socket);
       expect(stat.isSocket()).toBe(true);
-      expect(stat.mode & 0o777).toBe(0o600);
+      expect(stat.mode & 0o777).toBe(0o660);
     }
     expect(directory.api?.endpoint).toEqual({ kind: 'unix', path: sockets.directory });
   });
@@ -415,7 +415,8 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
 
   it('unknown paths are 404 and known paths with the wrong method 405, both with an error body', async () => {
     expectError(await takerApi.request('GET', '/v2/info'), 404, 'ERR_API');
-    expectError(await takerApi.request('GET', '/'), 404, 'ERR_API');
+    expectError(await takerApi.request('GET', '/index.htm'), 404, 'ERR_API');
+    expectError(await takerApi.request('POST', '/'), 405, 'ERR_API');
     expectError(await takerApi.request('DELETE', '/v1/info'), 405, 'ERR_API');
     expectError(await takerApi.request('GET', '/v1/pubmsg'), 405, 'ERR_API');
     expectError(await takerApi.request('POST', '/v1/offers', { offers: [] }), 405, 'ERR_API');
@@ -650,9 +651,15 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     await server.close(); // idempotent
   });
 
-  it('a unix endpoint replaces a stale file, and close() ends event streams and removes the socket', async () => {
+  it('a unix endpoint replaces a stale socket, and close() ends event streams and removes the socket', async () => {
     const socket = path.join(dir, 'extra.sock');
-    await fs.writeFile(socket, 'stale');
+    // A stale socket: bound, then its server gone without removing the file.
+    const { execFileSync } = await import('node:child_process');
+    execFileSync(process.execPath, [
+      '-e',
+      `require('net').createServer().listen(${JSON.stringify(socket)}, () => process.exit(0))`,
+    ]);
+    expect((await fs.lstat(socket)).isSocket()).toBe(true);
     const server = new ApiServer(
       { info: () => maker.info(), client: maker.client, directory: undefined },
       silentLogger(),

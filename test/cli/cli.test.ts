@@ -147,10 +147,19 @@ describe('the onionmc command', () => {
     expect(problems.find((p) => p.includes('onion_serving_port ='))).toContain('65535');
   });
 
-  it('usage errors exit 2: missing --config, unknown command, an --api that is not loopback', async () => {
-    const missing = await onionmc(['run']);
+  it('usage errors exit 2 with one line: no config in the datadir, unknown command, an --api that is not loopback, a bad --log-level', async () => {
+    const datadir = path.join(dir, 'empty-datadir');
+    const missing = await onionmc(['run', '--datadir', datadir]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("required option '-c, --config <file>'");
+    expect(missing.stderr).toContain(
+      `${path.join(datadir, 'joinmarket.cfg')}: cannot read the configuration file`,
+    );
+    expect(missing.stderr.trimEnd().split('\n')).toHaveLength(1);
+    const verbose = await onionmc(['run', '--log-level', 'verbose']);
+    expect(verbose.code).toBe(2);
+    expect(verbose.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(verbose.stderr).toMatch(/^onionmc: .*'verbose' is invalid/);
+    expect(verbose.stderr).not.toMatch(/\n\s+at /);
     expect((await onionmc(['bogus'])).code).toBe(2);
     const exposed = await onionmc(['run', '--config', '/nonexistent.cfg', '--api', '0.0.0.0:8080']);
     expect(exposed.code).toBe(2);
@@ -208,7 +217,7 @@ describe('the onionmc command', () => {
       role: 'directory',
       location: `127.0.0.1:${servingPort}`,
     });
-    expect((await fs.stat(socket)).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(socket)).mode & 0o777).toBe(0o660);
     // Logs are JSON lines on stdout; the start line names the role and the API endpoint.
     const running = await pollUntil(
       'the "onionmc running" log line',

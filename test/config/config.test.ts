@@ -63,6 +63,8 @@ describe('parseConfig defaults', () => {
         evictIdleMs: 1_500_000,
       },
       api: undefined,
+      apiSocketMode: 0o660,
+      apiSocketGroup: undefined,
       ignoredKeys: [],
     });
     expect(config.torControlPassword).toBeUndefined();
@@ -343,6 +345,8 @@ describe('the example file', () => {
       'heartbeat_pong_timeout',
       'heartbeat_evict_idle',
       'api',
+      'api_socket_mode',
+      'api_socket_group',
     ]);
     expect({ ...config, file: FILE }).toEqual({ ...(await loadConfig(EXAMPLE_PATH)), file: FILE });
   });
@@ -582,5 +586,44 @@ describe('loadConfig', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('directory_nodes for `directory init` and the API socket keys', () => {
+  const text = (lines: string[]): string =>
+    [
+      '[MESSAGING:onion]',
+      'type = onion',
+      'hidden_service_dir = /var/lib/onionmc/directory',
+      ...lines,
+    ].join('\n');
+
+  it('accepts an empty or missing directory_nodes only with requireDirectoryNodes: false', () => {
+    for (const lines of [[], ['directory_nodes =']]) {
+      expect(() => parseConfig(text(lines), 'f.cfg')).toThrow(ConfigError);
+      expect(
+        parseConfig(text(lines), 'f.cfg', { requireDirectoryNodes: false }).directoryNodes,
+      ).toEqual([]);
+    }
+  });
+
+  it('reads api_socket_mode (octal, owner rw, nothing for others) and api_socket_group', () => {
+    const base = [
+      'directory_nodes = satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222',
+    ];
+    const config = parseConfig(
+      text([...base, 'api_socket_mode = 0600', 'api_socket_group = wallets']),
+      'f.cfg',
+    );
+    expect(config.apiSocketMode).toBe(0o600);
+    expect(config.apiSocketGroup).toBe('wallets');
+    for (const bad of ['0666', '0400', '999', 'rw']) {
+      expect(() => parseConfig(text([...base, `api_socket_mode = ${bad}`]), 'f.cfg')).toThrow(
+        /api_socket_mode/,
+      );
+    }
+    expect(() => parseConfig(text([...base, 'api_socket_group = a b']), 'f.cfg')).toThrow(
+      /api_socket_group/,
+    );
   });
 });

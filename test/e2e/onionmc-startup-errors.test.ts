@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { portForChildProcess as freePort } from '../helpers/ports.js';
@@ -27,9 +27,15 @@ function run(
   args: string[] = [],
 ): Promise<{ code: number | null; stderr: string[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, 'run', '--config', config, ...args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    // The data directory (and so the default API socket) is the config's folder, not ~/.joinmarket.
+    const datadir = dirname(config);
+    const child = spawn(
+      process.execPath,
+      [CLI_PATH, 'run', '--datadir', datadir, '--config', config, ...args],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.once('error', reject);

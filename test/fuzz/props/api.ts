@@ -18,7 +18,7 @@ import {
   OFFER_TYPES,
   PLAINTEXT_COMMANDS,
 } from '../../../src/message/commands.js';
-import { Daemon } from '../../../src/node/daemon.js';
+import { Daemon } from '../../../src/daemon/daemon.js';
 import { fuzzProperty, utf16String, type FuzzProperty } from '../property.js';
 
 /** Deadline of one request; an answer later than this is a hang. */

@@ -3,7 +3,10 @@
  * JoinMarket does (spec §2.2: a node whose own location is the only entry of `directory_nodes` is
  * a directory node; otherwise a maker if it serves, else a taker), builds the transports for
  * testing mode (plain loopback TCP, spec §8.4) or Tor (control port + SOCKS5, spec §8), and starts
- * the node and the local API. Components start in dependency order and stop in reverse.
+ * the node and the local API. The local API listens first, before Tor is reached, so an operator
+ * can watch a slow start (`/v1/info` `state`); components start in dependency order and stop in
+ * reverse. One AbortController spans a start: `stop()` aborts it, so a start waiting on tor ends
+ * at once, and `stop()` has a deadline.
  *
  * Tor mode, by role:
  *
@@ -19,7 +22,7 @@
  * unreadable, password refused) are thrown with the message the tor modules compose, which names
  * the address or file and the torrc line or group that fixes it.
  */
-import { ApiServer, type ApiBackend } from '../api/server.js';
+import { ApiServer, CLIENT_EVENT_NAMES, type ApiBackend } from '../api/server.js';
 import type { OnionmcConfig } from '../config/config.js';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -34,9 +37,17 @@ import {
   ONION_VIRTUAL_PORT,
   type Location,
 } from '../wire/location.js';
-import { ClientNode, type ClientRole } from './client-node.js';
-import { DirectoryNode } from './directory-node.js';
-import type { BackoffOptions } from './backoff.js';
+import { ClientNode, type ClientRole } from '../node/client-node.js';
+import { DirectoryNode } from '../node/directory-node.js';
+import type { BackoffOptions } from '../node/backoff.js';
+import { DaemonMetrics } from './metrics.js';
+import { delay, waitForTorBootstrap, type BootstrapPhase } from './tor-bootstrap.js';
+import { VERSION } from './version.js';
+
+/** How often a start that is still waiting (on tor) logs where it is, ms. */
+export const START_PROGRESS_LOG_MS = 10_000;
+/** How long `stop()` may take before it gives up waiting, ms (systemd's TimeoutStopSec is 20 s). */
+export const STOP_DEADLINE_MS = 15_000;
 
 /** The role a node runs as. */
 export type NodeRole = 'directory' | ClientRole;
@@ -57,7 +68,25 @@ export interface DaemonOptions {
   readonly backoff?: BackoffOptions;
   /** Delays of re-creating the onion after a lost control connection (tests shorten them). */
   readonly onionReconnect?: { readonly initialMs: number; readonly maxMs: number };
+  /** Deadline of stop(), ms; default {@link STOP_DEADLINE_MS}. */
+  readonly stopDeadlineMs?: number;
+  /** Interval of the "still starting" log lines, ms; default {@link START_PROGRESS_LOG_MS}. */
+  readonly progressLogMs?: number;
+  /** Poll interval of tor's bootstrap phase, ms (tests shorten it). */
+  readonly bootstrapPollMs?: number;
 }
+
+/** Where a start is, as `/v1/info` `state` shows it. */
+export type DaemonState =
+  | 'stopped'
+  | 'starting: opening the local API'
+  | 'starting: checking the tor SOCKS port'
+  | 'starting: connecting to tor'
+  | `starting: waiting for tor bootstrap ${number}%`
+  | 'starting: publishing onion'
+  | 'starting: starting the node'
+  | 'running'
+  | 'stopping';
 
 /**
  * Features a maker or taker advertises in its 793 (spec §9.1): it answers 798 pings, reads `;F:`
@@ -101,27 +130,82 @@ export function isTorPeerLocation(location: Location): boolean {
   return location.kind === 'not-serving' || isV3OnionHostname(location.host);
 }
 
+/** Resolves with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** A listener of every event of the node, whichever node runs: `(event name, payload)`. */
+export type NodeEventListener = (name: string, payload: unknown) => void;
+
 /** A running onionmc node: a directory node, a maker or a taker, plus its local API. */
 export class Daemon {
   readonly #options: DaemonOptions;
   readonly #logger: Logger;
   readonly identity: NickIdentity;
+  readonly metrics: DaemonMetrics;
+  readonly #listeners = new Set<NodeEventListener>();
+  /** Directory location -> when it last carried anything to us (ms since the epoch). */
+  readonly #directoryLastMessage = new Map<string, number>();
+  readonly #directoriesSeenUp = new Set<string>();
   #role: NodeRole | undefined;
   #directory: DirectoryNode | undefined;
   #client: ClientNode | undefined;
   #api: ApiServer | undefined;
   #onion: OnionRuntime | undefined;
-  #started = false;
+  #state: DaemonState = 'stopped';
+  #startedAt = 0;
+  #bootstrap: BootstrapPhase | undefined;
+  #torVersion: string | undefined;
+  /** Spans one start..stop; aborted by stop(). */
+  #controller: AbortController | undefined;
+  #stopping: Promise<void> | undefined;
+  #unsubscribe: (() => void)[] = [];
 
   constructor(options: DaemonOptions) {
     this.#options = options;
     this.#logger = options.logger;
     this.identity = options.identity ?? createNickIdentity();
+    this.metrics = new DaemonMetrics(
+      {
+        role: () => this.#role,
+        counters: () => (this.#directory ?? this.#client)?.counters.snapshot() ?? {},
+        peers: () => this.#peerStates(),
+        uptimeSeconds: () => this.uptimeSeconds,
+      },
+      VERSION,
+    );
   }
 
   /** The role, once started. */
   get role(): NodeRole | undefined {
     return this.#role;
+  }
+
+  /** Where the daemon is: `starting: ...`, `running`, `stopping`, `stopped`. */
+  get state(): DaemonState {
+    return this.#state;
+  }
+
+  /** Seconds since start() was called (0 when stopped). */
+  get uptimeSeconds(): number {
+    return this.#startedAt === 0 ? 0 : Math.floor((Date.now() - this.#startedAt) / 1000);
   }
 
   /** The maker or taker node, once started (undefined for a directory node). */
@@ -140,32 +224,66 @@ export class Daemon {
   }
 
   /**
-   * Starts the node and then the local API. A failed start undoes what had started. In Tor mode a
-   * maker or directory node is started only once tor reports its onion descriptor uploaded.
-   * @throws OnionmcError `ERR_LISTEN` when a listener cannot bind; ConfigError for an unusable
-   *   hidden_service_dir; TorControlError (`ERR_TOR_CONTROL_UNREACHABLE`, `ERR_TOR_AUTH`,
-   *   `ERR_TOR_COMMAND`, `ERR_TOR_TIMEOUT`) when the onion cannot be created; SocksError when
-   *   tor's SOCKS port does not answer (maker, taker).
+   * Subscribes to every event of the node (a maker's or taker's {@link CLIENT_EVENT_NAMES}, a
+   * directory node's `relay`), also for a node that starts after the call.
+   * @returns a function that unsubscribes.
+   */
+  onNodeEvent(listener: NodeEventListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Opens the local API, then starts the node. A failed start undoes what had started (the
+   * daemon can then be started again). In Tor mode a maker or directory node first waits for
+   * tor to bootstrap, then for its onion descriptor to be uploaded; `state` and a log line at
+   * least every {@link START_PROGRESS_LOG_MS} say which.
+   * @throws OnionmcError `ERR_API` when the local API cannot listen (the message names the
+   *   endpoint and why); `ERR_LISTEN` when a listener cannot bind; `ERR_CLOSED` when stop() ran
+   *   meanwhile; ConfigError for an unusable hidden_service_dir; TorControlError
+   *   (`ERR_TOR_CONTROL_UNREACHABLE`, `ERR_TOR_AUTH`, `ERR_TOR_COMMAND`, `ERR_TOR_TIMEOUT`)
+   *   when tor cannot be used; SocksError when tor's SOCKS port does not answer (maker, taker).
    */
   async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
+    if (this.#controller !== undefined) return;
+    const controller = new AbortController();
+    this.#controller = controller;
+    this.#startedAt = Date.now();
+    const progress = setInterval(() => {
+      this.#logger.info({ state: this.#state, elapsedS: this.uptimeSeconds }, 'still starting');
+    }, this.#options.progressLogMs ?? START_PROGRESS_LOG_MS);
     try {
-      await this.#startNode();
       const api = this.#options.api ?? this.#options.config.api;
       if (api !== undefined) {
-        this.#api = new ApiServer(this.#backend(), this.#logger);
+        this.#setState('starting: opening the local API');
+        this.#api = new ApiServer(this.#backend(), this.#logger, {
+          socketMode: this.#options.config.apiSocketMode,
+          socketGroup: this.#options.config.apiSocketGroup,
+        });
         await this.#api.listen(api);
       }
+      await this.#startNode(controller.signal);
+      controller.signal.throwIfAborted();
+      this.#setState('running');
     } catch (err) {
+      const aborted = controller.signal.aborted;
       await this.stop();
+      if (aborted) throw new OnionmcError('ERR_CLOSED', 'stopped while starting', { cause: err });
       throw err;
+    } finally {
+      clearInterval(progress);
     }
   }
 
-  async #startNode(): Promise<void> {
+  #setState(state: DaemonState): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#logger.debug({ state }, 'daemon state');
+  }
+
+  async #startNode(signal: AbortSignal): Promise<void> {
     if (this.#options.config.testingMode) await this.#startTestingMode();
-    else await this.#startTorMode();
+    else await this.#startTorMode(signal);
   }
 
   /** Testing mode (spec §8.4): plain TCP on loopback, location `127.0.0.1:<onion_serving_port>`. */
@@ -173,6 +291,7 @@ export class Daemon {
     const { config } = this.#options;
     const ownServingLocation = testingModeLocation(config);
     const dialer = this.#options.dialer ?? new TcpDialer();
+    this.#setState('starting: starting the node');
     if (isDirectoryFor(config, ownServingLocation)) {
       this.#role = 'directory';
       this.#directory = this.#createDirectory(ownServingLocation);
@@ -195,7 +314,7 @@ export class Daemon {
    * §2.2); a directory node serves that onion (spec §8.2), a maker a new one per start (spec
    * §8.1), a taker none; makers and takers dial through SOCKS5 (spec §8.3).
    */
-  async #startTorMode(): Promise<void> {
+  async #startTorMode(signal: AbortSignal): Promise<void> {
     const { config } = this.#options;
     const key =
       config.hiddenServiceDir === undefined
@@ -208,7 +327,7 @@ export class Daemon {
       ownPersistentLocation !== undefined &&
       isDirectoryFor(config, ownPersistentLocation)
     ) {
-      await this.#startTorDirectory(key, ownPersistentLocation);
+      await this.#startTorDirectory(key, ownPersistentLocation, signal);
       return;
     }
     if (
@@ -222,8 +341,8 @@ export class Daemon {
     }
     const role = this.#options.clientRole ?? 'taker';
     this.#role = role;
-    const dialer = this.#options.dialer ?? (await this.#socksDialer());
-    this.#throwIfStopped();
+    this.#setState('starting: checking the tor SOCKS port');
+    const dialer = this.#options.dialer ?? (await untilAborted(this.#socksDialer(), signal));
     let ownLocation = NOT_SERVING_ONION;
     if (role === 'maker') {
       if (key !== undefined) {
@@ -232,18 +351,20 @@ export class Daemon {
           'this maker serves the persistent onion of hidden_service_dir: a fixed address lets others link its offers over time',
         );
       }
+      await this.#waitForTor(signal);
       const onion = this.#onionRuntime(
         key === undefined ? { kind: 'ephemeral' } : { kind: 'persistent', key },
       );
       // The location is announced only once tor reports the descriptor uploaded (spec §8.1).
-      ownLocation = `${await onion.start()}:${ONION_VIRTUAL_PORT}`;
-      this.#throwIfStopped();
+      this.#setState('starting: publishing onion');
+      ownLocation = `${await untilAborted(onion.start(), signal)}:${ONION_VIRTUAL_PORT}`;
     } else if (key !== undefined) {
       this.#logger.info(
         { hiddenServiceDir: config.hiddenServiceDir },
         'hidden_service_dir is not used by a taker',
       );
     }
+    this.#setState('starting: starting the node');
     const client = this.#createClient(role, ownLocation, dialer);
     this.#client = client;
     // A re-created ephemeral onion has a new address: re-handshake every directory under it.
@@ -260,15 +381,47 @@ export class Daemon {
   }
 
   /** A directory node on its persistent onion (spec §8.2): listener first, then the onion. */
-  async #startTorDirectory(key: OnionKey, ownLocation: string): Promise<void> {
+  async #startTorDirectory(key: OnionKey, ownLocation: string, signal: AbortSignal): Promise<void> {
     this.#role = 'directory';
+    this.#setState('starting: starting the node');
     // On Tor, admit only what ng admits (spec §2.1, §2.5): v3 onions and NOT-SERVING-ONION.
     this.#directory = this.#createDirectory(ownLocation, isTorPeerLocation);
     await this.#directory.start();
+    await this.#waitForTor(signal);
     const onion = this.#onionRuntime({ kind: 'persistent', key });
-    await onion.start();
-    this.#throwIfStopped();
+    this.#setState('starting: publishing onion');
+    await untilAborted(onion.start(), signal);
     this.#logger.info({ location: ownLocation }, 'directory node reachable on its onion');
+  }
+
+  /** Waits for tor's bootstrap to reach 100 %, logging each change of percentage. */
+  async #waitForTor(signal: AbortSignal): Promise<void> {
+    const { config } = this.#options;
+    this.#setState('starting: connecting to tor');
+    let last = -1;
+    this.#torVersion = await waitForTorBootstrap({
+      control: config.torControl,
+      password: config.torControlPassword,
+      logger: this.#logger,
+      signal,
+      ...(this.#options.bootstrapPollMs !== undefined
+        ? { pollMs: this.#options.bootstrapPollMs }
+        : {}),
+      onVersion: (version) => {
+        this.#torVersion = version;
+      },
+      onPhase: (phase) => {
+        this.#bootstrap = phase;
+        this.#setState(`starting: waiting for tor bootstrap ${phase.progress}%`);
+        if (phase.progress !== last) {
+          last = phase.progress;
+          this.#logger.info(
+            { progress: phase.progress, summary: phase.summary },
+            phase.progress >= 100 ? 'tor is bootstrapped' : 'waiting for tor to bootstrap',
+          );
+        }
+      },
+    });
   }
 
   /**
@@ -280,7 +433,7 @@ export class Daemon {
     acceptLocation?: (location: Location) => boolean,
   ): DirectoryNode {
     const { config } = this.#options;
-    return new DirectoryNode({
+    const directory = new DirectoryNode({
       identity: this.identity,
       network: config.network,
       ownLocation,
@@ -295,12 +448,18 @@ export class Daemon {
         directoryId: config.nickAuth.directoryId ?? ownLocation.toLowerCase(),
       },
     });
+    this.#unsubscribe.push(
+      directory.onRelay((payload) => {
+        this.#emit('relay', payload);
+      }),
+    );
+    return directory;
   }
 
   /** A maker (listening on onion_serving_host:port) or taker linked to every configured directory. */
   #createClient(role: ClientRole, ownLocation: string, dialer: Dialer): ClientNode {
     const { config } = this.#options;
-    return new ClientNode({
+    const client = new ClientNode({
       role,
       identity: this.identity,
       network: config.network,
@@ -314,11 +473,42 @@ export class Daemon {
       features: CLIENT_FEATURES,
       ...(this.#options.backoff !== undefined ? { backoff: this.#options.backoff } : {}),
     });
+    for (const name of CLIENT_EVENT_NAMES) {
+      this.#unsubscribe.push(
+        client.on(name, (payload) => {
+          this.#observe(name, payload);
+          this.#emit(name, payload);
+        }),
+      );
+    }
+    return client;
   }
 
-  /** After a long await of start(): stop() may have run meanwhile; start no more components then. */
-  #throwIfStopped(): void {
-    if (!this.#started) throw new OnionmcError('ERR_CLOSED', 'stopped while starting');
+  /** Bookkeeping the node does not do itself: directory activity, reconnects, NaCl sessions. */
+  #observe(name: string, payload: unknown): void {
+    const now = Date.now();
+    const p = payload as {
+      via?: { kind: string; location?: string };
+      directory?: string;
+      location?: string;
+      up?: boolean;
+      cmd?: string;
+    };
+    if ((name === 'privmsg' || name === 'pubmsg') && p.via?.kind === 'directory') {
+      if (p.via.location !== undefined) this.#directoryLastMessage.set(p.via.location, now);
+    } else if (name === 'peerlist' && p.directory !== undefined) {
+      this.#directoryLastMessage.set(p.directory, now);
+    } else if (name === 'directory' && p.location !== undefined && p.up === true) {
+      this.#directoryLastMessage.set(p.location, now);
+      if (this.#directoriesSeenUp.has(p.location)) this.metrics.directoryReconnected();
+      this.#directoriesSeenUp.add(p.location);
+    }
+    if (name === 'privmsg' && p.cmd === 'fill') this.metrics.naclSessionStarted('maker');
+    if (name === 'privmsg' && p.cmd === 'pubkey') this.metrics.naclSessionStarted('taker');
+  }
+
+  #emit(name: string, payload: unknown): void {
+    for (const listener of this.#listeners) listener(name, payload);
   }
 
   /** Reads (or creates, as tor does for a new HiddenServiceDir) the key of hidden_service_dir. */
@@ -365,29 +555,66 @@ export class Daemon {
   }
 
   #backend(): ApiBackend {
+    // Getters: the API listens before the node exists.
+    const client = (): ClientNode | undefined => this.#client;
+    const directory = (): DirectoryNode | undefined => this.#directory;
     return {
-      client: this.#client,
-      directory: this.#directory,
+      get client() {
+        return client();
+      },
+      get directory() {
+        return directory();
+      },
       info: () => this.info(),
+      subscribe: (listener) => this.onNodeEvent(listener),
+      metrics: () => this.metrics.render(),
     };
+  }
+
+  /** Peers and directory links with a role and a state, for the metrics. */
+  #peerStates(): { role: string; state: string }[] {
+    if (this.#directory !== undefined) {
+      return this.#directory.peers().map((peer) => ({
+        role:
+          peer.location === undefined
+            ? 'unknown'
+            : peer.location === NOT_SERVING_ONION
+              ? 'taker'
+              : 'maker',
+        state: peer.state,
+      }));
+    }
+    const client = this.#client;
+    if (client === undefined) return [];
+    return [
+      ...client.directoryStatus().map((d) => ({ role: 'directory', state: d.state })),
+      ...client.peerStatus().map(() => ({ role: 'peer', state: 'handshaked' })),
+    ];
   }
 
   /** What the node is and what it is connected to, for the API and logs. */
   info(): Record<string, unknown> {
     const onion = this.#onion;
+    const { config } = this.#options;
     const base = {
+      version: VERSION,
       nick: this.identity.nick,
       role: this.#role,
-      network: this.#options.config.network,
-      ...(onion !== undefined
-        ? {
+      state: this.#state,
+      uptimeSeconds: this.uptimeSeconds,
+      network: config.network,
+      testingMode: config.testingMode,
+      ...(config.testingMode
+        ? {}
+        : {
             tor: {
-              onion: onion.onionAddress,
-              powDefenses: onion.powDefenses,
-              torVersion: onion.torVersion,
+              version: onion?.torVersion ?? this.#torVersion,
+              bootstrapProgress: this.#bootstrap?.progress,
+              onion: onion?.onionAddress,
+              powDefenses: onion?.powDefenses ?? false,
+              powConfigured: config.powDefenses.enabled,
             },
-          }
-        : {}),
+          }),
     };
     if (this.#directory !== undefined) {
       return {
@@ -399,23 +626,69 @@ export class Daemon {
     }
     const client = this.#client;
     if (client === undefined) return base;
+    const now = Date.now();
     return {
       ...base,
       location: client.location,
-      directories: client.directoryStatus(),
+      directories: client.directoryStatus().map((d) => {
+        const last = this.#directoryLastMessage.get(d.location);
+        return {
+          ...d,
+          lastMessageSecondsAgo: last === undefined ? null : Math.floor((now - last) / 1000),
+        };
+      }),
       peers: client.peerStatus(),
       offers: client.offers,
       counters: client.counters.snapshot(),
     };
   }
 
-  /** Stops the API, then the node (reverse of start). Idempotent. */
-  async stop(): Promise<void> {
-    if (!this.#started) return;
-    this.#started = false;
-    await this.#api?.close();
-    await this.#client?.stop();
-    await this.#onion?.stop();
-    await this.#directory?.stop();
+  /**
+   * Aborts a start in progress, then stops the API and the node (reverse of start). Idempotent;
+   * a concurrent call waits for the same stop.
+   * @param options.deadlineMs how long to wait for the components, default
+   *   {@link STOP_DEADLINE_MS}; past it the daemon is left as stopped and this rejects.
+   * @throws OnionmcError `ERR_TIMEOUT` when the components did not stop within the deadline.
+   */
+  stop(options: { deadlineMs?: number } = {}): Promise<void> {
+    if (this.#controller === undefined) return Promise.resolve();
+    this.#stopping ??= this.#stop(
+      options.deadlineMs ?? this.#options.stopDeadlineMs ?? STOP_DEADLINE_MS,
+    );
+    return this.#stopping;
+  }
+
+  async #stop(deadlineMs: number): Promise<void> {
+    this.#setState('stopping');
+    this.#controller?.abort(new OnionmcError('ERR_CLOSED', 'stopped'));
+    const work = (async (): Promise<void> => {
+      await this.#api?.close();
+      await this.#client?.stop();
+      await this.#onion?.stop();
+      await this.#directory?.stop();
+    })();
+    const deadline = new AbortController();
+    const timedOut = delay(deadlineMs, deadline.signal).then(
+      () => true,
+      () => false,
+    );
+    try {
+      const late = await Promise.race([work.then(() => false), timedOut]);
+      if (late) {
+        throw new OnionmcError('ERR_TIMEOUT', `components did not stop within ${deadlineMs} ms`);
+      }
+    } finally {
+      deadline.abort();
+      for (const off of this.#unsubscribe) off();
+      this.#unsubscribe = [];
+      this.#api = undefined;
+      this.#client = undefined;
+      this.#directory = undefined;
+      this.#onion = undefined;
+      this.#controller = undefined;
+      this.#stopping = undefined;
+      this.#startedAt = 0;
+      this.#setState('stopped');
+    }
   }
 }
