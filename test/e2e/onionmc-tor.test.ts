@@ -650,7 +650,7 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
     let result: { code: number | null; stderr: string };
     try {
       const child = network!.exec(
-        [process.execPath, CLI_PATH, 'run', '--config', config, '--maker'],
+        [process.execPath, CLI_PATH, 'run', '--config', config, '--datadir', workDir, '--maker'],
         {
           stdio: ['ignore', 'ignore', 'pipe'],
         },
