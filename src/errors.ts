@@ -26,7 +26,8 @@ export type ErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_SLOW_READER'
   | 'ERR_TIMEOUT'
-  | 'ERR_API';
+  | 'ERR_API'
+  | 'ERR_CLI';
 
 /**
  * Codes of a failed SOCKS5 dial. A proxy's reply code maps to one code each (RFC 1928 §6 for

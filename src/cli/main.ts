@@ -31,13 +31,13 @@ import { runDirectoryInit } from './directory-init.js';
 import { registerJoinmarketdCommand } from './joinmarketd.js';
 import { EXIT } from './exit-codes.js';
 
-/** A failure with its exit code and one line for stderr. */
-export class CliError extends Error {
+/** A command-line failure (code `ERR_CLI`) with its exit code and one line for stderr. */
+export class CliError extends OnionmcError {
   constructor(
     readonly exitCode: number,
     message: string,
   ) {
-    super(message);
+    super('ERR_CLI', message);
   }
 }
 
