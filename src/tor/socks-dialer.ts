@@ -20,8 +20,8 @@
  * Sources: RFC 1928 (SOCKS5), RFC 1929 (username/password), Tor's socks-extensions spec
  * (https://spec.torproject.org/socks-extensions: IsolateSOCKSAuth, extended error codes),
  * tor proposal 304 and tor(1) `SocksPort ... ExtendedErrors` (reply codes 0xF0-0xF7, checked
- * against the tor 0.4.9.11 manual on this machine), /work/shared/LIBRARIES.md (`socks` with
- * `existing_socket` for a unix SocksPort).
+ * against the tor 0.4.9.11 manual), docs/protocol.md §8.3 (`socks` with `existing_socket` for a
+ * unix SocksPort).
  */
 import net from 'node:net';
 import { SocksClient } from 'socks';
