@@ -26,7 +26,7 @@ import { nickMatchesPublicKey } from '../message/nick.js';
 import { verifyPrivmsg } from '../message/privmsg.js';
 import { verifyMessage } from '../message/signing.js';
 import type { BackoffOptions } from '../node/backoff.js';
-import { ClientNode, type ClientNodeEvents } from '../node/client-node.js';
+import { ClientNode, type ClientNodeEvents, type ClientNodeOptions } from '../node/client-node.js';
 import type {
   NickSignature,
   NickSigner as NodeNickSigner,
@@ -209,6 +209,9 @@ export class NodeCore implements MessageChannelCore {
       ...(server !== undefined ? { server } : {}),
       logger: this.#logger,
       features: JOINMARKETD_CLIENT_FEATURES,
+      // The service answers `!orderbook` (with a proof per taker). TODO(NG, issue 10): the node's
+      // `answerOrderbook` switch; until it exists the node is simply given no offers.
+      ...({ answerOrderbook: false } as unknown as Partial<ClientNodeOptions>),
       ...(this.#deps.backoff !== undefined ? { backoff: this.#deps.backoff } : {}),
     });
     this.#node = node;
@@ -262,12 +265,12 @@ export class NodeCore implements MessageChannelCore {
   }
 
   fidelityBonds(): CoreFidelityBond[] {
-    // TODO(NG, issue 10): `!tbond` proofs kept in the node's orderbook.
+    // TODO(NG, issue 10): `!tbond` proofs kept in the node's orderbook (`Orderbook.bonds()`).
     const book = this.#node?.orderbook as
-      { fidelityBonds?: () => readonly { nick: string; proof: string }[] } | undefined;
-    if (typeof book?.fidelityBonds !== 'function') return [];
+      { bonds?: () => readonly { nick: string; proof: string }[] } | undefined;
+    if (typeof book?.bonds !== 'function') return [];
     return book
-      .fidelityBonds()
+      .bonds()
       .map((b) => ({ counterparty: b.nick, takernick: this.nick, proof: b.proof }));
   }
 
