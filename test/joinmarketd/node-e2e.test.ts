@@ -15,6 +15,7 @@ import { boxFrom, type AmpBox } from '../../src/amp/box.js';
 import { encodeListOfUnicode } from '../../src/amp/arguments.js';
 import { silentLogger } from '../../src/log.js';
 import { ClientNode } from '../../src/node/client-node.js';
+import { Orderbook } from '../../src/node/offers.js';
 import {
   createNickIdentity,
   nickMatchesPublicKey,
@@ -43,6 +44,8 @@ const REVELATION = `${'66'.repeat(32)}:0|02${'8b'.repeat(32)}|03${'98'.repeat(32
  * maker's daemon answers `!pubkey` only with its own key for the taker (jmdaemon's `kphex`).
  */
 const NODE_HAS_SESSION_KEYS = 'canReach' in ClientNode.prototype;
+/** The node keeps the `!tbond` proofs it hears in its orderbook (issue 10, NG). */
+const NODE_KEEPS_BONDS = 'bonds' in Orderbook.prototype;
 
 const servers: JoinmarketdServer[] = [];
 const links: AmpTestClient[] = [];
@@ -143,6 +146,7 @@ class Wallet {
     role: 'MAKER' | 'TAKER',
     directoryLocation: string,
     blacklist: string,
+    fidelityBond = false,
   ): Promise<void> {
     const section = {
       type: 'onion',
@@ -176,7 +180,7 @@ class Wallet {
     const setup = await this.call('JMSetup', {
       role,
       initdata: role === 'MAKER' ? JSON.stringify([OFFER]) : 'null',
-      use_fidelity_bond: 'False',
+      use_fidelity_bond: fidelityBond ? 'True' : 'False',
     });
     expect(readable(setup).accepted).toBe('True');
     await this.expectRequest('JMSetupDone');
@@ -347,5 +351,34 @@ describe('joinmarketd on the real node, testing mode', () => {
 
   if (!NODE_HAS_SESSION_KEYS)
     it.todo('the whole negotiation (waits for the NaCl session keys on node events, issue 10)');
-  it.todo('taker orderbook with !tbond proofs (JMOffers fidelitybonds), needs tbond in the node');
+  it.runIf(NODE_KEEPS_BONDS)(
+    'maker with a fidelity bond: proof made for the taker, !tbond, JMOffers fidelitybonds',
+    async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'onionmc-jmd-e2e-'));
+      const dn = await startDirectory();
+      directory = dn.node;
+      const maker = await startWallet();
+      await maker.start('MAKER', dn.location, path.join(dir, 'maker-blacklist'), true);
+      const taker = await startWallet();
+      await taker.start('TAKER', dn.location, path.join(dir, 'taker-blacklist'));
+      const request = await maker.expectRequest('JMFidelityBondProofRequest');
+      expect(request).toMatchObject({ takernick: taker.nick, makernick: maker.nick });
+      const proof = Buffer.alloc(252, 7).toString('base64');
+      await maker.call('JMFidelityBondProof', { nick: taker.nick, proof });
+      await taker.verifiedWhere('the offer with !tbond', (f) =>
+        (f.fullmsg ?? '').includes(`!tbond ${proof}`),
+      );
+      let bonds: unknown[] = [];
+      for (let round = 0; round < 20 && bonds.length === 0; round++) {
+        await taker.call('JMRequestOffers');
+        const offers = await taker.expectRequest('JMOffers');
+        bonds = JSON.parse(offers['fidelitybonds.0'] ?? '') as unknown[];
+      }
+      expect(bonds).toEqual([{ counterparty: maker.nick, takernick: taker.nick, proof }]);
+    },
+  );
+  if (!NODE_KEEPS_BONDS)
+    it.todo(
+      'maker with a fidelity bond: JMOffers fidelitybonds (waits for !tbond in the node orderbook, issue 10)',
+    );
 });
