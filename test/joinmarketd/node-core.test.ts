@@ -7,7 +7,6 @@ import { silentLogger } from '../../src/log.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import type { OnionChannelConfig } from '../../src/joinmarketd/core.js';
 import { handshakeNetwork, isTestingMode, NodeCore } from '../../src/joinmarketd/node-core.js';
-import type { DirectoryNode } from '../../src/node/directory-node.js';
 import { startClient, startDirectory, TEST_BACKOFF } from '../node/harness.js';
 
 const cores: NodeCore[] = [];
