@@ -8,28 +8,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { ConfigError, OnionmcError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import type { CoreFactory } from '../joinmarketd/core.js';
+import { nodeCoreFactory } from '../joinmarketd/node-core.js';
 import {
   isLoopbackHost,
   JOINMARKETD_DEFAULT_HOST,
   JOINMARKETD_DEFAULT_PORT,
   startJoinmarketd,
 } from '../joinmarketd/server.js';
-
-/**
- * The core factory until the node offers what docs/joinmarketd.md lists (an external nick
- * signer and verifier, session keys in events, app-answered `!orderbook`): every JMStartMC is
- * answered with an AMP error saying so.
- */
-export const unboundCoreFactory: CoreFactory = () => {
-  throw new OnionmcError(
-    'ERR_API',
-    'this onionmc build cannot yet run the message channel for a jmclient: the node has no ' +
-      'external nick signer (see docs/joinmarketd.md, "Status")',
-  );
-};
 
 /** Options of the subcommand, as commander parses them. */
 interface JoinmarketdOptions {
@@ -52,8 +40,8 @@ function parsePort(value: string): number {
 /**
  * Registers `joinmarketd` on the program.
  * @param setExitCode - receives the exit code when the server stops.
- * @param deps - the core factory (default {@link unboundCoreFactory}) and logger maker; tests
- *   pass their own.
+ * @param deps - the core factory (default {@link nodeCoreFactory}: onionmc's maker/taker node,
+ *   configured from JMInit's `chan_configs`) and logger maker; tests pass their own.
  */
 export function registerJoinmarketdCommand(
   program: Command,
@@ -116,7 +104,7 @@ async function runJoinmarketd(
     port: options.port,
     allowNonLoopback: options.allowRemote === true,
     ...(tls !== undefined ? { tls } : {}),
-    createCore: deps.createCore ?? unboundCoreFactory,
+    createCore: deps.createCore ?? nodeCoreFactory({ logger }),
     logger,
   });
   logger.info(

@@ -91,18 +91,52 @@ export function signPrivmsg(
   body: string,
   hostid: string = HOSTID_ONION,
 ): string {
-  assertNick(identity.nick, 'sender');
+  assertPrivmsgParts(identity.nick, to, cmd, body);
+  const signature = identity.sign(body + hostid);
+  return formatSignedPrivmsgLine(identity.nick, to, cmd, body, identity.publicKeyHex, signature);
+}
+
+function assertPrivmsgParts(from: string, to: string, cmd: string, body: string): void {
+  assertNick(from, 'sender');
   assertNick(to, 'recipient');
   if (cmd === '' || cmd.includes(COMMAND_PREFIX) || cmd.includes(FIELD_SEPARATOR)) {
     throw new OnionmcError('ERR_PROTOCOL', 'privmsg command must be one word without "!"');
   }
   if (body === '') throw new OnionmcError('ERR_PROTOCOL', 'privmsg body must not be empty');
-  const signature = identity.sign(body + hostid);
-  return [
-    identity.nick,
-    to,
-    [cmd, body, identity.publicKeyHex, signature].join(FIELD_SEPARATOR),
-  ].join(COMMAND_PREFIX);
+}
+
+/**
+ * Checks the parts of a privmsg before it is signed elsewhere (an outside nick signer): the same
+ * checks as {@link signPrivmsg}.
+ * @throws OnionmcError `ERR_PROTOCOL` as {@link signPrivmsg}.
+ */
+export function checkPrivmsgParts(from: string, to: string, cmd: string, body: string): void {
+  assertPrivmsgParts(from, to, cmd, body);
+}
+
+/**
+ * Builds a privmsg `line` from a signature made elsewhere (spec §4.1, §5.6):
+ * `<from>!<to>!<cmd> <body> <publicKeyHex> <signature>`; the same bytes {@link signPrivmsg}
+ * writes. The signature is not checked here.
+ * @throws OnionmcError `ERR_PROTOCOL` as {@link signPrivmsg}, or when the key or signature is
+ *   empty or holds a space or `!`.
+ */
+export function formatSignedPrivmsgLine(
+  from: string,
+  to: string,
+  cmd: string,
+  body: string,
+  publicKeyHex: string,
+  signature: string,
+): string {
+  assertPrivmsgParts(from, to, cmd, body);
+  for (const token of [publicKeyHex, signature]) {
+    if (token === '' || token.includes(FIELD_SEPARATOR) || token.includes(COMMAND_PREFIX))
+      throw new OnionmcError('ERR_PROTOCOL', 'privmsg key and signature must be single tokens');
+  }
+  return [from, to, [cmd, body, publicKeyHex, signature].join(FIELD_SEPARATOR)].join(
+    COMMAND_PREFIX,
+  );
 }
 
 /** A privmsg whose signature and nick binding checked out (spec §5.6). */

@@ -10,6 +10,7 @@ import { encodeClientHandshake, JM_APP_NAME, JM_PROTOCOL_VERSION } from '../wire
 import type { Backoff } from './backoff.js';
 import { Counters, dropCounter, type DropReason } from './counters.js';
 import type { ClientNodeEvents, ClientNodeOptions } from './client-types.js';
+import type { NickSigner, NickVerifier } from './nick-signer.js';
 
 type Listener<K extends keyof ClientNodeEvents> = (event: ClientNodeEvents[K]) => void;
 
@@ -52,6 +53,8 @@ export class DirectoryLink {
     'idle';
   /** The exact 793 line sent on the current connection (nick-auth signs its hash, docs/protocol.md §9.6). */
   handshakeLine = '';
+  /** Our 793 on the current connection offered nick_auth. */
+  offeredNickAuth = false;
   conn: PeerConnection | undefined;
   nick: string | undefined;
   motd: string | undefined;
@@ -177,6 +180,10 @@ export interface ClientContext {
   readonly peers: KnownPeers;
   /** Our nick. */
   readonly nick: string;
+  /** Signs as our nick (privmsgs, nick-auth proofs). */
+  readonly signer: NickSigner;
+  /** Checks the nick signature of received privmsgs. */
+  readonly verifier: NickVerifier;
   /** Our current location string (relocate() changes it). */
   readonly location: string;
   /** True between a successful start() and stop(). */
@@ -189,12 +196,16 @@ export interface ClientContext {
 
 /** Our 793 under the current location (docs/protocol.md §2.3). */
 export function clientHandshakeLine(ctx: ClientContext): string {
+  const features = { ...ctx.options.features };
+  // Nick authentication signs a text holding our public key (docs/protocol.md §9.6): not offered
+  // while the signer does not know it.
+  if (ctx.signer.publicKeyHex === undefined) delete features.nick_auth;
   return encodeClientHandshake({
     appName: JM_APP_NAME,
     directory: false,
     locationString: ctx.location,
     protoVer: JM_PROTOCOL_VERSION,
-    features: { ...ctx.options.features },
+    features,
     nick: ctx.nick,
     network: ctx.options.network,
   });

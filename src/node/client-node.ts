@@ -14,6 +14,7 @@
  * talk to it through {@link ClientNode.pubmsg}, {@link ClientNode.privmsg} and
  * {@link ClientNode.on}.
  */
+import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { flushAllConnections } from '../peer/connection.js';
 import { Backoff } from './backoff.js';
@@ -37,6 +38,7 @@ import { DirectoryLinks } from './directory-links.js';
 import { EndToEnd } from './end-to-end.js';
 import { Orderbook, type Offer } from './offers.js';
 import { MakerResponder, OfferAnnouncer, OrderbookCollector } from './offers-part.js';
+import { identitySigner, LOCAL_VERIFIER, type NickSigner } from './nick-signer.js';
 import { PEER_REDIAL_BACKOFF, PeerLinks } from './peer-links.js';
 import { Router } from './router.js';
 
@@ -54,6 +56,14 @@ export {
   DIRECTORY_PROBE_TIMEOUT_MS,
   LINK_HANDSHAKE_TIMEOUT_MS,
 } from './directory-links.js';
+export type {
+  NickSignature,
+  NickSigner,
+  NickVerifier,
+  PrivmsgSignRequest,
+  PrivmsgVerdict,
+} from './nick-signer.js';
+export { identitySigner, LOCAL_VERIFIER } from './nick-signer.js';
 export { PEER_REDIAL_MAX_MS, PEER_REDIAL_MIN_MS } from './peer-links.js';
 export { ORDERBOOK_REPLY_INTERVAL_MS } from './offers-part.js';
 
@@ -77,18 +87,31 @@ export class ClientNode {
   readonly #collector: OrderbookCollector;
   readonly #announcer: OfferAnnouncer;
   readonly #maker: MakerResponder | undefined;
+  readonly #signer: NickSigner;
+  /** A signer given in the options: it may answer asynchronously, so sends go through privmsgAsync. */
+  readonly #externalSigner: boolean;
   #ownLocation: string;
   #running = false;
   #lifecycle = new AbortController();
   #sweepTimer: NodeJS.Timeout | undefined;
 
-  /** @throws OnionmcError `ERR_CONFIG` when a directory location is not `host:port`. */
+  /**
+   * @throws OnionmcError `ERR_CONFIG` when a directory location is not `host:port`, or neither
+   *   `identity` nor `signer` is given.
+   */
   constructor(options: ClientNodeOptions) {
     this.#options = options;
     this.#ownLocation = options.ownLocation;
     const now = options.now ?? Date.now;
     const random = options.random ?? Math.random;
-    this.#logger = options.logger.child({ role: options.role, nick: options.identity.nick });
+    const signer =
+      options.signer ??
+      (options.identity !== undefined ? identitySigner(options.identity) : undefined);
+    if (signer === undefined)
+      throw new OnionmcError('ERR_CONFIG', 'a client node needs an identity or a signer');
+    this.#signer = signer;
+    this.#externalSigner = options.signer !== undefined;
+    this.#logger = options.logger.child({ role: options.role, nick: signer.nick });
     this.#events = new ClientEvents(this.#logger);
     const peers = (this.#peers = new KnownPeers(
       () => new Backoff(PEER_REDIAL_BACKOFF, random),
@@ -107,7 +130,9 @@ export class ClientNode {
       counters: this.counters,
       events: this.#events,
       peers,
-      nick: options.identity.nick,
+      nick: signer.nick,
+      signer,
+      verifier: options.verifier ?? LOCAL_VERIFIER,
       get location() {
         return node.#ownLocation;
       },
@@ -127,7 +152,8 @@ export class ClientNode {
     this.#maker =
       options.role === 'maker'
         ? new MakerResponder(ctx, this.#announcer, (to, cmd, body) => {
-            this.privmsg(to, cmd, body);
+            if (this.#externalSigner) this.#trySend(to, cmd, body);
+            else this.privmsg(to, cmd, body);
           })
         : undefined;
     this.#directories = new DirectoryLinks(ctx, {
@@ -161,7 +187,7 @@ export class ClientNode {
 
   /** Our nick. */
   get nick(): string {
-    return this.#options.identity.nick;
+    return this.#signer.nick;
   }
 
   get role(): ClientRole {
@@ -323,6 +349,21 @@ export class ClientNode {
     return this.#router.privmsg(to, cmd, body, options);
   }
 
+  /**
+   * As {@link privmsg}, for a node whose {@link NickSigner} answers asynchronously (a jmclient
+   * wallet holds the nick key, docs/joinmarketd.md); works with the in-process key too.
+   * @throws OnionmcError as {@link privmsg}; `ERR_CLOSED` when the node stopped while the
+   *   signature was awaited; the signer's error when it did not sign.
+   */
+  privmsgAsync(
+    to: string,
+    cmd: string,
+    body: string,
+    options: PrivmsgOptions = {},
+  ): Promise<SendResult> {
+    return this.#router.privmsgAsync(to, cmd, body, options);
+  }
+
   #deliverPrivmsg(ctx: ClientContext, from: string, cmd: string, body: string, via: Via): void {
     this.#collector.onPrivmsg(from, cmd, body);
     let opened;
@@ -343,14 +384,22 @@ export class ClientNode {
     });
   }
 
+  /** Sends with whichever signer we have; a failure is logged. */
   #trySend(to: string, cmd: string, body: string): void {
-    try {
-      this.privmsg(to, cmd, body);
-    } catch (err) {
+    const fail = (err: unknown): void => {
       this.#logger.info(
         { to, cmd, reason: err instanceof Error ? err.message : String(err) },
         'could not send',
       );
+    };
+    if (this.#externalSigner) {
+      this.privmsgAsync(to, cmd, body).catch(fail);
+      return;
+    }
+    try {
+      this.privmsg(to, cmd, body);
+    } catch (err) {
+      fail(err);
     }
   }
 }

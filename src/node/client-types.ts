@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { NickIdentity } from '../message/nick.js';
 import type { Dialer, ServerTransport } from '../peer/transport.js';
 import type { BackoffOptions } from './backoff.js';
+import type { NickSigner, NickVerifier } from './nick-signer.js';
 
 /** Role of a non-directory node: a maker serves (an onion, or a port in testing mode), a taker does not. */
 export type ClientRole = 'maker' | 'taker';
@@ -14,7 +15,21 @@ export type ClientRole = 'maker' | 'taker';
 /** Options of a {@link ClientNode}. */
 export interface ClientNodeOptions {
   readonly role: ClientRole;
-  readonly identity: NickIdentity;
+  /**
+   * Our nick key, held in process: signs privmsgs and nick-auth proofs. Give this or
+   * {@link signer}; with both, {@link signer} signs.
+   */
+  readonly identity?: NickIdentity;
+  /**
+   * Signs as our nick when the key is held outside the node (a jmclient wallet behind
+   * `onionmc joinmarketd`); may answer asynchronously. Default: {@link identity}.
+   */
+  readonly signer?: NickSigner;
+  /**
+   * Checks the nick signature of received privmsgs; may answer asynchronously. Default: the
+   * reference receiver checks in process (docs/protocol.md §5.6).
+   */
+  readonly verifier?: NickVerifier;
   /** The handshake network name (docs/protocol.md §2.2). */
   readonly network: string;
   /** Our location string: `NOT-SERVING-ONION` for a taker (docs/protocol.md §2.1). Can change later (new onion). */

@@ -49,7 +49,9 @@ export type DropReason =
   /** A privmsg for a nick the directory does not carry (docs/protocol.md §4.4). */
   | 'unknown-recipient'
   /** A line that would exceed 40,000 bytes when relayed (docs/protocol.md §1.3). */
-  | 'too-long';
+  | 'too-long'
+  /** Too many privmsgs already wait for an outside signature verifier. */
+  | 'overloaded';
 
 /** The one counter name of a drop reason. */
 export function dropCounter(reason: DropReason): `dropped.${DropReason}` {

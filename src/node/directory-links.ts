@@ -9,9 +9,9 @@ import { OnionmcError } from '../errors.js';
 import {
   buildNickAuthProofLine,
   directoryIdForEndpoint,
+  nickAuthSignedString,
   parseNickAuthChallengeLine,
   parseNickAuthResultLine,
-  signNickAuth,
 } from '../message/nick-auth.js';
 import { PeerConnection, type LivenessPolicy } from '../peer/connection.js';
 import type { Envelope } from '../wire/envelope.js';
@@ -26,6 +26,7 @@ import { decodePeerlist } from '../wire/peerlist.js';
 import { Backoff, DEFAULT_DIRECTORY_BACKOFF } from './backoff.js';
 import { clientHandshakeLine, DirectoryLink, type ClientContext } from './client-context.js';
 import { dropCounter } from './counters.js';
+import { isPromise, type NickSignature } from './nick-signer.js';
 
 /** How long we wait for the other side's handshake on any link (reference startup wait, docs/protocol.md §2.8). */
 export const LINK_HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -197,6 +198,8 @@ export class DirectoryLinks {
     });
     // The connecting side sends 793 at once (docs/protocol.md §2.3).
     link.handshakeLine = clientHandshakeLine(ctx);
+    link.offeredNickAuth =
+      ctx.options.features?.nick_auth === true && ctx.signer.publicKeyHex !== undefined;
     conn.send(MessageType.HANDSHAKE, link.handshakeLine);
     conn.armHandshakeDeadline(ctx.options.handshakeTimeoutMs ?? LINK_HANDSHAKE_TIMEOUT_MS, () => {
       conn.logger.warn('directory sent no handshake reply in time');
@@ -292,13 +295,53 @@ export class DirectoryLinks {
       conn.destroy('protocol-violation');
       return;
     }
-    const proof = signNickAuth(
-      this.#ctx.options.identity,
-      challenge.challenge,
-      challenge.directoryId,
-      link.handshakeLine,
-    );
-    conn.send(MessageType.NICK_AUTH_PROOF, buildNickAuthProofLine(proof));
+    // The signed text holds our public key (docs/protocol.md §9.6); a signer that does not know
+    // it is never offered nick_auth (clientHandshakeLine), so this is a safeguard.
+    const { signer } = this.#ctx;
+    const publicKeyHex = signer.publicKeyHex;
+    if (publicKeyHex === undefined) {
+      conn.logger.warn('nick-auth challenge but our signer has no public key yet; disconnecting');
+      conn.destroy('protocol-violation');
+      return;
+    }
+    const sendProof = (signature: NickSignature): void => {
+      if (link.conn !== conn || link.state !== 'authenticating') return;
+      conn.send(
+        MessageType.NICK_AUTH_PROOF,
+        buildNickAuthProofLine({ pubkey: signature.publicKeyHex, signature: signature.signature }),
+      );
+    };
+    const fail = (err: unknown): void => {
+      conn.logger.warn(
+        { reason: err instanceof Error ? err.message : String(err) },
+        'cannot answer the nick-auth challenge; disconnecting',
+      );
+      conn.destroy('protocol-violation');
+    };
+    try {
+      const signed = signer.signText(
+        nickAuthSignedString(
+          challenge.challenge,
+          challenge.directoryId,
+          link.handshakeLine,
+          this.#ctx.nick,
+          publicKeyHex,
+        ),
+      );
+      if (!isPromise(signed)) {
+        sendProof(signed);
+        return;
+      }
+      signed.then((signature) => {
+        try {
+          sendProof(signature);
+        } catch (err) {
+          fail(err);
+        }
+      }, fail);
+    } catch (err) {
+      fail(err);
+    }
   }
 
   #handleNickAuthResult(link: DirectoryLink, line: string): void {
@@ -335,7 +378,7 @@ export class DirectoryLinks {
     link.motd = handshake.motd;
     link.features = featuresOf(handshake.features);
     // Both sides offered nick_auth: the directory challenges next (docs/protocol.md §9.6).
-    if (link.features.has('nick_auth') && this.#ctx.options.features?.nick_auth === true) {
+    if (link.features.has('nick_auth') && link.offeredNickAuth) {
       link.state = 'authenticating';
       return;
     }

@@ -7,11 +7,12 @@
 import { OnionmcError } from '../errors.js';
 import { isPrivmsgCommandAllowed } from '../message/commands.js';
 import {
+  checkPrivmsgParts,
   formatPubmsgLine,
+  formatSignedPrivmsgLine,
+  HOSTID_ONION,
   parseChannelLine,
   PUBLIC_NICK,
-  signPrivmsg,
-  verifyPrivmsg,
 } from '../message/privmsg.js';
 import { encodeEnvelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
@@ -23,6 +24,7 @@ import { dropCounter } from './counters.js';
 import { DuplicateFilter } from './dedup.js';
 import type { DirectoryLinks } from './directory-links.js';
 import type { EndToEnd } from './end-to-end.js';
+import { isPromise, type NickSignature, type PrivmsgVerdict } from './nick-signer.js';
 import type { PeerLinks } from './peer-links.js';
 
 /** Where verified messages go. */
@@ -33,6 +35,12 @@ export interface RouterHooks {
   onPrivmsg(from: string, cmd: string, body: string, via: Via): void;
 }
 
+/**
+ * At most this many received privmsgs wait for an asynchronous {@link NickVerifier} at once;
+ * beyond it they are dropped (`overloaded`), so a peer cannot make us queue without bound.
+ */
+export const MAX_PENDING_VERIFICATIONS = 1024;
+
 /** Checks incoming channel messages and routes outgoing ones. */
 export class Router {
   readonly #ctx: ClientContext;
@@ -41,6 +49,7 @@ export class Router {
   readonly #endToEnd: EndToEnd;
   readonly #hooks: RouterHooks;
   readonly #dedup: DuplicateFilter;
+  #pendingVerifications = 0;
 
   constructor(
     ctx: ClientContext,
@@ -106,14 +115,44 @@ export class Router {
       ctx.drop(from, 'not-for-us');
       return;
     }
-    const verified = verifyPrivmsg(from, message);
+    const verdict = ctx.verifier.verifyPrivmsg(from, message, HOSTID_ONION);
+    if (!isPromise(verdict)) {
+      this.#accept(from, line, verdict, via, directory);
+      return;
+    }
+    // An outside verifier (docs/joinmarketd.md): the sender waits for its answer, capped.
+    if (this.#pendingVerifications >= MAX_PENDING_VERIFICATIONS) {
+      ctx.drop(from, 'overloaded', 'too many privmsgs waiting for signature verification');
+      return;
+    }
+    this.#pendingVerifications++;
+    verdict.then(
+      (result) => {
+        this.#pendingVerifications--;
+        if (ctx.running) this.#accept(from, line, result, via, directory);
+      },
+      (err: unknown) => {
+        this.#pendingVerifications--;
+        ctx.drop(from, 'bad-signature', err instanceof Error ? err.message : String(err));
+      },
+    );
+  }
+
+  #accept(
+    from: string,
+    line: string,
+    verified: PrivmsgVerdict,
+    via: Via,
+    directory: DirectoryLink | undefined,
+  ): void {
+    const ctx = this.#ctx;
     if (!verified.ok) {
       ctx.drop(from, 'bad-signature', verified.reason);
       return;
     }
     // Only a message that verified teaches us a route to its sender (docs/protocol.md §4.1, §4.3).
     const known = ctx.peers.ensure(from);
-    if (directory !== undefined) known.directories.add(directory);
+    if (directory !== undefined && directory.isUp) known.directories.add(directory);
     if (!this.#dedup.isFirst(`M${line}`)) {
       ctx.counters.add(dropCounter('duplicate'));
       return;
@@ -146,6 +185,48 @@ export class Router {
    * @throws OnionmcError `ERR_NOT_ROUTABLE`, `ERR_CRYPTO`, `ERR_API`; ProtocolError.
    */
   privmsg(to: string, cmd: string, body: string, options: PrivmsgOptions = {}): SendResult {
+    const wireBody = this.#seal(to, cmd, body);
+    const signature = this.#ctx.signer.signPrivmsg({
+      to,
+      cmd,
+      body: wireBody,
+      hostid: HOSTID_ONION,
+    });
+    if (isPromise(signature)) {
+      signature.catch(() => undefined);
+      throw new OnionmcError(
+        'ERR_API',
+        'the nick signer answers asynchronously: send with privmsgAsync',
+      );
+    }
+    return this.#send(to, cmd, wireBody, signature, options);
+  }
+
+  /**
+   * As {@link privmsg}, for a signer that may answer asynchronously (docs/joinmarketd.md): the
+   * route is chosen once the signature is there.
+   * @throws OnionmcError as {@link privmsg}; `ERR_CLOSED` when the node stopped meanwhile; the
+   *   signer's error when it did not sign.
+   */
+  async privmsgAsync(
+    to: string,
+    cmd: string,
+    body: string,
+    options: PrivmsgOptions = {},
+  ): Promise<SendResult> {
+    const wireBody = this.#seal(to, cmd, body);
+    const signature = await this.#ctx.signer.signPrivmsg({
+      to,
+      cmd,
+      body: wireBody,
+      hostid: HOSTID_ONION,
+    });
+    if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
+    return this.#send(to, cmd, wireBody, signature, options);
+  }
+
+  /** Checks a privmsg request and returns its wire body (keys inserted, encrypted). */
+  #seal(to: string, cmd: string, body: string): string {
     const ctx = this.#ctx;
     if (to === ctx.nick)
       throw new OnionmcError('ERR_NOT_ROUTABLE', 'a privmsg to our own nick is not sent');
@@ -154,7 +235,26 @@ export class Router {
     if (!isPrivmsgCommandAllowed(cmd))
       throw new OnionmcError('ERR_API', `"${cmd}" is not a command a privmsg may start with`);
     const wireBody = this.#endToEnd.seal(to, cmd, body);
-    const line = signPrivmsg(ctx.options.identity, to, cmd, wireBody);
+    checkPrivmsgParts(ctx.nick, to, cmd, wireBody);
+    return wireBody;
+  }
+
+  #send(
+    to: string,
+    cmd: string,
+    wireBody: string,
+    signature: NickSignature,
+    options: PrivmsgOptions,
+  ): SendResult {
+    const ctx = this.#ctx;
+    const line = formatSignedPrivmsgLine(
+      ctx.nick,
+      to,
+      cmd,
+      wireBody,
+      signature.publicKeyHex,
+      signature.signature,
+    );
     const frame = encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));
     const known = ctx.peers.get(to);
     const directOk = options.route !== 'directory';
