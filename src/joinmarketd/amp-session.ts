@@ -40,13 +40,12 @@ export const AMP_MAX_QUEUED_REQUESTS = 1024;
  * Thrown by a responder to answer with an AMP error box (`_error_code` `errorCode`,
  * `_error_description` `description`) instead of `accepted`.
  */
-export class AmpCommandError extends Error {
+export class AmpCommandError extends OnionmcError {
   constructor(
     readonly errorCode: string,
     readonly description: string,
   ) {
-    super(description);
-    this.name = 'AmpCommandError';
+    super('ERR_PROTOCOL', description);
   }
 }
 

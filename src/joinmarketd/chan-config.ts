@@ -6,16 +6,13 @@
  * as IRC) is refused, never ignored. Pure.
  */
 import type { JsonValue } from '../amp/arguments.js';
+import { ConfigError } from '../errors.js';
 import type { OnionChannelConfig } from './core.js';
 
-/** Why `chan_configs` cannot be served; `problems` has one line each. */
-export class ChanConfigError extends Error {
-  readonly problems: readonly string[];
-
+/** Why `chan_configs` cannot be served (code `ERR_CONFIG`); `problems` has one line each. */
+export class ChanConfigError extends ConfigError {
   constructor(problems: readonly string[]) {
-    super(problems.join('; '));
-    this.problems = problems;
-    this.name = 'ChanConfigError';
+    super(problems);
   }
 }
 

@@ -323,7 +323,7 @@ export class JoinmarketdSession {
           config = parseChanConfigs(args.chan_configs);
         } catch (err) {
           if (err instanceof ChanConfigError)
-            throw new AmpCommandError(ERROR_UNSUPPORTED_CHANNEL, err.message);
+            throw new AmpCommandError(ERROR_UNSUPPORTED_CHANNEL, err.problems.join('; '));
           throw err;
         }
         if (args.blacklist_location === '')
