@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiClient } from '../api/client.js';
 import { OnionmcError } from '../errors.js';
+import { pollUntil } from '../util/poll.js';
 
 /**
  * The compiled CLI: `../cli/main.js` next to this file when it runs compiled (dist/demo/), else
@@ -43,35 +44,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/**
- * Polls `check` until it returns a value other than undefined, or throws `ERR_TIMEOUT` naming
- * `what` after `timeoutMs`. For conditions only visible by asking (e.g. a node's API coming up).
- */
-export async function pollUntil<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new OnionmcError(
-        'ERR_TIMEOUT',
-        `timed out after ${timeoutMs} ms waiting for ${what}${detail}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+export { pollUntil };
 
 /** One node process of a {@link Cluster}. */
 export interface ClusterNode {
