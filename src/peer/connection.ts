@@ -14,12 +14,14 @@ import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
+import { fairReadScheduler, type FairReadable } from './fair-reader.js';
 
 /**
- * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it.
- * About 100 maximum-size lines (40,000 bytes each, docs/protocol.md §1.3).
+ * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
+ * 1 MiB, about 26 maximum-size lines (40,000 bytes each, docs/protocol.md §1.3) or a full
+ * getpeerlist answer for 10,000 peers; 50 peers that never read then hold at most 50 MiB.
  */
-export const MAX_QUEUED_BYTES_PER_PEER = 4 * 1024 * 1024;
+export const MAX_QUEUED_BYTES_PER_PEER = 1024 * 1024;
 
 /** How long {@link PeerConnection.close} waits for the peer to take our last bytes and FIN. */
 export const CLOSE_DRAIN_TIMEOUT_MS = 10_000;
@@ -117,7 +119,7 @@ const scheduler = new FlushScheduler();
 let nextConnectionId = 1;
 
 /** A framed, envelope-level connection to one peer. */
-export class PeerConnection {
+export class PeerConnection implements FairReadable {
   /** Process-unique id, for logs and maps. */
   readonly id: number;
   readonly direction: Direction;
@@ -140,6 +142,9 @@ export class PeerConnection {
   #drainTimer: NodeJS.Timeout | undefined;
   /** When a liveness probe went out (0: none outstanding). */
   #probedAt = 0;
+  /** Received lines not yet handled (fair-reader.ts); the socket is paused while any wait. */
+  #inbox: string[] = [];
+  #inboxHead = 0;
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.id = nextConnectionId++;
@@ -233,6 +238,11 @@ export class PeerConnection {
     this.#probedAt = 0;
   }
 
+  /** Lines received and not yet handled (bounded: the socket is paused while any wait). */
+  get inboxLines(): number {
+    return this.#inbox.length - this.#inboxHead;
+  }
+
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
     let lines: string[];
@@ -244,24 +254,58 @@ export class PeerConnection {
     }
     if (lines.length === 0) return;
     this.lastReceivedAt = this.#now();
-    for (const line of lines) {
+    if (this.inboxLines > 0) {
+      // Still waiting for our turn: keep the order, handle them when served.
+      for (const line of lines) this.#inbox.push(line);
+      return;
+    }
+    this.#inbox = lines;
+    this.#inboxHead = 0;
+    if (this.drainSome(fairReadScheduler.linesPerTurn)) {
+      // More than our share this turn: stop reading until the rest is handled in later rounds.
+      this.#socket.pause();
+      fairReadScheduler.add(this);
+    }
+  }
+
+  /**
+   * Handles up to `max` waiting lines (called by the fair read scheduler, src/peer/fair-reader.ts;
+   * not for owners). Resumes reading once none wait.
+   * @returns true when lines are still waiting.
+   */
+  drainSome(max: number): boolean {
+    let handled = 0;
+    while (handled < max && this.#inboxHead < this.#inbox.length) {
       // A handler may have closed the connection while handling the previous line.
-      if (!this.isOpen) return;
+      if (this.#closed) break;
+      const line = this.#inbox[this.#inboxHead] as string;
+      this.#inboxHead++;
+      handled++;
       let envelope: Envelope;
       try {
         envelope = decodeEnvelope(line);
       } catch (err) {
         this.#protocolViolation(err);
-        return;
+        break;
       }
       try {
         this.#handlers?.onEnvelope(envelope);
       } catch (err) {
         this.logger.error({ err }, 'handler failed; closing the connection');
         this.destroy('handler-failed', err instanceof Error ? err : new Error(String(err)));
-        return;
+        break;
       }
     }
+    if (this.#closed) {
+      this.#inbox = [];
+      this.#inboxHead = 0;
+      return false;
+    }
+    if (this.#inboxHead < this.#inbox.length) return true;
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    if (this.#socket.isPaused()) this.#socket.resume();
+    return false;
   }
 
   #protocolViolation(err: unknown): void {
@@ -350,6 +394,9 @@ export class PeerConnection {
 
   #finish(reason: CloseReason, err: Error | undefined): void {
     this.#closed = true;
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    fairReadScheduler.delete(this);
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
     const handlers = this.#handlers;
