@@ -49,7 +49,17 @@ export type DropReason =
   /** A privmsg for a nick the directory does not carry (docs/protocol.md §4.4). */
   | 'unknown-recipient'
   /** A line that would exceed 40,000 bytes when relayed (docs/protocol.md §1.3). */
-  | 'too-long';
+  | 'too-long'
+  /** Over the connection's message bucket (docs/limits.md). */
+  | 'rate-limited'
+  /** A pubmsg over the connection's fan-out (delivery) budget (docs/limits.md). */
+  | 'fanout-limited'
+  /** An `!orderbook` pubmsg over the connection's `!orderbook` bucket (docs/limits.md). */
+  | 'orderbook-limited'
+  /** A getpeerlist over the connection's getpeerlist bucket (docs/limits.md). */
+  | 'getpeerlist-limited'
+  /** A pubmsg over the node-wide fan-out budget (docs/limits.md). */
+  | 'node-busy';
 
 /** The one counter name of a drop reason. */
 export function dropCounter(reason: DropReason): `dropped.${DropReason}` {

@@ -40,6 +40,7 @@ export type CloseReason =
   | 'protocol-violation'
   | 'handler-failed'
   | 'slow-reader'
+  | 'flooding' // over its rate limits persistently (src/node/directory-limits.ts)
   | 'handshake-timeout'
   | 'probe-timeout'
   | 'idle'
