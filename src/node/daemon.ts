@@ -155,6 +155,7 @@ export class Daemon {
       const api = this.#options.api ?? this.#options.config.api;
       if (api !== undefined) {
         this.#api = new ApiServer(this.#backend(), this.#logger);
+        this.#api.maxEventBufferBytes = this.#options.config.limits.apiEventBufferBytes;
         await this.#api.listen(api);
       }
     } catch (err) {
@@ -285,9 +286,18 @@ export class Daemon {
       network: config.network,
       ownLocation,
       motd: config.directoryMotd,
-      server: new TcpServerTransport(config.onionServingHost, config.onionServingPort),
+      server: new TcpServerTransport(
+        config.onionServingHost,
+        config.onionServingPort,
+        config.limits.listenBacklog,
+      ),
       logger: this.#logger,
       features: directoryFeatures(config),
+      limits: config.limits.policy,
+      maxPeers: config.limits.maxPeers,
+      maxPendingHandshakes: config.limits.maxPendingHandshakes,
+      handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
+      maxQueuedBytes: config.limits.maxQueuedBytes,
       heartbeat: config.heartbeat,
       ...(acceptLocation !== undefined ? { acceptLocation } : {}),
       nickAuth: {
