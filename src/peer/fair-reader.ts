@@ -8,7 +8,7 @@
  */
 
 /** Default lines a connection may have handled per turn before others are served. */
-export const DEFAULT_LINES_PER_TURN = 32;
+export const DEFAULT_LINES_PER_TURN = 16;
 
 /** A reader the {@link FairReadScheduler} serves. */
 export interface FairReadable {
