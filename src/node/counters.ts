@@ -59,7 +59,7 @@ export type DropReason =
   /** A getpeerlist over the connection's getpeerlist bucket (docs/limits.md). */
   | 'getpeerlist-limited'
   /** A pubmsg over the node-wide fan-out budget (docs/limits.md). */
-  | 'node-busy';
+  | 'node-fanout-limited';
 
 /** The one counter name of a drop reason. */
 export function dropCounter(reason: DropReason): `dropped.${DropReason}` {

@@ -134,7 +134,7 @@ export class DirectoryLimits {
     }
     if (!this.#global.take(Math.min(fanout, this.policy.globalDeliveries.burst))) {
       // The node as a whole is saturated: dropped, but the sender broke no limit of its own.
-      this.#counters.add(dropCounter('node-busy'));
+      this.#counters.add(dropCounter('node-fanout-limited'));
       return false;
     }
     return true;

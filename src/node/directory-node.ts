@@ -286,7 +286,8 @@ export class DirectoryNode {
       onEnvelope: (envelope) => {
         if (this.#limits.admitMessage(peer)) this.#handleEnvelope(peer, envelope);
       },
-      onClose: (err) => {
+      onClose: (err, reason) => {
+        if (reason === 'slow-reader') this.counters.add('evicted.slow-reader');
         this.#handleClose(peer, err);
       },
     });

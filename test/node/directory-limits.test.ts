@@ -125,7 +125,7 @@ describe('rate limits', () => {
     first.pubmsg('!one'); // 2 deliveries
     second.pubmsg('!two'); // 2 deliveries: the budget is spent
     third.pubmsg('!three'); // dropped
-    await waitUntil('the drop', () => dn.node.counters.get('dropped.node-busy') === 1);
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.node-fanout-limited') === 1);
     expect(dn.node.counters.get('disconnected.flooding')).toBe(0);
     expect(dn.node.stats().handshaked).toBe(3);
   });
@@ -201,5 +201,6 @@ describe('bounded memory', () => {
     await done;
     await waitUntil('the slow reader cut', () => dn.node.stats().handshaked === 2, 10_000);
     expect(received).toBe(count);
+    expect(dn.node.counters.get('evicted.slow-reader')).toBe(1);
   }, 30_000);
 });
