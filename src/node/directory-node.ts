@@ -6,16 +6,16 @@
  * the frame once.
  */
 import type net from 'node:net';
-import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { PUBLIC_NICK, parseChannelLine, formatPubmsgLine } from '../message/privmsg.js';
+import { formatPubmsgLine } from '../message/privmsg.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
-import { encodePeerlist, encodePeerlistEntry, type PeerlistEntry } from '../wire/peerlist.js';
-import { Counters, dropCounter } from './counters.js';
+import { encodePeerlistEntry } from '../wire/peerlist.js';
+import { Counters } from './counters.js';
 import { DirectoryAdmission } from './directory-admission.js';
+import { DirectoryRelay } from './directory-relay.js';
 import { DepartureAnnouncer } from './directory-departures.js';
 import { DEFAULT_DIRECTORY_LIMITS, DirectoryLimits } from './directory-limits.js';
 import {
@@ -24,7 +24,6 @@ import {
   DIRECTORY_HANDSHAKE_TIMEOUT_MS,
   DIRECTORY_STOP_DEADLINE_MS,
   DirectoryPeer,
-  GETPEERLIST_CHUNK_ENTRIES,
   type DirectoryNodeOptions,
   type DirectoryNodeStats,
   type DirectoryPeerInfo,
@@ -58,11 +57,11 @@ export class DirectoryNode {
   readonly #handshaked = new Set<DirectoryPeer>();
   readonly #ownEntry: string;
   readonly counters = new Counters();
-  readonly #relayListeners = new Set<(event: RelayEvent) => void>();
   readonly #departures: DepartureAnnouncer;
   readonly #heartbeat: HeartbeatOptions;
   readonly #limits: DirectoryLimits;
   readonly #admission: DirectoryAdmission;
+  readonly #relay: DirectoryRelay;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #started = false;
 
@@ -76,6 +75,12 @@ export class DirectoryNode {
       this.#logger,
       options.now,
     );
+    this.#relay = new DirectoryRelay({
+      counters: this.counters,
+      limits: this.#limits,
+      handshaked: this.#handshaked,
+      byNick: this.#byNick,
+    });
     this.#admission = new DirectoryAdmission({
       options,
       counters: this.counters,
@@ -141,27 +146,7 @@ export class DirectoryNode {
    * nobody listens. Returns the function that unsubscribes.
    */
   onRelay(listener: (event: RelayEvent) => void): () => void {
-    this.#relayListeners.add(listener);
-    return () => this.#relayListeners.delete(listener);
-  }
-
-  #emitRelay(
-    kind: RelayEvent['kind'],
-    from: string,
-    to: string,
-    message: string,
-    line: string,
-  ): void {
-    if (this.#relayListeners.size === 0) return;
-    const space = message.indexOf(' ');
-    const event: RelayEvent = {
-      kind,
-      from,
-      to,
-      cmd: message.slice(1, space < 0 ? undefined : space),
-      line,
-    };
-    for (const listener of this.#relayListeners) listener(event);
+    return this.#relay.onRelay(listener);
   }
 
   /**
@@ -300,13 +285,13 @@ export class DirectoryNode {
         this.#admission.handleHandshake(peer, envelope.line);
         return;
       case MessageType.PUBMSG:
-        this.#handlePubmsg(peer, envelope.line);
+        this.#relay.handlePubmsg(peer, envelope.line);
         return;
       case MessageType.PRIVMSG:
-        this.#handlePrivmsg(peer, envelope.line);
+        this.#relay.handlePrivmsg(peer, envelope.line);
         return;
       case MessageType.GETPEERLIST:
-        this.#handleGetPeerlist(peer);
+        this.#relay.handleGetPeerlist(peer);
         return;
       case MessageType.PING:
         // ng: the directory answers a client's 798 with 799 (spec §4.7); only to peers that
@@ -367,124 +352,6 @@ export class DirectoryNode {
       { nick: peer.nick, location: peer.location, verified: peer.verified },
       'peer handshaked',
     );
-  }
-
-  /** Checks that a 685/687 comes from a handshaked peer under its own nick (spec §4.1, ng rule). */
-  #senderOf(
-    peer: DirectoryPeer,
-    line: string,
-  ): { from: string; to: string; message: string } | undefined {
-    if (peer.state !== 'handshaked') {
-      this.counters.add(dropCounter('not-handshaked'));
-      return undefined;
-    }
-    const parsed = parseChannelLine(line);
-    if (parsed === undefined) {
-      this.counters.add(dropCounter('malformed'));
-      return undefined;
-    }
-    if (parsed.from !== peer.nick) {
-      this.counters.add(dropCounter('spoofed-sender'));
-      peer.conn.logger.warn({ claimed: parsed.from }, 'message under another nick dropped');
-      return undefined;
-    }
-    return parsed;
-  }
-
-  /**
-   * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
-   * would exceed the 40,000-byte send limit (spec §1.3, §10). Such a line was within our 65,536-byte
-   * receive limit, so its sender broke no rule and stays connected; we only refuse to pass on what
-   * a reference recipient would drop its connection for.
-   */
-  #relayFrame(type: number, line: string): Uint8Array | undefined {
-    try {
-      return encodeLine(encodeEnvelope(type, line));
-    } catch (err) {
-      if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
-      this.counters.add(dropCounter('too-long'));
-      return undefined;
-    }
-  }
-
-  #handlePubmsg(peer: DirectoryPeer, line: string): void {
-    const parsed = this.#senderOf(peer, line);
-    if (parsed === undefined) return;
-    if (parsed.to !== PUBLIC_NICK) {
-      this.counters.add(dropCounter('pubmsg-not-public'));
-      return;
-    }
-    if (!this.#limits.admitPubmsg(peer, this.#handshaked.size - 1, parsed.message)) return;
-    // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
-    const frame = this.#relayFrame(
-      MessageType.PUBMSG,
-      formatPubmsgLine(parsed.from, parsed.message),
-    );
-    if (frame === undefined) return;
-    let recipients = 0;
-    for (const other of this.#handshaked) {
-      if (other === peer || other.nick === parsed.from) continue;
-      if (other.conn.sendEncoded(frame)) recipients++;
-    }
-    this.#emitRelay('pubmsg', parsed.from, PUBLIC_NICK, parsed.message, line);
-    this.counters.add('relayed.pubmsg');
-    this.counters.add('relayed.pubmsg-copies', recipients);
-  }
-
-  #handlePrivmsg(peer: DirectoryPeer, line: string): void {
-    const parsed = this.#senderOf(peer, line);
-    if (parsed === undefined) return;
-    const recipient = this.#byNick.get(parsed.to);
-    if (recipient === undefined || recipient.state !== 'handshaked') {
-      // Reference and ng both drop a privmsg to an unknown nick silently (spec §4.4).
-      this.counters.add(dropCounter('unknown-recipient'));
-      return;
-    }
-    const frame = this.#relayFrame(MessageType.PRIVMSG, line);
-    if (frame === undefined) return;
-    recipient.conn.sendEncoded(frame);
-    // The reference then tells the recipient where the sender is (spec §3.3 case 1): the sender's
-    // entry when it serves an onion, and always our own entry (first, as in the transcript). The
-    // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
-    // entries whole (spec §3.2).
-    recipient.conn.sendEncoded(
-      recipient.features.has('peerlist_features')
-        ? peer.relayPeerlistFrameWithFeatures
-        : peer.relayPeerlistFrame,
-    );
-    this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
-    this.counters.add('relayed.privmsg');
-  }
-
-  #handleGetPeerlist(peer: DirectoryPeer): void {
-    if (peer.state !== 'handshaked' || !this.#limits.admitGetpeerlist(peer)) return;
-    // ng (spec §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
-    // 20 entries per 789; a single empty 789 when there is nobody.
-    const entries: PeerlistEntry[] = [];
-    for (const other of this.#handshaked) {
-      if (other.nick === undefined || other.location === undefined) continue;
-      const entry: PeerlistEntry = {
-        nick: other.nick,
-        location: other.location,
-        disconnected: false,
-      };
-      entries.push(
-        peer.features.has('peerlist_features') && other.features.size > 0
-          ? { ...entry, features: [...other.features] }
-          : entry,
-      );
-    }
-    if (entries.length === 0) {
-      peer.conn.send(MessageType.PEERLIST, '');
-      return;
-    }
-    for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
-      peer.conn.send(
-        MessageType.PEERLIST,
-        encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)),
-      );
-    }
-    this.counters.add('answered.getpeerlist');
   }
 
   #handleClose(peer: DirectoryPeer, err: Error | undefined): void {
