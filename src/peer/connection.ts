@@ -14,7 +14,7 @@ import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
-import { fairReadScheduler, type FairReadable } from './fair-reader.js';
+import { fairReadScheduler, INBOX_PAUSE_CHARS, type FairReadable } from './fair-reader.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
@@ -146,6 +146,8 @@ export class PeerConnection implements FairReadable {
   /** Received lines not yet handled (fair-reader.ts); the socket is paused while any wait. */
   #inbox: string[] = [];
   #inboxHead = 0;
+  /** Characters of the lines in {@link #inbox} not yet handled. */
+  #inboxChars = 0;
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.id = nextConnectionId++;
@@ -257,16 +259,20 @@ export class PeerConnection implements FairReadable {
     this.lastReceivedAt = this.#now();
     if (this.inboxLines > 0) {
       // Still waiting for our turn: keep the order, handle them when served.
-      for (const line of lines) this.#inbox.push(line);
-      return;
-    }
-    this.#inbox = lines;
-    this.#inboxHead = 0;
-    if (this.drainSome(fairReadScheduler.linesPerTurn)) {
-      // More than our share this turn: stop reading until the rest is handled in later rounds.
-      this.#socket.pause();
+      for (const line of lines) {
+        this.#inbox.push(line);
+        this.#inboxChars += line.length;
+      }
+    } else {
+      this.#inbox = lines;
+      this.#inboxHead = 0;
+      this.#inboxChars = 0;
+      for (const line of lines) this.#inboxChars += line.length;
+      // More than our share this turn: the rest waits for later rounds.
+      if (!this.drainSome(fairReadScheduler.linesPerTurn)) return;
       fairReadScheduler.add(this);
     }
+    if (this.#inboxChars > INBOX_PAUSE_CHARS && !this.#socket.isPaused()) this.#socket.pause();
   }
 
   /**
@@ -281,6 +287,7 @@ export class PeerConnection implements FairReadable {
       if (this.#closed) break;
       const line = this.#inbox[this.#inboxHead] as string;
       this.#inboxHead++;
+      this.#inboxChars -= line.length;
       handled++;
       let envelope: Envelope;
       try {
@@ -300,12 +307,14 @@ export class PeerConnection implements FairReadable {
     if (this.#closed) {
       this.#inbox = [];
       this.#inboxHead = 0;
+      this.#inboxChars = 0;
       return false;
     }
+    if (this.#inboxChars <= INBOX_PAUSE_CHARS && this.#socket.isPaused()) this.#socket.resume();
     if (this.#inboxHead < this.#inbox.length) return true;
     this.#inbox = [];
     this.#inboxHead = 0;
-    if (this.#socket.isPaused()) this.#socket.resume();
+    this.#inboxChars = 0;
     return false;
   }
 
@@ -397,6 +406,7 @@ export class PeerConnection implements FairReadable {
     this.#closed = true;
     this.#inbox = [];
     this.#inboxHead = 0;
+    this.#inboxChars = 0;
     fairReadScheduler.delete(this);
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;

@@ -1,11 +1,18 @@
 /**
  * Fair reading across connections: a connection handles at most `linesPerTurn` received lines at
- * a time; when more are waiting, its socket is paused and it joins a round-robin queue that a
- * single `setImmediate` serves, `linesPerTurn` lines per connection per round, with the event loop
- * free to read other sockets between rounds. So one connection's backlog is never drained before
- * other connections are served, and what a connection can make us buffer is bounded by what one
- * socket read returns (the socket stays paused until its lines are handled).
+ * a time; when more are waiting, it joins a round-robin queue that a single `setImmediate` serves,
+ * `linesPerTurn` lines per connection per round, with the event loop free to read other sockets
+ * between rounds. So one connection's backlog is never drained before other connections are
+ * served. Its socket is paused while more than {@link INBOX_PAUSE_CHARS} wait, which bounds what a
+ * connection can make us buffer.
  */
+
+/**
+ * Characters of received lines a connection may have waiting before its socket is paused: pausing
+ * and resuming a socket costs system calls, so a connection is paused only when its backlog
+ * passes this, and what it can make us buffer stays under it plus one socket read.
+ */
+export const INBOX_PAUSE_CHARS = 128 * 1024;
 
 /** Default lines a connection may have handled per turn before others are served. */
 export const DEFAULT_LINES_PER_TURN = 16;
