@@ -33,6 +33,12 @@ import { offerProblems, type Offer } from '../node/offers.js';
 /** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, spec §1.3). */
 export const API_MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * Bytes of unsent events a `/v1/events` client may leave waiting before its stream is cut: a
+ * client that does not read costs at most this much (docs/limits.md).
+ */
+export const API_MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
+
 /** Where the API listens. */
 export type ApiEndpoint =
   { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -85,6 +91,8 @@ export class ApiServer {
   readonly #streams = new Set<http.ServerResponse>();
   readonly #socketMode: number;
   readonly #socketGroup: string | undefined;
+  /** See {@link API_MAX_EVENT_BUFFER_BYTES}; settable (tests, configuration). */
+  maxEventBufferBytes = API_MAX_EVENT_BUFFER_BYTES;
 
   constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
     this.#backend = backend;
@@ -295,8 +303,14 @@ export class ApiServer {
     });
     res.write(': onionmc events\n\n');
     this.#streams.add(res);
+    // A client that does not read is cut once its unsent events pass the cap (docs/limits.md).
     const send = (name: string, payload: unknown): void => {
+      if (res.destroyed) return;
       res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
+      if (res.writableLength > this.maxEventBufferBytes) {
+        this.#streams.delete(res);
+        res.destroy();
+      }
     };
     const backend = this.#backend;
     const unsubscribe =

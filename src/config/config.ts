@@ -32,6 +32,7 @@ import { readFile } from 'node:fs/promises';
 import ini from 'ini';
 import { ConfigError } from '../errors.js';
 import { isV3OnionHostname, parseLocation } from '../wire/location.js';
+import { LIMIT_KEYS, readLimits, type LimitsConfig } from './limits-config.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -157,6 +158,8 @@ export interface OnionmcConfig {
   readonly apiSocketGroup: string | undefined;
   /** Keys of the onion section that onionmc does not use (not errors; the CLI warns about them). */
   readonly ignoredKeys: readonly string[];
+  /** onionmc `limit_*`, `max_*`, `handshake_timeout`, `listen_backlog`, `api_event_buffer_bytes` (docs/limits.md). */
+  readonly limits: LimitsConfig;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,7 +243,11 @@ const ONIONMC_KEYS = [
   'api_socket_group',
 ] as const;
 
-const KNOWN_KEYS: ReadonlySet<string> = new Set<string>([...JOINMARKET_KEYS, ...ONIONMC_KEYS]);
+const KNOWN_KEYS: ReadonlySet<string> = new Set<string>([
+  ...JOINMARKET_KEYS,
+  ...ONIONMC_KEYS,
+  ...LIMIT_KEYS, // limits: limits-config.ts
+]);
 
 const NETWORK_MAP: ReadonlyMap<string, HandshakeNetwork> = new Map([
   ['mainnet', 'mainnet'],
@@ -403,6 +410,7 @@ export function parseConfig(
   const api = readApi(r);
   const apiSocketMode = readSocketMode(r);
   const apiSocketGroup = readSocketGroup(r);
+  const limits = readLimits(r);
 
   if (problems.list.length > 0) throw new ConfigError(problems.list);
 
@@ -432,6 +440,7 @@ export function parseConfig(
     apiSocketMode,
     apiSocketGroup,
     ignoredKeys,
+    limits,
   };
   Object.defineProperty(config, 'torControlPassword', { enumerable: false });
   return deepFreeze(config);

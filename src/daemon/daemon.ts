@@ -260,6 +260,7 @@ export class Daemon {
           socketMode: this.#options.config.apiSocketMode,
           socketGroup: this.#options.config.apiSocketGroup,
         });
+        this.#api.maxEventBufferBytes = this.#options.config.limits.apiEventBufferBytes;
         await this.#api.listen(api);
       }
       await this.#startNode(controller.signal);
@@ -438,9 +439,18 @@ export class Daemon {
       network: config.network,
       ownLocation,
       motd: config.directoryMotd,
-      server: new TcpServerTransport(config.onionServingHost, config.onionServingPort),
+      server: new TcpServerTransport(
+        config.onionServingHost,
+        config.onionServingPort,
+        config.limits.listenBacklog,
+      ),
       logger: this.#logger,
       features: directoryFeatures(config),
+      limits: config.limits.policy,
+      maxPeers: config.limits.maxPeers,
+      maxPendingHandshakes: config.limits.maxPendingHandshakes,
+      handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
+      maxQueuedBytes: config.limits.maxQueuedBytes,
       heartbeat: config.heartbeat,
       ...(acceptLocation !== undefined ? { acceptLocation } : {}),
       nickAuth: {

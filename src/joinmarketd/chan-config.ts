@@ -10,11 +10,7 @@ import { ConfigError } from '../errors.js';
 import type { OnionChannelConfig } from './core.js';
 
 /** Why `chan_configs` cannot be served (code `ERR_CONFIG`); `problems` has one line each. */
-export class ChanConfigError extends ConfigError {
-  constructor(problems: readonly string[]) {
-    super(problems);
-  }
-}
+export class ChanConfigError extends ConfigError {}
 
 function asRecord(value: JsonValue | undefined): Record<string, JsonValue> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;

@@ -51,7 +51,17 @@ export type DropReason =
   /** A line that would exceed 40,000 bytes when relayed (docs/protocol.md §1.3). */
   | 'too-long'
   /** Too many privmsgs already wait for an outside signature verifier. */
-  | 'overloaded';
+  | 'overloaded'
+  /** Over the connection's message bucket (docs/limits.md). */
+  | 'rate-limited'
+  /** A pubmsg over the connection's fan-out (delivery) budget (docs/limits.md). */
+  | 'fanout-limited'
+  /** An `!orderbook` pubmsg over the connection's `!orderbook` bucket (docs/limits.md). */
+  | 'orderbook-limited'
+  /** A getpeerlist over the connection's getpeerlist bucket (docs/limits.md). */
+  | 'getpeerlist-limited'
+  /** A pubmsg over the node-wide fan-out budget (docs/limits.md). */
+  | 'node-fanout-limited';
 
 /** The one counter name of a drop reason. */
 export function dropCounter(reason: DropReason): `dropped.${DropReason}` {

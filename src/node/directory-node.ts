@@ -6,59 +6,47 @@
  * the frame once.
  */
 import type net from 'node:net';
-import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { PUBLIC_NICK, parseChannelLine, formatPubmsgLine } from '../message/privmsg.js';
-import {
-  buildNickAuthChallengeLine,
-  buildNickAuthResultLine,
-  createNickAuthChallenge,
-  verifyNickAuth,
-  type NickAuthResultCode,
-} from '../message/nick-auth.js';
+import { formatPubmsgLine } from '../message/privmsg.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
-import {
-  encodeDirectoryHandshake,
-  evaluateClientHandshake,
-  featuresOf,
-  isValidNick,
-  JM_APP_NAME,
-  JM_PROTOCOL_VERSION,
-  parseClientHandshake,
-} from '../wire/handshake.js';
-import { parseLocation } from '../wire/location.js';
 import { MessageType } from '../wire/message-types.js';
-import { encodePeerlist, encodePeerlistEntry, type PeerlistEntry } from '../wire/peerlist.js';
-import { Counters, dropCounter } from './counters.js';
+import { encodePeerlistEntry } from '../wire/peerlist.js';
+import { Counters } from './counters.js';
+import { DirectoryAdmission } from './directory-admission.js';
+import { DirectoryRelay } from './directory-relay.js';
 import { DepartureAnnouncer } from './directory-departures.js';
+import { DEFAULT_DIRECTORY_LIMITS, DirectoryLimits } from './directory-limits.js';
 import {
   DEFAULT_HEARTBEAT,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
   DIRECTORY_HANDSHAKE_TIMEOUT_MS,
   DIRECTORY_STOP_DEADLINE_MS,
   DirectoryPeer,
-  GETPEERLIST_CHUNK_ENTRIES,
-  NICK_AUTH_TIMEOUT_MS,
   type DirectoryNodeOptions,
+  type DirectoryNodeStats,
   type DirectoryPeerInfo,
   type HeartbeatOptions,
-  type NickAuthPolicy,
   type RelayEvent,
 } from './directory-types.js';
 
 export {
   DEFAULT_HEARTBEAT,
+  DEFAULT_MAX_PEERS,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
   DIRECTORY_HANDSHAKE_TIMEOUT_MS,
   DIRECTORY_STOP_DEADLINE_MS,
   GETPEERLIST_CHUNK_ENTRIES,
   NICK_AUTH_TIMEOUT_MS,
   type DirectoryNodeOptions,
+  type DirectoryNodeStats,
   type DirectoryPeerInfo,
   type HeartbeatOptions,
   type NickAuthPolicy,
   type RelayEvent,
 } from './directory-types.js';
+export { DEFAULT_DIRECTORY_LIMITS, type DirectoryLimitsPolicy } from './directory-limits.js';
 
 /** A JoinMarket directory node. */
 export class DirectoryNode {
@@ -69,25 +57,40 @@ export class DirectoryNode {
   readonly #handshaked = new Set<DirectoryPeer>();
   readonly #ownEntry: string;
   readonly counters = new Counters();
-  readonly #relayListeners = new Set<(event: RelayEvent) => void>();
   readonly #departures: DepartureAnnouncer;
   readonly #heartbeat: HeartbeatOptions;
-  /** The `features` of our 795: see the constructor. */
-  readonly #handshakeFeatures: Record<string, boolean>;
+  readonly #limits: DirectoryLimits;
+  readonly #admission: DirectoryAdmission;
+  readonly #relay: DirectoryRelay;
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #started = false;
 
   constructor(options: DirectoryNodeOptions) {
     this.#heartbeat = options.heartbeat ?? DEFAULT_HEARTBEAT;
     this.#options = options;
-    // We challenge exactly when our mode is not `disabled`, and a client expects an 803 exactly
-    // when our 795 advertised `nick_auth` (spec §9.6, §10): so `nick_auth` is advertised by the
-    // mode, whatever the configured features say.
-    const features: Record<string, boolean> = { ...options.features };
-    delete features['nick_auth'];
-    if ((options.nickAuth?.mode ?? 'disabled') !== 'disabled') features['nick_auth'] = true;
-    this.#handshakeFeatures = features;
     this.#logger = options.logger.child({ role: 'directory', nick: options.identity.nick });
+    this.#limits = new DirectoryLimits(
+      options.limits ?? DEFAULT_DIRECTORY_LIMITS,
+      this.counters,
+      this.#logger,
+      options.now,
+    );
+    this.#relay = new DirectoryRelay({
+      counters: this.counters,
+      limits: this.#limits,
+      handshaked: this.#handshaked,
+      byNick: this.#byNick,
+    });
+    this.#admission = new DirectoryAdmission({
+      options,
+      counters: this.counters,
+      limits: this.#limits,
+      byNick: this.#byNick,
+      handshakedCount: () => this.#handshaked.size,
+      register: (peer) => {
+        this.#register(peer);
+      },
+    });
     this.#ownEntry = encodePeerlistEntry({
       nick: options.identity.nick,
       location: options.ownLocation,
@@ -133,13 +136,9 @@ export class DirectoryNode {
     }, this.#heartbeat.sweepIntervalMs);
     this.#heartbeatTimer.unref();
     this.#logger.info(
-      { location: this.#options.ownLocation, nickAuth: this.#nickAuthMode },
+      { location: this.#options.ownLocation, nickAuth: this.#admission.nickAuthMode },
       'directory node listening',
     );
-  }
-
-  get #nickAuthMode(): NickAuthPolicy['mode'] {
-    return this.#options.nickAuth?.mode ?? 'disabled';
   }
 
   /**
@@ -147,27 +146,7 @@ export class DirectoryNode {
    * nobody listens. Returns the function that unsubscribes.
    */
   onRelay(listener: (event: RelayEvent) => void): () => void {
-    this.#relayListeners.add(listener);
-    return () => this.#relayListeners.delete(listener);
-  }
-
-  #emitRelay(
-    kind: RelayEvent['kind'],
-    from: string,
-    to: string,
-    message: string,
-    line: string,
-  ): void {
-    if (this.#relayListeners.size === 0) return;
-    const space = message.indexOf(' ');
-    const event: RelayEvent = {
-      kind,
-      from,
-      to,
-      cmd: message.slice(1, space < 0 ? undefined : space),
-      line,
-    };
-    for (const listener of this.#relayListeners) listener(event);
+    return this.#relay.onRelay(listener);
   }
 
   /**
@@ -214,6 +193,7 @@ export class DirectoryNode {
     this.#started = false;
     clearInterval(this.#heartbeatTimer);
     this.#departures.clear();
+    this.#limits.clear();
     // Close the peers first: a listening server's close() waits for its connections to end. No
     // `;D` broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
     this.#handshaked.clear();
@@ -248,13 +228,35 @@ export class DirectoryNode {
     return this.#handshaked.size;
   }
 
+  /** Sizes of everything the node holds per connection or nick (all 0 with no peer). */
+  stats(): DirectoryNodeStats {
+    return {
+      connections: this.#peers.size,
+      pendingHandshakes: this.#peers.size - this.#handshaked.size,
+      handshaked: this.#handshaked.size,
+      nicks: this.#byNick.size,
+      bannedNicks: this.#limits.bannedCount,
+    };
+  }
+
   #accept(socket: net.Socket): void {
+    const options = this.#options;
+    if (
+      this.#peers.size - this.#handshaked.size >=
+      (options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES)
+    ) {
+      // Full of connections that have not handshaked: refused at once, nothing kept.
+      this.counters.add('refused.pending-handshakes-full');
+      socket.destroy();
+      return;
+    }
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
       logger: this.#logger,
-      ...(this.#options.now !== undefined ? { now: this.#options.now } : {}),
+      ...(options.now !== undefined ? { now: options.now } : {}),
+      ...(options.maxQueuedBytes !== undefined ? { maxQueuedBytes: options.maxQueuedBytes } : {}),
     });
-    const peer = new DirectoryPeer(conn);
+    const peer = new DirectoryPeer(conn, this.#limits.newPeer());
     this.#peers.add(peer);
     conn.armHandshakeDeadline(
       this.#options.handshakeTimeoutMs ?? DIRECTORY_HANDSHAKE_TIMEOUT_MS,
@@ -267,9 +269,10 @@ export class DirectoryNode {
     );
     conn.start({
       onEnvelope: (envelope) => {
-        this.#handleEnvelope(peer, envelope);
+        if (this.#limits.admitMessage(peer)) this.#handleEnvelope(peer, envelope);
       },
-      onClose: (err) => {
+      onClose: (err, reason) => {
+        if (reason === 'slow-reader') this.counters.add('evicted.slow-reader');
         this.#handleClose(peer, err);
       },
     });
@@ -279,16 +282,16 @@ export class DirectoryNode {
   #handleEnvelope(peer: DirectoryPeer, envelope: Envelope): void {
     switch (envelope.type) {
       case MessageType.HANDSHAKE:
-        this.#handleHandshake(peer, envelope.line);
+        this.#admission.handleHandshake(peer, envelope.line);
         return;
       case MessageType.PUBMSG:
-        this.#handlePubmsg(peer, envelope.line);
+        this.#relay.handlePubmsg(peer, envelope.line);
         return;
       case MessageType.PRIVMSG:
-        this.#handlePrivmsg(peer, envelope.line);
+        this.#relay.handlePrivmsg(peer, envelope.line);
         return;
       case MessageType.GETPEERLIST:
-        this.#handleGetPeerlist(peer);
+        this.#relay.handleGetPeerlist(peer);
         return;
       case MessageType.PING:
         // ng: the directory answers a client's 798 with 799 (spec §4.7); only to peers that
@@ -296,7 +299,7 @@ export class DirectoryNode {
         if (peer.features.has('ping')) peer.conn.send(MessageType.PONG, '');
         return;
       case MessageType.NICK_AUTH_PROOF:
-        this.#handleNickAuthProof(peer, envelope.line);
+        this.#admission.handleNickAuthProof(peer, envelope.line);
         return;
       case MessageType.NICK_AUTH_CHALLENGE:
       case MessageType.NICK_AUTH_RESULT:
@@ -314,132 +317,6 @@ export class DirectoryNode {
         this.counters.add('ignored.type');
         peer.conn.logger.debug({ type: envelope.type }, 'ignoring message type');
     }
-  }
-
-  #handleHandshake(peer: DirectoryPeer, line: string): void {
-    if (peer.state !== 'connected') {
-      // The reference ignores a second handshake (spec §2.5 rule 1).
-      this.counters.add('ignored.second-handshake');
-      return;
-    }
-    const handshake = parseClientHandshake(line);
-    if (handshake === undefined) {
-      // Malformed or mistyped: silence, the peer stays connected (spec §2.5 rule 2).
-      this.counters.add('ignored.malformed-handshake');
-      peer.conn.logger.info('malformed handshake ignored');
-      return;
-    }
-    const features = featuresOf(handshake.features);
-    const mode = this.#nickAuthMode;
-    const negotiatesNickAuth = mode !== 'disabled' && features.has('nick_auth');
-    let reason: string | undefined;
-    const verdict = evaluateClientHandshake(handshake, { network: this.#options.network });
-    if (!verdict.accepted) reason = verdict.reason;
-    else if (!isValidNick(handshake.nick)) reason = 'nick is not a JoinMarket nick';
-    else if (handshake.nick === this.#options.identity.nick) reason = 'nick is the directory nick';
-    else if (mode === 'require_verified' && !negotiatesNickAuth)
-      reason = 'verified nick authentication required';
-    else {
-      const location = parseLocation(handshake.locationString);
-      const accept = this.#options.acceptLocation;
-      const owner = this.#byNick.get(handshake.nick);
-      if (accept !== undefined && !accept(location)) reason = 'location not admitted here';
-      // First live owner keeps its nick (ng peer_registry); only a peer about to prove the nick's
-      // key may displace an unverified owner, and nobody displaces a verified one (spec §9.2).
-      else if (owner?.conn.isOpen === true && (owner.verified || !negotiatesNickAuth))
-        reason = 'nick already in use';
-    }
-    const accepted = reason === undefined;
-    peer.conn.send(
-      MessageType.DN_HANDSHAKE,
-      encodeDirectoryHandshake({
-        appName: JM_APP_NAME,
-        directory: true,
-        protoVerMin: JM_PROTOCOL_VERSION,
-        protoVerMax: JM_PROTOCOL_VERSION,
-        features: this.#handshakeFeatures,
-        accepted,
-        nick: this.#options.identity.nick,
-        network: this.#options.network,
-        motd: accepted ? this.#options.motd : `Rejected: ${reason ?? ''}`,
-      }),
-    );
-    if (!accepted) {
-      peer.conn.logger.info({ nick: handshake.nick, reason }, 'handshake rejected');
-      this.counters.add('handshake.rejected');
-      // The reference leaves the rejected peer to hang up; we hang up after the 795 is flushed.
-      peer.conn.close('rejected');
-      return;
-    }
-    peer.conn.handshakeDone();
-    peer.nick = handshake.nick;
-    peer.location = handshake.locationString;
-    peer.features = features;
-    if (negotiatesNickAuth) {
-      // 795 accepted, then the 803 challenge; HANDSHAKED only after a good 805 (spec §9.6).
-      peer.state = 'authenticating';
-      peer.handshakeLine = line;
-      peer.challenge = createNickAuthChallenge(
-        this.#options.nickAuth?.directoryId ?? this.#options.ownLocation.toLowerCase(),
-      );
-      peer.conn.send(MessageType.NICK_AUTH_CHALLENGE, buildNickAuthChallengeLine(peer.challenge));
-      peer.conn.armHandshakeDeadline(NICK_AUTH_TIMEOUT_MS, () => {
-        if (peer.state === 'authenticating') this.#finishNickAuth(peer, 'expired');
-      });
-      return;
-    }
-    this.#register(peer);
-  }
-
-  #handleNickAuthProof(peer: DirectoryPeer, line: string): void {
-    if (
-      peer.state !== 'authenticating' ||
-      peer.challenge === undefined ||
-      peer.nick === undefined
-    ) {
-      // Any nick-auth message outside a negotiated exchange ends the connection (spec §9.6).
-      this.counters.add('disconnected.unexpected-nick-auth');
-      peer.conn.destroy('protocol-violation');
-      return;
-    }
-    const verdict = verifyNickAuth(
-      line,
-      peer.challenge.challenge,
-      peer.challenge.directoryId,
-      peer.handshakeLine,
-      peer.nick,
-    );
-    if (verdict !== 'ok') {
-      this.#finishNickAuth(peer, verdict);
-      return;
-    }
-    const owner = this.#byNick.get(peer.nick);
-    if (owner !== undefined && owner !== peer && owner.conn.isOpen && owner.verified) {
-      this.#finishNickAuth(peer, 'policy');
-      return;
-    }
-    this.#finishNickAuth(peer, 'ok');
-  }
-
-  #finishNickAuth(peer: DirectoryPeer, code: NickAuthResultCode): void {
-    peer.conn.handshakeDone();
-    peer.challenge = undefined;
-    peer.handshakeLine = '';
-    peer.conn.send(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine(code));
-    this.counters.add(`nick-auth.${code}`);
-    if (code !== 'ok') {
-      peer.conn.logger.info({ nick: peer.nick, code }, 'nick authentication failed; disconnecting');
-      peer.conn.close('rejected');
-      return;
-    }
-    peer.verified = true;
-    const owner = peer.nick === undefined ? undefined : this.#byNick.get(peer.nick);
-    if (owner !== undefined && owner !== peer) {
-      owner.conn.logger.info({ nick: owner.nick }, 'unverified owner displaced by a verified peer');
-      this.counters.add('displaced.unverified');
-      owner.conn.destroy('replaced');
-    }
-    this.#register(peer);
   }
 
   #register(peer: DirectoryPeer): void {
@@ -475,123 +352,6 @@ export class DirectoryNode {
       { nick: peer.nick, location: peer.location, verified: peer.verified },
       'peer handshaked',
     );
-  }
-
-  /** Checks that a 685/687 comes from a handshaked peer under its own nick (spec §4.1, ng rule). */
-  #senderOf(
-    peer: DirectoryPeer,
-    line: string,
-  ): { from: string; to: string; message: string } | undefined {
-    if (peer.state !== 'handshaked') {
-      this.counters.add(dropCounter('not-handshaked'));
-      return undefined;
-    }
-    const parsed = parseChannelLine(line);
-    if (parsed === undefined) {
-      this.counters.add(dropCounter('malformed'));
-      return undefined;
-    }
-    if (parsed.from !== peer.nick) {
-      this.counters.add(dropCounter('spoofed-sender'));
-      peer.conn.logger.warn({ claimed: parsed.from }, 'message under another nick dropped');
-      return undefined;
-    }
-    return parsed;
-  }
-
-  /**
-   * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
-   * would exceed the 40,000-byte send limit (spec §1.3, §10). Such a line was within our 65,536-byte
-   * receive limit, so its sender broke no rule and stays connected; we only refuse to pass on what
-   * a reference recipient would drop its connection for.
-   */
-  #relayFrame(type: number, line: string): Uint8Array | undefined {
-    try {
-      return encodeLine(encodeEnvelope(type, line));
-    } catch (err) {
-      if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
-      this.counters.add(dropCounter('too-long'));
-      return undefined;
-    }
-  }
-
-  #handlePubmsg(peer: DirectoryPeer, line: string): void {
-    const parsed = this.#senderOf(peer, line);
-    if (parsed === undefined) return;
-    if (parsed.to !== PUBLIC_NICK) {
-      this.counters.add(dropCounter('pubmsg-not-public'));
-      return;
-    }
-    // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
-    const frame = this.#relayFrame(
-      MessageType.PUBMSG,
-      formatPubmsgLine(parsed.from, parsed.message),
-    );
-    if (frame === undefined) return;
-    let recipients = 0;
-    for (const other of this.#handshaked) {
-      if (other === peer || other.nick === parsed.from) continue;
-      if (other.conn.sendEncoded(frame)) recipients++;
-    }
-    this.#emitRelay('pubmsg', parsed.from, PUBLIC_NICK, parsed.message, line);
-    this.counters.add('relayed.pubmsg');
-    this.counters.add('relayed.pubmsg-copies', recipients);
-  }
-
-  #handlePrivmsg(peer: DirectoryPeer, line: string): void {
-    const parsed = this.#senderOf(peer, line);
-    if (parsed === undefined) return;
-    const recipient = this.#byNick.get(parsed.to);
-    if (recipient === undefined || recipient.state !== 'handshaked') {
-      // Reference and ng both drop a privmsg to an unknown nick silently (spec §4.4).
-      this.counters.add(dropCounter('unknown-recipient'));
-      return;
-    }
-    const frame = this.#relayFrame(MessageType.PRIVMSG, line);
-    if (frame === undefined) return;
-    recipient.conn.sendEncoded(frame);
-    // The reference then tells the recipient where the sender is (spec §3.3 case 1): the sender's
-    // entry when it serves an onion, and always our own entry (first, as in the transcript). The
-    // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
-    // entries whole (spec §3.2).
-    recipient.conn.sendEncoded(
-      recipient.features.has('peerlist_features')
-        ? peer.relayPeerlistFrameWithFeatures
-        : peer.relayPeerlistFrame,
-    );
-    this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
-    this.counters.add('relayed.privmsg');
-  }
-
-  #handleGetPeerlist(peer: DirectoryPeer): void {
-    if (peer.state !== 'handshaked') return;
-    // ng (spec §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
-    // 20 entries per 789; a single empty 789 when there is nobody.
-    const entries: PeerlistEntry[] = [];
-    for (const other of this.#handshaked) {
-      if (other.nick === undefined || other.location === undefined) continue;
-      const entry: PeerlistEntry = {
-        nick: other.nick,
-        location: other.location,
-        disconnected: false,
-      };
-      entries.push(
-        peer.features.has('peerlist_features') && other.features.size > 0
-          ? { ...entry, features: [...other.features] }
-          : entry,
-      );
-    }
-    if (entries.length === 0) {
-      peer.conn.send(MessageType.PEERLIST, '');
-      return;
-    }
-    for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
-      peer.conn.send(
-        MessageType.PEERLIST,
-        encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)),
-      );
-    }
-    this.counters.add('answered.getpeerlist');
   }
 
   #handleClose(peer: DirectoryPeer, err: Error | undefined): void {

@@ -8,9 +8,18 @@ import type { NickIdentity } from '../message/nick.js';
 import type { PeerConnection } from '../peer/connection.js';
 import type { ServerTransport } from '../peer/transport.js';
 import { NOT_SERVING_ONION, type Location } from '../wire/location.js';
+import type { DirectoryLimitsPolicy, PeerBuckets } from './directory-limits.js';
 
 /** ng closes a connection whose first line does not arrive within 30 s (spec §2.5, ng directory). */
 export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
+/** ng's `max_peers`: handshakes beyond it get `accepted:false` "Maximum peers reached" (spec §9.2). */
+export const DEFAULT_MAX_PEERS = 10_000;
+/**
+ * Connections not yet handshaked that we hold at once; a connection beyond it is closed at accept.
+ * Room for a 2,000-handshake reconnect storm (docs/limits.md).
+ */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 3_000;
+
 /** How long {@link DirectoryNode.stop} waits for the listener to close. */
 export const DIRECTORY_STOP_DEADLINE_MS = 5_000;
 /** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
@@ -89,6 +98,27 @@ export interface DirectoryNodeOptions {
   readonly nickAuth?: NickAuthPolicy;
   /** Clock in ms; default `Date.now`. */
   readonly now?: () => number;
+  /** Rate limits (docs/limits.md); default `DEFAULT_DIRECTORY_LIMITS` (directory-limits.ts). */
+  readonly limits?: DirectoryLimitsPolicy;
+  /** See {@link DEFAULT_MAX_PEERS}. */
+  readonly maxPeers?: number;
+  /** See {@link DEFAULT_MAX_PENDING_HANDSHAKES}. */
+  readonly maxPendingHandshakes?: number;
+  /** Per-peer cap on queued outbound bytes; default `MAX_QUEUED_BYTES_PER_PEER` (1 MiB). */
+  readonly maxQueuedBytes?: number;
+}
+
+/** Sizes of what a directory node holds (for tests and the API); all 0 once every peer left. */
+export interface DirectoryNodeStats {
+  /** Open connections, handshaked or not. */
+  readonly connections: number;
+  /** Connections that have not completed their handshake (nick authentication included). */
+  readonly pendingHandshakes: number;
+  readonly handshaked: number;
+  /** Entries of the nick -> peer map. */
+  readonly nicks: number;
+  /** Nicks refused after flooding (not per connection: they expire). */
+  readonly bannedNicks: number;
 }
 
 /** What the directory node knows of one connected peer. */
@@ -124,7 +154,11 @@ export class DirectoryPeer {
   handshakeLine = '';
   challenge: NickAuthChallenge | undefined;
 
-  constructor(readonly conn: PeerConnection) {}
+  constructor(
+    readonly conn: PeerConnection,
+    /** This connection's rate-limit buckets (directory-limits.ts). */
+    readonly buckets: PeerBuckets,
+  ) {}
 
   get isServing(): boolean {
     return this.location !== undefined && this.location !== NOT_SERVING_ONION;

@@ -14,12 +14,14 @@ import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
+import { fairReadScheduler, INBOX_PAUSE_CHARS, type FairReadable } from './fair-reader.js';
 
 /**
- * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it.
- * About 100 maximum-size lines (40,000 bytes each, docs/protocol.md §1.3).
+ * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
+ * 1 MiB, about 26 maximum-size lines (40,000 bytes each, docs/protocol.md §1.3) or a full
+ * getpeerlist answer for 10,000 peers; 50 peers that never read then hold at most 50 MiB.
  */
-export const MAX_QUEUED_BYTES_PER_PEER = 4 * 1024 * 1024;
+export const MAX_QUEUED_BYTES_PER_PEER = 1024 * 1024;
 
 /** How long {@link PeerConnection.close} waits for the peer to take our last bytes and FIN. */
 export const CLOSE_DRAIN_TIMEOUT_MS = 10_000;
@@ -38,6 +40,7 @@ export type CloseReason =
   | 'protocol-violation'
   | 'handler-failed'
   | 'slow-reader'
+  | 'flooding' // over its rate limits persistently (src/node/directory-limits.ts)
   | 'handshake-timeout'
   | 'probe-timeout'
   | 'idle'
@@ -117,7 +120,7 @@ const scheduler = new FlushScheduler();
 let nextConnectionId = 1;
 
 /** A framed, envelope-level connection to one peer. */
-export class PeerConnection {
+export class PeerConnection implements FairReadable {
   /** Process-unique id, for logs and maps. */
   readonly id: number;
   readonly direction: Direction;
@@ -140,6 +143,11 @@ export class PeerConnection {
   #drainTimer: NodeJS.Timeout | undefined;
   /** When a liveness probe went out (0: none outstanding). */
   #probedAt = 0;
+  /** Received lines not yet handled (fair-reader.ts); the socket is paused while any wait. */
+  #inbox: string[] = [];
+  #inboxHead = 0;
+  /** Characters of the lines in {@link #inbox} not yet handled. */
+  #inboxChars = 0;
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.id = nextConnectionId++;
@@ -233,6 +241,11 @@ export class PeerConnection {
     this.#probedAt = 0;
   }
 
+  /** Lines received and not yet handled (bounded: the socket is paused while any wait). */
+  get inboxLines(): number {
+    return this.#inbox.length - this.#inboxHead;
+  }
+
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
     let lines: string[];
@@ -244,24 +257,65 @@ export class PeerConnection {
     }
     if (lines.length === 0) return;
     this.lastReceivedAt = this.#now();
-    for (const line of lines) {
+    if (this.inboxLines > 0) {
+      // Still waiting for our turn: keep the order, handle them when served.
+      for (const line of lines) {
+        this.#inbox.push(line);
+        this.#inboxChars += line.length;
+      }
+    } else {
+      this.#inbox = lines;
+      this.#inboxHead = 0;
+      this.#inboxChars = 0;
+      for (const line of lines) this.#inboxChars += line.length;
+      // More than our share this turn: the rest waits for later rounds.
+      if (!this.drainSome(fairReadScheduler.linesPerTurn)) return;
+      fairReadScheduler.add(this);
+    }
+    if (this.#inboxChars > INBOX_PAUSE_CHARS && !this.#socket.isPaused()) this.#socket.pause();
+  }
+
+  /**
+   * Handles up to `max` waiting lines (called by the fair read scheduler, src/peer/fair-reader.ts;
+   * not for owners). Resumes reading once none wait.
+   * @returns true when lines are still waiting.
+   */
+  drainSome(max: number): boolean {
+    let handled = 0;
+    while (handled < max && this.#inboxHead < this.#inbox.length) {
       // A handler may have closed the connection while handling the previous line.
-      if (!this.isOpen) return;
+      if (this.#closed) break;
+      const line = this.#inbox[this.#inboxHead] as string;
+      this.#inboxHead++;
+      this.#inboxChars -= line.length;
+      handled++;
       let envelope: Envelope;
       try {
         envelope = decodeEnvelope(line);
       } catch (err) {
         this.#protocolViolation(err);
-        return;
+        break;
       }
       try {
         this.#handlers?.onEnvelope(envelope);
       } catch (err) {
         this.logger.error({ err }, 'handler failed; closing the connection');
         this.destroy('handler-failed', err instanceof Error ? err : new Error(String(err)));
-        return;
+        break;
       }
     }
+    if (this.#closed) {
+      this.#inbox = [];
+      this.#inboxHead = 0;
+      this.#inboxChars = 0;
+      return false;
+    }
+    if (this.#inboxChars <= INBOX_PAUSE_CHARS && this.#socket.isPaused()) this.#socket.resume();
+    if (this.#inboxHead < this.#inbox.length) return true;
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    this.#inboxChars = 0;
+    return false;
   }
 
   #protocolViolation(err: unknown): void {
@@ -350,6 +404,10 @@ export class PeerConnection {
 
   #finish(reason: CloseReason, err: Error | undefined): void {
     this.#closed = true;
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    this.#inboxChars = 0;
+    fairReadScheduler.delete(this);
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
     const handlers = this.#handlers;

@@ -79,15 +79,24 @@ export class TcpDialer implements Dialer {
   }
 }
 
+/**
+ * Listen backlog (pending accepts the kernel queues for us): room for a 2,000-handshake reconnect
+ * storm; Linux caps it at `net.core.somaxconn` (4,096 on current kernels). Node's default is 511.
+ */
+export const DEFAULT_LISTEN_BACKLOG = 4_096;
+
 /** Plain TCP listener (testing mode; also the local end of an onion service's port mapping). */
 export class TcpServerTransport implements ServerTransport {
   readonly #host: string;
   readonly #port: number;
+  readonly #backlog: number;
   #server: net.Server | undefined;
 
-  constructor(host: string, port: number) {
+  /** @param backlog see {@link DEFAULT_LISTEN_BACKLOG}. */
+  constructor(host: string, port: number, backlog: number = DEFAULT_LISTEN_BACKLOG) {
     this.#host = host;
     this.#port = port;
+    this.#backlog = backlog;
   }
 
   /** The bound port, once listening (useful when constructed with port 0). */
@@ -107,7 +116,7 @@ export class TcpServerTransport implements ServerTransport {
           }),
         );
       });
-      server.listen({ host: this.#host, port: this.#port }, () => {
+      server.listen({ host: this.#host, port: this.#port, backlog: this.#backlog }, () => {
         this.#server = server;
         resolve();
       });

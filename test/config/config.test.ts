@@ -10,6 +10,7 @@ import {
   parseConfig,
   type OnionmcConfig,
 } from '../../src/config/config.js';
+import { DEFAULT_LIMITS_CONFIG, LIMIT_KEYS } from '../../src/config/limits-config.js';
 import { ConfigError, hasCode } from '../../src/errors.js';
 
 const FILE = 'joinmarket.cfg';
@@ -35,6 +36,74 @@ function problemsOf(fn: () => unknown): readonly string[] {
   }
   expect.unreachable('expected a ConfigError');
 }
+
+describe('limit keys (docs/limits.md)', () => {
+  it('reads every limit key', () => {
+    const config = parseConfig(
+      onionFile(
+        [
+          'limit_message_rate = 100',
+          'limit_message_burst = 200',
+          'limit_fanout_rate = 1000',
+          'limit_fanout_burst = 2000',
+          'limit_orderbook_interval = 20',
+          'limit_orderbook_burst = 2',
+          'limit_getpeerlist_interval = 5',
+          'limit_getpeerlist_burst = 4',
+          'limit_node_fanout_rate = 5000',
+          'limit_node_fanout_burst = 6000',
+          'limit_offence_rate = 7',
+          'limit_offence_burst = 70',
+          'limit_ban = 60',
+          'max_peers = 50',
+          'max_pending_handshakes = 40',
+          'handshake_timeout = 12',
+          'max_queued_bytes = 262144',
+          'listen_backlog = 1024',
+          'api_event_buffer_bytes = 65536',
+        ].join('\n'),
+      ),
+      FILE,
+    );
+    expect(config.limits).toEqual({
+      policy: {
+        messages: { ratePerSecond: 100, burst: 200 },
+        deliveries: { ratePerSecond: 1000, burst: 2000 },
+        orderbook: { ratePerSecond: 0.05, burst: 2 },
+        getpeerlist: { ratePerSecond: 0.2, burst: 4 },
+        globalDeliveries: { ratePerSecond: 5000, burst: 6000 },
+        offences: { ratePerSecond: 7, burst: 70 },
+        banMs: 60_000,
+      },
+      maxPeers: 50,
+      maxPendingHandshakes: 40,
+      handshakeTimeoutMs: 12_000,
+      maxQueuedBytes: 262_144,
+      listenBacklog: 1024,
+      apiEventBufferBytes: 65_536,
+    });
+    expect(config.ignoredKeys).toEqual([]);
+  });
+
+  it('names every bad limit value', () => {
+    const problems = problemsOf(() =>
+      parseConfig(
+        onionFile(
+          'limit_message_rate = 0\nmax_peers = many\nmax_queued_bytes = 10\nlimit_ban = -1\n',
+        ),
+        FILE,
+      ),
+    );
+    expect(problems).toHaveLength(4);
+    for (const [i, key] of [
+      'limit_message_rate',
+      'limit_ban',
+      'max_peers',
+      'max_queued_bytes',
+    ].entries())
+      expect(problems[i]).toContain(`[MESSAGING:onion] ${key} = `);
+  });
+});
 
 describe('parseConfig defaults', () => {
   it('fills every missing key with JoinMarket defaults and onionmc defaults', () => {
@@ -66,6 +135,7 @@ describe('parseConfig defaults', () => {
       apiSocketMode: 0o660,
       apiSocketGroup: undefined,
       ignoredKeys: [],
+      limits: DEFAULT_LIMITS_CONFIG,
     });
     expect(config.torControlPassword).toBeUndefined();
   });
@@ -347,6 +417,7 @@ describe('the example file', () => {
       'api',
       'api_socket_mode',
       'api_socket_group',
+      ...LIMIT_KEYS,
     ]);
     expect({ ...config, file: FILE }).toEqual({ ...(await loadConfig(EXAMPLE_PATH)), file: FILE });
   });

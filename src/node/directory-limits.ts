@@ -1,0 +1,177 @@
+/**
+ * Fairness limits of a directory node (docs/limits.md): per-connection token buckets for messages,
+ * pubmsg fan-out, `!orderbook` pubmsgs and getpeerlist; a node-wide fan-out budget; and the
+ * offence budget after which a flooding peer is disconnected and its nick refused for a while.
+ * ng has one bucket of 500 messages/s with bursts of 1,000 and never disconnects (docs/protocol.md
+ * §9.3); our message bucket is as strict, and the others are stricter. Everything is keyed by
+ * connection and nick, never by address: behind Tor every peer comes from 127.0.0.1.
+ */
+import type { Logger } from '../log.js';
+import { TokenBucket, type TokenBucketPolicy } from '../util/token-bucket.js';
+import { type Counters, type DropReason, dropCounter } from './counters.js';
+import type { DirectoryPeer } from './directory-types.js';
+
+/** Every limit of {@link DirectoryLimits}; rates per second, bursts in the same unit. */
+export interface DirectoryLimitsPolicy {
+  /** Messages (any envelope) per connection. ng: 500/s, burst 1,000 (docs/protocol.md §9.3). */
+  readonly messages: TokenBucketPolicy;
+  /** Pubmsg deliveries per connection: a pubmsg relayed to N peers costs N. */
+  readonly deliveries: TokenBucketPolicy;
+  /** `!orderbook` pubmsgs per connection. */
+  readonly orderbook: TokenBucketPolicy;
+  /** getpeerlist (791) requests per connection. */
+  readonly getpeerlist: TokenBucketPolicy;
+  /** Pubmsg deliveries of the whole node, all connections together. */
+  readonly globalDeliveries: TokenBucketPolicy;
+  /**
+   * Over-limit messages a connection may send: each one drop takes a token; with none left the
+   * peer is disconnected (`flooding`) and its nick refused for {@link banMs}.
+   */
+  readonly offences: TokenBucketPolicy;
+  /** How long a disconnected flooder's nick is refused at handshake, in ms. */
+  readonly banMs: number;
+}
+
+/** Defaults (docs/limits.md). */
+export const DEFAULT_DIRECTORY_LIMITS: DirectoryLimitsPolicy = {
+  messages: { ratePerSecond: 500, burst: 1_000 },
+  deliveries: { ratePerSecond: 20_000, burst: 40_000 },
+  orderbook: { ratePerSecond: 0.1, burst: 3 },
+  getpeerlist: { ratePerSecond: 0.1, burst: 3 },
+  globalDeliveries: { ratePerSecond: 100_000, burst: 200_000 },
+  offences: { ratePerSecond: 50, burst: 500 },
+  banMs: 300_000,
+};
+
+/** Most nicks remembered as refused; the oldest ban is forgotten first beyond it. */
+export const MAX_BANNED_NICKS = 10_000;
+
+/** One connection's buckets (created at accept, dropped with the connection). */
+export class PeerBuckets {
+  readonly messages: TokenBucket;
+  readonly deliveries: TokenBucket;
+  readonly orderbook: TokenBucket;
+  readonly getpeerlist: TokenBucket;
+  readonly offences: TokenBucket;
+
+  constructor(policy: DirectoryLimitsPolicy, now: () => number) {
+    this.messages = new TokenBucket(policy.messages, now);
+    this.deliveries = new TokenBucket(policy.deliveries, now);
+    this.orderbook = new TokenBucket(policy.orderbook, now);
+    this.getpeerlist = new TokenBucket(policy.getpeerlist, now);
+    this.offences = new TokenBucket(policy.offences, now);
+  }
+}
+
+/** The limits of one directory node. */
+export class DirectoryLimits {
+  readonly policy: DirectoryLimitsPolicy;
+  readonly #counters: Counters;
+  readonly #now: () => number;
+  readonly #logger: Logger;
+  readonly #global: TokenBucket;
+  /** nick -> ms until which its handshakes are refused; insertion order = oldest first. */
+  readonly #banned = new Map<string, number>();
+
+  constructor(
+    policy: DirectoryLimitsPolicy,
+    counters: Counters,
+    logger: Logger,
+    now: () => number = Date.now,
+  ) {
+    this.policy = policy;
+    this.#counters = counters;
+    this.#logger = logger;
+    this.#now = now;
+    this.#global = new TokenBucket(policy.globalDeliveries, now);
+  }
+
+  /** Fresh buckets for a new connection. */
+  newPeer(): PeerBuckets {
+    return new PeerBuckets(this.policy, this.#now);
+  }
+
+  /** Nicks currently remembered as refused (expired ones included until looked up). */
+  get bannedCount(): number {
+    return this.#banned.size;
+  }
+
+  /** True while `nick` is refused after flooding. */
+  isBanned(nick: string): boolean {
+    const until = this.#banned.get(nick);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#banned.delete(nick);
+    return false;
+  }
+
+  /**
+   * Charges one received envelope to the connection's message bucket.
+   * @returns false when it is over the limit (dropped, counted `dropped.rate-limited`).
+   */
+  admitMessage(peer: DirectoryPeer): boolean {
+    if (peer.buckets.messages.take()) return true;
+    this.#overLimit(peer, 'rate-limited');
+    return false;
+  }
+
+  /**
+   * Charges a pubmsg to be relayed to `fanout` peers: its `fanout` deliveries against the
+   * connection's and the node's delivery budgets, and `!orderbook` against its own bucket.
+   * @returns false when it must be dropped (counted under its reason).
+   */
+  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string): boolean {
+    const buckets = peer.buckets;
+    if (message.startsWith('!orderbook') && !buckets.orderbook.take()) {
+      this.#overLimit(peer, 'orderbook-limited');
+      return false;
+    }
+    // A fan-out larger than the burst would never pass: it costs at most the burst.
+    const cost = Math.min(fanout, this.policy.deliveries.burst);
+    if (!buckets.deliveries.take(cost)) {
+      this.#overLimit(peer, 'fanout-limited');
+      return false;
+    }
+    if (!this.#global.take(Math.min(fanout, this.policy.globalDeliveries.burst))) {
+      // The node as a whole is saturated: dropped, but the sender broke no limit of its own.
+      this.#counters.add(dropCounter('node-fanout-limited'));
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Charges a getpeerlist request.
+   * @returns false when over the limit (not answered, counted `dropped.getpeerlist-limited`).
+   */
+  admitGetpeerlist(peer: DirectoryPeer): boolean {
+    if (peer.buckets.getpeerlist.take()) return true;
+    this.#overLimit(peer, 'getpeerlist-limited');
+    return false;
+  }
+
+  /** Empties the ban list (stop). */
+  clear(): void {
+    this.#banned.clear();
+  }
+
+  #overLimit(peer: DirectoryPeer, reason: DropReason): void {
+    this.#counters.add(dropCounter(reason));
+    if (peer.buckets.offences.take() || !peer.conn.isOpen) return;
+    // Persistent: disconnect, and refuse the nick for a while.
+    if (peer.nick !== undefined) this.#ban(peer.nick);
+    peer.conn.logger.warn({ nick: peer.nick, reason }, 'peer keeps flooding; disconnecting');
+    this.#counters.add('disconnected.flooding');
+    peer.conn.destroy('flooding');
+  }
+
+  #ban(nick: string): void {
+    this.#banned.delete(nick);
+    this.#banned.set(nick, this.#now() + this.policy.banMs);
+    if (this.#banned.size > MAX_BANNED_NICKS) {
+      const oldest = this.#banned.keys().next().value;
+      if (oldest !== undefined) this.#banned.delete(oldest);
+    }
+    this.#logger.info({ nick, banMs: this.policy.banMs }, 'nick refused after flooding');
+  }
+}

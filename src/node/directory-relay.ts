@@ -1,0 +1,183 @@
+/**
+ * Relaying of a directory node (spec §3.3, §3.4, §4.2, §4.4): pubmsgs to every other handshaked
+ * peer (charged by fan-out, docs/limits.md), privmsgs to the owner of the recipient nick, getpeerlist
+ * answers, and relay events for the operator's API. Part of {@link DirectoryNode}
+ * (directory-node.ts); it holds no per-connection state.
+ */
+import { hasCode } from '../errors.js';
+import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
+import { encodeEnvelope } from '../wire/envelope.js';
+import { encodeLine } from '../wire/framing.js';
+import { MessageType } from '../wire/message-types.js';
+import { encodePeerlist, type PeerlistEntry } from '../wire/peerlist.js';
+import { type Counters, dropCounter } from './counters.js';
+import type { DirectoryLimits } from './directory-limits.js';
+import {
+  GETPEERLIST_CHUNK_ENTRIES,
+  type DirectoryPeer,
+  type RelayEvent,
+} from './directory-types.js';
+
+/** What relaying needs of its node. */
+export interface RelayContext {
+  readonly counters: Counters;
+  readonly limits: DirectoryLimits;
+  readonly handshaked: ReadonlySet<DirectoryPeer>;
+  readonly byNick: ReadonlyMap<string, DirectoryPeer>;
+}
+
+/** The relay part of one directory node. */
+export class DirectoryRelay {
+  readonly #ctx: RelayContext;
+  readonly #listeners = new Set<(event: RelayEvent) => void>();
+
+  constructor(ctx: RelayContext) {
+    this.#ctx = ctx;
+  }
+
+  /** See {@link DirectoryNode.onRelay}. */
+  onRelay(listener: (event: RelayEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emitRelay(
+    kind: RelayEvent['kind'],
+    from: string,
+    to: string,
+    message: string,
+    line: string,
+  ): void {
+    if (this.#listeners.size === 0) return;
+    const space = message.indexOf(' ');
+    const event: RelayEvent = {
+      kind,
+      from,
+      to,
+      cmd: message.slice(1, space < 0 ? undefined : space),
+      line,
+    };
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  /** Checks that a 685/687 comes from a handshaked peer under its own nick (spec §4.1, ng rule). */
+  #senderOf(
+    peer: DirectoryPeer,
+    line: string,
+  ): { from: string; to: string; message: string } | undefined {
+    if (peer.state !== 'handshaked') {
+      this.#ctx.counters.add(dropCounter('not-handshaked'));
+      return undefined;
+    }
+    const parsed = parseChannelLine(line);
+    if (parsed === undefined) {
+      this.#ctx.counters.add(dropCounter('malformed'));
+      return undefined;
+    }
+    if (parsed.from !== peer.nick) {
+      this.#ctx.counters.add(dropCounter('spoofed-sender'));
+      peer.conn.logger.warn({ claimed: parsed.from }, 'message under another nick dropped');
+      return undefined;
+    }
+    return parsed;
+  }
+
+  /**
+   * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
+   * would exceed the 40,000-byte send limit (spec §1.3, §10). Such a line was within our 65,536-byte
+   * receive limit, so its sender broke no rule and stays connected; we only refuse to pass on what
+   * a reference recipient would drop its connection for.
+   */
+  #relayFrame(type: number, line: string): Uint8Array | undefined {
+    try {
+      return encodeLine(encodeEnvelope(type, line));
+    } catch (err) {
+      if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
+      this.#ctx.counters.add(dropCounter('too-long'));
+      return undefined;
+    }
+  }
+
+  /** A 687 pubmsg: re-serialized and sent to every other handshaked peer (spec §4.2). */
+  handlePubmsg(peer: DirectoryPeer, line: string): void {
+    const parsed = this.#senderOf(peer, line);
+    if (parsed === undefined) return;
+    if (parsed.to !== PUBLIC_NICK) {
+      this.#ctx.counters.add(dropCounter('pubmsg-not-public'));
+      return;
+    }
+    if (!this.#ctx.limits.admitPubmsg(peer, this.#ctx.handshaked.size - 1, parsed.message)) return;
+    // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
+    const frame = this.#relayFrame(
+      MessageType.PUBMSG,
+      formatPubmsgLine(parsed.from, parsed.message),
+    );
+    if (frame === undefined) return;
+    let recipients = 0;
+    for (const other of this.#ctx.handshaked) {
+      if (other === peer || other.nick === parsed.from) continue;
+      if (other.conn.sendEncoded(frame)) recipients++;
+    }
+    this.#emitRelay('pubmsg', parsed.from, PUBLIC_NICK, parsed.message, line);
+    this.#ctx.counters.add('relayed.pubmsg');
+    this.#ctx.counters.add('relayed.pubmsg-copies', recipients);
+  }
+
+  /** A 685 privmsg: sent to the owner of the recipient nick (spec §4.4, §3.3 case 1). */
+  handlePrivmsg(peer: DirectoryPeer, line: string): void {
+    const parsed = this.#senderOf(peer, line);
+    if (parsed === undefined) return;
+    const recipient = this.#ctx.byNick.get(parsed.to);
+    if (recipient === undefined || recipient.state !== 'handshaked') {
+      // Reference and ng both drop a privmsg to an unknown nick silently (spec §4.4).
+      this.#ctx.counters.add(dropCounter('unknown-recipient'));
+      return;
+    }
+    const frame = this.#relayFrame(MessageType.PRIVMSG, line);
+    if (frame === undefined) return;
+    recipient.conn.sendEncoded(frame);
+    // The reference then tells the recipient where the sender is (spec §3.3 case 1): the sender's
+    // entry when it serves an onion, and always our own entry (first, as in the transcript). The
+    // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
+    // entries whole (spec §3.2).
+    recipient.conn.sendEncoded(
+      recipient.features.has('peerlist_features')
+        ? peer.relayPeerlistFrameWithFeatures
+        : peer.relayPeerlistFrame,
+    );
+    this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
+    this.#ctx.counters.add('relayed.privmsg');
+  }
+
+  /** A 791 getpeerlist: answered in chunks of 20 entries (spec §3.4). */
+  handleGetPeerlist(peer: DirectoryPeer): void {
+    if (peer.state !== 'handshaked' || !this.#ctx.limits.admitGetpeerlist(peer)) return;
+    // ng (spec §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
+    // 20 entries per 789; a single empty 789 when there is nobody.
+    const entries: PeerlistEntry[] = [];
+    for (const other of this.#ctx.handshaked) {
+      if (other.nick === undefined || other.location === undefined) continue;
+      const entry: PeerlistEntry = {
+        nick: other.nick,
+        location: other.location,
+        disconnected: false,
+      };
+      entries.push(
+        peer.features.has('peerlist_features') && other.features.size > 0
+          ? { ...entry, features: [...other.features] }
+          : entry,
+      );
+    }
+    if (entries.length === 0) {
+      peer.conn.send(MessageType.PEERLIST, '');
+      return;
+    }
+    for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
+      peer.conn.send(
+        MessageType.PEERLIST,
+        encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)),
+      );
+    }
+    this.#ctx.counters.add('answered.getpeerlist');
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * A `/v1/events` client that does not read is cut once its unsent events pass the cap
+ * (docs/limits.md), while a directory node relays a privmsg flood; the node goes on.
+ */
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiServer } from '../../src/api/server.js';
+import { silentLogger } from '../../src/log.js';
+import { DirectoryFixture, waitUntil } from '../node/directory-clients.js';
+
+const fx = new DirectoryFixture();
+const unlimited = { ratePerSecond: 1e9, burst: 1e9 };
+afterEach(async () => {
+  await fx.cleanup();
+});
+
+describe('/v1/events buffer cap', () => {
+  it('cuts a stream that does not read once its unsent events pass the cap', async () => {
+    const dn = await fx.directory({
+      limits: {
+        messages: unlimited,
+        deliveries: unlimited,
+        orderbook: unlimited,
+        getpeerlist: unlimited,
+        globalDeliveries: unlimited,
+        offences: unlimited,
+        banMs: 1,
+      },
+    });
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-events-'));
+    const socketPath = path.join(dir, 'api.sock');
+    const api = new ApiServer(
+      { info: () => ({}), client: undefined, directory: dn.node },
+      silentLogger(),
+    );
+    api.maxEventBufferBytes = 64 * 1024;
+    await api.listen({ kind: 'unix', path: socketPath });
+    try {
+      // A raw HTTP client that sends its request and never reads.
+      const client = net.createConnection(socketPath);
+      client.pause();
+      const closed = new Promise<void>((resolve) => {
+        client.once('close', () => {
+          resolve();
+        });
+      });
+      client.on('error', () => undefined);
+      let received = 0;
+      client.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      client.write('GET /v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      const sender = await fx.join(dn);
+      const recipient = await fx.join(dn);
+      const body = 'x'.repeat(20_000);
+      // 300 privmsgs of 20 kB: 6 MB of relay events, far past the socket buffers and the cap.
+      for (let sent = 0; sent < 300; sent += 5) {
+        for (let i = 0; i < 5; i++) sender.privmsg(recipient.nick, 'tx', body);
+        await waitUntil('the relays', () => dn.node.counters.get('relayed.privmsg') === sent + 5);
+      }
+      // Read now: the stream must end (cut by the server), not go on.
+      client.resume();
+      await closed;
+      expect(received).toBeLessThan(6_000_000);
+      // The node goes on relaying.
+      expect(dn.node.stats().handshaked).toBe(2);
+    } finally {
+      await api.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

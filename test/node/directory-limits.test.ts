@@ -1,0 +1,214 @@
+/**
+ * Directory node limits over loopback (docs/limits.md): a flooder is limited, then disconnected
+ * and its nick refused, while a well-behaved pair gets every message; pubmsgs are charged by
+ * fan-out, `!orderbook` and getpeerlist have their own buckets, the node-wide fan-out budget;
+ * connection caps refuse at once; a slow reader is cut; churn leaves nothing behind. The clock
+ * is injected and frozen, so buckets never refill during a test.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_DIRECTORY_LIMITS,
+  type DirectoryLimitsPolicy,
+} from '../../src/node/directory-node.js';
+import { fairReadScheduler } from '../../src/peer/fair-reader.js';
+import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
+import { MessageType } from '../../src/wire/message-types.js';
+import { DirectoryFixture, waitUntil, type RawClient } from './directory-clients.js';
+
+const fx = new DirectoryFixture();
+afterEach(async () => {
+  await fx.cleanup();
+});
+
+/** Small limits so a test stays short; anything not given is effectively unlimited. */
+function limits(overrides: Partial<DirectoryLimitsPolicy>): DirectoryLimitsPolicy {
+  const big = { ratePerSecond: 1e9, burst: 1e9 };
+  return {
+    messages: big,
+    deliveries: big,
+    orderbook: big,
+    getpeerlist: big,
+    globalDeliveries: big,
+    offences: big,
+    banMs: DEFAULT_DIRECTORY_LIMITS.banMs,
+    ...overrides,
+  };
+}
+
+/** Reads lines until a privmsg (687) whose line contains `marker`; returns the lines skipped. */
+async function nextPrivmsgWith(client: RawClient, marker: string): Promise<void> {
+  for (;;) {
+    const envelope = await client.nextEnvelope();
+    if (envelope.type === MessageType.PRIVMSG && envelope.line.includes(marker)) return;
+  }
+}
+
+describe('rate limits', () => {
+  it('limits a privmsg flooder, then disconnects it and refuses its nick; the pair loses nothing', async () => {
+    const dn = await fx.directory({
+      limits: limits({
+        messages: { ratePerSecond: 0, burst: 20 },
+        offences: { ratePerSecond: 0, burst: 10 },
+      }),
+    });
+    const a = await fx.join(dn);
+    const b = await fx.join(dn);
+    const flooder = await fx.join(dn);
+    for (let i = 0; i < 200; i++) {
+      flooder.privmsg(b.nick, 'fill', `flood${i}`);
+      if (i % 20 === 0) a.privmsg(b.nick, 'tx', `pair${i}`);
+    }
+    await flooder.waitClosed();
+    // The pair: all 10 privmsgs arrive, in order (each followed by the 789 of spec §3.3).
+    for (let i = 0; i < 200; i += 20) await nextPrivmsgWith(b, `pair${i}`);
+    const counters = dn.node.counters;
+    // 1 handshake + 19 privmsgs within the burst; then 10 tolerated drops and the 11th ends it.
+    expect(counters.get('dropped.rate-limited')).toBe(11);
+    expect(counters.get('disconnected.flooding')).toBe(1);
+    // Reconnecting under the same nick is refused for a while.
+    const again = await fx.connect(dn, { identity: flooder.identity });
+    again.sendHandshake();
+    const reply = parseDirectoryHandshake((await again.nextEnvelope()).line);
+    expect(reply?.accepted).toBe(false);
+    expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
+    // Another nick on another connection is not punished for it.
+    await fx.join(dn);
+  });
+
+  it('charges a pubmsg by its fan-out', async () => {
+    const dn = await fx.directory({
+      limits: limits({ deliveries: { ratePerSecond: 0, burst: 5 } }),
+    });
+    const sender = await fx.join(dn);
+    const others = [await fx.join(dn), await fx.join(dn), await fx.join(dn)];
+    sender.pubmsg('!hello one'); // 3 deliveries: 2 left
+    sender.pubmsg('!hello two'); // 3 more: dropped
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.fanout-limited') === 1);
+    for (const other of others) {
+      expect((await other.nextEnvelope()).line).toContain('!hello one');
+      await other.expectQuiet();
+    }
+    expect(dn.node.counters.get('relayed.pubmsg')).toBe(1);
+  });
+
+  it('limits !orderbook pubmsgs and getpeerlist apart from other messages', async () => {
+    const dn = await fx.directory({
+      limits: limits({
+        orderbook: { ratePerSecond: 0, burst: 1 },
+        getpeerlist: { ratePerSecond: 0, burst: 1 },
+      }),
+    });
+    const taker = await fx.join(dn);
+    const maker = await fx.join(dn);
+    taker.pubmsg('!orderbook');
+    taker.pubmsg('!orderbook');
+    taker.pubmsg('!other');
+    expect((await maker.nextEnvelope()).line).toContain('!orderbook');
+    expect((await maker.nextEnvelope()).line).toContain('!other');
+    expect(dn.node.counters.get('dropped.orderbook-limited')).toBe(1);
+    taker.send(MessageType.GETPEERLIST, '');
+    expect((await taker.nextEnvelope()).type).toBe(MessageType.PEERLIST);
+    taker.send(MessageType.GETPEERLIST, '');
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.getpeerlist-limited') === 1);
+  });
+
+  it('drops pubmsgs over the node-wide fan-out budget without punishing the sender', async () => {
+    const dn = await fx.directory({
+      limits: limits({
+        globalDeliveries: { ratePerSecond: 0, burst: 4 },
+        offences: { ratePerSecond: 0, burst: 0 },
+      }),
+    });
+    const first = await fx.join(dn);
+    const second = await fx.join(dn);
+    const third = await fx.join(dn);
+    first.pubmsg('!one'); // 2 deliveries
+    second.pubmsg('!two'); // 2 deliveries: the budget is spent
+    third.pubmsg('!three'); // dropped
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.node-fanout-limited') === 1);
+    expect(dn.node.counters.get('disconnected.flooding')).toBe(0);
+    expect(dn.node.stats().handshaked).toBe(3);
+  });
+});
+
+describe('connection caps', () => {
+  it('answers a handshake beyond max_peers with accepted:false "Maximum peers reached"', async () => {
+    const dn = await fx.directory({ maxPeers: 2 });
+    await fx.join(dn);
+    await fx.join(dn);
+    const third = await fx.connect(dn);
+    third.sendHandshake();
+    const reply = parseDirectoryHandshake((await third.nextEnvelope()).line);
+    expect(reply?.accepted).toBe(false);
+    expect(reply?.motd).toBe('Rejected: Maximum peers reached');
+    await third.waitClosed();
+  });
+
+  it('closes a connection at once when max_pending_handshakes are waiting', async () => {
+    const dn = await fx.directory({ maxPendingHandshakes: 2 });
+    await fx.connect(dn);
+    await fx.connect(dn);
+    await waitUntil('two pending', () => dn.node.stats().pendingHandshakes === 2);
+    const third = await fx.connect(dn);
+    await third.waitClosed();
+    expect(dn.node.counters.get('refused.pending-handshakes-full')).toBe(1);
+    expect(dn.node.stats().connections).toBe(2);
+  });
+
+  it('leaves nothing per connection behind after connect-handshake-disconnect churn', async () => {
+    const dn = await fx.directory();
+    const stayer = await fx.join(dn);
+    for (let round = 0; round < 10; round++) {
+      const batch = [];
+      for (let i = 0; i < 20; i++) batch.push(await fx.join(dn));
+      batch[0]?.privmsg(stayer.nick, 'x', 'y');
+      for (const client of batch) client.end();
+      await waitUntil('the batch gone', () => dn.node.stats().connections === 1);
+    }
+    stayer.peer.socket.destroy();
+    await waitUntil('everyone gone', () => dn.node.stats().connections === 0);
+    expect(dn.node.stats()).toEqual({
+      connections: 0,
+      pendingHandshakes: 0,
+      handshaked: 0,
+      nicks: 0,
+      bannedNicks: 0,
+    });
+    expect(fairReadScheduler.waiting).toBe(0);
+  });
+});
+
+describe('bounded memory', () => {
+  it('cuts a peer that does not read while the others get every pubmsg', async () => {
+    const dn = await fx.directory({ maxQueuedBytes: 256 * 1024 });
+    const sender = await fx.join(dn);
+    const reader = await fx.join(dn);
+    const slow = await fx.join(dn);
+    slow.peer.socket.pause();
+    const body = 'x'.repeat(30_000);
+    const count = 600; // 18 MB: more than the kernel's loopback buffers hold
+    let received = 0;
+    // The reading peer keeps up (the sender waits for it, at most 4 lines = 120 kB ahead, under
+    // the cap even on a loaded machine); only the peer that never reads builds up a queue.
+    let onReceived: (() => void) | undefined;
+    const done = (async () => {
+      while (received < count) {
+        const envelope = await reader.nextEnvelope();
+        if (envelope.type === MessageType.PUBMSG) {
+          received++;
+          onReceived?.();
+        }
+      }
+    })();
+    for (let i = 0; i < count; i++) {
+      while (i - received >= 4) {
+        await new Promise<void>((resolve) => (onReceived = resolve));
+      }
+      sender.pubmsg(`!big ${i} ${body}`);
+    }
+    await done;
+    await waitUntil('the slow reader cut', () => dn.node.stats().handshaked === 2, 10_000);
+    expect(received).toBe(count);
+    expect(dn.node.counters.get('evicted.slow-reader')).toBe(1);
+  }, 30_000);
+});

@@ -1,0 +1,95 @@
+/**
+ * Unit tests of the fairness mechanisms with an injected clock: the token bucket
+ * (src/util/token-bucket.ts) and the fair read scheduler (src/peer/fair-reader.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { FairReadScheduler, type FairReadable } from '../../src/peer/fair-reader.js';
+import { TokenBucket } from '../../src/util/token-bucket.js';
+
+describe('TokenBucket', () => {
+  it('allows the burst, then refills at the rate, never above the burst', () => {
+    const clock = { now: 0 };
+    const bucket = new TokenBucket({ ratePerSecond: 10, burst: 5 }, () => clock.now);
+    for (let i = 0; i < 5; i++) expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+    clock.now += 100; // one token
+    expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+    clock.now += 60_000;
+    expect(bucket.available).toBe(5);
+  });
+
+  it('charges a cost at once or not at all', () => {
+    const clock = { now: 0 };
+    const bucket = new TokenBucket({ ratePerSecond: 1, burst: 10 }, () => clock.now);
+    expect(bucket.take(7)).toBe(true);
+    expect(bucket.take(4)).toBe(false);
+    expect(bucket.available).toBe(3);
+    expect(bucket.take(3)).toBe(true);
+  });
+
+  it('ignores a clock that goes back', () => {
+    const clock = { now: 1_000 };
+    const bucket = new TokenBucket({ ratePerSecond: 1, burst: 1 }, () => clock.now);
+    expect(bucket.take()).toBe(true);
+    clock.now = 0;
+    expect(bucket.take()).toBe(false);
+  });
+});
+
+/** A reader with `lines` waiting that records when each was handled. */
+class FakeReader implements FairReadable {
+  constructor(
+    readonly name: string,
+    public lines: number,
+    readonly log: string[],
+  ) {}
+
+  drainSome(max: number): boolean {
+    const n = Math.min(max, this.lines);
+    for (let i = 0; i < n; i++) this.log.push(this.name);
+    this.lines -= n;
+    return this.lines > 0;
+  }
+}
+
+describe('FairReadScheduler', () => {
+  it('serves readers round-robin, linesPerTurn each, so a backlog does not starve others', () => {
+    const scheduler = new FairReadScheduler(2);
+    const log: string[] = [];
+    const flood = new FakeReader('flood', 6, log);
+    const quiet = new FakeReader('quiet', 1, log);
+    scheduler.add(flood);
+    scheduler.add(quiet);
+    scheduler.runRound();
+    expect(log).toEqual(['flood', 'flood', 'quiet']);
+    expect(scheduler.waiting).toBe(1);
+    scheduler.runRound();
+    scheduler.runRound();
+    expect(log.slice(3)).toEqual(['flood', 'flood', 'flood', 'flood']);
+    expect(scheduler.waiting).toBe(0);
+  });
+
+  it('forgets a deleted reader', () => {
+    const scheduler = new FairReadScheduler(1);
+    const log: string[] = [];
+    const reader = new FakeReader('r', 3, log);
+    scheduler.add(reader);
+    scheduler.delete(reader);
+    scheduler.runRound();
+    expect(log).toEqual([]);
+    expect(scheduler.waiting).toBe(0);
+  });
+
+  it('runs rounds by itself until every line is handled', async () => {
+    const scheduler = new FairReadScheduler(3);
+    const log: string[] = [];
+    scheduler.add(new FakeReader('a', 10, log));
+    scheduler.add(new FakeReader('b', 4, log));
+    while (scheduler.waiting > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(log.filter((n) => n === 'a')).toHaveLength(10);
+    expect(log.filter((n) => n === 'b')).toHaveLength(4);
+    // Three lines each per round: b finishes in its second round, long before a.
+    expect(log.join('')).toBe('aaabbbaaabaaaa');
+  });
+});
