@@ -602,10 +602,15 @@ export class Daemon {
     ];
   }
 
-  /** What the node is and what it is connected to, for the API and logs. */
+  /**
+   * What the node is and what it is connected to, for the API and logs. `tor` (version, bootstrap,
+   * onion, PoW defences) is left out in testing mode and for a taker: a taker only dials through
+   * SOCKS and never asks tor's control port, so it has no onion and no PoW defences to report.
+   */
   info(): Record<string, unknown> {
     const onion = this.#onion;
     const { config } = this.#options;
+    const reportsTor = !config.testingMode && this.#role !== 'taker';
     const base = {
       version: VERSION,
       nick: this.identity.nick,
@@ -614,7 +619,7 @@ export class Daemon {
       uptimeSeconds: this.uptimeSeconds,
       network: config.network,
       testingMode: config.testingMode,
-      ...(config.testingMode
+      ...(!reportsTor
         ? {}
         : {
             tor: {

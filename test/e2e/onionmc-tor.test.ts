@@ -72,6 +72,8 @@ const ONION_LOCATION = /^([a-z2-7]{56}\.onion):5222$/;
 interface Info {
   nick: string;
   role: string;
+  /** `starting: ...` while tor bootstraps and the onion is published, then `running`. */
+  state: string;
   location: string;
   tor?: { onion?: string; powDefenses: boolean; torVersion?: string };
   directories?: { location: string; state: string }[];
@@ -176,7 +178,7 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
     }
   };
 
-  /** Starts `onionmc run` in the namespace and resolves once its API answers (the node started). */
+  /** Starts `onionmc run` in the namespace and resolves once its `/v1/info` says `running`. */
   const startNode = async (
     name: string,
     configFile: string,
@@ -222,8 +224,10 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
       async () => {
         if (node.exitCode !== undefined)
           throw new Error(`${name} exited with ${String(node.exitCode)}:\n${tail(node)}`);
-        const res = await node.api.request('GET', '/health');
-        return res.status === 200 ? true : undefined;
+        // The API answers while the node starts (`state` is `starting: ...` until tor has
+        // bootstrapped and the onion is published): the node is up once `state` is `running`.
+        const current = (await node.api.call('GET', '/v1/info')) as Info;
+        return current.state === 'running' ? true : undefined;
       },
       NODE_START_TIMEOUT_MS,
       100,

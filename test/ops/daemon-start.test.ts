@@ -16,9 +16,10 @@ import { Daemon } from '../../src/daemon/daemon.js';
 import { parseBootstrapPhase } from '../../src/daemon/tor-bootstrap.js';
 import { VERSION } from '../../src/daemon/version.js';
 import { freePort, pollUntil } from '../../src/demo/cluster.js';
-import { hasCode } from '../../src/errors.js';
+import { hasCode, OnionmcError } from '../../src/errors.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
+import type { Dialer } from '../../src/peer/transport.js';
 import { BootstrappingTor } from './fake-tor.js';
 
 /** JSON log lines written so far, and a way to wait for one. */
@@ -161,5 +162,38 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
     expect(daemon.state).toBe('stopped');
     await expect(fs.stat(socket)).rejects.toMatchObject({ code: 'ENOENT' });
     tor.unanswered.clear();
+  });
+
+  it("a taker's info has no tor object: it never asks tor's control port (no onion, no PoW)", async () => {
+    const socket = path.join(dir, 'api3.sock');
+    const config = parseConfig(
+      [
+        '[BLOCKCHAIN]',
+        'network = signet',
+        '[MESSAGING:onion]',
+        'type = onion',
+        `tor_control_host = unix:${path.join(dir, 'control.sock')}`,
+        'onion_serving_host = 127.0.0.1',
+        `onion_serving_port = ${await freePort()}`,
+        'directory_nodes = satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222',
+        `api = unix:${socket}`,
+      ].join('\n'),
+      path.join(dir, 'joinmarket3.cfg'),
+    );
+    const commandsBefore = tor.commands.length;
+    // The directory node is never reached: every dial fails at once (the taker retries).
+    const dialer: Dialer = {
+      dial: () => Promise.reject(new OnionmcError('ERR_DIAL_REFUSED', 'no directory node here')),
+    };
+    const daemon = new Daemon({ config, logger: silentLogger(), dialer });
+    try {
+      await daemon.start();
+      const info = daemon.info();
+      expect(info).toMatchObject({ state: 'running', role: 'taker' });
+      expect(info.tor).toBeUndefined();
+      expect(tor.commands.length).toBe(commandsBefore);
+    } finally {
+      await daemon.stop();
+    }
   });
 });
