@@ -103,6 +103,8 @@ export interface KnownPeer {
   readonly redial: Backoff;
   nextDialAt: number;
   lastOrderbookReplyAt: number;
+  /** The directory location this nick's last `!orderbook` came through (our answer goes back there). */
+  orderbookRequestDirectory: string | undefined;
 }
 
 /** The table of other nicks: their locations, the directories carrying them, direct links. */
@@ -132,6 +134,7 @@ export class KnownPeers {
         redial: this.#newBackoff(),
         nextDialAt: 0,
         lastOrderbookReplyAt: -Infinity,
+        orderbookRequestDirectory: undefined,
       };
       this.#known.set(nick, known);
     }

@@ -14,6 +14,7 @@
  * talk to it through {@link ClientNode.pubmsg}, {@link ClientNode.privmsg} and
  * {@link ClientNode.on}.
  */
+import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { flushAllConnections } from '../peer/connection.js';
 import { Backoff } from './backoff.js';
@@ -126,9 +127,9 @@ export class ClientNode {
     this.#announcer = new OfferAnnouncer(ctx);
     this.#maker =
       options.role === 'maker'
-        ? new MakerResponder(ctx, this.#announcer, (to, cmd, body) => {
-            this.privmsg(to, cmd, body);
-          })
+        ? new MakerResponder(ctx, this.#announcer, (to, cmd, body, sendOptions) =>
+            this.privmsg(to, cmd, body, sendOptions),
+          )
         : undefined;
     this.#directories = new DirectoryLinks(ctx, {
       onChannelMessage: (type, line, link) => {
@@ -149,7 +150,7 @@ export class ClientNode {
       {
         onPubmsg: (from, message, via) => {
           const commands = this.#collector.onPubmsg(from, message);
-          this.#maker?.onPubmsg(from, commands);
+          this.#maker?.onPubmsg(from, commands, via);
           this.#events.emit('pubmsg', { from, message, via });
         },
         onPrivmsg: (from, cmd, body, via) => {
@@ -157,6 +158,13 @@ export class ClientNode {
         },
       },
     );
+    // `channel` follows the directory links: up with the first handshaked, down with the last.
+    let channelUp = false;
+    this.#events.on('directory', () => {
+      if (this.hasDirectory === channelUp) return;
+      channelUp = this.hasDirectory;
+      this.#events.emit('channel', { up: channelUp });
+    });
   }
 
   /** Our nick. */
@@ -275,6 +283,37 @@ export class ClientNode {
     return this.#peers.get(nick)?.link?.state === 'handshaked';
   }
 
+  /**
+   * True when a privmsg to `nick` has a route now: a handshaked direct link, or a connected
+   * directory node that has carried its messages (jmdaemon's `active_channels`).
+   */
+  canReach(nick: string): boolean {
+    return this.#router.canReach(nick);
+  }
+
+  /**
+   * Our NaCl session public keys with `nick` (64 hex each; `peer` undefined before its key
+   * arrived), or undefined without a live session (docs/protocol.md §7). The same keys ride on
+   * the `privmsg` events as `ownKeyHex` / `peerKeyHex`.
+   */
+  sessionKeys(nick: string): { own: string; peer: string | undefined } | undefined {
+    return this.#endToEnd.keysOf(nick);
+  }
+
+  /**
+   * Maker: answers an `!orderbook` from `to` with our offers, one privmsg per offer, each carrying
+   * `!tbond <fidelityBond>` when given (a proof made for `to`'s nick), through the directory node
+   * the request came through (docs/protocol.md §13.2). For applications that set
+   * `answerOrderbook: false` or that add a bond; see the `orderbookRequest` event.
+   * @returns how many privmsgs were sent.
+   * @throws OnionmcError `ERR_API` when we are not a maker, have no offers or the proof is not
+   *   base64; `ERR_NOT_ROUTABLE` when no directory node carries `to`.
+   */
+  answerOrderbook(to: string, fidelityBond?: string): number {
+    if (this.#maker === undefined) throw new OnionmcError('ERR_API', 'only a maker has offers');
+    return this.#maker.answer(to, fidelityBond);
+  }
+
   /** Liveness probing of directory links; see {@link DirectoryLinks.probe}. Public for tests. */
   probeDirectories(): void {
     this.#directories.probe();
@@ -340,6 +379,8 @@ export class ClientNode {
       body: opened.body,
       via,
       encrypted: opened.encrypted,
+      ...(opened.ownKeyHex !== undefined ? { ownKeyHex: opened.ownKeyHex } : {}),
+      ...(opened.peerKeyHex !== undefined ? { peerKeyHex: opened.peerKeyHex } : {}),
     });
   }
 

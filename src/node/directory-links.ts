@@ -267,8 +267,13 @@ export class DirectoryLinks {
     }
   }
 
-  /** The directory-id we expect in a challenge from `link` (docs/protocol.md §9.6): its onion, lower-cased. */
+  /**
+   * The directory-id we expect in a challenge from `link` (docs/protocol.md §9.6, §13.2): the one
+   * configured for that location (`nickAuthDirectoryIds`), else its onion, lower-cased.
+   */
   #expectedDirectoryId(link: DirectoryLink): string {
+    const configured = this.#ctx.options.nickAuthDirectoryIds?.[link.location.toLowerCase()];
+    if (configured !== undefined) return configured;
     return directoryIdForEndpoint(link.host, link.port) ?? link.location.toLowerCase();
   }
 

@@ -13,12 +13,13 @@ import {
   buildNickAuthChallengeLine,
   buildNickAuthResultLine,
   createNickAuthChallenge,
+  parseNickAuthProofLine,
   verifyNickAuth,
   type NickAuthResultCode,
 } from '../message/nick-auth.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
-import { encodeLine } from '../wire/framing.js';
+import { encodeLine, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 import {
   encodeDirectoryHandshake,
   evaluateClientHandshake,
@@ -345,9 +346,9 @@ export class DirectoryNode {
       const owner = this.#byNick.get(handshake.nick);
       if (accept !== undefined && !accept(location)) reason = 'location not admitted here';
       // First live owner keeps its nick (ng peer_registry); only a peer about to prove the nick's
-      // key may displace an unverified owner, and nobody displaces a verified one (spec §9.2).
-      else if (owner?.conn.isOpen === true && (owner.verified || !negotiatesNickAuth))
-        reason = 'nick already in use';
+      // key may displace the owner: an unverified one, or a verified one with the same key (its
+      // stale connection, docs/protocol.md §13.1). An unproven claim of a live nick is refused.
+      else if (owner?.conn.isOpen === true && !negotiatesNickAuth) reason = 'nick already in use';
     }
     const accepted = reason === undefined;
     peer.conn.send(
@@ -413,11 +414,19 @@ export class DirectoryNode {
       this.#finishNickAuth(peer, verdict);
       return;
     }
+    const provenKey = parseNickAuthProofLine(line)?.pubkey;
     const owner = this.#byNick.get(peer.nick);
-    if (owner !== undefined && owner !== peer && owner.conn.isOpen && owner.verified) {
+    if (
+      owner !== undefined &&
+      owner !== peer &&
+      owner.conn.isOpen &&
+      owner.verified &&
+      owner.verifiedKey !== provenKey
+    ) {
       this.#finishNickAuth(peer, 'policy');
       return;
     }
+    peer.verifiedKey = provenKey;
     this.#finishNickAuth(peer, 'ok');
   }
 
@@ -435,8 +444,11 @@ export class DirectoryNode {
     peer.verified = true;
     const owner = peer.nick === undefined ? undefined : this.#byNick.get(peer.nick);
     if (owner !== undefined && owner !== peer) {
-      owner.conn.logger.info({ nick: owner.nick }, 'unverified owner displaced by a verified peer');
-      this.counters.add('displaced.unverified');
+      // An unverified owner, or a verified one with the same key: its connection is stale (ng
+      // peer_registry lets the proven key take over, docs/protocol.md §13.1).
+      const kind = owner.verified ? 'same-key' : 'unverified';
+      owner.conn.logger.info({ nick: owner.nick, kind }, 'nick owner replaced by a verified peer');
+      this.counters.add(`displaced.${kind}`);
       owner.conn.destroy('replaced');
     }
     this.#register(peer);
@@ -501,13 +513,13 @@ export class DirectoryNode {
 
   /**
    * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
-   * would exceed the 40,000-byte send limit (spec §1.3, §10). Such a line was within our 65,536-byte
-   * receive limit, so its sender broke no rule and stays connected; we only refuse to pass on what
-   * a reference recipient would drop its connection for.
+   * would exceed 65,536 bytes: relayed lines may be as long as ng relays them, while the lines we
+   * compose ourselves stay within 40,000 bytes (docs/protocol.md §1.3, §13.1). Only a sender that
+   * breaks the 40,000-byte rule can make a relayed line longer than that.
    */
   #relayFrame(type: number, line: string): Uint8Array | undefined {
     try {
-      return encodeLine(encodeEnvelope(type, line));
+      return encodeLine(encodeEnvelope(type, line), MAX_RECEIVE_LINE_BYTES);
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
       this.counters.add(dropCounter('too-long'));

@@ -160,16 +160,18 @@ export class LineDecoder {
  * Frames one line for sending: its UTF-8 bytes followed by CR LF (spec §1.1).
  *
  * @param text the line, normally an envelope from `encodeEnvelope` (pure ASCII).
+ * @param maxBytes the limit, default {@link MAX_SEND_LINE_BYTES}; a directory node relaying a
+ *   received line uses {@link MAX_RECEIVE_LINE_BYTES} (docs/protocol.md §13.1).
  * @returns a new Buffer of `byteLength(text) + 2` bytes.
- * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than {@link MAX_SEND_LINE_BYTES}
+ * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than `maxBytes`
  *   UTF-8 bytes (spec §1.3, §10); `ERR_PROTOCOL` when it contains a raw CR or LF, which would split
  *   it into several lines at the receiver.
  */
-export function encodeLine(text: string): Buffer {
+export function encodeLine(text: string, maxBytes: number = MAX_SEND_LINE_BYTES): Buffer {
   const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > MAX_SEND_LINE_BYTES) {
+  if (bytes > maxBytes) {
     throw new ProtocolError(
-      `line of ${bytes} bytes exceeds the send limit of ${MAX_SEND_LINE_BYTES} bytes`,
+      `line of ${bytes} bytes exceeds the send limit of ${maxBytes} bytes`,
       'ERR_LINE_TOO_LONG',
     );
   }
