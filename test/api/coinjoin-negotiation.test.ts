@@ -98,7 +98,7 @@ function bondProofFor(takerNick: string): string {
  */
 class MakerApp {
   readonly received: PrivmsgData[] = [];
-  readonly #api: ApiClient;
+  readonly api: ApiClient;
   readonly #events: EventStream;
   /** `direct`: answer over the route the daemon chooses; `directory`: only through directory nodes. */
   route: 'any' | 'directory' = 'directory';
@@ -107,12 +107,12 @@ class MakerApp {
   failure: unknown;
 
   constructor(api: ApiClient, events: EventStream) {
-    this.#api = api;
+    this.api = api;
     this.#events = events;
   }
 
   async start(): Promise<void> {
-    await this.#api.call('PUT', '/v1/offers', { offers: OFFERS });
+    await this.api.call('PUT', '/v1/offers', { offers: OFFERS });
     this.#events.on((event) => {
       this.#onEvent(event).catch((err: unknown) => {
         this.failure = err;
@@ -123,7 +123,7 @@ class MakerApp {
   async #onEvent(event: ApiEvent): Promise<void> {
     if (event.event === 'orderbookRequest') {
       const { from } = event.data as { from: string };
-      await this.#api.call('POST', '/v1/orderbook/answer', {
+      await this.api.call('POST', '/v1/orderbook/answer', {
         to: from,
         fidelityBond: bondProofFor(from),
       });
@@ -133,7 +133,7 @@ class MakerApp {
     const msg = event.data as PrivmsgData;
     this.received.push(msg);
     const send = (cmd: string, body: string): Promise<unknown> =>
-      this.#api.call('POST', '/v1/privmsg', { to: msg.from, cmd, body, route: this.route });
+      this.api.call('POST', '/v1/privmsg', { to: msg.from, cmd, body, route: this.route });
     switch (msg.cmd) {
       case 'fill':
         await send('pubkey', '');
@@ -155,7 +155,7 @@ class MakerApp {
         return;
       case 'hp2':
         // The maker broadcasts the commitment it was handed (R: jmdaemon on_hp2 -> pubmsg !hp2).
-        await this.#api.call('POST', '/v1/pubmsg', { message: `!hp2 ${msg.body}` });
+        await this.api.call('POST', '/v1/pubmsg', { message: `!hp2 ${msg.body}` });
         return;
       default:
     }
@@ -383,6 +383,23 @@ describe('a CoinJoin negotiation by applications on the API (testing mode)', () 
       matches('peer', { nick: maker.identity.nick, up: true }),
       WAIT_MS,
     );
+    // With the direct link up, an orderbook answer still goes through the directory node.
+    const bond = bondProofFor(`${taker.identity.nick}-round-2`);
+    await makerApp.api.call('POST', '/v1/orderbook/answer', {
+      to: taker.identity.nick,
+      fidelityBond: bond,
+    });
+    const again = await takerEvents.waitFor(
+      'the offer answered again',
+      (e) =>
+        matches('privmsg', { from: maker.identity.nick, cmd: 'sw0reloffer' })(e) &&
+        (e.data as PrivmsgData).body.endsWith(bond),
+      WAIT_MS,
+    );
+    expect((again.data as PrivmsgData).via).toEqual({
+      kind: 'directory',
+      location: directoryLocation,
+    });
     await negotiate('any', 'direct', false);
   });
 });
