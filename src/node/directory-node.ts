@@ -19,7 +19,7 @@ import {
 } from '../message/nick-auth.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
-import { encodeLine, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
+import { encodeLine, encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 import {
   encodeDirectoryHandshake,
   evaluateClientHandshake,
@@ -519,7 +519,7 @@ export class DirectoryNode {
    */
   #relayFrame(type: number, line: string): Uint8Array | undefined {
     try {
-      return encodeLine(encodeEnvelope(type, line), MAX_RECEIVE_LINE_BYTES);
+      return encodeLineWithin(encodeEnvelope(type, line), MAX_RECEIVE_LINE_BYTES);
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
       this.counters.add(dropCounter('too-long'));

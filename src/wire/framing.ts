@@ -160,14 +160,22 @@ export class LineDecoder {
  * Frames one line for sending: its UTF-8 bytes followed by CR LF (spec §1.1).
  *
  * @param text the line, normally an envelope from `encodeEnvelope` (pure ASCII).
- * @param maxBytes the limit, default {@link MAX_SEND_LINE_BYTES}; a directory node relaying a
- *   received line uses {@link MAX_RECEIVE_LINE_BYTES} (docs/protocol.md §13.1).
  * @returns a new Buffer of `byteLength(text) + 2` bytes.
- * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than `maxBytes`
+ * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than {@link MAX_SEND_LINE_BYTES}
  *   UTF-8 bytes (spec §1.3, §10); `ERR_PROTOCOL` when it contains a raw CR or LF, which would split
  *   it into several lines at the receiver.
  */
-export function encodeLine(text: string, maxBytes: number = MAX_SEND_LINE_BYTES): Buffer {
+export function encodeLine(text: string): Buffer {
+  return encodeLineWithin(text, MAX_SEND_LINE_BYTES);
+}
+
+/**
+ * {@link encodeLine} with another limit: a directory node relays received lines of up to
+ * {@link MAX_RECEIVE_LINE_BYTES} (docs/protocol.md §13.1).
+ * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than `maxBytes` UTF-8 bytes;
+ *   `ERR_PROTOCOL` when it contains a raw CR or LF.
+ */
+export function encodeLineWithin(text: string, maxBytes: number): Buffer {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
     throw new ProtocolError(
