@@ -49,7 +49,7 @@ export type Endpoint =
  * The network name sent in every handshake (`network` of 793/795, spec §2.2, §2.3). A directory
  * rejects peers whose name differs from its own.
  */
-export type HandshakeNetwork = 'mainnet' | 'testnet' | 'signet';
+export type HandshakeNetwork = 'mainnet' | 'testnet' | 'signet' | 'regtest';
 
 /**
  * JMP-0005 nick authentication mode (spec §9.6; NG: jmcore/src/jmcore/nick_auth.py):
@@ -112,7 +112,8 @@ export interface OnionmcConfig {
   /**
    * Handshake network name (spec §2.2): `[BLOCKCHAIN] network` `mainnet`, `testnet` and `signet`
    * map to themselves, `regtest` maps to `testnet` (JoinMarket's own regtest setups configure
-   * `testnet`); missing means `mainnet`.
+   * `testnet`); missing means `mainnet`. onionmc `handshake_network` overrides it (`regtest` to
+   * meet ng's regtest nodes, which send and require `regtest`, docs/protocol.md §2.2, §8.4).
    */
   readonly network: HandshakeNetwork;
   /** The raw `[BLOCKCHAIN] network` value (`mainnet` when the key is missing). */
@@ -241,6 +242,7 @@ const ONIONMC_KEYS = [
   'nick_auth_directory_ids',
   'features',
   'answer_orderbook',
+  'handshake_network',
   'heartbeat_sweep_interval',
   'heartbeat_probe_idle',
   'heartbeat_pong_timeout',
@@ -388,6 +390,19 @@ export function parseConfig(text: string, file: string): OnionmcConfig {
     directoryIds: readNickAuthDirectoryIds(r, directoryNodes),
   };
   const clientFeatures = readClientFeatures(r);
+  // onionmc `handshake_network`: the name sent instead of the one derived from [BLOCKCHAIN]
+  // network, e.g. `regtest`, which ng's regtest nodes send and its directory nodes require.
+  const handshakeNetwork = r.optionalString('handshake_network');
+  if (handshakeNetwork !== undefined) {
+    if ((['mainnet', 'testnet', 'signet', 'regtest'] as string[]).includes(handshakeNetwork))
+      network = handshakeNetwork as HandshakeNetwork;
+    else
+      r.bad(
+        'handshake_network',
+        handshakeNetwork,
+        'must be one of mainnet, testnet, signet, regtest',
+      );
+  }
   const answerOrderbook = r.boolean('answer_orderbook', true);
   const heartbeat = readHeartbeat(r);
   const api = readApi(r);

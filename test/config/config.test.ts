@@ -111,6 +111,7 @@ describe('parseConfig defaults', () => {
           `nick_auth_directory_ids = ${ONION_A}:5222=dir-a.example:5222`,
           'features = neutrino_compat',
           'answer_orderbook = false',
+          'handshake_network = regtest',
           'heartbeat_sweep_interval = 10',
           'heartbeat_probe_idle = 20',
           'heartbeat_pong_timeout = 5',
@@ -136,6 +137,7 @@ describe('parseConfig defaults', () => {
     });
     expect(config.clientFeatures).toEqual(['neutrino_compat']);
     expect(config.answerOrderbook).toBe(false);
+    expect(config.network).toBe('regtest');
     expect(config.heartbeat).toEqual({
       sweepIntervalMs: 10_000,
       probeIdleMs: 20_000,
@@ -352,6 +354,7 @@ describe('the example file', () => {
       'nick_auth_directory_ids',
       'features',
       'answer_orderbook',
+      'handshake_network',
       'heartbeat_sweep_interval',
       'heartbeat_probe_idle',
       'heartbeat_pong_timeout',
@@ -457,6 +460,7 @@ describe('problem reporting', () => {
     ['nick_auth_directory_ids', 'elsewhere.example:5222=dir-a'],
     ['features', 'Neutrino Compat'],
     ['answer_orderbook', 'maybe'],
+    ['handshake_network', 'regnet'],
     ['onion_serving_host', 'two words'],
     ['tor_control_port', '65536'],
   ])('rejects %s = %s', (key, value) => {
