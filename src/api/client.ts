@@ -91,6 +91,7 @@ export class EventStream {
   readonly #req: http.ClientRequest;
   readonly #events: ApiEvent[] = [];
   readonly #waiters = new Set<() => void>();
+  readonly #listeners = new Set<(event: ApiEvent) => void>();
   #buffer = '';
   #ended = false;
 
@@ -109,7 +110,10 @@ export class EventStream {
           if (line.startsWith('event: ')) event = line.slice(7);
           else if (line.startsWith('data: ')) data += line.slice(6);
         }
-        if (data !== '') this.#events.push({ event, data: JSON.parse(data) as unknown });
+        if (data === '') continue;
+        const parsed: ApiEvent = { event, data: JSON.parse(data) as unknown };
+        this.#events.push(parsed);
+        for (const listener of this.#listeners) listener(parsed);
       }
       this.#wake();
     });
@@ -121,6 +125,16 @@ export class EventStream {
 
   #wake(): void {
     for (const waiter of this.#waiters) waiter();
+  }
+
+  /**
+   * Calls `listener` with every event: first those received so far, then each new one as it
+   * arrives (the way an application reacts to requests). Returns the function that unsubscribes.
+   */
+  on(listener: (event: ApiEvent) => void): () => void {
+    for (const event of [...this.#events]) listener(event);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Every event received so far. */

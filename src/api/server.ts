@@ -11,11 +11,14 @@
  * | GET    | /health        | `{"status":"ok"}`                                                  |
  * | GET    | /metrics       | Prometheus text (src/daemon/metrics.ts)                            |
  * | GET    | /v1/info       | version, state, uptime, tor, nick, role, location, network, directories, peers, counters |
- * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped; on a directory node: relay |
+ * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped,
+ *                           orderbookRequest, channel; on a directory node: relay |
  * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
  * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…}}` |
  * | PUT    | /v1/offers     | `{"offers":[{type,oid,minsize,maxsize,txfee,cjfee}]}` (maker)      |
- * | GET    | /v1/orderbook  | `{"offers":[…]}`                                                    |
+ * | GET    | /v1/orderbook  | `{"offers":[…], "fidelityBonds":[{nick, proof}]}`                   |
+ * | POST   | /v1/orderbook/answer | `{"to":nick,"fidelityBond":"…"}` -> `{"privmsgs":n}` (maker)  |
+ * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
  * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large) or 500.
@@ -80,6 +83,8 @@ export const CLIENT_EVENT_NAMES: readonly (keyof ClientNodeEvents)[] = [
   'peer',
   'peerlist',
   'dropped',
+  'orderbookRequest',
+  'channel',
 ];
 
 /** The local HTTP API server. */
@@ -226,9 +231,25 @@ export class ApiServer {
         case 'GET /v1/events':
           this.#events(res);
           return;
-        case 'GET /v1/orderbook':
-          this.#json(res, 200, { offers: this.#client().orderbook.entries() });
+        case 'GET /v1/orderbook': {
+          const { orderbook } = this.#client();
+          this.#json(res, 200, { offers: orderbook.entries(), fidelityBonds: orderbook.bonds() });
           return;
+        }
+        case 'POST /v1/orderbook/answer': {
+          const client = this.#client();
+          if (client.role !== 'maker')
+            throw new HttpError(409, 'ERR_API', 'only a maker answers orderbook requests');
+          const body = await readJson(req);
+          const bond = optionalStringField(body, 'fidelityBond');
+          this.#json(res, 200, { privmsgs: client.answerOrderbook(stringField(body, 'to'), bond) });
+          return;
+        }
+        case 'GET /v1/reach': {
+          const nick = url.searchParams.get('nick') ?? '';
+          this.#json(res, 200, { nick, reachable: this.#client().canReach(nick) });
+          return;
+        }
         case 'POST /v1/pubmsg': {
           const body = await readJson(req);
           const message = stringField(body, 'message');
@@ -266,6 +287,8 @@ export class ApiServer {
               '/v1/info',
               '/v1/events',
               '/v1/orderbook',
+              '/v1/orderbook/answer',
+              '/v1/reach',
               '/v1/pubmsg',
               '/v1/privmsg',
               '/v1/offers',

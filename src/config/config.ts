@@ -50,7 +50,7 @@ export type Endpoint =
  * The network name sent in every handshake (`network` of 793/795, spec §2.2, §2.3). A directory
  * rejects peers whose name differs from its own.
  */
-export type HandshakeNetwork = 'mainnet' | 'testnet' | 'signet';
+export type HandshakeNetwork = 'mainnet' | 'testnet' | 'signet' | 'regtest';
 
 /**
  * JMP-0005 nick authentication mode (spec §9.6; NG: jmcore/src/jmcore/nick_auth.py):
@@ -78,6 +78,13 @@ export interface NickAuthConfig {
    * the directory they dialed.
    */
   readonly directoryId: string | undefined;
+  /**
+   * onionmc `nick_auth_directory_ids`: per configured directory location (`host:port` as in
+   * `directory_nodes`), the directory-id that directory node puts in its challenge when it is not
+   * its own `<onion>:<port>` (an ng directory node with its own `nick_auth_directory_id`).
+   * Clients only; empty by default.
+   */
+  readonly directoryIds: Readonly<Record<string, string>>;
 }
 
 /** Directory heartbeat timers in milliseconds (spec §4.7; NG: directory_server/.../heartbeat.py). */
@@ -106,7 +113,8 @@ export interface OnionmcConfig {
   /**
    * Handshake network name (spec §2.2): `[BLOCKCHAIN] network` `mainnet`, `testnet` and `signet`
    * map to themselves, `regtest` maps to `testnet` (JoinMarket's own regtest setups configure
-   * `testnet`); missing means `mainnet`.
+   * `testnet`); missing means `mainnet`. onionmc `handshake_network` overrides it (`regtest` to
+   * meet ng's regtest nodes, which send and require `regtest`, docs/protocol.md §2.2, §8.4).
    */
   readonly network: HandshakeNetwork;
   /** The raw `[BLOCKCHAIN] network` value (`mainnet` when the key is missing). */
@@ -142,6 +150,18 @@ export interface OnionmcConfig {
   readonly directoryMotd: string;
   /** onionmc `nick_auth_mode` (default prefer_verified) and `nick_auth_directory_id` (spec §9.6). */
   readonly nickAuth: NickAuthConfig;
+  /**
+   * onionmc `features`: extra features a maker or taker advertises in its 793 (docs/protocol.md
+   * §9.1), e.g. `neutrino_compat` when the application's wallet can serve a Neutrino taker.
+   * Names are `[a-z0-9_]`, comma separated; empty by default.
+   */
+  readonly clientFeatures: readonly string[];
+  /**
+   * onionmc `answer_orderbook` (default true): a maker answers `!orderbook` itself. False leaves
+   * the answer to the application (`orderbookRequest` event, `POST /v1/orderbook/answer`), which
+   * can then add a `!tbond` proof made for the requesting taker.
+   */
+  readonly answerOrderbook: boolean;
   /** onionmc `heartbeat_*` (seconds in the file), defaults 60/600/30/1500 s (spec §4.7). */
   readonly heartbeat: HeartbeatConfig;
   /**
@@ -234,6 +254,10 @@ const ONIONMC_KEYS = [
   'directory_motd',
   'nick_auth_mode',
   'nick_auth_directory_id',
+  'nick_auth_directory_ids',
+  'features',
+  'answer_orderbook',
+  'handshake_network',
   'heartbeat_sweep_interval',
   'heartbeat_probe_idle',
   'heartbeat_pong_timeout',
@@ -405,7 +429,23 @@ export function parseConfig(
   const nickAuth: NickAuthConfig = {
     mode: r.choice('nick_auth_mode', CONFIG_DEFAULTS.nickAuthMode, NICK_AUTH_MODES),
     directoryId: readNickAuthDirectoryId(r),
+    directoryIds: readNickAuthDirectoryIds(r, directoryNodes),
   };
+  const clientFeatures = readClientFeatures(r);
+  // onionmc `handshake_network`: the name sent instead of the one derived from [BLOCKCHAIN]
+  // network, e.g. `regtest`, which ng's regtest nodes send and its directory nodes require.
+  const handshakeNetwork = r.optionalString('handshake_network');
+  if (handshakeNetwork !== undefined) {
+    if ((['mainnet', 'testnet', 'signet', 'regtest'] as string[]).includes(handshakeNetwork))
+      network = handshakeNetwork as HandshakeNetwork;
+    else
+      r.bad(
+        'handshake_network',
+        handshakeNetwork,
+        'must be one of mainnet, testnet, signet, regtest',
+      );
+  }
+  const answerOrderbook = r.boolean('answer_orderbook', true);
   const heartbeat = readHeartbeat(r);
   const api = readApi(r);
   const apiSocketMode = readSocketMode(r);
@@ -435,6 +475,8 @@ export function parseConfig(
     powDefenses,
     directoryMotd,
     nickAuth,
+    clientFeatures,
+    answerOrderbook,
     heartbeat,
     api,
     apiSocketMode,
@@ -580,6 +622,67 @@ function readNickAuthDirectoryId(r: SectionReader): string | undefined {
     return undefined;
   }
   return value;
+}
+
+/**
+ * `nick_auth_directory_ids = <host:port>=<id>, …`: the directory-id of each listed directory node
+ * (docs/protocol.md §9.6, §13.2). Each location must be one of `directory_nodes`; ids follow the
+ * rules of `nick_auth_directory_id`.
+ */
+function readNickAuthDirectoryIds(
+  r: SectionReader,
+  directoryNodes: readonly string[],
+): Readonly<Record<string, string>> {
+  const value = r.optionalString('nick_auth_directory_ids');
+  const ids: Record<string, string> = {};
+  if (value === undefined) return ids;
+  const known = new Set(directoryNodes.map((d) => d.toLowerCase()));
+  for (const item of value
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')) {
+    const eq = item.indexOf('=');
+    const location = eq < 0 ? '' : item.slice(0, eq).trim();
+    const id = eq < 0 ? '' : item.slice(eq + 1).trim();
+    if (location === '' || id === '' || /[\s|]/.test(id)) {
+      r.bad(
+        'nick_auth_directory_ids',
+        value,
+        `entry "${item}": each entry is <host:port>=<directory-id>, the id without whitespace or "|"`,
+      );
+      continue;
+    }
+    if (!known.has(location.toLowerCase())) {
+      r.bad(
+        'nick_auth_directory_ids',
+        value,
+        `entry "${item}": ${location} is not one of directory_nodes`,
+      );
+      continue;
+    }
+    ids[location.toLowerCase()] = id;
+  }
+  return ids;
+}
+
+/** `features = a, b`: extra 793 features of a maker or taker (docs/protocol.md §9.1). */
+function readClientFeatures(r: SectionReader): string[] {
+  const value = r.optionalString('features');
+  if (value === undefined) return [];
+  const names = value
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  const bad = names.filter((n) => !/^[a-z0-9_]{1,64}$/.test(n));
+  if (bad.length > 0) {
+    r.bad(
+      'features',
+      value,
+      'feature names are comma separated, each [a-z0-9_], at most 64 characters',
+    );
+    return [];
+  }
+  return [...new Set(names)];
 }
 
 /** `heartbeat_*` keys (seconds; spec §4.7); probing only makes sense before eviction. */

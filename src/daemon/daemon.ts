@@ -98,6 +98,18 @@ export const CLIENT_FEATURES: Readonly<Record<string, boolean>> = Object.freeze(
   ping: true,
 });
 
+/**
+ * The features of a maker's or taker's 793: {@link CLIENT_FEATURES} without `nick_auth` when
+ * `nick_auth_mode = disabled` (the client's off switch, docs/protocol.md §13.2), plus the
+ * configured `features` (e.g. `neutrino_compat`).
+ */
+export function clientFeatures(config: OnionmcConfig): Record<string, boolean> {
+  const features: Record<string, boolean> = { ...CLIENT_FEATURES };
+  if (config.nickAuth.mode === 'disabled') delete features['nick_auth'];
+  for (const name of config.clientFeatures) features[name] = true;
+  return features;
+}
+
 /** Features a directory node advertises in its 795 (spec §2.4: ng always sends ping and peerlist_features). */
 export function directoryFeatures(config: OnionmcConfig): Record<string, boolean> {
   return {
@@ -480,7 +492,9 @@ export class Daemon {
         ? { server: new TcpServerTransport(config.onionServingHost, config.onionServingPort) }
         : {}),
       logger: this.#logger,
-      features: CLIENT_FEATURES,
+      features: clientFeatures(config),
+      answerOrderbook: config.answerOrderbook,
+      nickAuthDirectoryIds: config.nickAuth.directoryIds,
       ...(this.#options.backoff !== undefined ? { backoff: this.#options.backoff } : {}),
     });
     for (const name of CLIENT_EVENT_NAMES) {

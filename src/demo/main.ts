@@ -11,7 +11,12 @@
  */
 import { parseArgs } from 'node:util';
 import type { ApiEvent } from '../api/client.js';
+import { publicKeyHexFromPrivateKey, signMessage, verifyMessage } from '../message/signing.js';
 import { Cluster, pollUntil } from './cluster.js';
+
+/** Demo-data keys (never funds): maker2's utxo key, maker1's fidelity-bond key. */
+const MAKER2_UTXO_KEY = new Uint8Array(32).fill(0x1c);
+const MAKER1_BOND_KEY = new Uint8Array(32).fill(0x2d);
 
 const STEP_TIMEOUT_MS = 20_000;
 
@@ -57,7 +62,13 @@ async function main(): Promise<number> {
 
     step = 'start the makers and the taker';
     const [maker1, maker2, taker] = await Promise.all([
-      cluster.start({ name: 'maker1', role: 'maker', directories }),
+      // maker1's application answers !orderbook itself, to add a bond proof made for the taker.
+      cluster.start({
+        name: 'maker1',
+        role: 'maker',
+        directories,
+        extra: { answer_orderbook: 'false' },
+      }),
       cluster.start({ name: 'maker2', role: 'maker', directories }),
       cluster.start({ name: 'taker', role: 'taker', directories }),
     ]);
@@ -119,6 +130,20 @@ async function main(): Promise<number> {
 
     step = 'taker sends !orderbook and collects signed offers';
     await taker.api.call('POST', '/v1/pubmsg', { message: '!orderbook' });
+    const request = await maker1Events.waitFor(
+      'the orderbook request at maker1',
+      (e) => e.event === 'orderbookRequest',
+      STEP_TIMEOUT_MS,
+    );
+    const requester = (request.data as { from: string }).from;
+    const bondFor = (takerNick: string): string =>
+      Buffer.from(
+        `${publicKeyHexFromPrivateKey(MAKER1_BOND_KEY)}|${signMessage(MAKER1_BOND_KEY, takerNick)}`,
+      ).toString('base64');
+    await maker1.api.call('POST', '/v1/orderbook/answer', {
+      to: requester,
+      fidelityBond: bondFor(requester),
+    });
     const offers = await pollUntil(
       step,
       async () => {
@@ -128,6 +153,14 @@ async function main(): Promise<number> {
       },
       STEP_TIMEOUT_MS,
     );
+    const bond = (offers as (OfferShape & { fidelityBond?: string })[]).find(
+      (o) => o.nick === nick('maker1'),
+    )?.fidelityBond;
+    const [bondPub, bondSig] = Buffer.from(bond ?? '', 'base64')
+      .toString()
+      .split('|');
+    if (!verifyMessage(bondPub ?? '', bondSig ?? '', nick('taker')))
+      throw new Error("maker1's bond proof is not made for the taker");
     say('orderbook collected by the taker (signed privmsg offers, signatures verified):');
     say('  maker             type         oid     minsize      maxsize  txfee  cjfee');
     for (const o of offers) {
@@ -142,19 +175,33 @@ async function main(): Promise<number> {
     const maker2Events = await maker2.api.events();
     const viaDirectory = { route: 'directory' };
     const marker = 'demo-plaintext';
-    const exchange: [string, 'taker' | 'maker2', string][] = [
-      ['fill', 'taker', `0 1000000 P${'cd'.repeat(32)}`],
-      ['pubkey', 'maker2', ''],
-      ['auth', 'taker', `${marker}-auth ${'0'.repeat(63)}1:0|02${'11'.repeat(32)}`],
-      ['ioauth', 'maker2', `${marker}-ioauth utxo:0 02${'22'.repeat(32)} cjaddr changeaddr btcsig`],
+    // maker2 signs its own session key (`ownKeyHex` of its !fill event) with its utxo key as
+    // btc_sig; the taker checks it over the key of maker2's !pubkey (`peerKeyHex`).
+    const keys = { makerOwn: '', takerSeen: '' };
+    const maker2AuthPub = publicKeyHexFromPrivateKey(MAKER2_UTXO_KEY);
+    const exchange: [string, 'taker' | 'maker2', () => string][] = [
+      ['fill', 'taker', () => `0 1000000 P${'cd'.repeat(32)}`],
+      ['pubkey', 'maker2', () => ''],
+      ['auth', 'taker', () => `${marker}-auth ${'0'.repeat(63)}1:0|02${'11'.repeat(32)}`],
+      [
+        'ioauth',
+        'maker2',
+        () =>
+          `${marker}-ioauth ${maker2AuthPub} cjaddr changeaddr ${signMessage(MAKER2_UTXO_KEY, keys.makerOwn)}`,
+      ],
       [
         'tx',
         'taker',
-        `${marker}-tx ${Buffer.from('unsigned transaction bytes').toString('base64')}`,
+        () => `${marker}-tx ${Buffer.from('unsigned transaction bytes').toString('base64')}`,
       ],
-      ['sig', 'maker2', `${marker}-sig ${Buffer.from('signature script').toString('base64')}`],
+      [
+        'sig',
+        'maker2',
+        () => `${marker}-sig ${Buffer.from('signature script').toString('base64')}`,
+      ],
     ];
-    for (const [cmd, sender, body] of exchange) {
+    for (const [cmd, sender, makeBody] of exchange) {
+      const body = makeBody();
       const [from, to, events] =
         sender === 'taker' ? [taker, 'maker2', maker2Events] : [maker2, 'taker', takerEvents];
       const sent = (await from.api.call('POST', '/v1/privmsg', {
@@ -168,13 +215,42 @@ async function main(): Promise<number> {
         (e) => isPrivmsg(e, nick(sender), cmd),
         STEP_TIMEOUT_MS,
       );
-      const data = got.data as { body: string; encrypted: boolean; via: { kind: string } };
+      const data = got.data as {
+        body: string;
+        encrypted: boolean;
+        via: { kind: string };
+        ownKeyHex?: string;
+        peerKeyHex?: string;
+      };
       if (data.body !== body)
         throw new Error(`!${cmd} arrived as "${data.body}", sent as "${body}"`);
+      if (cmd === 'fill') keys.makerOwn = data.ownKeyHex ?? '';
+      if (cmd === 'pubkey') keys.takerSeen = data.peerKeyHex ?? '';
+      if (cmd === 'ioauth') {
+        const [, authPub, , , btcSig] = data.body.split(' ');
+        if (
+          keys.takerSeen !== keys.makerOwn ||
+          !verifyMessage(authPub ?? '', btcSig ?? '', keys.takerSeen)
+        )
+          throw new Error("maker2's btc_sig does not verify over its session key");
+        say('taker checked btc_sig: maker2 signed its NaCl session key with its utxo key');
+      }
       say(
         `${sender.padEnd(6)} -> ${to.padEnd(6)} !${cmd.padEnd(6)} via ${sent.via.kind}${data.encrypted ? ', encrypted end to end, decrypted by the receiving daemon' : ''}`,
       );
     }
+    step = 'taker hands maker2 a commitment with !hp2 (always through a directory node)';
+    const hp2 = (await taker.api.call('POST', '/v1/privmsg', {
+      to: nick('maker2'),
+      cmd: 'hp2',
+      body: 'ef'.repeat(32),
+    })) as { via: { kind: string } };
+    await maker2Events.waitFor(
+      'the !hp2 at maker2',
+      (e) => isPrivmsg(e, nick('taker'), 'hp2'),
+      STEP_TIMEOUT_MS,
+    );
+    say(`taker  -> maker2 !hp2    via ${hp2.via.kind}`);
     if (dnEvents !== undefined) {
       step = 'the directory node saw only ciphertext';
       const encrypted = ['auth', 'ioauth', 'tx', 'sig'];
@@ -268,7 +344,7 @@ async function main(): Promise<number> {
 
     say('');
     say(
-      `demo OK: ${external.length === 0 ? '1 directory node' : `${external.length} external directory node(s)`}, 2 makers, 1 taker; ${offers.length} signed offers verified; fill..sig encrypted end to end; direct link used both ways`,
+      `demo OK: ${external.length === 0 ? '1 directory node' : `${external.length} external directory node(s)`}, 2 makers, 1 taker; ${offers.length} signed offers verified; fill..sig encrypted end to end; direct link used both ways; btc_sig over the maker's session key verified; fidelity bond made for the taker verified`,
     );
     return 0;
   } catch (err) {

@@ -106,6 +106,8 @@ export interface KnownPeer {
   readonly redial: Backoff;
   nextDialAt: number;
   lastOrderbookReplyAt: number;
+  /** The directory location this nick's last `!orderbook` came through (our answer goes back there). */
+  orderbookRequestDirectory: string | undefined;
 }
 
 /** The table of other nicks: their locations, the directories carrying them, direct links. */
@@ -135,6 +137,7 @@ export class KnownPeers {
         redial: this.#newBackoff(),
         nextDialAt: 0,
         lastOrderbookReplyAt: -Infinity,
+        orderbookRequestDirectory: undefined,
       };
       this.#known.set(nick, known);
     }

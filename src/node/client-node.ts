@@ -151,9 +151,11 @@ export class ClientNode {
     this.#announcer = new OfferAnnouncer(ctx);
     this.#maker =
       options.role === 'maker'
-        ? new MakerResponder(ctx, this.#announcer, (to, cmd, body) => {
-            if (this.#externalSigner) this.#trySend(to, cmd, body);
-            else this.privmsg(to, cmd, body);
+        ? new MakerResponder(ctx, this.#announcer, (to, cmd, body, sendOptions) => {
+            if (!this.#externalSigner) return this.privmsg(to, cmd, body, sendOptions);
+            // An outside signer answers later: the route is chosen then.
+            this.#trySend(to, cmd, body, sendOptions);
+            return { kind: 'directory', location: sendOptions.directory ?? '' };
           })
         : undefined;
     this.#directories = new DirectoryLinks(ctx, {
@@ -175,7 +177,7 @@ export class ClientNode {
       {
         onPubmsg: (from, message, via) => {
           const commands = this.#collector.onPubmsg(from, message);
-          this.#maker?.onPubmsg(from, commands);
+          this.#maker?.onPubmsg(from, commands, via);
           this.#events.emit('pubmsg', { from, message, via });
         },
         onPrivmsg: (from, cmd, body, via) => {
@@ -183,6 +185,13 @@ export class ClientNode {
         },
       },
     );
+    // `channel` follows the directory links: up with the first handshaked, down with the last.
+    let channelUp = false;
+    this.#events.on('directory', () => {
+      if (this.hasDirectory === channelUp) return;
+      channelUp = this.hasDirectory;
+      this.#events.emit('channel', { up: channelUp });
+    });
   }
 
   /** Our nick. */
@@ -301,6 +310,37 @@ export class ClientNode {
     return this.#peers.get(nick)?.link?.state === 'handshaked';
   }
 
+  /**
+   * True when a privmsg to `nick` has a route now: a handshaked direct link, or a connected
+   * directory node that has carried its messages (jmdaemon's `active_channels`).
+   */
+  canReach(nick: string): boolean {
+    return this.#router.canReach(nick);
+  }
+
+  /**
+   * Our NaCl session public keys with `nick` (64 hex each; `peer` undefined before its key
+   * arrived), or undefined without a live session (docs/protocol.md §7). The same keys ride on
+   * the `privmsg` events as `ownKeyHex` / `peerKeyHex`.
+   */
+  sessionKeys(nick: string): { own: string; peer: string | undefined } | undefined {
+    return this.#endToEnd.keysOf(nick);
+  }
+
+  /**
+   * Maker: answers an `!orderbook` from `to` with our offers, one privmsg per offer, each carrying
+   * `!tbond <fidelityBond>` when given (a proof made for `to`'s nick), through the directory node
+   * the request came through (docs/protocol.md §13.2). For applications that set
+   * `answerOrderbook: false` or that add a bond; see the `orderbookRequest` event.
+   * @returns how many privmsgs were sent.
+   * @throws OnionmcError `ERR_API` when we are not a maker, have no offers or the proof is not
+   *   base64; `ERR_NOT_ROUTABLE` when no directory node carries `to`.
+   */
+  answerOrderbook(to: string, fidelityBond?: string): number {
+    if (this.#maker === undefined) throw new OnionmcError('ERR_API', 'only a maker has offers');
+    return this.#maker.answer(to, fidelityBond);
+  }
+
   /** Liveness probing of directory links; see {@link DirectoryLinks.probe}. Public for tests. */
   probeDirectories(): void {
     this.#directories.probe();
@@ -381,11 +421,13 @@ export class ClientNode {
       body: opened.body,
       via,
       encrypted: opened.encrypted,
+      ...(opened.ownKeyHex !== undefined ? { ownKeyHex: opened.ownKeyHex } : {}),
+      ...(opened.peerKeyHex !== undefined ? { peerKeyHex: opened.peerKeyHex } : {}),
     });
   }
 
   /** Sends with whichever signer we have; a failure is logged. */
-  #trySend(to: string, cmd: string, body: string): void {
+  #trySend(to: string, cmd: string, body: string, sendOptions: PrivmsgOptions = {}): void {
     const fail = (err: unknown): void => {
       this.#logger.info(
         { to, cmd, reason: err instanceof Error ? err.message : String(err) },
@@ -393,11 +435,11 @@ export class ClientNode {
       );
     };
     if (this.#externalSigner) {
-      this.privmsgAsync(to, cmd, body).catch(fail);
+      this.privmsgAsync(to, cmd, body, sendOptions).catch(fail);
       return;
     }
     try {
-      this.privmsg(to, cmd, body);
+      this.privmsg(to, cmd, body, sendOptions);
     } catch (err) {
       fail(err);
     }

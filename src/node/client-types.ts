@@ -49,6 +49,19 @@ export interface ClientNodeOptions {
    * captured traffic whose payloads are not real key exchanges.
    */
   readonly endToEnd?: boolean;
+  /**
+   * Maker: answer a pubmsg `!orderbook` automatically with our offers (one privmsg per offer,
+   * docs/protocol.md §13.2), default true. False leaves every answer to the application, which
+   * gets an `orderbookRequest` event and answers with {@link ClientNode.answerOrderbook} (to add
+   * a `!tbond` proof made for that taker) or its own privmsgs (the joinmarketd service does).
+   */
+  readonly answerOrderbook?: boolean;
+  /**
+   * Per directory location (`host:port` as in `directories`): the directory-id it puts in its
+   * nick-auth challenge when that is not its own `<onion>:<port>` (an ng directory node with its
+   * own `nick_auth_directory_id`, docs/protocol.md §9.6, §13.2).
+   */
+  readonly nickAuthDirectoryIds?: Readonly<Record<string, string>>;
   /** Reconnect backoff for directory links. */
   readonly backoff?: BackoffOptions;
   /** How long we wait for the other side's handshake on any link; default 60 s. */
@@ -69,11 +82,34 @@ export interface ClientNodeEvents {
    * it is the decrypted plaintext (`encrypted: true`); for `!fill` and `!pubkey` the NaCl key,
    * which the daemon owns, is taken out.
    */
-  privmsg: { from: string; cmd: string; body: string; via: Via; encrypted: boolean };
+  privmsg: {
+    from: string;
+    cmd: string;
+    body: string;
+    via: Via;
+    encrypted: boolean;
+    /**
+     * Our NaCl session public key with `from`, 64 hex, on `fill`, `pubkey` and the encrypted
+     * commands: a maker signs it as `btc_sig` in `!ioauth` (jmdaemon's `kphex`).
+     */
+    ownKeyHex?: string;
+    /**
+     * `from`'s NaCl session public key, 64 hex, on the same events: a taker verifies the maker's
+     * `btc_sig` over it (it is the key of the maker's `!pubkey`).
+     */
+    peerKeyHex?: string;
+  };
   /** A pubmsg (unsigned, docs/protocol.md §5.6). `message` starts with `!`. */
   pubmsg: { from: string; message: string; via: Via };
   /** No directory carries this nick any more (docs/protocol.md §3.2). */
   nickLeave: { nick: string };
+  /**
+   * Maker: a taker asked for the orderbook (a pubmsg `!orderbook`). With `answerOrderbook: false`
+   * the application answers it ({@link ClientNode.answerOrderbook}); otherwise the node already did.
+   */
+  orderbookRequest: { from: string; via: Via };
+  /** The channel became usable (the first directory link handshaked) or unusable (the last one lost). */
+  channel: { up: boolean };
   /** A directory link was handshaked or lost. */
   directory: { location: string; nick: string | undefined; up: boolean; motd?: string };
   /** A direct peer link was handshaked or lost. */
@@ -94,4 +130,9 @@ export type SendResult = Via;
 export interface PrivmsgOptions {
   /** `directory`: never use a direct link nor dial one for this message. Default `any`. */
   readonly route?: 'any' | 'directory';
+  /**
+   * With `route: 'directory'`: the location of the directory node to use when it is connected and
+   * has carried `to`'s messages (e.g. the one a request arrived through); otherwise any such one.
+   */
+  readonly directory?: string;
 }

@@ -8,6 +8,7 @@ import {
   buildNickAuthChallengeLine,
   buildNickAuthResultLine,
   createNickAuthChallenge,
+  parseNickAuthProofLine,
   verifyNickAuth,
   type NickAuthResultCode,
 } from '../message/nick-auth.js';
@@ -146,10 +147,10 @@ export class DirectoryAdmission {
     if (accept !== undefined && !accept(parseLocation(handshake.locationString)))
       return 'location not admitted here';
     // First live owner keeps its nick (ng peer_registry); only a peer about to prove the nick's
-    // key may displace an unverified owner, and nobody displaces a verified one (spec §9.2).
+    // key may displace the owner: an unverified one, or a verified one with the same key (its
+    // stale connection, docs/protocol.md §13.1). An unproven claim of a live nick is refused.
     const owner = byNick.get(handshake.nick);
-    if (owner?.conn.isOpen === true && (owner.verified || !negotiatesNickAuth))
-      return 'nick already in use';
+    if (owner?.conn.isOpen === true && !negotiatesNickAuth) return 'nick already in use';
     return undefined;
   }
 
@@ -176,11 +177,19 @@ export class DirectoryAdmission {
       this.#finishNickAuth(peer, verdict);
       return;
     }
+    const provenKey = parseNickAuthProofLine(line)?.pubkey;
     const owner = this.#ctx.byNick.get(peer.nick);
-    if (owner !== undefined && owner !== peer && owner.conn.isOpen && owner.verified) {
+    if (
+      owner !== undefined &&
+      owner !== peer &&
+      owner.conn.isOpen &&
+      owner.verified &&
+      owner.verifiedKey !== provenKey
+    ) {
       this.#finishNickAuth(peer, 'policy');
       return;
     }
+    peer.verifiedKey = provenKey;
     this.#finishNickAuth(peer, 'ok');
   }
 
@@ -199,8 +208,11 @@ export class DirectoryAdmission {
     peer.verified = true;
     const owner = peer.nick === undefined ? undefined : byNick.get(peer.nick);
     if (owner !== undefined && owner !== peer) {
-      owner.conn.logger.info({ nick: owner.nick }, 'unverified owner displaced by a verified peer');
-      counters.add('displaced.unverified');
+      // An unverified owner, or a verified one with the same key: its connection is stale (ng
+      // peer_registry lets the proven key take over, docs/protocol.md §13.1).
+      const kind = owner.verified ? 'same-key' : 'unverified';
+      owner.conn.logger.info({ nick: owner.nick, kind }, 'nick owner replaced by a verified peer');
+      counters.add(`displaced.${kind}`);
       owner.conn.destroy('replaced');
     }
     this.#ctx.register(peer);

@@ -13,7 +13,7 @@ import {
   parseNickAuthChallengeLine,
   parseNickAuthResultLine,
 } from '../message/nick-auth.js';
-import { PeerConnection, type LivenessPolicy } from '../peer/connection.js';
+import { PeerConnection, type CloseReason, type LivenessPolicy } from '../peer/connection.js';
 import type { Envelope } from '../wire/envelope.js';
 import {
   evaluateDirectoryHandshake,
@@ -192,8 +192,8 @@ export class DirectoryLinks {
       onEnvelope: (envelope) => {
         this.#handleEnvelope(link, envelope);
       },
-      onClose: (err) => {
-        this.#handleClose(link, conn, err);
+      onClose: (err, reason) => {
+        this.#handleClose(link, conn, err, reason);
       },
     });
     // The connecting side sends 793 at once (docs/protocol.md §2.3).
@@ -207,11 +207,30 @@ export class DirectoryLinks {
     });
   }
 
-  #handleClose(link: DirectoryLink, conn: PeerConnection, err: Error | undefined): void {
+  #handleClose(
+    link: DirectoryLink,
+    conn: PeerConnection,
+    err: Error | undefined,
+    reason: CloseReason,
+  ): void {
     if (link.conn !== conn) return;
     const ctx = this.#ctx;
     const wasUp = link.state === 'handshaked';
     link.conn = undefined;
+    if (
+      reason === 'remote-closed' &&
+      (link.state === 'handshaking' || link.state === 'authenticating')
+    ) {
+      // ng refuses by closing without a 795 (or, during nick authentication, without an 807).
+      const refusal = inferDirectoryRefusal(ctx, link);
+      ctx.counters.add('directory.closed-without-reply');
+      ctx.logger.warn(
+        { directory: link.location, state: link.state, reason: refusal },
+        link.state === 'handshaking'
+          ? 'directory node closed the connection without a 795'
+          : 'directory node closed the connection during nick authentication',
+      );
+    }
     if (wasUp) {
       if (ctx.now() - link.handshakedAt >= link.backoff.options.stableMs) link.backoff.reset();
       ctx.logger.warn({ directory: link.location, reason: err?.message }, 'lost directory node');
@@ -270,8 +289,13 @@ export class DirectoryLinks {
     }
   }
 
-  /** The directory-id we expect in a challenge from `link` (docs/protocol.md §9.6): its onion, lower-cased. */
+  /**
+   * The directory-id we expect in a challenge from `link` (docs/protocol.md §9.6, §13.2): the one
+   * configured for that location (`nickAuthDirectoryIds`), else its onion, lower-cased.
+   */
   #expectedDirectoryId(link: DirectoryLink): string {
+    const configured = this.#ctx.options.nickAuthDirectoryIds?.[link.location.toLowerCase()];
+    if (configured !== undefined) return configured;
     return directoryIdForEndpoint(link.host, link.port) ?? link.location.toLowerCase();
   }
 
@@ -289,7 +313,7 @@ export class DirectoryLinks {
     if (challenge.directoryId !== this.#expectedDirectoryId(link)) {
       conn.logger.warn(
         { directoryId: challenge.directoryId, expected: this.#expectedDirectoryId(link) },
-        'nick-auth challenge for another directory-id; disconnecting',
+        'nick-auth challenge for another directory-id; disconnecting (if this directory node really uses that id, list it in nick_auth_directory_ids)',
       );
       this.#ctx.counters.add('nick-auth.wrong-directory-id');
       conn.destroy('protocol-violation');
@@ -430,4 +454,30 @@ export class DirectoryLinks {
     }
     ctx.events.emit('peerlist', { directory: link.location, joined, left });
   }
+}
+
+/**
+ * The likely reason a directory node hung up on our 793 without a 795, or during nick
+ * authentication without an 807 (ng refuses that way, docs/protocol.md §2.5, §9.6, §13.2), from
+ * what we sent: our location, network and nick-auth state.
+ */
+export function inferDirectoryRefusal(
+  ctx: Pick<ClientContext, 'location' | 'options'>,
+  link: Pick<DirectoryLink, 'state' | 'location'>,
+): string {
+  if (link.state === 'authenticating') {
+    return ctx.options.nickAuthDirectoryIds?.[link.location.toLowerCase()] === undefined
+      ? 'it did not accept our nick-auth proof: if its nick_auth_directory_id is not its address, set it in nick_auth_directory_ids, or set nick_auth_mode = disabled'
+      : 'it did not accept our nick-auth proof for the configured directory-id';
+  }
+  let kind: string;
+  try {
+    kind = ctx.location === NOT_SERVING_ONION ? 'none' : parseLocation(ctx.location).kind;
+  } catch {
+    kind = 'bad';
+  }
+  if (kind !== 'none' && !/\.onion:[0-9]+$/i.test(ctx.location)) {
+    return `our location ${ctx.location} is not an onion: an ng directory node admits only onion locations and NOT-SERVING-ONION, and refuses others this way`;
+  }
+  return `probably a refusal: our nick still held by an earlier connection of ours, a network mismatch (we sent "${ctx.options.network}"), or a full directory node`;
 }

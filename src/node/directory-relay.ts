@@ -7,7 +7,7 @@
 import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
 import { encodeEnvelope } from '../wire/envelope.js';
-import { encodeLine } from '../wire/framing.js';
+import { encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, type PeerlistEntry } from '../wire/peerlist.js';
 import { type Counters, dropCounter } from './counters.js';
@@ -84,13 +84,13 @@ export class DirectoryRelay {
 
   /**
    * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
-   * would exceed the 40,000-byte send limit (spec §1.3, §10). Such a line was within our 65,536-byte
-   * receive limit, so its sender broke no rule and stays connected; we only refuse to pass on what
-   * a reference recipient would drop its connection for.
+   * would exceed 65,536 bytes: relayed lines may be as long as ng relays them, while the lines we
+   * compose ourselves stay within 40,000 bytes (docs/protocol.md §1.3, §13.1). Only a sender that
+   * breaks the 40,000-byte rule can make a relayed line longer than that.
    */
   #relayFrame(type: number, line: string): Uint8Array | undefined {
     try {
-      return encodeLine(encodeEnvelope(type, line));
+      return encodeLineWithin(encodeEnvelope(type, line), MAX_RECEIVE_LINE_BYTES);
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
       this.#ctx.counters.add(dropCounter('too-long'));

@@ -140,6 +140,8 @@ export class DirectoryPeer {
   features: ReadonlySet<string> = new Set();
   /** True once the peer proved it holds its nick's key (spec §9.6). */
   verified = false;
+  /** The compressed pubkey (hex) the peer proved, once {@link verified}. */
+  verifiedKey: string | undefined;
   /** `nick;location`, cached: it is sent after every relay of this peer's privmsgs. */
   entry = '';
   /** `nick;location;F:…`, for recipients that advertised peerlist_features (spec §3.4). */

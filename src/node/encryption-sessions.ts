@@ -129,6 +129,22 @@ export class EncryptionSessions {
     session.theirPublicKey = parseBoxPublicKeyHex(theirPublicKeyHex);
   }
 
+  /**
+   * The session keys with `nick` as hex (64 lowercase characters each), for the application's
+   * own checks: the maker signs its `own` key as `btc_sig` in `!ioauth`, the taker verifies that
+   * signature over the maker's key, its `peer` key (docs/protocol.md §6, §7). Does not touch the
+   * session's idle timer.
+   * @returns undefined when there is no live session with `nick`.
+   */
+  keysOf(nick: string): { own: string; peer: string | undefined } | undefined {
+    const session = this.#sessions.get(nick);
+    if (session === undefined || this.#now() - session.lastUsedAt >= this.#ttlMs) return undefined;
+    return {
+      own: hex(session.publicKey),
+      peer: session.theirPublicKey === undefined ? undefined : hex(session.theirPublicKey),
+    };
+  }
+
   /** True when keys are exchanged with `nick` and the session has not expired. */
   isReady(nick: string): boolean {
     const session = this.#sessions.get(nick);

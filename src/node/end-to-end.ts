@@ -8,6 +8,16 @@ import { OnionmcError } from '../errors.js';
 import { isEncryptedCommand } from '../message/commands.js';
 import { EncryptionSessions } from './encryption-sessions.js';
 
+/** A received body as the application gets it, with the session keys of the NaCl exchange. */
+export interface OpenedBody {
+  readonly body: string;
+  readonly encrypted: boolean;
+  /** Our NaCl session public key with the sender, 64 hex (the maker's `kphex`). */
+  readonly ownKeyHex?: string;
+  /** The sender's NaCl session public key, 64 hex (what a taker checks `btc_sig` over). */
+  readonly peerKeyHex?: string;
+}
+
 /** Seals outgoing and opens incoming privmsg bodies. */
 export class EndToEnd {
   readonly enabled: boolean;
@@ -48,27 +58,39 @@ export class EndToEnd {
    * out of `!fill` / `!pubkey`.
    * @throws OnionmcError `ERR_CRYPTO` (or another error) when a key or ciphertext is bad.
    */
-  open(from: string, cmd: string, body: string): { body: string; encrypted: boolean } {
+  open(from: string, cmd: string, body: string): OpenedBody {
     if (!this.enabled) return { body, encrypted: false };
     if (isEncryptedCommand(cmd)) {
       // The receiver joins the tokens after the command word without spaces, then decodes and
       // decrypts (docs/protocol.md §5.3).
-      return { body: this.#sessions.decrypt(from, body.split(' ').join('')), encrypted: true };
+      const plain = this.#sessions.decrypt(from, body.split(' ').join(''));
+      return { body: plain, encrypted: true, ...this.#keys(from) };
     }
     if (cmd === 'fill') {
       // `oid amount taker_nacl_pubkey commitment` (docs/protocol.md §5.2).
       const args = body.split(' ');
       this.#sessions.acceptFill(from, args[2] ?? '');
       args.splice(2, 1);
-      return { body: args.join(' '), encrypted: false };
+      return { body: args.join(' '), encrypted: false, ...this.#keys(from) };
     }
     if (cmd === 'pubkey') {
       // `maker_nacl_pubkey [features=…]` (docs/protocol.md §5.2, §9.7).
       const args = body.split(' ');
       this.#sessions.acceptPubkey(from, args[0] ?? '');
-      return { body: args.slice(1).join(' '), encrypted: false };
+      return { body: args.slice(1).join(' '), encrypted: false, ...this.#keys(from) };
     }
     return { body, encrypted: false };
+  }
+
+  #keys(nick: string): { ownKeyHex?: string; peerKeyHex?: string } {
+    const keys = this.#sessions.keysOf(nick);
+    if (keys === undefined) return {};
+    return { ownKeyHex: keys.own, ...(keys.peer !== undefined ? { peerKeyHex: keys.peer } : {}) };
+  }
+
+  /** The session keys with `nick` (hex), undefined without a live session; see {@link EncryptionSessions.keysOf}. */
+  keysOf(nick: string): { own: string; peer: string | undefined } | undefined {
+    return this.enabled ? this.#sessions.keysOf(nick) : undefined;
   }
 
   /** Drops expired sessions. */

@@ -3,11 +3,13 @@
  * orderbook it hears ({@link OrderbookCollector}); a maker also announces its offers when a
  * directory link comes up and answers `!orderbook` ({@link MakerResponder}).
  */
+import { OnionmcError } from '../errors.js';
 import { OFFER_TYPES, splitCommands } from '../message/commands.js';
 import { formatPubmsgLine } from '../message/privmsg.js';
 import { isValidNick } from '../wire/handshake.js';
 import { MessageType } from '../wire/message-types.js';
 import type { ClientContext, DirectoryLink } from './client-context.js';
+import type { PrivmsgOptions, Via } from './client-types.js';
 import { formatOfferArgs, type Orderbook, parseOffer, type Offer } from './offers.js';
 
 /** A maker answers `!orderbook` from one nick at most this often (ng maker, docs/protocol.md §9.3). */
@@ -35,12 +37,16 @@ export class OrderbookCollector {
     return commands;
   }
 
-  /** Offers sent to us by privmsg (an answer to our `!orderbook`). */
+  /** Offers, and a `!tbond` proof, sent to us by privmsg (an answer to our `!orderbook`). */
   onPrivmsg(from: string, cmd: string, body: string): void {
     if (!OFFER_TYPES.has(cmd)) return;
     for (const segment of splitCommands(`!${cmd} ${body}`)) {
       const offer = parseOffer(segment);
       if (offer !== undefined) this.#orderbook.add(from, offer, 'privmsg');
+      else if (segment.startsWith('tbond ')) {
+        const proof = segment.slice('tbond '.length);
+        if (/^[A-Za-z0-9+/=]+$/.test(proof)) this.#orderbook.setBond(from, proof);
+      }
     }
   }
 }
@@ -81,24 +87,26 @@ export class OfferAnnouncer {
   }
 }
 
+/** How a maker sends a privmsg (the node's signing and routing). */
+export type MakerSend = (to: string, cmd: string, body: string, options: PrivmsgOptions) => Via;
+
 /**
- * The maker's part: re-announces the offers on every directory that comes up, and answers a
- * pubmsg `!orderbook` with a privmsg holding every offer, at most once per
- * {@link ORDERBOOK_REPLY_INTERVAL_MS} per nick.
+ * The maker's part: re-announces the offers on every directory that comes up, reports each
+ * pubmsg `!orderbook` (`orderbookRequest` event) and, unless the application answers itself,
+ * answers it with one privmsg per offer, at most once per {@link ORDERBOOK_REPLY_INTERVAL_MS} per
+ * nick, through the directory node the request came through (docs/protocol.md §13.2).
  */
 export class MakerResponder {
   readonly #ctx: ClientContext;
   readonly #announcer: OfferAnnouncer;
-  readonly #privmsg: (to: string, cmd: string, body: string) => void;
+  readonly #privmsg: MakerSend;
+  readonly #automatic: boolean;
 
-  constructor(
-    ctx: ClientContext,
-    announcer: OfferAnnouncer,
-    privmsg: (to: string, cmd: string, body: string) => void,
-  ) {
+  constructor(ctx: ClientContext, announcer: OfferAnnouncer, privmsg: MakerSend) {
     this.#ctx = ctx;
     this.#announcer = announcer;
     this.#privmsg = privmsg;
+    this.#automatic = ctx.options.answerOrderbook !== false;
   }
 
   /** A directory link came up. */
@@ -107,34 +115,50 @@ export class MakerResponder {
   }
 
   /** A pubmsg's commands; a pubmsg holding more than one orderbook request is ignored (docs/protocol.md §5.2, DoS rule #298). */
-  onPubmsg(from: string, commands: readonly string[]): void {
-    if (commands.length === 1 && commands[0] === 'orderbook') this.#answer(from);
-  }
-
-  #answer(from: string): void {
-    const ctx = this.#ctx;
-    const offers = this.#announcer.offers;
-    if (offers.length === 0 || !isValidNick(from)) return;
-    const known = ctx.peers.ensure(from);
-    const now = ctx.now();
+  onPubmsg(from: string, commands: readonly string[], via: Via): void {
+    if (commands.length !== 1 || commands[0] !== 'orderbook' || !isValidNick(from)) return;
+    const known = this.#ctx.peers.ensure(from);
+    if (via.kind === 'directory') known.orderbookRequestDirectory = via.location;
+    this.#ctx.events.emit('orderbookRequest', { from, via });
+    if (!this.#automatic || this.#announcer.offers.length === 0) return;
+    const now = this.#ctx.now();
     if (now - known.lastOrderbookReplyAt < ORDERBOOK_REPLY_INTERVAL_MS) {
-      ctx.counters.add('ratelimited.orderbook');
+      this.#ctx.counters.add('ratelimited.orderbook');
       return;
     }
     known.lastOrderbookReplyAt = now;
-    const [first, ...rest] = offers;
-    if (first === undefined) return;
-    const body = [
-      formatOfferArgs(first),
-      ...rest.map((o) => `${o.type} ${formatOfferArgs(o)}`),
-    ].join('!');
     try {
-      this.#privmsg(from, first.type, body);
+      this.answer(from);
     } catch (err) {
-      ctx.logger.info(
+      this.#ctx.logger.info(
         { to: from, reason: err instanceof Error ? err.message : String(err) },
         'cannot answer orderbook request',
       );
     }
+  }
+
+  /**
+   * Sends our offers to `to`, one signed privmsg per offer, each followed by `!tbond <proof>` when
+   * `fidelityBond` is given (a proof made for `to`'s nick, docs/protocol.md §5.2), through the
+   * directory node `to`'s last `!orderbook` came through when it is still connected, else through
+   * any directory node that carries `to` (never a direct link, docs/protocol.md §13.2).
+   * @returns how many privmsgs were sent.
+   * @throws OnionmcError `ERR_API` when we have no offers or the proof is not base64;
+   *   `ERR_NOT_ROUTABLE` when no directory node carries `to`.
+   */
+  answer(to: string, fidelityBond?: string): number {
+    const offers = this.#announcer.offers;
+    if (offers.length === 0) throw new OnionmcError('ERR_API', 'no offers set');
+    if (fidelityBond !== undefined && !/^[A-Za-z0-9+/=]+$/.test(fidelityBond))
+      throw new OnionmcError('ERR_API', 'a fidelity-bond proof is base64 text');
+    const directory = this.#ctx.peers.get(to)?.orderbookRequestDirectory;
+    const tbond = fidelityBond === undefined ? '' : `!tbond ${fidelityBond}`;
+    for (const offer of offers) {
+      this.#privmsg(to, offer.type, `${formatOfferArgs(offer)}${tbond}`, {
+        route: 'directory',
+        ...(directory !== undefined ? { directory } : {}),
+      });
+    }
+    return offers.length;
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Offers (spec §5.2): `<type> oid minsize maxsize txfee cjfee`, announced by pubmsg one per offer
- * and sent as one signed privmsg in reply to `!orderbook`, the later offers appended as
- * `!type …` segments (spec §5.1, R: src/jmdaemon/message_channel.py `announce_orders`).
+ * Offers (docs/protocol.md §5.2): `<type> oid minsize maxsize txfee cjfee`, announced by pubmsg
+ * one per offer and sent in reply to `!orderbook` one signed privmsg per offer, a maker's
+ * fidelity-bond proof appended as a `!tbond <proof>` segment (docs/protocol.md §5.1, §13.2). The
+ * reference's single privmsg with later offers appended as `!type …` segments is read too.
  */
 import { OFFER_TYPES } from '../message/commands.js';
 
@@ -17,7 +18,11 @@ export interface Offer {
 }
 
 const INTEGER = /^(0|[1-9][0-9]{0,15})$/;
-const DECIMAL = /^(0|[1-9][0-9]{0,15})(\.[0-9]{1,16})?$/;
+/**
+ * A relative fee: any number of decimals (ng's `cjfee_factor` randomisation gives more than 16),
+ * or Python's `str(Decimal)` exponent form such as `1E-7`; kept as text, never rounded.
+ */
+const DECIMAL = /^(0|[1-9][0-9]{0,15})(\.[0-9]{1,64})?([eE][-+]?[0-9]{1,3})?$/;
 
 /**
  * Parses one offer command. `segment` is `type args…` without the leading `!`.
@@ -79,6 +84,8 @@ export function offerProblems(offer: Offer): string[] {
 /** An offer in a taker's orderbook, with who made it and how we learnt it. */
 export interface OrderbookEntry extends Offer {
   readonly nick: string;
+  /** The maker's `!tbond` fidelity-bond proof sent with its offers to us (base64, made for our nick). */
+  readonly fidelityBond?: string;
   /** `privmsg`: a signed reply we verified; `pubmsg`: an unsigned announcement (spec §5.6). */
   readonly source: 'privmsg' | 'pubmsg';
 }
@@ -86,6 +93,19 @@ export interface OrderbookEntry extends Offer {
 /** The offers a node has seen, by maker nick then offer id. */
 export class Orderbook {
   readonly #byNick = new Map<string, Map<number, OrderbookEntry>>();
+  readonly #bonds = new Map<string, string>();
+
+  /** Records the `!tbond` proof a maker sent us (docs/protocol.md §5.2); the last one counts. */
+  setBond(nick: string, proof: string): void {
+    this.#bonds.set(nick, proof);
+  }
+
+  /** The `!tbond` proofs heard, by maker nick. */
+  bonds(): { nick: string; proof: string }[] {
+    return [...this.#bonds]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([nick, proof]) => ({ nick, proof }));
+  }
 
   /** Records an offer; a signed (privmsg) offer is never replaced by an unsigned one. */
   add(nick: string, offer: Offer, source: OrderbookEntry['source']): void {
@@ -107,14 +127,16 @@ export class Orderbook {
   /** Removes every offer of a nick (it left). */
   removeNick(nick: string): void {
     this.#byNick.delete(nick);
+    this.#bonds.delete(nick);
   }
 
   /** All offers, sorted by nick then oid. */
   entries(): OrderbookEntry[] {
-    return [...this.#byNick.keys()]
-      .sort()
-      .flatMap((nick) =>
-        [...(this.#byNick.get(nick)?.values() ?? [])].sort((a, b) => a.oid - b.oid),
-      );
+    return [...this.#byNick.keys()].sort().flatMap((nick) => {
+      const bond = this.#bonds.get(nick);
+      return [...(this.#byNick.get(nick)?.values() ?? [])]
+        .sort((a, b) => a.oid - b.oid)
+        .map((entry) => (bond === undefined ? entry : { ...entry, fidelityBond: bond }));
+    });
   }
 }

@@ -69,6 +69,17 @@ export class Router {
     this.#receive(type, line, { kind: 'direct' }, undefined, link);
   }
 
+  /**
+   * True when a privmsg to `nick` has a route now: a handshaked direct link, or a connected
+   * directory node that has carried its messages (jmdaemon's `active_channels`).
+   */
+  canReach(nick: string): boolean {
+    const known = this.#ctx.peers.get(nick);
+    if (known === undefined) return false;
+    if (known.link?.state === 'handshaked') return true;
+    return [...known.directories].some((d) => d.isUp);
+  }
+
   /** A 685/687 on a handshaked directory link. */
   fromDirectory(type: number, line: string, link: DirectoryLink): void {
     this.#receive(type, line, { kind: 'directory', location: link.location }, link, undefined);
@@ -257,7 +268,8 @@ export class Router {
     );
     const frame = encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));
     const known = ctx.peers.get(to);
-    const directOk = options.route !== 'directory';
+    // ng makers ignore an `!hp2` arriving over a direct link (docs/protocol.md §13.2).
+    const directOk = options.route !== 'directory' && cmd !== 'hp2';
     if (known !== undefined && directOk) this.#peerLinks.maybeDial(to, known);
     const direct = directOk ? known?.link : undefined;
     if (direct?.state === 'handshaked' && direct.conn.sendEncoded(frame)) {
@@ -265,7 +277,9 @@ export class Router {
       return { kind: 'direct' };
     }
     const candidates = [...(known?.directories ?? [])].filter((d) => d.isUp);
-    const chosen = candidates[Math.floor(ctx.random() * candidates.length)];
+    const chosen =
+      candidates.find((d) => d.location === options.directory) ??
+      candidates[Math.floor(ctx.random() * candidates.length)];
     if (chosen?.conn?.sendEncoded(frame) === true) {
       ctx.counters.add('sent.privmsg.directory');
       return { kind: 'directory', location: chosen.location };

@@ -515,20 +515,34 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     expectError(await directoryApi.request('GET', '/v1/orderbook'), 409, 'ERR_API');
   });
 
-  it('!orderbook is answered by a signed privmsg: a "privmsg" event and privmsg offers in the orderbook', async () => {
+  it('!orderbook is answered by one signed privmsg per offer: "privmsg" events and privmsg offers in the orderbook', async () => {
     expect((await takerApi.request('POST', '/v1/pubmsg', { message: '!orderbook' })).status).toBe(
       200,
     );
-    const event = await takerEvents.waitFor(
-      "the maker's signed offers",
+    // One offer per privmsg (docs/protocol.md §13.2), through the directory node the request came through.
+    const rel = await takerEvents.waitFor(
+      "the maker's signed relative offer",
       isEvent('privmsg', { from: nickOf(maker), cmd: 'sw0reloffer' }),
       WAIT_MS,
     );
-    expect(event.data).toEqual({
+    const abs = await takerEvents.waitFor(
+      "the maker's signed absolute offer",
+      isEvent('privmsg', { from: nickOf(maker), cmd: 'sw0absoffer' }),
+      WAIT_MS,
+    );
+    const via = { kind: 'directory', location: directoryLocation };
+    expect(rel.data).toEqual({
       from: nickOf(maker),
       cmd: 'sw0reloffer',
-      body: '0 27300 1000000 0 0.00002!sw0absoffer 1 50000 5000000 10 250',
-      via: { kind: 'directory', location: directoryLocation },
+      body: '0 27300 1000000 0 0.00002',
+      via,
+      encrypted: false,
+    });
+    expect(abs.data).toEqual({
+      from: nickOf(maker),
+      cmd: 'sw0absoffer',
+      body: '1 50000 5000000 10 250',
+      via,
       encrypted: false,
     });
     const book = (await takerApi.call('GET', '/v1/orderbook')) as {
@@ -558,13 +572,18 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       WAIT_MS,
     );
     // The daemon took its NaCl key out of the body (spec §7).
+    // It shows both session keys: the maker's own (to sign as btc_sig) and the taker's.
+    const keyHex = expect.stringMatching(/^[0-9a-f]{64}$/) as unknown;
     expect(gotFill.data).toEqual({
       from: nickOf(taker),
       cmd: 'fill',
       body: fillBody,
       via: viaDirectory,
       encrypted: false,
+      ownKeyHex: keyHex,
+      peerKeyHex: keyHex,
     });
+    const fillKeys = gotFill.data as { ownKeyHex: string; peerKeyHex: string };
     const fillRelay = await relays.waitFor(
       'the relay of the !fill',
       isEvent('relay', { kind: 'privmsg', cmd: 'fill' }),
@@ -572,7 +591,11 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     );
     expect(fillRelay.data).toMatchObject({ from: nickOf(taker), to: nickOf(maker) });
     const fillLine = (fillRelay.data as { line: string }).line;
-    expect(fillLine.startsWith(`${nickOf(taker)}!${nickOf(maker)}!fill 0 1000000 `)).toBe(true);
+    expect(
+      fillLine.startsWith(
+        `${nickOf(taker)}!${nickOf(maker)}!fill 0 1000000 ${fillKeys.peerKeyHex} `,
+      ),
+    ).toBe(true);
 
     const pubkey = await makerApi.request('POST', '/v1/privmsg', {
       to: nickOf(taker),
@@ -586,7 +609,14 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       isEvent('privmsg', { from: nickOf(maker), cmd: 'pubkey' }),
       WAIT_MS,
     );
-    expect(gotPubkey.data).toMatchObject({ body: '', encrypted: false, via: viaDirectory });
+    // The taker sees the maker's session key, the one the maker signs as btc_sig.
+    expect(gotPubkey.data).toMatchObject({
+      body: '',
+      encrypted: false,
+      via: viaDirectory,
+      peerKeyHex: fillKeys.ownKeyHex,
+      ownKeyHex: fillKeys.peerKeyHex,
+    });
 
     const secret = 'api-test-plaintext';
     const auth = await takerApi.request('POST', '/v1/privmsg', {
@@ -607,6 +637,8 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       body: secret,
       via: viaDirectory,
       encrypted: true,
+      ownKeyHex: fillKeys.ownKeyHex,
+      peerKeyHex: fillKeys.peerKeyHex,
     });
     const authRelay = await relays.waitFor(
       'the relay of the !auth',

@@ -124,7 +124,9 @@ describe('parseConfig defaults', () => {
       socks5ConnectTimeoutMs: 120_000,
       powDefenses: { enabled: true, queueRate: 25, queueBurst: 250 },
       directoryMotd: 'Default MOTD, replace with information for the directory.',
-      nickAuth: { mode: 'prefer_verified', directoryId: undefined },
+      nickAuth: { mode: 'prefer_verified', directoryId: undefined, directoryIds: {} },
+      clientFeatures: [],
+      answerOrderbook: true,
       heartbeat: {
         sweepIntervalMs: 60_000,
         probeIdleMs: 600_000,
@@ -178,6 +180,10 @@ describe('parseConfig defaults', () => {
           'directory_motd = Welcome',
           'nick_auth_mode = require_verified',
           `nick_auth_directory_id = ${ONION_A}:5222`,
+          `nick_auth_directory_ids = ${ONION_A}:5222=dir-a.example:5222`,
+          'features = neutrino_compat',
+          'answer_orderbook = false',
+          'handshake_network = regtest',
           'heartbeat_sweep_interval = 10',
           'heartbeat_probe_idle = 20',
           'heartbeat_pong_timeout = 5',
@@ -196,7 +202,14 @@ describe('parseConfig defaults', () => {
     expect(config.socks5ConnectTimeoutMs).toBe(45_500);
     expect(config.powDefenses).toEqual({ enabled: false, queueRate: 5, queueBurst: 50 });
     expect(config.directoryMotd).toBe('Welcome');
-    expect(config.nickAuth).toEqual({ mode: 'require_verified', directoryId: `${ONION_A}:5222` });
+    expect(config.nickAuth).toEqual({
+      mode: 'require_verified',
+      directoryId: `${ONION_A}:5222`,
+      directoryIds: { [`${ONION_A}:5222`]: 'dir-a.example:5222' },
+    });
+    expect(config.clientFeatures).toEqual(['neutrino_compat']);
+    expect(config.answerOrderbook).toBe(false);
+    expect(config.network).toBe('regtest');
     expect(config.heartbeat).toEqual({
       sweepIntervalMs: 10_000,
       probeIdleMs: 20_000,
@@ -410,6 +423,10 @@ describe('the example file', () => {
       'directory_motd',
       'nick_auth_mode',
       'nick_auth_directory_id',
+      'nick_auth_directory_ids',
+      'features',
+      'answer_orderbook',
+      'handshake_network',
       'heartbeat_sweep_interval',
       'heartbeat_probe_idle',
       'heartbeat_pong_timeout',
@@ -514,6 +531,11 @@ describe('problem reporting', () => {
     ['pow_queue_rate', '0'],
     ['pow_queue_burst', '2.5'],
     ['nick_auth_directory_id', 'a|b'],
+    ['nick_auth_directory_ids', 'no-equals-sign'],
+    ['nick_auth_directory_ids', 'elsewhere.example:5222=dir-a'],
+    ['features', 'Neutrino Compat'],
+    ['answer_orderbook', 'maybe'],
+    ['handshake_network', 'regnet'],
     ['onion_serving_host', 'two words'],
     ['tor_control_port', '65536'],
   ])('rejects %s = %s', (key, value) => {

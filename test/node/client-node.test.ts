@@ -4,7 +4,9 @@
  * duplicate suppression across directories (spec §4.2), routing (spec §4.3), directory reconnect
  * (spec §4.6) and nick authentication against our directory (spec §9.6).
  */
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
 import { hasCode } from '../../src/errors.js';
 import {
   decryptFromWire,
@@ -341,6 +343,75 @@ describe('nick authentication', () => {
     );
     expect(maker.node.hasDirectory).toBe(false);
     expect(dn.node.counters.get('nick-auth.ok')).toBe(0);
+  });
+
+  it('proves its nick to a directory node whose directory-id is configured for its location (nickAuthDirectoryIds)', async () => {
+    const dn = await startDirectory({
+      features: { nick_auth: true },
+      nickAuth: { mode: 'require_verified', directoryId: 'someoneelse.example:5222' },
+    });
+    track(dn.node);
+    const maker = await startClient('maker', [dn.location], {
+      nickAuthDirectoryIds: { [dn.location]: 'someoneelse.example:5222' },
+    });
+    track(maker.node);
+    expect(dn.node.peers()).toEqual([
+      expect.objectContaining({ nick: maker.node.nick, state: 'handshaked', verified: true }),
+    ]);
+    expect(maker.node.counters.get('nick-auth.wrong-directory-id')).toBe(0);
+  });
+
+  it('with nick authentication off (no nick_auth feature) joins a directory node unverified', async () => {
+    const dn = await startDirectory({
+      features: { nick_auth: true },
+      nickAuth: { mode: 'prefer_verified', directoryId: 'someoneelse.example:5222' },
+    });
+    track(dn.node);
+    const maker = await startClient('maker', [dn.location], {
+      features: { peerlist_features: true, ping: true },
+    });
+    track(maker.node);
+    expect(dn.node.peers()).toEqual([
+      expect.objectContaining({ nick: maker.node.nick, state: 'handshaked', verified: false }),
+    ]);
+    expect(dn.node.counters.get('nick-auth.ok')).toBe(0);
+  });
+});
+
+describe('a directory node that closes without a 795', () => {
+  it('is logged with the inferred reason and counted', async () => {
+    // A directory node that reads the 793 and hangs up, as an ng directory node refuses.
+    const server = await BoundServer.listen();
+    await server.listen((socket) => {
+      socket.once('data', () => socket.end());
+    });
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString('utf8'));
+        callback();
+      },
+    });
+    const taker = await startClient('taker', [server.location], {
+      waitForDirectories: false,
+      logger: createLogger({ destination }),
+    });
+    track(taker.node);
+    await pollUntil(
+      'the close to be counted',
+      () =>
+        Promise.resolve(
+          taker.node.counters.get('directory.closed-without-reply') > 0 ? true : undefined,
+        ),
+      5_000,
+      5,
+    );
+    await taker.node.stop();
+    await server.close();
+    const logged = lines
+      .map((l) => JSON.parse(l) as { msg: string; reason?: string })
+      .find((l) => l.msg === 'directory node closed the connection without a 795');
+    expect(logged?.reason).toContain('network mismatch (we sent "testnet")');
   });
 });
 

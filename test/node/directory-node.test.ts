@@ -747,27 +747,56 @@ describe('nick authentication (spec §9.6, §9.2)', () => {
     expect(dn.node.counters.get('disconnected.unexpected-nick-auth')).toBe(2);
   });
 
-  it("refuses a verified owner's nick to a second connection", async () => {
+  it("refuses an unproven claim of a verified owner's live nick", async () => {
     const dn = await nickAuthDirectory('prefer_verified');
     const identity = createNickIdentity();
     const owner = await fx.connect(dn, { identity, features: { nick_auth: true } });
     await verifiedJoin(dn, owner);
 
-    for (const features of [{ nick_auth: true }, {}]) {
-      const second = await fx.connect(dn, { identity, features });
-      second.sendHandshake();
-      expect(await second.next()).toBe(
-        dnHandshakeText({
-          nick: dn.nick,
-          accepted: false,
-          motd: 'Rejected: nick already in use',
-          featuresJson: NICK_AUTH_FEATURES_JSON,
-        }),
-      );
-      await second.waitClosed();
-    }
+    // Without nick authentication: refused at the handshake.
+    const second = await fx.connect(dn, { identity, features: {} });
+    second.sendHandshake();
+    expect(await second.next()).toBe(
+      dnHandshakeText({
+        nick: dn.nick,
+        accepted: false,
+        motd: 'Rejected: nick already in use',
+        featuresJson: NICK_AUTH_FEATURES_JSON,
+      }),
+    );
+    await second.waitClosed();
+    // Negotiating it but proving with another key: refused after the proof.
+    const impostor = await fx.connect(dn, { identity, features: { nick_auth: true } });
+    const challenge = await challenged(impostor, dn);
+    const stranger = await fx.connect(dn, { features: { nick_auth: true } });
+    stranger.handshakeLine = impostor.handshakeLine;
+    impostor.send(MessageType.NICK_AUTH_PROOF, proofLine(stranger, challenge));
+    expect(await impostor.next()).toBe(resultText('invalid'));
+    await impostor.waitClosed();
     await owner.expectQuiet();
-    expect(dn.node.peers()).toMatchObject([{ nick: identity.nick, verified: true }]);
+    expect(dn.node.peers().filter((p) => p.state === 'handshaked')).toMatchObject([
+      { nick: identity.nick, verified: true },
+    ]);
+  });
+
+  it('lets a connection proving the same key replace a verified owner (its stale connection)', async () => {
+    const dn = await nickAuthDirectory('prefer_verified');
+    const identity = createNickIdentity();
+    const stale = await fx.connect(dn, { identity, features: { nick_auth: true } });
+    await verifiedJoin(dn, stale);
+    const watcher = await fx.join(dn);
+    const fresh = await fx.connect(dn, { identity, features: { nick_auth: true } });
+    await verifiedJoin(dn, fresh);
+    await stale.waitClosed();
+    expect(await watcher.next()).toBe(
+      envelopeText(MessageType.PEERLIST, `${dn.ownEntry},${identity.nick};${NOT_SERVING_ONION};D`),
+    );
+    const privmsg = watcher.privmsg(identity.nick);
+    expect(await fresh.next()).toBe(envelopeText(MessageType.PRIVMSG, privmsg));
+    expect(dn.node.counters.get('displaced.same-key')).toBe(1);
+    expect(dn.node.peers().filter((p) => p.nick === identity.nick)).toMatchObject([
+      { state: 'handshaked', verified: true },
+    ]);
   });
 
   it('lets a verified newcomer displace an unverified owner', async () => {
@@ -793,7 +822,7 @@ describe('nick authentication (spec §9.6, §9.2)', () => {
     ]);
   });
 
-  it('answers policy to the second of two concurrent proofs for one nick', async () => {
+  it('lets the later of two concurrent proofs of one key take the nick', async () => {
     const dn = await nickAuthDirectory('prefer_verified');
     const identity = createNickIdentity();
     const first = await fx.connect(dn, { identity, features: { nick_auth: true } });
@@ -805,9 +834,9 @@ describe('nick authentication (spec §9.6, §9.2)', () => {
     first.send(MessageType.NICK_AUTH_PROOF, proofLine(first, firstChallenge));
     expect(await first.next()).toBe(OK_TEXT);
     second.send(MessageType.NICK_AUTH_PROOF, proofLine(second, secondChallenge));
-    expect(await second.next()).toBe(resultText('policy'));
-    await second.waitClosed();
-    await first.expectQuiet();
+    expect(await second.next()).toBe(OK_TEXT);
+    await first.waitClosed();
+    expect(dn.node.counters.get('displaced.same-key')).toBe(1);
   });
 });
 
@@ -860,12 +889,25 @@ describe('robustness (spec §1.2, §1.3)', () => {
     expect(dn.node.handshakedCount).toBe(2);
   });
 
-  it('drops a message too long to relay (over 40,000 bytes) and keeps its sender', async () => {
+  it('relays lines up to 65,536 bytes as ng does (docs/protocol.md §13.1)', async () => {
     const dn = await fx.directory();
     const sender = await fx.join(dn);
     const other = await fx.join(dn);
-    sender.pubmsg(`!orderbook ${'x'.repeat(50_000)}`);
-    sender.privmsg(other.nick, 'tx', 'y'.repeat(50_000));
+    const pubmsg = sender.pubmsg(`!orderbook ${'x'.repeat(50_000)}`);
+    expect(await other.next()).toBe(envelopeText(MessageType.PUBMSG, pubmsg));
+    const privmsg = sender.privmsg(other.nick, 'tx', 'y'.repeat(50_000));
+    expect(await other.next()).toBe(envelopeText(MessageType.PRIVMSG, privmsg));
+    expect(dn.node.counters.get('dropped.too-long')).toBe(0);
+  });
+
+  it('drops a message too long to relay (over 65,536 bytes once escaped) and keeps its sender', async () => {
+    const dn = await fx.directory();
+    const sender = await fx.join(dn);
+    const other = await fx.join(dn);
+    // Raw UTF-8 on receipt, 2 bytes each (within 65,536); 6 bytes each as the relayed \u00e9 escape.
+    const long = 'é'.repeat(20_000);
+    sender.sendRaw(`{"type": 687, "line": "${sender.nick}!PUBLIC!orderbook ${long}"}`);
+    sender.sendRaw(`{"type": 685, "line": "${sender.nick}!${other.nick}!tx ${long}"}`);
     const marker = sender.pubmsg('!hello');
     expect(await other.next()).toBe(envelopeText(MessageType.PUBMSG, marker));
     await sender.expectQuiet();

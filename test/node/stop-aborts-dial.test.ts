@@ -147,7 +147,7 @@ it('stop() aborts a pending direct SOCKS dial to a maker', async () => {
   link.send(encodeEnvelope(789, `${maker};${ONION}:5222`));
   await events.waitFor('the peerlist', (e) => e.name === 'peerlist');
   // No route yet, but the send starts the direct dial (docs/protocol.md §4.3 step 4).
-  expect(() => taker.privmsg(maker, 'hp2', 'commitment')).toThrow();
+  expect(() => taker.privmsg(maker, 'fill', '0 100000 commitment')).toThrow();
   const socksConnection = await proxy.connectReceived;
   const closed = new Promise<void>((resolve) =>
     socksConnection.once('close', () => {
