@@ -149,7 +149,14 @@ describe('a directory node restarted under load', () => {
 
 describe('SIGTERM under load', () => {
   it('the directory node closes every connection cleanly and exits 0', async () => {
-    const dn = await NodeProcess.start();
+    // This test is about draining at SIGTERM, not about the flood limits (docs/limits.md): they
+    // are opened wide so that the flood builds the load it needs.
+    const dn = await NodeProcess.start({
+      limit_orderbook_burst: '100000',
+      limit_fanout_burst: '10000000',
+      limit_node_fanout_burst: '10000000',
+      limit_offence_burst: '100000',
+    });
     nodes.push(dn);
     const idle = await connectPeers(dn.port, 100);
     peers.push(...idle);
