@@ -33,7 +33,7 @@ import type { ClientNode, ClientNodeEvents } from '../node/client-node.js';
 import type { DirectoryNode } from '../node/directory-node.js';
 import { offerProblems, type Offer } from '../node/offers.js';
 
-/** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, spec §1.3). */
+/** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, docs/protocol.md §1.3). */
 export const API_MAX_BODY_BYTES = 1024 * 1024;
 
 /**

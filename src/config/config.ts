@@ -47,19 +47,19 @@ export type Endpoint =
   | { readonly kind: 'unix'; readonly path: string };
 
 /**
- * The network name sent in every handshake (`network` of 793/795, spec §2.2, §2.3). A directory
+ * The network name sent in every handshake (`network` of 793/795, docs/protocol.md §2.2, §2.3). A directory
  * rejects peers whose name differs from its own.
  */
 export type HandshakeNetwork = 'mainnet' | 'testnet' | 'signet' | 'regtest';
 
 /**
- * JMP-0005 nick authentication mode (spec §9.6; NG: jmcore/src/jmcore/nick_auth.py):
+ * JMP-0005 nick authentication mode (docs/protocol.md §9.6; NG: jmcore/src/jmcore/nick_auth.py):
  * `prefer_verified` lets a verified registration displace an unverified owner of a nick,
  * `require_verified` admits only verified peers, `disabled` never negotiates it.
  */
 export type NickAuthMode = 'prefer_verified' | 'require_verified' | 'disabled';
 
-/** Tor onion-service proof-of-work defences (spec §8.5; NG: jmcore/src/jmcore/tor_control.py). */
+/** Tor onion-service proof-of-work defences (docs/protocol.md §8.5; NG: jmcore/src/jmcore/tor_control.py). */
 export interface PowDefensesConfig {
   /** Ask tor for PoW defences on the onion service we create (when tor supports them). */
   readonly enabled: boolean;
@@ -69,7 +69,7 @@ export interface PowDefensesConfig {
   readonly queueBurst: number;
 }
 
-/** Nick authentication settings (spec §9.6). */
+/** Nick authentication settings (docs/protocol.md §9.6). */
 export interface NickAuthConfig {
   readonly mode: NickAuthMode;
   /**
@@ -87,7 +87,7 @@ export interface NickAuthConfig {
   readonly directoryIds: Readonly<Record<string, string>>;
 }
 
-/** Directory heartbeat timers in milliseconds (spec §4.7; NG: directory_server/.../heartbeat.py). */
+/** Directory heartbeat timers in milliseconds (docs/protocol.md §4.7; NG: directory_server/.../heartbeat.py). */
 export interface HeartbeatConfig {
   /** Interval between sweeps. */
   readonly sweepIntervalMs: number;
@@ -101,7 +101,7 @@ export interface HeartbeatConfig {
 
 /**
  * The validated configuration, deeply frozen. JoinMarket keys come from the one `[MESSAGING:*]`
- * section whose `type` is `onion` (spec §2.2; R: src/jmclient/configure.py `get_mchannels`) and
+ * section whose `type` is `onion` (docs/protocol.md §2.2; R: src/jmclient/configure.py `get_mchannels`) and
  * from `[BLOCKCHAIN] network`; the keys marked "onionmc" are our own additions, documented in
  * `joinmarket.cfg.example`.
  */
@@ -111,7 +111,7 @@ export interface OnionmcConfig {
   /** Name of the onion section, e.g. `MESSAGING:onion`. */
   readonly section: string;
   /**
-   * Handshake network name (spec §2.2): `[BLOCKCHAIN] network` `mainnet`, `testnet` and `signet`
+   * Handshake network name (docs/protocol.md §2.2): `[BLOCKCHAIN] network` `mainnet`, `testnet` and `signet`
    * map to themselves, `regtest` maps to `testnet` (JoinMarket's own regtest setups configure
    * `testnet`); missing means `mainnet`. onionmc `handshake_network` overrides it (`regtest` to
    * meet ng's regtest nodes, which send and require `regtest`, docs/protocol.md §2.2, §8.4).
@@ -119,9 +119,9 @@ export interface OnionmcConfig {
   readonly network: HandshakeNetwork;
   /** The raw `[BLOCKCHAIN] network` value (`mainnet` when the key is missing). */
   readonly blockchainNetwork: string;
-  /** Tor SOCKS5 proxy for outbound connections: `socks5_host`/`socks5_port`, default localhost:9050 (spec §8.3). `socks5_host = unix:/path` (onionmc) gives a unix endpoint. */
+  /** Tor SOCKS5 proxy for outbound connections: `socks5_host`/`socks5_port`, default localhost:9050 (docs/protocol.md §8.3). `socks5_host = unix:/path` (onionmc) gives a unix endpoint. */
   readonly socks5: Endpoint;
-  /** Tor control port: `tor_control_host`/`tor_control_port`, default localhost:9051; `unix:/path` ignores the port (spec §2.2, §8.1). */
+  /** Tor control port: `tor_control_host`/`tor_control_port`, default localhost:9051; `unix:/path` ignores the port (docs/protocol.md §2.2, §8.1). */
   readonly torControl: Endpoint;
   /**
    * `tor_control_password`; undefined when missing or empty (then cookie or no authentication).
@@ -130,25 +130,25 @@ export interface OnionmcConfig {
    * prints the password; read it by name.
    */
   readonly torControlPassword: string | undefined;
-  /** Local listener behind the onion service: `onion_serving_host`, default 127.0.0.1 (spec §2.1). */
+  /** Local listener behind the onion service: `onion_serving_host`, default 127.0.0.1 (docs/protocol.md §2.1). */
   readonly onionServingHost: string;
-  /** `onion_serving_port`, default 8080 (spec §2.1, §8.1); the advertised port in testing mode (§8.4). */
+  /** `onion_serving_port`, default 8080 (docs/protocol.md §2.1, §8.1); the advertised port in testing mode (§8.4). */
   readonly onionServingPort: number;
-  /** `hidden_service_dir`: persistent onion key directory (directory nodes, spec §8.2); empty means undefined (an ephemeral onion, §8.1). */
+  /** `hidden_service_dir`: persistent onion key directory (directory nodes, docs/protocol.md §8.2); empty means undefined (an ephemeral onion, §8.1). */
   readonly hiddenServiceDir: string | undefined;
-  /** `directory_nodes`: location strings `host:port`, trimmed, empties dropped, order kept, duplicates removed (spec §2.1, §2.2). Never empty, except when parsed with `requireDirectoryNodes: false`. */
+  /** `directory_nodes`: location strings `host:port`, trimmed, empties dropped, order kept, duplicates removed (docs/protocol.md §2.1, §2.2). Never empty, except when parsed with `requireDirectoryNodes: false`. */
   readonly directoryNodes: readonly string[];
-  /** `regtest_count` `s,e`, default `0,0` (spec §8.4). */
+  /** `regtest_count` `s,e`, default `0,0` (docs/protocol.md §8.4). */
   readonly regtestCount: readonly [number, number];
-  /** Testing mode: `regtest_count` is not `0,0`; plain TCP on 127.0.0.1, no Tor (spec §8.4). */
+  /** Testing mode: `regtest_count` is not `0,0`; plain TCP on 127.0.0.1, no Tor (docs/protocol.md §8.4). */
   readonly testingMode: boolean;
-  /** onionmc `socks5_connect_timeout` (seconds in the file), default 120 s (spec §8.5). */
+  /** onionmc `socks5_connect_timeout` (seconds in the file), default 120 s (docs/protocol.md §8.5). */
   readonly socks5ConnectTimeoutMs: number;
-  /** onionmc `pow_defenses`, `pow_queue_rate`, `pow_queue_burst`; defaults true, 25, 250 (spec §8.5). */
+  /** onionmc `pow_defenses`, `pow_queue_rate`, `pow_queue_burst`; defaults true, 25, 250 (docs/protocol.md §8.5). */
   readonly powDefenses: PowDefensesConfig;
-  /** onionmc `directory_motd`: the `motd` of our 795 replies; default the reference motd (spec §2.4). */
+  /** onionmc `directory_motd`: the `motd` of our 795 replies; default the reference motd (docs/protocol.md §2.4). */
   readonly directoryMotd: string;
-  /** onionmc `nick_auth_mode` (default prefer_verified) and `nick_auth_directory_id` (spec §9.6). */
+  /** onionmc `nick_auth_mode` (default prefer_verified) and `nick_auth_directory_id` (docs/protocol.md §9.6). */
   readonly nickAuth: NickAuthConfig;
   /**
    * onionmc `features`: extra features a maker or taker advertises in its 793 (docs/protocol.md
@@ -162,7 +162,7 @@ export interface OnionmcConfig {
    * can then add a `!tbond` proof made for the requesting taker.
    */
   readonly answerOrderbook: boolean;
-  /** onionmc `heartbeat_*` (seconds in the file), defaults 60/600/30/1500 s (spec §4.7). */
+  /** onionmc `heartbeat_*` (seconds in the file), defaults 60/600/30/1500 s (docs/protocol.md §4.7). */
   readonly heartbeat: HeartbeatConfig;
   /**
    * onionmc `api`: local HTTP API endpoint (`unix:/path` or loopback `host:port`); undefined: not
@@ -186,7 +186,7 @@ export interface OnionmcConfig {
 // Defaults and limits
 // ---------------------------------------------------------------------------------------------
 
-/** The reference directory's 795 motd (spec §2.4; R: src/jmdaemon/onionmc.py `server_handshake_json`). */
+/** The reference directory's 795 motd (docs/protocol.md §2.4; R: src/jmdaemon/onionmc.py `server_handshake_json`). */
 export const REFERENCE_DIRECTORY_MOTD = 'Default MOTD, replace with information for the directory.';
 
 /**
@@ -230,7 +230,7 @@ const ONION_TYPE = 'onion';
 const MESSAGING_PREFIX = 'MESSAGING:';
 const DEFAULT_SECTION = 'DEFAULT';
 
-/** Keys of the onion section that JoinMarket reads (spec §2.2), plus the password slot of its daemon. */
+/** Keys of the onion section that JoinMarket reads (docs/protocol.md §2.2), plus the password slot of its daemon. */
 const JOINMARKET_KEYS = [
   'type',
   'directory_nodes',
@@ -359,7 +359,7 @@ export function parseConfig(
   const problems = new ProblemList(file);
   const doc = readConfigparserText(text, problems);
 
-  // [BLOCKCHAIN] network (spec §2.2).
+  // [BLOCKCHAIN] network (docs/protocol.md §2.2).
   const blockchain = new SectionReader(
     'BLOCKCHAIN',
     doc.sections.get('BLOCKCHAIN'),
@@ -388,7 +388,7 @@ export function parseConfig(
   if (onion === undefined) throw new ConfigError(problems.list);
   const r = new SectionReader(onion, doc.sections.get(onion), doc.defaults, problems);
 
-  // regtest_count first: testing mode relaxes the directory host check (spec §8.4).
+  // regtest_count first: testing mode relaxes the directory host check (docs/protocol.md §8.4).
   const regtest = readRegtestCount(r);
   const regtestCount = regtest ?? CONFIG_DEFAULTS.regtestCount;
   const testingMode = !(regtestCount[0] === 0 && regtestCount[1] === 0);
@@ -494,7 +494,7 @@ export function parseConfig(
 
 /**
  * Returns the name of the one `[MESSAGING:*]` section whose `type` is `onion`, or undefined after
- * recording a problem when there are none or several (spec §2.2; R: src/jmclient/configure.py
+ * recording a problem when there are none or several (docs/protocol.md §2.2; R: src/jmclient/configure.py
  * `get_mchannels` asserts fewer than two).
  */
 function findOnionSection(doc: ConfigparserDocument, problems: ProblemList): string | undefined {
@@ -519,7 +519,7 @@ function findOnionSection(doc: ConfigparserDocument, problems: ProblemList): str
   return undefined;
 }
 
-/** `regtest_count = s,e`: two integers (spec §8.4). Undefined when missing (default) or bad (problem recorded). */
+/** `regtest_count = s,e`: two integers (docs/protocol.md §8.4). Undefined when missing (default) or bad (problem recorded). */
 function readRegtestCount(r: SectionReader): readonly [number, number] | undefined {
   const raw = r.get('regtest_count');
   if (raw.kind !== 'ok') return raw.kind === 'missing' ? CONFIG_DEFAULTS.regtestCount : undefined;
@@ -557,7 +557,7 @@ function readHiddenServiceDir(r: SectionReader): string | undefined {
 }
 
 /**
- * `directory_nodes`: comma-separated `host:port` location strings (spec §2.1), trimmed, empties
+ * `directory_nodes`: comma-separated `host:port` location strings (docs/protocol.md §2.1), trimmed, empties
  * dropped, duplicates removed; each entry is checked with `parseLocation` (src/wire/location.ts).
  * Outside testing mode every host must also pass `isV3OnionHostname` (shape and checksum, §2.1).
  *
@@ -610,7 +610,7 @@ function readDirectoryNodes(
   return entries;
 }
 
-/** `nick_auth_directory_id`: no whitespace and no `|`, which separates the fields of the signed string (spec §9.6). */
+/** `nick_auth_directory_id`: no whitespace and no `|`, which separates the fields of the signed string (docs/protocol.md §9.6). */
 function readNickAuthDirectoryId(r: SectionReader): string | undefined {
   const value = r.optionalString('nick_auth_directory_id');
   if (value !== undefined && /[\s|]/.test(value)) {
@@ -685,7 +685,7 @@ function readClientFeatures(r: SectionReader): string[] {
   return [...new Set(names)];
 }
 
-/** `heartbeat_*` keys (seconds; spec §4.7); probing only makes sense before eviction. */
+/** `heartbeat_*` keys (seconds; docs/protocol.md §4.7); probing only makes sense before eviction. */
 function readHeartbeat(r: SectionReader): HeartbeatConfig {
   const heartbeat: HeartbeatConfig = {
     sweepIntervalMs: r.seconds(

@@ -1,8 +1,8 @@
 /**
  * The daemon: turns a validated configuration into a running node. It decides the role as
- * JoinMarket does (spec §2.2: a node whose own location is the only entry of `directory_nodes` is
+ * JoinMarket does (docs/protocol.md §2.2: a node whose own location is the only entry of `directory_nodes` is
  * a directory node; otherwise a maker if it serves, else a taker), builds the transports for
- * testing mode (plain loopback TCP, spec §8.4) or Tor (control port + SOCKS5, spec §8), and starts
+ * testing mode (plain loopback TCP, docs/protocol.md §8.4) or Tor (control port + SOCKS5, docs/protocol.md §8), and starts
  * the node and the local API. The local API listens first, before Tor is reached, so an operator
  * can watch a slow start (`/v1/info` `state`); components start in dependency order and stop in
  * reverse. One AbortController spans a start: `stop()` aborts it, so a start waiting on tor ends
@@ -89,7 +89,7 @@ export type DaemonState =
   | 'stopping';
 
 /**
- * Features a maker or taker advertises in its 793 (spec §9.1): it answers 798 pings, reads `;F:`
+ * Features a maker or taker advertises in its 793 (docs/protocol.md §9.1): it answers 798 pings, reads `;F:`
  * peerlist entries and answers nick-authentication challenges.
  */
 export const CLIENT_FEATURES: Readonly<Record<string, boolean>> = Object.freeze({
@@ -110,7 +110,7 @@ export function clientFeatures(config: OnionmcConfig): Record<string, boolean> {
   return features;
 }
 
-/** Features a directory node advertises in its 795 (spec §2.4: ng always sends ping and peerlist_features). */
+/** Features a directory node advertises in its 795 (docs/protocol.md §2.4: ng always sends ping and peerlist_features). */
 export function directoryFeatures(config: OnionmcConfig): Record<string, boolean> {
   return {
     peerlist_features: true,
@@ -119,13 +119,13 @@ export function directoryFeatures(config: OnionmcConfig): Record<string, boolean
   };
 }
 
-/** Our location in testing mode: `127.0.0.1:<onion_serving_port>` (spec §8.4). */
+/** Our location in testing mode: `127.0.0.1:<onion_serving_port>` (docs/protocol.md §8.4). */
 export function testingModeLocation(config: OnionmcConfig): string {
   return `127.0.0.1:${config.onionServingPort}`;
 }
 
 /**
- * True when `ownLocation` is the only entry of directory_nodes (spec §2.2 `get_our_peer_info`).
+ * True when `ownLocation` is the only entry of directory_nodes (docs/protocol.md §2.2 `get_our_peer_info`).
  * `localhost` and `127.0.0.1` are the same host here, as they are for the reference's listener.
  */
 export function isDirectoryFor(config: OnionmcConfig, ownLocation: string): boolean {
@@ -136,7 +136,7 @@ export function isDirectoryFor(config: OnionmcConfig, ownLocation: string): bool
 
 /**
  * The peer locations a directory node admits in Tor mode: v3 onions and NOT-SERVING-ONION, as the
- * ng directory does (spec §2.1, §2.5; NG: jmcore/src/jmcore/models.py `PeerInfo`).
+ * ng directory does (docs/protocol.md §2.1, §2.5; NG: jmcore/src/jmcore/models.py `PeerInfo`).
  */
 export function isTorPeerLocation(location: Location): boolean {
   return location.kind === 'not-serving' || isV3OnionHostname(location.host);
@@ -299,7 +299,7 @@ export class Daemon {
     else await this.#startTorMode(signal);
   }
 
-  /** Testing mode (spec §8.4): plain TCP on loopback, location `127.0.0.1:<onion_serving_port>`. */
+  /** Testing mode (docs/protocol.md §8.4): plain TCP on loopback, location `127.0.0.1:<onion_serving_port>`. */
   async #startTestingMode(): Promise<void> {
     const { config } = this.#options;
     const ownServingLocation = testingModeLocation(config);
@@ -322,10 +322,10 @@ export class Daemon {
   }
 
   /**
-   * Tor mode (spec §8): the role comes from the persistent key, read offline before tor is asked
-   * (a node whose `<onion>:5222` is the only directory_nodes entry is a directory node, spec
-   * §2.2); a directory node serves that onion (spec §8.2), a maker a new one per start (spec
-   * §8.1), a taker none; makers and takers dial through SOCKS5 (spec §8.3).
+   * Tor mode (docs/protocol.md §8): the role comes from the persistent key, read offline before tor is asked
+   * (a node whose `<onion>:5222` is the only directory_nodes entry is a directory node, docs/protocol.md
+   * §2.2); a directory node serves that onion (docs/protocol.md §8.2), a maker a new one per start (docs/protocol.md
+   * §8.1), a taker none; makers and takers dial through SOCKS5 (docs/protocol.md §8.3).
    */
   async #startTorMode(signal: AbortSignal): Promise<void> {
     const { config } = this.#options;
@@ -349,7 +349,7 @@ export class Daemon {
     ) {
       this.#logger.warn(
         { location: ownPersistentLocation, directoryNodes: config.directoryNodes },
-        'directory_nodes lists our own onion among others: a directory node must list only itself (spec §2.2); running as a maker or taker',
+        'directory_nodes lists our own onion among others: a directory node must list only itself (docs/protocol.md §2.2); running as a maker or taker',
       );
     }
     const role = this.#options.clientRole ?? 'taker';
@@ -368,7 +368,7 @@ export class Daemon {
       const onion = this.#onionRuntime(
         key === undefined ? { kind: 'ephemeral' } : { kind: 'persistent', key },
       );
-      // The location is announced only once tor reports the descriptor uploaded (spec §8.1).
+      // The location is announced only once tor reports the descriptor uploaded (docs/protocol.md §8.1).
       this.#setState('starting: publishing onion');
       ownLocation = `${await untilAborted(onion.start(), signal)}:${ONION_VIRTUAL_PORT}`;
     } else if (key !== undefined) {
@@ -393,11 +393,11 @@ export class Daemon {
     await client.start();
   }
 
-  /** A directory node on its persistent onion (spec §8.2): listener first, then the onion. */
+  /** A directory node on its persistent onion (docs/protocol.md §8.2): listener first, then the onion. */
   async #startTorDirectory(key: OnionKey, ownLocation: string, signal: AbortSignal): Promise<void> {
     this.#role = 'directory';
     this.#setState('starting: starting the node');
-    // On Tor, admit only what ng admits (spec §2.1, §2.5): v3 onions and NOT-SERVING-ONION.
+    // On Tor, admit only what ng admits (docs/protocol.md §2.1, §2.5): v3 onions and NOT-SERVING-ONION.
     this.#directory = this.#createDirectory(ownLocation, isTorPeerLocation);
     await this.#directory.start();
     await this.#waitForTor(signal);
@@ -439,7 +439,7 @@ export class Daemon {
 
   /**
    * The directory node at `ownLocation`, listening on onion_serving_host:port; its nick-auth
-   * directory-id is the configured one or its own location, lower-cased (spec §9.6).
+   * directory-id is the configured one or its own location, lower-cased (docs/protocol.md §9.6).
    */
   #createDirectory(
     ownLocation: string,

@@ -1,5 +1,5 @@
 /**
- * Runs onionmc nodes as separate processes on loopback in testing mode (spec §8.4), each with its
+ * Runs onionmc nodes as separate processes on loopback in testing mode (docs/protocol.md §8.4), each with its
  * own joinmarket.cfg and local API on a unix socket. Used by the demo (and its end-to-end test);
  * test helpers live under test/helpers/.
  */

@@ -1,5 +1,5 @@
 /**
- * The Bitcoin Signed Message hash that every JoinMarket nick signature covers (spec §5.6).
+ * The Bitcoin Signed Message hash that every JoinMarket nick signature covers (docs/protocol.md §5.6).
  *
  * | bytes            | content                                                   |
  * |------------------|-----------------------------------------------------------|
@@ -17,7 +17,7 @@
 import { hash } from 'node:crypto';
 import { concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 
-/** The magic prefix, including its own compact-size length byte 0x18 (spec §5.6). */
+/** The magic prefix, including its own compact-size length byte 0x18 (docs/protocol.md §5.6). */
 const MESSAGE_MAGIC_BYTES: Uint8Array = concatBytes(
   Uint8Array.of(0x18),
   utf8ToBytes('Bitcoin Signed Message:\n'),
@@ -51,7 +51,7 @@ function compactSize(length: number): Uint8Array {
 }
 
 /**
- * Computes the Bitcoin Signed Message hash (spec §5.6, vectors §11.1):
+ * Computes the Bitcoin Signed Message hash (docs/protocol.md §5.6, vectors §11.1):
  * `SHA256(SHA256(0x18 ‖ "Bitcoin Signed Message:\n" ‖ compactSize(len) ‖ message))`.
  *
  * @param message - a string (encoded as UTF-8) or raw bytes, hashed as given.

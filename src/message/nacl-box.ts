@@ -1,5 +1,5 @@
 /**
- * End-to-end encryption of auth, ioauth, tx and sig (spec §7): NaCl `crypto_box` (X25519 key
+ * End-to-end encryption of auth, ioauth, tx and sig (docs/protocol.md §7): NaCl `crypto_box` (X25519 key
  * agreement, XSalsa20-Poly1305) via tweetnacl.
  *
  * | wire payload = standard base64 (with padding) of:            |
@@ -16,13 +16,13 @@ import nacl from 'tweetnacl';
 import { OnionmcError } from '../errors.js';
 import { decodeBase64Strict, decodeHexStrict, encodeBase64 } from './signing.js';
 
-/** Length of an X25519 public key, in bytes (spec §7: 64 hex characters in `!fill`/`!pubkey`). */
+/** Length of an X25519 public key, in bytes (docs/protocol.md §7: 64 hex characters in `!fill`/`!pubkey`). */
 export const NACL_PUBLIC_KEY_BYTES = 32;
 /** Length of an X25519 secret key, in bytes. */
 export const NACL_SECRET_KEY_BYTES = 32;
-/** Length of the XSalsa20 nonce that starts every wire payload, in bytes (spec §7). */
+/** Length of the XSalsa20 nonce that starts every wire payload, in bytes (docs/protocol.md §7). */
 export const NACL_NONCE_BYTES = 24;
-/** Length of the Poly1305 MAC that follows the nonce, in bytes (spec §7). */
+/** Length of the Poly1305 MAC that follows the nonce, in bytes (docs/protocol.md §7). */
 export const NACL_MAC_BYTES = 16;
 
 /** An X25519 key pair for one NaCl box session. */
@@ -35,7 +35,7 @@ export interface BoxKeyPair {
 
 /**
  * Creates a fresh random X25519 key pair: the taker makes one per round, the maker one per valid
- * `!fill` (spec §7).
+ * `!fill` (docs/protocol.md §7).
  */
 export function generateBoxKeyPair(): BoxKeyPair {
   const { publicKey, secretKey } = nacl.box.keyPair();
@@ -50,7 +50,7 @@ function assertLength(bytes: Uint8Array, length: number, what: string): void {
 
 /**
  * Encrypts `plaintext` (UTF-8; the reference sends ASCII) for the peer and returns the wire form
- * base64(nonce ‖ MAC ‖ ciphertext) (spec §7, vector §11.7).
+ * base64(nonce ‖ MAC ‖ ciphertext) (docs/protocol.md §7, vector §11.7).
  *
  * @param theirPublicKey - the peer's 32-byte X25519 public key.
  * @param mySecretKey - our 32-byte X25519 secret key.
@@ -82,10 +82,10 @@ export function encryptToWire(
 
 /**
  * Reverses {@link encryptToWire}: base64-decodes, splits off the 24-byte nonce, opens the box and
- * decodes the plaintext as UTF-8 (spec §7 `decode_decrypt`).
+ * decodes the plaintext as UTF-8 (docs/protocol.md §7 `decode_decrypt`).
  *
  * @param wire - canonical standard base64 with padding (for a received command, the tokens after
- *   the command word joined without spaces, spec §5.3).
+ *   the command word joined without spaces, docs/protocol.md §5.3).
  * @throws OnionmcError `ERR_CRYPTO` when the base64 is bad, the payload is shorter than nonce +
  *   MAC (40 bytes), authentication fails (wrong key, tampered bytes), the plaintext is not UTF-8,
  *   or a key has the wrong length.
@@ -120,7 +120,7 @@ export function decryptFromWire(
 
 /**
  * Parses a NaCl public key from `!fill`/`!pubkey`: exactly 64 hex characters, either case, as
- * the reference's `init_pubkey` (`binascii.unhexlify`, 32 bytes) accepts (spec §7).
+ * the reference's `init_pubkey` (`binascii.unhexlify`, 32 bytes) accepts (docs/protocol.md §7).
  *
  * @throws OnionmcError `ERR_CRYPTO` ("Invalid nacl pubkey") for anything else.
  */

@@ -1,5 +1,5 @@
 /**
- * JMP-0005 nick authentication, the ng extension of spec §9.6: the pure codec of the 803
+ * JMP-0005 nick authentication, the ng extension of docs/protocol.md §9.6: the pure codec of the 803
  * challenge, 805 proof and 807 result `line`s, the signed string, and proof signing and checking.
  * No sockets, no timers; the session that sends these owns the 30 s timeout and the rule that any
  * 803/805/807 after the handshake ends the connection.
@@ -47,7 +47,7 @@ export interface NickAuthProof {
   readonly signature: string;
 }
 
-/** The 807 result codes (spec §9.6). */
+/** The 807 result codes (docs/protocol.md §9.6). */
 export type NickAuthResultCode = 'ok' | 'malformed' | 'expired' | 'invalid' | 'policy';
 
 /** The 807 payload; `verified` is true exactly when `code` is `ok`. */
@@ -179,7 +179,7 @@ function fail(message: string): never {
 // 803 challenge.
 
 /**
- * Makes a fresh 803 challenge: 32 random bytes as lowercase hex (spec §9.6).
+ * Makes a fresh 803 challenge: 32 random bytes as lowercase hex (docs/protocol.md §9.6).
  *
  * @throws OnionmcError `ERR_PROTOCOL` when `directoryId` does not match `[a-z0-9][a-z0-9.:_-]*`.
  */
@@ -269,7 +269,7 @@ export function handshakeLineSha256Hex(handshakeLine: string): string {
 }
 
 /**
- * The string a JMP-0005 proof signs (spec §9.6; NG: `build_nick_auth_signed_message`):
+ * The string a JMP-0005 proof signs (docs/protocol.md §9.6; NG: `build_nick_auth_signed_message`):
  * `nick-auth|<challenge>|<directory-id>|<sha256-hex of the 793 line>|<nick>|<pubkey>nick-auth-v1`.
  * It is hashed with the Bitcoin message hash and signed with the nick key.
  *
@@ -294,7 +294,7 @@ export function nickAuthSignedString(
 }
 
 /**
- * Answers an 803 challenge: signs {@link nickAuthSignedString} with the nick key (spec §9.6).
+ * Answers an 803 challenge: signs {@link nickAuthSignedString} with the nick key (docs/protocol.md §9.6).
  * Format the result with {@link buildNickAuthProofLine}.
  *
  * @param handshakeLine - the exact 793 `line` string this client sent to the directory.
@@ -354,7 +354,7 @@ export function verifyNickAuth(
 }
 
 /**
- * The default directory-id of a directory reached at `host:port` (spec §9.6; NG:
+ * The default directory-id of a directory reached at `host:port` (docs/protocol.md §9.6; NG:
  * `directory_id_for_endpoint`): the lower-cased `<56-char>.onion:<port>`, a trailing `.` on the
  * host dropped.
  *

@@ -1,5 +1,5 @@
 /**
- * JoinMarket nicks (spec §5.5) and the nick identity that signs privmsgs (spec §5.6).
+ * JoinMarket nicks (docs/protocol.md §5.5) and the nick identity that signs privmsgs (docs/protocol.md §5.6).
  *
  * A nick is `J` + version digit `5` + base58(SHA-256(ASCII lowercase hex of the compressed
  * pubkey)[:10]), right-padded with `O` to 14 characters: 16 characters in all, matching
@@ -17,15 +17,15 @@ import { publicKeyHexFromPrivateKey, signMessage } from './signing.js';
 
 /** First character of every JoinMarket nick (R: src/jmdaemon/protocol.py). */
 export const JOINMARKET_NICK_HEADER = 'J';
-/** Protocol version digit after the header; onion channel nicks are `J5…` (spec §5.5). */
+/** Protocol version digit after the header; onion channel nicks are `J5…` (docs/protocol.md §5.5). */
 export const JM_VERSION_DIGIT = '5';
-/** How many bytes of SHA-256 go into the nick (R: `NICK_HASH_LENGTH = 10`; spec §5.5). */
+/** How many bytes of SHA-256 go into the nick (R: `NICK_HASH_LENGTH = 10`; docs/protocol.md §5.5). */
 export const NICK_HASH_LENGTH_BYTES = 10;
 /** Length of the base58 part after `O` padding, in characters (R: `NICK_MAX_ENCODED = 14`). */
 export const NICK_MAX_ENCODED = 14;
 /** Total nick length in characters: header + version digit + {@link NICK_MAX_ENCODED}. */
 export const NICK_LENGTH_CHARS = 2 + NICK_MAX_ENCODED;
-/** Padding character; legal because `O` is not in the base58 alphabet (spec §5.5). */
+/** Padding character; legal because `O` is not in the base58 alphabet (docs/protocol.md §5.5). */
 const NICK_PADDING_CHAR = 'O';
 
 const COMPRESSED_PUBKEY_HEX_RE = /^0[23][0-9a-fA-F]{64}$/;
@@ -38,7 +38,7 @@ function nickHashPart(hex: string): string {
 }
 
 /**
- * Derives the nick of a compressed secp256k1 public key (spec §5.5, vectors §11.2).
+ * Derives the nick of a compressed secp256k1 public key (docs/protocol.md §5.5, vectors §11.2).
  *
  * @param publicKeyHex - 66 hex characters starting `02`/`03`; lowercased before hashing, as the
  *   reference always hashes lowercase hex.
@@ -58,11 +58,11 @@ export function nickFromPublicKey(publicKeyHex: string): string {
 }
 
 /**
- * The reference's nick-hash check on a signed privmsg (spec §5.5 "Verification"; R:
+ * The reference's nick-hash check on a signed privmsg (docs/protocol.md §5.5 "Verification"; R:
  * src/jmclient/client_protocol.py `on_JM_REQUEST_MSGSIG_VERIFY`): take `nick[2:16]`, strip every
  * `O`, and compare with base58(SHA-256(`publicKeyHex` exactly as received)[:10]).
  *
- * - The hex is hashed as received, so an uppercase pubkey fails (spec §11.8).
+ * - The hex is hashed as received, so an uppercase pubkey fails (docs/protocol.md §11.8).
  * - The version digit is ignored, as in the reference.
  * - Tighter than the reference on purpose: the nick must also start with `J` and be exactly 16
  *   characters, which every reference and ng nick is; the reference looks only at `nick[2:16]`.
@@ -84,12 +84,12 @@ export function nickMatchesPublicKey(nick: string, publicKeyHex: string): boolea
  * leak it.
  */
 export interface NickIdentity {
-  /** The 16-character nick derived from {@link publicKeyHex} (spec §5.5). */
+  /** The 16-character nick derived from {@link publicKeyHex} (docs/protocol.md §5.5). */
   readonly nick: string;
-  /** Compressed public key, 66 lowercase hex characters (as sent in privmsgs, spec §5.6). */
+  /** Compressed public key, 66 lowercase hex characters (as sent in privmsgs, docs/protocol.md §5.6). */
   readonly publicKeyHex: string;
   /**
-   * Signs `message` with the nick key: base64 DER over the Bitcoin message hash (spec §5.6; see
+   * Signs `message` with the nick key: base64 DER over the Bitcoin message hash (docs/protocol.md §5.6; see
    * `signMessage` in signing.ts).
    */
   sign(message: string): string;
@@ -97,7 +97,7 @@ export interface NickIdentity {
 
 /**
  * Creates a nick identity. The reference makes a fresh random nick key per client protocol
- * instance (spec §5.5).
+ * instance (docs/protocol.md §5.5).
  *
  * @param privateKey - 32-byte secp256k1 scalar; copied, so the caller may wipe its own buffer.
  *   When omitted, a random key from noble's `secp256k1.utils.randomSecretKey()`.

@@ -1,6 +1,6 @@
 /**
- * The inner text of 685 privmsg and 687 pubmsg lines (spec §4.1) and the nick signature every
- * privmsg carries (spec §5.6). Pure: strings in, strings or typed results out.
+ * The inner text of 685 privmsg and 687 pubmsg lines (docs/protocol.md §4.1) and the nick signature every
+ * privmsg carries (docs/protocol.md §5.6). Pure: strings in, strings or typed results out.
  *
  * | line kind | layout                                                     |
  * |-----------|------------------------------------------------------------|
@@ -16,12 +16,12 @@ import { COMMAND_PREFIX, isPrivmsgCommandAllowed } from './commands.js';
 import { nickMatchesPublicKey, type NickIdentity } from './nick.js';
 import { decodeBase64Strict, decodeHexStrict, verifyMessage } from './signing.js';
 
-/** The hostid of the onion channel, appended to every signed body (spec §5.6; R: onionmc.py). */
+/** The hostid of the onion channel, appended to every signed body (docs/protocol.md §5.6; R: onionmc.py). */
 export const HOSTID_ONION = 'onion-network';
-/** The recipient nick that marks a pubmsg (spec §4.1). */
+/** The recipient nick that marks a pubmsg (docs/protocol.md §4.1). */
 export const PUBLIC_NICK = 'PUBLIC';
 
-/** Field separator inside a command (spec §5.1). */
+/** Field separator inside a command (docs/protocol.md §5.1). */
 const FIELD_SEPARATOR = ' ';
 
 /** A 685/687 `line` split into sender, recipient and message (which starts with `!`). */
@@ -35,7 +35,7 @@ export interface ChannelLine {
 }
 
 /**
- * Splits a 685/687 `line` as the reference receiver does (spec §4.1; R: src/jmdaemon/onionmc.py
+ * Splits a 685/687 `line` as the reference receiver does (docs/protocol.md §4.1; R: src/jmdaemon/onionmc.py
  * `receive_msg`): split on `!`, field 0 is the sender, field 1 the recipient, and the message is
  * `!` + the other fields rejoined with `!`.
  *
@@ -50,8 +50,8 @@ export function parseChannelLine(line: string): ChannelLine | undefined {
 }
 
 /**
- * Builds a pubmsg `line`: `<from>!PUBLIC<message>` (spec §4.1, vectors §11.5). Pubmsgs are not
- * signed (spec §5.6).
+ * Builds a pubmsg `line`: `<from>!PUBLIC<message>` (docs/protocol.md §4.1, vectors §11.5). Pubmsgs are not
+ * signed (docs/protocol.md §5.6).
  *
  * @param message - one or more commands, starting with `!`, e.g. `!orderbook`.
  * @throws OnionmcError `ERR_PROTOCOL` when `from` is empty or holds `!`, or `message` does not
@@ -72,14 +72,14 @@ function assertNick(nick: string, role: string): void {
 }
 
 /**
- * Builds a signed privmsg `line` (spec §4.1, §5.6, vectors §11.6):
+ * Builds a signed privmsg `line` (docs/protocol.md §4.1, §5.6, vectors §11.6):
  * `<identity.nick>!<to>!<cmd> <body> <identity.publicKeyHex> <sig>`, where `sig` signs
  * `body + hostid`.
  *
  * @param to - recipient nick.
  * @param cmd - command word without `!`, e.g. `fill`.
  * @param body - everything between the command word and the signature; for encrypted commands
- *   the base64 box; for offer replies it may carry further `!cmd …` segments (spec §5.1).
+ *   the base64 box; for offer replies it may carry further `!cmd …` segments (docs/protocol.md §5.1).
  * @param hostid - defaults to {@link HOSTID_ONION}.
  * @throws OnionmcError `ERR_PROTOCOL` when `to` is empty or holds `!`, `cmd` is empty or holds
  *   `!` or a space, or `body` is empty (the reference drops empty bodies).
@@ -115,7 +115,7 @@ export function checkPrivmsgParts(from: string, to: string, cmd: string, body: s
 }
 
 /**
- * Builds a privmsg `line` from a signature made elsewhere (spec §4.1, §5.6):
+ * Builds a privmsg `line` from a signature made elsewhere (docs/protocol.md §4.1, §5.6):
  * `<from>!<to>!<cmd> <body> <publicKeyHex> <signature>`; the same bytes {@link signPrivmsg}
  * writes. The signature is not checked here.
  * @throws OnionmcError `ERR_PROTOCOL` as {@link signPrivmsg}, or when the key or signature is
@@ -139,7 +139,7 @@ export function formatSignedPrivmsgLine(
   );
 }
 
-/** A privmsg whose signature and nick binding checked out (spec §5.6). */
+/** A privmsg whose signature and nick binding checked out (docs/protocol.md §5.6). */
 export interface VerifiedPrivmsg {
   readonly ok: true;
   /** The first command word, without `!`. */
@@ -155,7 +155,7 @@ export interface VerifiedPrivmsg {
   readonly signature: string;
 }
 
-/** Why {@link verifyPrivmsg} dropped a privmsg, one code per receiver check of spec §5.6. */
+/** Why {@link verifyPrivmsg} dropped a privmsg, one code per receiver check of docs/protocol.md §5.6. */
 export type PrivmsgRejectReason =
   | 'not-a-command'
   | 'command-not-allowed'
@@ -177,7 +177,7 @@ function reject(reason: PrivmsgRejectReason): RejectedPrivmsg {
 }
 
 /**
- * Applies the reference receiver checks to a privmsg, in the reference's order (spec §5.6; R:
+ * Applies the reference receiver checks to a privmsg, in the reference's order (docs/protocol.md §5.6; R:
  * src/jmdaemon/message_channel.py `on_privmsg`; R: src/jmclient/client_protocol.py
  * `on_JM_REQUEST_MSGSIG_VERIFY`):
  * 1. `message` is at least 2 characters and starts with `!` (`not-a-command`);
@@ -190,7 +190,7 @@ function reject(reason: PrivmsgRejectReason): RejectedPrivmsg {
  * 5. the signature verifies over `body + hostid`, or else over `body + hostid.toLowerCase()`
  *    (the reference's IRC workaround) (`bad-signature`);
  * 6. the nick hash of `from` matches the pubkey as received (`nick-mismatch`; uppercase hex
- *    fails, spec §11.8).
+ *    fails, docs/protocol.md §11.8).
  *
  * Never throws.
  *

@@ -1,6 +1,6 @@
 /**
  * ECDSA signatures over the Bitcoin Signed Message hash, as JoinMarket nick signatures use them
- * (spec §5.6): secp256k1, RFC6979 nonces, low-S, DER without a sighash byte, standard base64 with
+ * (docs/protocol.md §5.6): secp256k1, RFC6979 nonces, low-S, DER without a sighash byte, standard base64 with
  * padding. Also the strict hex and base64 decoders the other message modules share.
  *
  * Sources: R: src/jmbitcoin/secp256k1_main.py `ecdsa_sign`, `ecdsa_raw_sign`, `ecdsa_verify`;
@@ -93,9 +93,9 @@ function assertPrivateKey(privateKey: Uint8Array): void {
 }
 
 /**
- * Signs `message` as a JoinMarket nick signature (spec §5.6): ECDSA over
+ * Signs `message` as a JoinMarket nick signature (docs/protocol.md §5.6): ECDSA over
  * {@link bitcoinMessageHash}`(message)` with the RFC6979 nonce (no low-R grinding), low-S,
- * DER-encoded, then standard base64 with padding. Reproduces the vectors of spec §11.6 byte for
+ * DER-encoded, then standard base64 with padding. Reproduces the vectors of docs/protocol.md §11.6 byte for
  * byte.
  *
  * @param privateKey - 32-byte secp256k1 scalar.
@@ -118,7 +118,7 @@ export interface VerifyMessageOptions {
   /**
    * Reject signatures whose `s` is above n/2. Default `false`: the reference (python-bitcointx
    * `CPubKey.verify`) normalizes `s` before libsecp256k1 verifies, so it accepts high-S. ng's
-   * nick-auth proof check (coincurve, no normalization) needs `true` (spec §9.6).
+   * nick-auth proof check (coincurve, no normalization) needs `true` (docs/protocol.md §9.6).
    */
   readonly requireLowS?: boolean;
 }

@@ -1,11 +1,11 @@
 /**
  * Duplicate suppression: with N directory nodes every pubmsg reaches a peer up to N times, and a
- * reference maker answers each `!orderbook` copy (spec §4.2, §10 "Deduplicate"). A message seen
+ * reference maker answers each `!orderbook` copy (docs/protocol.md §4.2, §10 "Deduplicate"). A message seen
  * again within the window is dropped. Entries expire in insertion order, so each check is O(1)
  * amortized and memory is bounded by `maxEntries`.
  */
 
-/** ng's deduplication window (spec §9.3). */
+/** ng's deduplication window (docs/protocol.md §9.3). */
 export const DEDUP_WINDOW_MS = 30_000;
 /** Upper bound on remembered messages. */
 export const DEDUP_MAX_ENTRIES = 100_000;

@@ -1,5 +1,5 @@
 /**
- * Handshake admission of a directory node (spec §2.5, §9.2, §9.6): answers a client's 793 with our
+ * Handshake admission of a directory node (docs/protocol.md §2.5, §9.2, §9.6): answers a client's 793 with our
  * 795 (accepted or not, with the reason in the motd), runs nick authentication when negotiated,
  * and hands an admitted peer to the node's register. Part of {@link DirectoryNode}
  * (directory-node.ts); it owns no per-connection state beyond what {@link DirectoryPeer} holds.
@@ -54,7 +54,7 @@ export class DirectoryAdmission {
   constructor(ctx: AdmissionContext) {
     this.#ctx = ctx;
     // We challenge exactly when our mode is not `disabled`, and a client expects an 803 exactly
-    // when our 795 advertised `nick_auth` (spec §9.6, §10): so `nick_auth` is advertised by the
+    // when our 795 advertised `nick_auth` (docs/protocol.md §9.6, §10): so `nick_auth` is advertised by the
     // mode, whatever the configured features say.
     const features: Record<string, boolean> = { ...ctx.options.features };
     delete features['nick_auth'];
@@ -70,13 +70,13 @@ export class DirectoryAdmission {
   handleHandshake(peer: DirectoryPeer, line: string): void {
     const { options, counters } = this.#ctx;
     if (peer.state !== 'connected') {
-      // The reference ignores a second handshake (spec §2.5 rule 1).
+      // The reference ignores a second handshake (docs/protocol.md §2.5 rule 1).
       counters.add('ignored.second-handshake');
       return;
     }
     const handshake = parseClientHandshake(line);
     if (handshake === undefined) {
-      // Malformed or mistyped: silence, the peer stays connected (spec §2.5 rule 2).
+      // Malformed or mistyped: silence, the peer stays connected (docs/protocol.md §2.5 rule 2).
       counters.add('ignored.malformed-handshake');
       peer.conn.logger.info('malformed handshake ignored');
       return;
@@ -112,7 +112,7 @@ export class DirectoryAdmission {
     peer.location = handshake.locationString;
     peer.features = features;
     if (negotiatesNickAuth) {
-      // 795 accepted, then the 803 challenge; HANDSHAKED only after a good 805 (spec §9.6).
+      // 795 accepted, then the 803 challenge; HANDSHAKED only after a good 805 (docs/protocol.md §9.6).
       peer.state = 'authenticating';
       peer.handshakeLine = line;
       peer.challenge = createNickAuthChallenge(
@@ -139,7 +139,7 @@ export class DirectoryAdmission {
     if (handshake.nick === options.identity.nick) return 'nick is the directory nick';
     if (this.nickAuthMode === 'require_verified' && !negotiatesNickAuth)
       return 'verified nick authentication required';
-    // ng's wording (spec §9.2).
+    // ng's wording (docs/protocol.md §9.2).
     if (this.#ctx.handshakedCount() >= (options.maxPeers ?? DEFAULT_MAX_PEERS))
       return 'Maximum peers reached';
     if (limits.isBanned(handshake.nick)) return 'nick refused for a while after flooding';
@@ -161,7 +161,7 @@ export class DirectoryAdmission {
       peer.challenge === undefined ||
       peer.nick === undefined
     ) {
-      // Any nick-auth message outside a negotiated exchange ends the connection (spec §9.6).
+      // Any nick-auth message outside a negotiated exchange ends the connection (docs/protocol.md §9.6).
       this.#ctx.counters.add('disconnected.unexpected-nick-auth');
       peer.conn.destroy('protocol-violation');
       return;

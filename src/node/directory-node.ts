@@ -1,5 +1,5 @@
 /**
- * Directory node policy (spec §2.5, §3.3, §3.4, §4.2, §4.4, §10 "Directory role"): accepts
+ * Directory node policy (docs/protocol.md §2.5, §3.3, §3.4, §4.2, §4.4, §10 "Directory role"): accepts
  * handshakes, relays pubmsgs to every other handshaked peer and privmsgs to the owner of the
  * recipient nick, and sends peerlists as the reference does. Every per-message lookup is O(1) in
  * the number of peers (a map from nick to peer); only broadcasts touch every peer, and they encode
@@ -150,7 +150,7 @@ export class DirectoryNode {
   }
 
   /**
-   * One heartbeat sweep (spec §4.7, ng heartbeat.py): evicts peers idle past `evictIdleMs` or
+   * One heartbeat sweep (docs/protocol.md §4.7, ng heartbeat.py): evicts peers idle past `evictIdleMs` or
    * silent after a probe, and probes peers idle past `probeIdleMs`: 798 to peers that advertised
    * `ping`, a unicast `!orderbook` pubmsg to serving peers without it (a reference maker answers
    * and so shows it is alive), nothing to other takers. Run by a timer; public for tests.
@@ -294,8 +294,8 @@ export class DirectoryNode {
         this.#relay.handleGetPeerlist(peer);
         return;
       case MessageType.PING:
-        // ng: the directory answers a client's 798 with 799 (spec §4.7); only to peers that
-        // advertised `ping`, so a reference peer never receives a 799 (spec §1.4).
+        // ng: the directory answers a client's 798 with 799 (docs/protocol.md §4.7); only to peers that
+        // advertised `ping`, so a reference peer never receives a 799 (docs/protocol.md §1.4).
         if (peer.features.has('ping')) peer.conn.send(MessageType.PONG, '');
         return;
       case MessageType.NICK_AUTH_PROOF:
@@ -313,7 +313,7 @@ export class DirectoryNode {
         peer.conn.destroy('protocol-violation');
         return;
       default:
-        // 789 from a client, 799, unknown types: ignored, as the reference does (spec §1.4).
+        // 789 from a client, 799, unknown types: ignored, as the reference does (docs/protocol.md §1.4).
         this.counters.add('ignored.type');
         peer.conn.logger.debug({ type: envelope.type }, 'ignoring message type');
     }

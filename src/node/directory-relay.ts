@@ -1,5 +1,5 @@
 /**
- * Relaying of a directory node (spec §3.3, §3.4, §4.2, §4.4): pubmsgs to every other handshaked
+ * Relaying of a directory node (docs/protocol.md §3.3, §3.4, §4.2, §4.4): pubmsgs to every other handshaked
  * peer (charged by fan-out, docs/limits.md), privmsgs to the owner of the recipient nick, getpeerlist
  * answers, and relay events for the operator's API. Part of {@link DirectoryNode}
  * (directory-node.ts); it holds no per-connection state.
@@ -60,7 +60,7 @@ export class DirectoryRelay {
     for (const listener of this.#listeners) listener(event);
   }
 
-  /** Checks that a 685/687 comes from a handshaked peer under its own nick (spec §4.1, ng rule). */
+  /** Checks that a 685/687 comes from a handshaked peer under its own nick (docs/protocol.md §4.1, ng rule). */
   #senderOf(
     peer: DirectoryPeer,
     line: string,
@@ -98,7 +98,7 @@ export class DirectoryRelay {
     }
   }
 
-  /** A 687 pubmsg: re-serialized and sent to every other handshaked peer (spec §4.2). */
+  /** A 687 pubmsg: re-serialized and sent to every other handshaked peer (docs/protocol.md §4.2). */
   handlePubmsg(peer: DirectoryPeer, line: string): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
@@ -107,7 +107,7 @@ export class DirectoryRelay {
       return;
     }
     if (!this.#ctx.limits.admitPubmsg(peer, this.#ctx.handshaked.size - 1, parsed.message)) return;
-    // Re-serialized as from!PUBLIC<msg> (spec §4.2); encoded once for every recipient.
+    // Re-serialized as from!PUBLIC<msg> (docs/protocol.md §4.2); encoded once for every recipient.
     const frame = this.#relayFrame(
       MessageType.PUBMSG,
       formatPubmsgLine(parsed.from, parsed.message),
@@ -123,23 +123,23 @@ export class DirectoryRelay {
     this.#ctx.counters.add('relayed.pubmsg-copies', recipients);
   }
 
-  /** A 685 privmsg: sent to the owner of the recipient nick (spec §4.4, §3.3 case 1). */
+  /** A 685 privmsg: sent to the owner of the recipient nick (docs/protocol.md §4.4, §3.3 case 1). */
   handlePrivmsg(peer: DirectoryPeer, line: string): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
     const recipient = this.#ctx.byNick.get(parsed.to);
     if (recipient === undefined || recipient.state !== 'handshaked') {
-      // Reference and ng both drop a privmsg to an unknown nick silently (spec §4.4).
+      // Reference and ng both drop a privmsg to an unknown nick silently (docs/protocol.md §4.4).
       this.#ctx.counters.add(dropCounter('unknown-recipient'));
       return;
     }
     const frame = this.#relayFrame(MessageType.PRIVMSG, line);
     if (frame === undefined) return;
     recipient.conn.sendEncoded(frame);
-    // The reference then tells the recipient where the sender is (spec §3.3 case 1): the sender's
+    // The reference then tells the recipient where the sender is (docs/protocol.md §3.3 case 1): the sender's
     // entry when it serves an onion, and always our own entry (first, as in the transcript). The
     // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
-    // entries whole (spec §3.2).
+    // entries whole (docs/protocol.md §3.2).
     recipient.conn.sendEncoded(
       recipient.features.has('peerlist_features')
         ? peer.relayPeerlistFrameWithFeatures
@@ -149,10 +149,10 @@ export class DirectoryRelay {
     this.#ctx.counters.add('relayed.privmsg');
   }
 
-  /** A 791 getpeerlist: answered in chunks of 20 entries (spec §3.4). */
+  /** A 791 getpeerlist: answered in chunks of 20 entries (docs/protocol.md §3.4). */
   handleGetPeerlist(peer: DirectoryPeer): void {
     if (peer.state !== 'handshaked' || !this.#ctx.limits.admitGetpeerlist(peer)) return;
-    // ng (spec §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
+    // ng (docs/protocol.md §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
     // 20 entries per 789; a single empty 789 when there is nobody.
     const entries: PeerlistEntry[] = [];
     for (const other of this.#ctx.handshaked) {

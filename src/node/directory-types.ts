@@ -10,9 +10,9 @@ import type { ServerTransport } from '../peer/transport.js';
 import { NOT_SERVING_ONION, type Location } from '../wire/location.js';
 import type { DirectoryLimitsPolicy, PeerBuckets } from './directory-limits.js';
 
-/** ng closes a connection whose first line does not arrive within 30 s (spec §2.5, ng directory). */
+/** ng closes a connection whose first line does not arrive within 30 s (docs/protocol.md §2.5, ng directory). */
 export const DIRECTORY_HANDSHAKE_TIMEOUT_MS = 30_000;
-/** ng's `max_peers`: handshakes beyond it get `accepted:false` "Maximum peers reached" (spec §9.2). */
+/** ng's `max_peers`: handshakes beyond it get `accepted:false` "Maximum peers reached" (docs/protocol.md §9.2). */
 export const DEFAULT_MAX_PEERS = 10_000;
 /**
  * Connections not yet handshaked that we hold at once; a connection beyond it is closed at accept.
@@ -22,19 +22,19 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 3_000;
 
 /** How long {@link DirectoryNode.stop} waits for the listener to close. */
 export const DIRECTORY_STOP_DEADLINE_MS = 5_000;
-/** ng answers getpeerlist in chunks of 20 entries (spec §3.4). */
+/** ng answers getpeerlist in chunks of 20 entries (docs/protocol.md §3.4). */
 export const GETPEERLIST_CHUNK_ENTRIES = 20;
 
 /**
  * A coalesced departure peerlist stays below this many characters (all ASCII), leaving room for the
- * envelope under the 40,000-byte send limit (spec §1.3).
+ * envelope under the 40,000-byte send limit (docs/protocol.md §1.3).
  */
 export const DEPARTURE_LINE_MAX_CHARS = 39_000;
 
-/** ng: a peer has 30 s to answer a nick-auth challenge (spec §9.6, `nick_auth_timeout`). */
+/** ng: a peer has 30 s to answer a nick-auth challenge (docs/protocol.md §9.6, `nick_auth_timeout`). */
 export const NICK_AUTH_TIMEOUT_MS = 30_000;
 
-/** Heartbeat timers in ms (spec §4.7: ng sweeps every 60 s, probes after 600 s idle, waits 30 s, evicts after 1,500 s). */
+/** Heartbeat timers in ms (docs/protocol.md §4.7: ng sweeps every 60 s, probes after 600 s idle, waits 30 s, evicts after 1,500 s). */
 export interface HeartbeatOptions {
   readonly sweepIntervalMs: number;
   readonly probeIdleMs: number;
@@ -42,7 +42,7 @@ export interface HeartbeatOptions {
   readonly evictIdleMs: number;
 }
 
-/** ng's heartbeat defaults (spec §4.7). */
+/** ng's heartbeat defaults (docs/protocol.md §4.7). */
 export const DEFAULT_HEARTBEAT: HeartbeatOptions = {
   sweepIntervalMs: 60_000,
   probeIdleMs: 600_000,
@@ -50,7 +50,7 @@ export const DEFAULT_HEARTBEAT: HeartbeatOptions = {
   evictIdleMs: 1_500_000,
 };
 
-/** Nick authentication policy (JMP-0005, spec §9.6). */
+/** Nick authentication policy (JMP-0005, docs/protocol.md §9.6). */
 export interface NickAuthPolicy {
   readonly mode: 'prefer_verified' | 'require_verified' | 'disabled';
   /** Our directory-id, bound into every proof: by default our own location, lower-cased. */
@@ -71,28 +71,28 @@ export interface RelayEvent {
 /** Options of a {@link DirectoryNode}. */
 export interface DirectoryNodeOptions {
   readonly identity: NickIdentity;
-  /** The handshake network name (spec §2.2). */
+  /** The handshake network name (docs/protocol.md §2.2). */
   readonly network: string;
-  /** Our own location string: `<onion>:5222`, or `127.0.0.1:<port>` in testing mode (spec §2.2). */
+  /** Our own location string: `<onion>:5222`, or `127.0.0.1:<port>` in testing mode (docs/protocol.md §2.2). */
   readonly ownLocation: string;
-  /** The motd sent in every 795 (spec §2.4). */
+  /** The motd sent in every 795 (docs/protocol.md §2.4). */
   readonly motd: string;
   readonly server: ServerTransport;
   readonly logger: Logger;
   /**
    * Which advertised peer locations we admit (a policy, answered with `accepted:false`). Default:
    * any location that parses. On Tor, the daemon admits only v3 onions and NOT-SERVING-ONION, as
-   * ng does (spec §2.1).
+   * ng does (docs/protocol.md §2.1).
    */
   readonly acceptLocation?: (location: Location) => boolean;
   /** See {@link DIRECTORY_HANDSHAKE_TIMEOUT_MS}. */
   readonly handshakeTimeoutMs?: number;
   /**
-   * Features advertised in our 795 (spec §9.1); the reference sends `{}`. `nick_auth` is set or
-   * removed according to {@link DirectoryNodeOptions.nickAuth} (spec §9.6).
+   * Features advertised in our 795 (docs/protocol.md §9.1); the reference sends `{}`. `nick_auth` is set or
+   * removed according to {@link DirectoryNodeOptions.nickAuth} (docs/protocol.md §9.6).
    */
   readonly features?: Readonly<Record<string, boolean>>;
-  /** Idle-peer probing and eviction (spec §4.7); default {@link DEFAULT_HEARTBEAT}. */
+  /** Idle-peer probing and eviction (docs/protocol.md §4.7); default {@link DEFAULT_HEARTBEAT}. */
   readonly heartbeat?: HeartbeatOptions;
   /** Nick authentication; default disabled (the reference has none). */
   readonly nickAuth?: NickAuthPolicy;
@@ -138,16 +138,16 @@ export class DirectoryPeer {
   nick: string | undefined;
   location: string | undefined;
   features: ReadonlySet<string> = new Set();
-  /** True once the peer proved it holds its nick's key (spec §9.6). */
+  /** True once the peer proved it holds its nick's key (docs/protocol.md §9.6). */
   verified = false;
   /** The compressed pubkey (hex) the peer proved, once {@link verified}. */
   verifiedKey: string | undefined;
   /** `nick;location`, cached: it is sent after every relay of this peer's privmsgs. */
   entry = '';
-  /** `nick;location;F:…`, for recipients that advertised peerlist_features (spec §3.4). */
+  /** `nick;location;F:…`, for recipients that advertised peerlist_features (docs/protocol.md §3.4). */
   entryWithFeatures = '';
   /**
-   * The 789 frames sent after relaying this peer's privmsgs (spec §3.3 case 1), encoded once at
+   * The 789 frames sent after relaying this peer's privmsgs (docs/protocol.md §3.3 case 1), encoded once at
    * registration: plain, and with `;F:` for recipients that advertised peerlist_features.
    */
   relayPeerlistFrame: Uint8Array = new Uint8Array();

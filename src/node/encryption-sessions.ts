@@ -1,10 +1,10 @@
 /**
- * End-to-end encryption sessions (spec §7, §5.3): the daemon, not the application, owns the NaCl
+ * End-to-end encryption sessions (docs/protocol.md §7, §5.3): the daemon, not the application, owns the NaCl
  * keys. Per counterparty nick it makes an ephemeral X25519 key pair, puts the public key in the
  * outgoing `!fill` (taker) or `!pubkey` (maker), learns the other side's key from the incoming one,
  * and from then on encrypts and decrypts `!auth`, `!ioauth`, `!tx` and `!sig`. Sessions are keyed
  * by nick, not by link, so a `!fill` through a directory and an `!auth` over a direct link belong
- * to one session (spec §4.5, §6). Idle sessions expire and their keys are wiped.
+ * to one session (docs/protocol.md §4.5, §6). Idle sessions expire and their keys are wiped.
  */
 import { OnionmcError } from '../errors.js';
 import {
@@ -99,7 +99,7 @@ export class EncryptionSessions {
 
   /**
    * Maker, receiving `!fill` from `nick`: starts a new session with the taker's key.
-   * @throws OnionmcError `ERR_CRYPTO` "Invalid nacl pubkey" unless it is 64 hex characters (spec §7).
+   * @throws OnionmcError `ERR_CRYPTO` "Invalid nacl pubkey" unless it is 64 hex characters (docs/protocol.md §7).
    */
   acceptFill(nick: string, theirPublicKeyHex: string): void {
     const theirs = parseBoxPublicKeyHex(theirPublicKeyHex);

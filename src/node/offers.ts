@@ -13,7 +13,7 @@ export interface Offer {
   readonly minsize: number;
   readonly maxsize: number;
   readonly txfee: number;
-  /** A fraction for `*reloffer`, integer sats for `*absoffer` (spec §5.2); as text, never rounded. */
+  /** A fraction for `*reloffer`, integer sats for `*absoffer` (docs/protocol.md §5.2); as text, never rounded. */
   readonly cjfee: string;
 }
 
@@ -86,7 +86,7 @@ export interface OrderbookEntry extends Offer {
   readonly nick: string;
   /** The maker's `!tbond` fidelity-bond proof sent with its offers to us (base64, made for our nick). */
   readonly fidelityBond?: string;
-  /** `privmsg`: a signed reply we verified; `pubmsg`: an unsigned announcement (spec §5.6). */
+  /** `privmsg`: a signed reply we verified; `pubmsg`: an unsigned announcement (docs/protocol.md §5.6). */
   readonly source: 'privmsg' | 'pubmsg';
 }
 

@@ -1,13 +1,13 @@
 /**
  * The Tor {@link Dialer}: every outbound stream of a maker or taker in Tor mode goes through Tor's
- * SOCKS5 proxy (spec §8.3: `socks5_host:socks5_port`, remote resolution of `.onion` names), set
+ * SOCKS5 proxy (docs/protocol.md §8.3: `socks5_host:socks5_port`, remote resolution of `.onion` names), set
  * up by {@link socksDial} (src/tor/socks-dialer.ts, on the `socks` package).
  *
  * What this layer adds to a single SOCKS5 dial:
  *
  * | concern          | rule                                                                         |
  * | ---------------- | ---------------------------------------------------------------------------- |
- * | targets          | v3 onions only (spec §2.1, §8.3: "we disallow clearnet connections")         |
+ * | targets          | v3 onions only (docs/protocol.md §2.1, §8.3: "we disallow clearnet connections")         |
  * | deadline         | `socks5_connect_timeout` (config `socks5ConnectTimeoutMs`, default 120 s, §8.5) |
  * | stream isolation | SOCKS username `onionmc-directory` / `onionmc-peer`, password random per process |
  * | errors           | name the directory node or peer dialed, the proxy and tor's SOCKS reply       |
@@ -15,7 +15,7 @@
  * Stream isolation: tor's default `IsolateSOCKSAuth` never puts two streams whose SOCKS
  * credentials differ on one circuit (Tor socks-extensions spec, "stream isolation"), so links to
  * directory nodes never share a circuit with direct peer links, and neither shares one with other
- * programs using the same tor (ng's `tor_isolation` separates the same two purposes, spec §4.5).
+ * programs using the same tor (ng's `tor_isolation` separates the same two purposes, docs/protocol.md §4.5).
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
@@ -42,7 +42,7 @@ export const SOCKS_ISOLATION_USERNAMES: Readonly<Record<DialPurpose, string>> = 
 export interface SocksDialerOptions {
   /** Tor's SocksPort: TCP (`socks5_host`/`socks5_port`) or a unix socket (`socks5_host = unix:/path`). */
   readonly proxy: Endpoint;
-  /** Deadline of one dial in ms, CONNECT reply included (config `socks5ConnectTimeoutMs`, spec §8.5). */
+  /** Deadline of one dial in ms, CONNECT reply included (config `socks5ConnectTimeoutMs`, docs/protocol.md §8.5). */
   readonly timeoutMs: number;
   /**
    * The isolation password shared by every dial of this dialer. Default: a fresh random string, so
@@ -63,7 +63,7 @@ export function torrcSocksPortLine(proxy: Endpoint): string {
   return isDefaultHost ? `SocksPort ${proxy.port}` : `SocksPort ${formatEndpoint(proxy)}`;
 }
 
-/** Opens outbound streams through Tor's SOCKS5 proxy (spec §8.3); see the module header. */
+/** Opens outbound streams through Tor's SOCKS5 proxy (docs/protocol.md §8.3); see the module header. */
 export class SocksDialer implements Dialer {
   readonly #proxy: Endpoint;
   readonly #timeoutMs: number;
@@ -84,7 +84,7 @@ export class SocksDialer implements Dialer {
   /**
    * Opens a stream to `target` (a v3 onion) through tor. The host goes to tor as a name (ATYP 3),
    * so tor resolves it; nothing is resolved locally.
-   * @throws OnionmcError `ERR_DIAL` before any I/O when the host is not a v3 onion (spec §8.3);
+   * @throws OnionmcError `ERR_DIAL` before any I/O when the host is not a v3 onion (docs/protocol.md §8.3);
    *   SocksError when the proxy is unreachable (`ERR_SOCKS_PROXY_UNREACHABLE`), tor refuses the
    *   stream (`reply` set, code by reply: e.g. 0xF2 `ERR_SOCKS_ONION_INTRO_FAILED`), the deadline
    *   passes (`ERR_SOCKS_TIMEOUT`) or `signal` aborts (`ERR_ABORTED`). The message starts
@@ -96,7 +96,7 @@ export class SocksDialer implements Dialer {
     if (!isV3OnionHostname(target.host)) {
       throw new OnionmcError(
         'ERR_DIAL',
-        `${what}: not a v3 onion address; onionmc makes no clearnet connections over Tor (spec §8.3)`,
+        `${what}: not a v3 onion address; onionmc makes no clearnet connections over Tor (docs/protocol.md §8.3)`,
       );
     }
     try {

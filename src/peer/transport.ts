@@ -1,14 +1,14 @@
 /**
  * Transports: how a node opens outbound streams (a {@link Dialer}) and accepts inbound ones (a
  * {@link ServerTransport}). Policy code sees only these interfaces, so the same directory node,
- * maker and taker run over plain loopback TCP (JoinMarket's testing mode, spec §8.4) or over Tor
- * (SOCKS5 dialer, onion service; spec §8.1-§8.3).
+ * maker and taker run over plain loopback TCP (JoinMarket's testing mode, docs/protocol.md §8.4) or over Tor
+ * (SOCKS5 dialer, onion service; docs/protocol.md §8.1-§8.3).
  */
 import net from 'node:net';
 import { ListenError, OnionmcError } from '../errors.js';
 import { connectWithTimeout, describeConnectFailure } from '../net/connect.js';
 
-/** Why a stream is opened; Tor dialers use it for stream isolation (spec §4.5, ng tor_isolation). */
+/** Why a stream is opened; Tor dialers use it for stream isolation (docs/protocol.md §4.5, ng tor_isolation). */
 export type DialPurpose = 'directory' | 'peer';
 
 /** A host and TCP port to dial (an onion name or, in testing mode, an IP address). */
@@ -42,7 +42,7 @@ export interface ServerTransport {
 /** Default deadline of a plain TCP connect in testing mode. */
 export const TCP_CONNECT_TIMEOUT_MS = 10_000;
 
-/** Plain TCP dialer for JoinMarket's testing mode (spec §8.4: `connectTCP(host, port)`, no SOCKS). */
+/** Plain TCP dialer for JoinMarket's testing mode (docs/protocol.md §8.4: `connectTCP(host, port)`, no SOCKS). */
 export class TcpDialer implements Dialer {
   readonly #timeoutMs: number;
 

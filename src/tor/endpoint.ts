@@ -4,7 +4,7 @@
  */
 
 /**
- * A control-port address: TCP (`ControlPort 9051` in torrc, spec §8.1 `tor_control_host` /
+ * A control-port address: TCP (`ControlPort 9051` in torrc, docs/protocol.md §8.1 `tor_control_host` /
  * `tor_control_port`) or a unix socket (`ControlSocket /run/tor/control`, written
  * `unix:/run/tor/control` in joinmarket.cfg).
  */

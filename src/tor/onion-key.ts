@@ -1,6 +1,6 @@
 /**
  * Persistent onion service keys in `hidden_service_dir`, in tor's own HiddenServiceDir format, so
- * a directory node that ran under tor (or the reference's txtorcon-launched tor, spec §8.2) keeps
+ * a directory node that ran under tor (or the reference's txtorcon-launched tor, docs/protocol.md §8.2) keeps
  * its onion address when it moves to onionmc's ADD_ONION, and back.
  *
  * Files (tor: src/feature/hs/hs_service.c, crypto_write_tagged_contents_to_file):
@@ -17,7 +17,7 @@
  *
  * Permissions: the directory must be 0700 and is created so; an existing directory with any
  * group or other bit set is refused with a `ConfigError` (tor refuses such a HiddenServiceDir
- * too, and the reference documents 700, spec §8.2), rather than silently tightened. Files are
+ * too, and the reference documents 700, docs/protocol.md §8.2), rather than silently tightened. Files are
  * written 0600, atomically (temporary file in the same directory, fsync, rename or link, fsync of
  * the directory); the secret key file is never overwritten.
  *
@@ -52,7 +52,7 @@ const SECRET_HEADER = '== ed25519v1-secret: type0 ==';
 /** Header text of the public key file, before NUL padding. */
 const PUBLIC_HEADER = '== ed25519v1-public: type0 ==';
 
-/** Mode of hidden_service_dir (spec §8.2: "Directory permissions: 700"). */
+/** Mode of hidden_service_dir (docs/protocol.md §8.2: "Directory permissions: 700"). */
 export const HIDDEN_SERVICE_DIR_MODE = 0o700;
 /** Mode of every file written in it. */
 export const KEY_FILE_MODE = 0o600;

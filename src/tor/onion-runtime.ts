@@ -2,13 +2,13 @@
  * The onion service of a running node, kept alive across control-port drops and tor restarts.
  *
  * One {@link OnionRuntime} owns one control connection and the onion service added on it (no
- * `Detach`: the service lives as long as the connection, spec §8.1, §8.5). Lifecycle:
+ * `Detach`: the service lives as long as the connection, docs/protocol.md §8.1, §8.5). Lifecycle:
  *
  * 1. {@link OnionRuntime.start}: connect (TCP or unix control socket), authenticate (SAFECOOKIE,
  *    COOKIE, password or none), `GETINFO version`, subscribe to HS_DESC, `ADD_ONION` (a new key
- *    with `Flags=DiscardPK` for a maker, spec §8.1; the key of hidden_service_dir for a directory
- *    node, spec §8.2), then wait until tor reports the descriptor `UPLOADED` to at least one HSDir
- *    (as txtorcon does before the reference announces anything, spec §8.1). Any failure here is
+ *    with `Flags=DiscardPK` for a maker, docs/protocol.md §8.1; the key of hidden_service_dir for a directory
+ *    node, docs/protocol.md §8.2), then wait until tor reports the descriptor `UPLOADED` to at least one HSDir
+ *    (as txtorcon does before the reference announces anything, docs/protocol.md §8.1). Any failure here is
  *    thrown: the daemon refuses to start with an error an operator can act on.
  * 2. While running: when the control connection closes (tor restarted, crashed, or closed it), the
  *    runtime reconnects with backoff ({@link ONION_RECONNECT_INITIAL_MS} doubling up to
@@ -17,7 +17,7 @@
  *    maker can re-handshake its directories under it.
  * 3. {@link OnionRuntime.stop}: `DEL_ONION`, then QUIT; no more reconnects.
  *
- * Proof-of-work defences (spec §8.5): with tor >= 0.4.9.2 (`GETINFO version`) and
+ * Proof-of-work defences (docs/protocol.md §8.5): with tor >= 0.4.9.2 (`GETINFO version`) and
  * `pow_defenses = true`, ADD_ONION carries `PoWDefensesEnabled=1 PoWQueueRate=.. PoWQueueBurst=..`.
  * The state is logged once, and again only when it changes: one info line with the numbers, an
  * info line when the configuration turns them off, one warning when tor is too old.
@@ -50,12 +50,12 @@ export const ONION_RECONNECT_MAX_MS = 10_000;
 
 /** Which key the onion service uses. */
 export type OnionKeySource =
-  /** A new key per creation, discarded by tor (`NEW:ED25519-V3`, `Flags=DiscardPK`; spec §8.1). */
+  /** A new key per creation, discarded by tor (`NEW:ED25519-V3`, `Flags=DiscardPK`; docs/protocol.md §8.1). */
   | { readonly kind: 'ephemeral' }
-  /** The key of hidden_service_dir (onion-key.ts): the same address every time (spec §8.2). */
+  /** The key of hidden_service_dir (onion-key.ts): the same address every time (docs/protocol.md §8.2). */
   | { readonly kind: 'persistent'; readonly key: OnionKey };
 
-/** PoW settings (config `powDefenses`, spec §8.5). */
+/** PoW settings (config `powDefenses`, docs/protocol.md §8.5). */
 export interface OnionPowSettings {
   readonly enabled: boolean;
   /** `PoWQueueRate`: introduction requests per second. */
@@ -73,9 +73,9 @@ export interface OnionRuntimeOptions {
   /** A cookie file to read instead of the one tor names (tor in a container). */
   readonly cookieFile?: string | undefined;
   readonly key: OnionKeySource;
-  /** Where tor forwards the service's streams: `onion_serving_host:onion_serving_port` (spec §8.1). */
+  /** Where tor forwards the service's streams: `onion_serving_host:onion_serving_port` (docs/protocol.md §8.1). */
   readonly target: OnionTarget;
-  /** The onion's virtual port; default 5222 (spec §2.1 `ONION_VIRTUAL_PORT`). */
+  /** The onion's virtual port; default 5222 (docs/protocol.md §2.1 `ONION_VIRTUAL_PORT`). */
   readonly virtualPort?: number;
   readonly pow: OnionPowSettings;
   readonly logger: Logger;
@@ -265,7 +265,7 @@ export class OnionRuntime {
     }
   }
 
-  /** Whether to ask for PoW with this tor, logging the decision when it changes (spec §8.5). */
+  /** Whether to ask for PoW with this tor, logging the decision when it changes (docs/protocol.md §8.5). */
   #decidePow(version: string): boolean {
     const { pow } = this.#options;
     const state: PowState = !pow.enabled

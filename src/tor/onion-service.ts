@@ -1,9 +1,9 @@
 /**
  * Ephemeral onion services over the control port: ADD_ONION / DEL_ONION (control-spec §3.27,
  * §3.38), waiting for the first descriptor upload (HS_DESC events, control-spec §4.1.25), and the
- * tor version check for proof-of-work options (spec §8.5).
+ * tor version check for proof-of-work options (docs/protocol.md §8.5).
  *
- * Command shapes this module emits (spec §8.1, §8.5):
+ * Command shapes this module emits (docs/protocol.md §8.1, §8.5):
  *
  * | case                     | command                                                                |
  * | ------------------------ | ---------------------------------------------------------------------- |
@@ -14,15 +14,15 @@
  * | removal                  | `DEL_ONION <56-char service id>`                                        |
  *
  * There is no `Detach` flag: the service dies with the control connection, as in the reference
- * (spec §8.1) and ng (spec §8.5).
+ * (docs/protocol.md §8.1) and ng (docs/protocol.md §8.5).
  */
 import { TorControlError } from '../errors.js';
 import type { TorControlClient } from './control-client.js';
 
-/** Default deadline of {@link waitForDescriptorUpload}: a first upload takes 30 s to a few minutes (spec §8.1). */
+/** Default deadline of {@link waitForDescriptorUpload}: a first upload takes 30 s to a few minutes (docs/protocol.md §8.1). */
 export const DESCRIPTOR_UPLOAD_TIMEOUT_MS = 300_000;
 
-/** First tor version whose ADD_ONION accepts the PoW options (spec §8.5; NG: jmcore/src/jmcore/tor_control.py). */
+/** First tor version whose ADD_ONION accepts the PoW options (docs/protocol.md §8.5; NG: jmcore/src/jmcore/tor_control.py). */
 export const POW_MIN_TOR_VERSION: readonly [number, number, number, number] = [0, 4, 9, 2];
 
 /** A v3 service id: 56 base32 characters, no `.onion` (rend-spec-v3 §6 "Encoding onion addresses"). */
@@ -41,13 +41,13 @@ export interface AddOnionOptions {
    * key, `keyBlob` being base64 of tor's 64-byte expanded secret key (onion-key.ts makes one).
    */
   key: OnionKeySpec;
-  /** Port announced in the onion address, 1-65535; JoinMarket uses 5222 (spec §2.1 `ONION_VIRTUAL_PORT`). */
+  /** Port announced in the onion address, 1-65535; JoinMarket uses 5222 (docs/protocol.md §2.1 `ONION_VIRTUAL_PORT`). */
   virtualPort: number;
-  /** Local listener tor forwards to (spec §8.1: `onion_serving_host:onion_serving_port`, default 127.0.0.1:8080). */
+  /** Local listener tor forwards to (docs/protocol.md §8.1: `onion_serving_host:onion_serving_port`, default 127.0.0.1:8080). */
   target: OnionTarget;
-  /** `Flags=DiscardPK`: tor does not return the new key (spec §8.1, reference maker). */
+  /** `Flags=DiscardPK`: tor does not return the new key (docs/protocol.md §8.1, reference maker). */
   discardPk: boolean;
-  /** PoW defences (spec §8.5, ng maker; needs tor >= 0.4.9.2, see {@link torSupportsPow}). */
+  /** PoW defences (docs/protocol.md §8.5, ng maker; needs tor >= 0.4.9.2, see {@link torSupportsPow}). */
   pow?: { queueRate: number; queueBurst: number };
 }
 
@@ -132,7 +132,7 @@ export function formatAddOnion(options: AddOnionOptions): string {
 }
 
 /**
- * Adds an ephemeral onion service on `client`'s connection (control-spec §3.27; spec §8.1,
+ * Adds an ephemeral onion service on `client`'s connection (control-spec §3.27; docs/protocol.md §8.1,
  * §8.5). The service lives as long as that connection.
  * @returns the service id, and the new key's blob unless discarded.
  * @throws TorControlError `ERR_TOR_COMMAND` for invalid options (before sending) or when tor
@@ -349,7 +349,7 @@ export async function waitForDescriptorUpload(
 }
 
 /**
- * True when tor `version` accepts the ADD_ONION PoW options, i.e. is at least 0.4.9.2 (spec §8.5).
+ * True when tor `version` accepts the ADD_ONION PoW options, i.e. is at least 0.4.9.2 (docs/protocol.md §8.5).
  * Accepts `0.4.9.11`, `0.4.9.2-alpha`, `0.4.9.11 (git-abcdef)`, `Tor version 0.4.9.11.`; an
  * unparseable version gives false.
  */

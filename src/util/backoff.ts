@@ -1,18 +1,18 @@
 /**
- * The one reconnect backoff of onionmc (directory links, direct redials, the onion service). Shaped like the reference's (spec §4.6: 4 s × 1.5ⁿ with a
+ * The one reconnect backoff of onionmc (directory links, direct redials, the onion service). Shaped like the reference's (docs/protocol.md §4.6: 4 s × 1.5ⁿ with a
  * jitter of −1…+5 s) but capped lower, and reset after a stable connection, which the reference
  * never does (so one bad hour there means hours of silence).
  */
 
 /** Parameters of a {@link Backoff}; all durations in ms. */
 export interface BackoffOptions {
-  /** Base delay; multiplied by `factor` before each scheduling (spec §4.6: 4,000). */
+  /** Base delay; multiplied by `factor` before each scheduling (docs/protocol.md §4.6: 4,000). */
   readonly initialMs: number;
-  /** Growth per attempt (spec §4.6: 1.5). */
+  /** Growth per attempt (docs/protocol.md §4.6: 1.5). */
   readonly factor: number;
   /** Upper bound of the delay before jitter. */
   readonly maxMs: number;
-  /** Jitter added to every delay, uniform in [min, max] (spec §4.6: −1,000…+5,000). */
+  /** Jitter added to every delay, uniform in [min, max] (docs/protocol.md §4.6: −1,000…+5,000). */
   readonly jitterMs: readonly [number, number];
   /** A connection that stayed up this long resets the backoff. */
   readonly stableMs: number;

@@ -1,6 +1,6 @@
 /**
- * The JSON envelope every onion-channel line carries (spec §1.2): `{"type": <int>, "line": <str>}`.
- * Encoding reproduces the reference's bytes (Python `json.dumps`, spec §1.1); decoding accepts any
+ * The JSON envelope every onion-channel line carries (docs/protocol.md §1.2): `{"type": <int>, "line": <str>}`.
+ * Encoding reproduces the reference's bytes (Python `json.dumps`, docs/protocol.md §1.1); decoding accepts any
  * JSON object with an integer `type` and a string `line`, ignoring other keys.
  */
 import { ProtocolError } from '../errors.js';
@@ -9,16 +9,16 @@ import { pyJsonString } from './pyjson.js';
 
 /** One decoded line: the envelope type number and its `line` text. */
 export interface Envelope {
-  /** Envelope type (spec §1.4); any integer, unknown ones included (the caller ignores those). */
+  /** Envelope type (docs/protocol.md §1.4); any integer, unknown ones included (the caller ignores those). */
   type: number;
-  /** The payload text; for 793/795 a JSON document itself (spec §2.3). */
+  /** The payload text; for 793/795 a JSON document itself (docs/protocol.md §2.3). */
   line: string;
 }
 
 /**
  * Deepest JSON nesting accepted, as ng's `validate_json_nesting_depth(max_depth=10)` counts it:
  * the top-level value has depth 0 and each container adds 1 for its members, so a value at depth
- * 11 is rejected (spec §1.2; NG: jmcore/src/jmcore/models.py).
+ * 11 is rejected (docs/protocol.md §1.2; NG: jmcore/src/jmcore/models.py).
  */
 export const MAX_JSON_NESTING_DEPTH = 10;
 
@@ -67,10 +67,10 @@ export function exceedsJsonNestingDepth(
 
 /**
  * Serialises an envelope exactly as the reference does: `pyJsonDumps({type, line})`, e.g.
- * `{"type": 687, "line": "J5...!PUBLIC!orderbook"}` (spec §1.1, §1.2, §11.3). Frame the result with
+ * `{"type": 687, "line": "J5...!PUBLIC!orderbook"}` (docs/protocol.md §1.1, §1.2, §11.3). Frame the result with
  * `encodeLine`.
  *
- * @throws ProtocolError `ERR_PROTOCOL` when `type` is not sendable ({@link isSendableType}, spec §10).
+ * @throws ProtocolError `ERR_PROTOCOL` when `type` is not sendable ({@link isSendableType}, docs/protocol.md §10).
  */
 export function encodeEnvelope(type: number, line: string): string {
   if (!isSendableType(type)) {
@@ -81,7 +81,7 @@ export function encodeEnvelope(type: number, line: string): string {
 }
 
 /**
- * Parses one received line as an envelope (spec §1.2): a JSON object whose `type` is an integer
+ * Parses one received line as an envelope (docs/protocol.md §1.2): a JSON object whose `type` is an integer
  * and whose `line` is a string; other keys are ignored.
  *
  * Divergence: a number written as `5.0` or `5e0` counts as the integer 5 here (JavaScript has one

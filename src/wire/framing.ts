@@ -1,5 +1,5 @@
 /**
- * Line framing of the onion message channel (spec §1.1, §1.3): every message is the UTF-8 bytes of
+ * Line framing of the onion message channel (docs/protocol.md §1.1, §1.3): every message is the UTF-8 bytes of
  * one JSON object followed by CR LF. This module turns a byte stream into lines and lines into
  * bytes; it knows nothing of sockets or JSON.
  *
@@ -13,14 +13,14 @@ import { ProtocolError } from '../errors.js';
 
 /**
  * Longest line we send, in bytes, excluding CR LF. The reference's Twisted LineReceiver has
- * `MAX_LENGTH = 40000` and drops the connection on longer lines (spec §1.3, §10;
+ * `MAX_LENGTH = 40000` and drops the connection on longer lines (docs/protocol.md §1.3, §10;
  * R: src/jmdaemon/onionmc.py).
  */
 export const MAX_SEND_LINE_BYTES = 40_000;
 
 /**
  * Longest line we accept, in bytes, excluding the delimiter: ng directories accept up to 64 KiB
- * (`max_line_length`), and §10 asks every implementation to accept at least that much (spec §1.3).
+ * (`max_line_length`), and §10 asks every implementation to accept at least that much (docs/protocol.md §1.3).
  */
 export const MAX_RECEIVE_LINE_BYTES = 65_536;
 
@@ -28,7 +28,7 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /**
- * Splits a received byte stream into lines (spec §1.1).
+ * Splits a received byte stream into lines (docs/protocol.md §1.1).
  *
  * - The delimiter is CR LF. A bare LF is accepted too, as ng accepts it
  *   (NG: jmcore/src/jmcore/network.py); one CR right before the LF is removed either way.
@@ -42,7 +42,7 @@ const CR = 0x0d;
  *
  * After a throw the decoder is unusable: every later {@link LineDecoder.push} throws the same error.
  * Lines completed earlier in the chunk that caused the error are not returned; the caller is
- * expected to close the connection (spec §1.2, §1.3).
+ * expected to close the connection (docs/protocol.md §1.2, §1.3).
  */
 export class LineDecoder {
   readonly #maxLineBytes: number;
@@ -157,12 +157,12 @@ export class LineDecoder {
 }
 
 /**
- * Frames one line for sending: its UTF-8 bytes followed by CR LF (spec §1.1).
+ * Frames one line for sending: its UTF-8 bytes followed by CR LF (docs/protocol.md §1.1).
  *
  * @param text the line, normally an envelope from `encodeEnvelope` (pure ASCII).
  * @returns a new Buffer of `byteLength(text) + 2` bytes.
  * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than {@link MAX_SEND_LINE_BYTES}
- *   UTF-8 bytes (spec §1.3, §10); `ERR_PROTOCOL` when it contains a raw CR or LF, which would split
+ *   UTF-8 bytes (docs/protocol.md §1.3, §10); `ERR_PROTOCOL` when it contains a raw CR or LF, which would split
  *   it into several lines at the receiver.
  */
 export function encodeLine(text: string): Buffer {

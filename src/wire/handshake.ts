@@ -1,10 +1,10 @@
 /**
- * Handshake payloads (spec §2.3-§2.5): the client handshake carried by type 793 and the directory
+ * Handshake payloads (docs/protocol.md §2.3-§2.5): the client handshake carried by type 793 and the directory
  * reply carried by type 795. Both are JSON documents serialised into the envelope's `line`
  * (double-encoded). This module encodes them byte for byte as the reference does, parses them as
  * the reference does (ignore on malformed input), and applies the reference's acceptance rules.
  *
- * Client handshake (793), keys in emitted order (spec §2.3; R: src/jmdaemon/onionmc.py
+ * Client handshake (793), keys in emitted order (docs/protocol.md §2.3; R: src/jmdaemon/onionmc.py
  * `client_handshake_json`):
  *
  * | key               | type     | value we send                              |
@@ -17,7 +17,7 @@
  * | `nick`            | string   | our nick (§5.5)                            |
  * | `network`         | string   | `mainnet` / `testnet` / `signet` (§2.2)    |
  *
- * Directory handshake (795), keys in emitted order (spec §2.4; R: `server_handshake_json`):
+ * Directory handshake (795), keys in emitted order (docs/protocol.md §2.4; R: `server_handshake_json`):
  * `app-name`, `directory` (true), `proto-ver-min` (5), `proto-ver-max` (5), `features`, `accepted`,
  * `nick`, `network`, `motd`.
  */
@@ -25,16 +25,16 @@ import { parseLocation } from './location.js';
 import { exceedsJsonNestingDepth } from './envelope.js';
 import { pyJsonDumps, type PyJsonValue } from './pyjson.js';
 
-/** `app-name` of every JoinMarket handshake (spec §2.3; R: src/jmbase/support.py `JM_APP_NAME`). */
+/** `app-name` of every JoinMarket handshake (docs/protocol.md §2.3; R: src/jmbase/support.py `JM_APP_NAME`). */
 export const JM_APP_NAME = 'joinmarket';
 
-/** The only protocol version in use (spec §2.3; R: src/jmdaemon/protocol.py `JM_VERSION`). */
+/** The only protocol version in use (docs/protocol.md §2.3; R: src/jmdaemon/protocol.py `JM_VERSION`). */
 export const JM_PROTOCOL_VERSION = 5;
 
-/** The reference directory's default `motd` (spec §2.4; R: src/jmdaemon/onionmc.py). */
+/** The reference directory's default `motd` (docs/protocol.md §2.4; R: src/jmdaemon/onionmc.py). */
 export const DEFAULT_MOTD = 'Default MOTD, replace with information for the directory.';
 
-/** A client handshake (type 793), sent by every non-directory node on connect (spec §2.3). */
+/** A client handshake (type 793), sent by every non-directory node on connect (docs/protocol.md §2.3). */
 export interface ClientHandshake {
   /** `app-name`; `joinmarket` ({@link JM_APP_NAME}). */
   appName: string;
@@ -52,7 +52,7 @@ export interface ClientHandshake {
   network: string;
 }
 
-/** A directory handshake reply (type 795), sent only by a directory (spec §2.4). */
+/** A directory handshake reply (type 795), sent only by a directory (docs/protocol.md §2.4). */
 export interface DirectoryHandshake {
   /** `app-name`; `joinmarket`. */
   appName: string;
@@ -105,7 +105,7 @@ function compareCodePoints(a: string, b: string): number {
 }
 
 /**
- * `features` as ng serialises it: members sorted by key (spec §2.3, §9.1), values as given.
+ * `features` as ng serialises it: members sorted by key (docs/protocol.md §2.3, §9.1), values as given.
  * Built member by member so that integer-like keys keep the sorted order too.
  */
 function dumpFeatures(features: Record<string, unknown>): string {
@@ -120,7 +120,7 @@ function dumpMembers(members: readonly (readonly [string, string])[]): string {
 }
 
 /**
- * Serialises a client handshake into the 793 `line` text exactly as the reference does (spec §2.3,
+ * Serialises a client handshake into the 793 `line` text exactly as the reference does (docs/protocol.md §2.3,
  * §11.3): Python `json.dumps` formatting, keys in the order of {@link ClientHandshake}'s table above,
  * `features` with sorted keys. Wrap it with `encodeEnvelope(MessageType.HANDSHAKE, line)`.
  *
@@ -141,7 +141,7 @@ export function encodeClientHandshake(h: ClientHandshake): string {
 
 /**
  * Serialises a directory handshake into the 795 `line` text exactly as the reference does
- * (spec §2.4, §11.3): keys app-name, directory, proto-ver-min, proto-ver-max, features, accepted,
+ * (docs/protocol.md §2.4, §11.3): keys app-name, directory, proto-ver-min, proto-ver-max, features, accepted,
  * nick, network, motd; `features` with sorted keys. Wrap it with
  * `encodeEnvelope(MessageType.DN_HANDSHAKE, line)`.
  *
@@ -198,7 +198,7 @@ function get(obj: Record<string, unknown>, key: string): unknown {
 }
 
 /**
- * Parses a 793 `line` as the reference does (spec §2.5 rule 2; R: src/jmdaemon/onionmc.py
+ * Parses a 793 `line` as the reference does (docs/protocol.md §2.5 rule 2; R: src/jmdaemon/onionmc.py
  * `process_handshake`). Returns undefined, meaning "ignore silently, send no reply", when the line
  * is not a JSON object (or nests deeper than 10), or when any of the 7 keys is missing or mistyped:
  * `proto-ver` must be an integer, `features` a JSON object (not an array or null), `nick`,
@@ -288,7 +288,7 @@ function readHandshakeFields(
 }
 
 /**
- * The reference directory's acceptance rule for a parsed 793 (spec §2.5 rule 3): rejected when
+ * The reference directory's acceptance rule for a parsed 793 (docs/protocol.md §2.5 rule 3): rejected when
  * `app-name` is not exactly `joinmarket`, `proto-ver` is not 5, `directory` is truthy, `network`
  * differs from ours, or the location string does not parse ({@link parseLocation}). `features` is
  * not inspected; the nick format is checked separately ({@link isValidNick}). A rejection carries a
@@ -323,7 +323,7 @@ export function evaluateClientHandshake(
 }
 
 /**
- * Parses a 795 `line` as a reference client does (spec §2.4; R: src/jmdaemon/onionmc.py
+ * Parses a 795 `line` as a reference client does (docs/protocol.md §2.4; R: src/jmdaemon/onionmc.py
  * `process_handshake`, dn=True). Returns undefined ("ignore") when the line is not a JSON object or
  * any of the 8 required keys is missing or mistyped: `proto-ver-min` and `proto-ver-max` integers,
  * `features` a JSON object, `app-name`, `nick` and `network` strings; `directory` and `accepted`
@@ -347,7 +347,7 @@ export function parseDirectoryHandshake(line: string): DirectoryHandshake | unde
 }
 
 /**
- * What a reference client does with a parsed 795 (spec §2.5, "Reference client receiving 795"):
+ * What a reference client does with a parsed 795 (docs/protocol.md §2.5, "Reference client receiving 795"):
  * - `accepted` false: disconnect (the reason quotes the start of the motd, where ng puts its
  *   rejection reason);
  * - `app-name` not `joinmarket`, `directory` falsy, or 5 outside [`proto-ver-min`,
@@ -402,7 +402,7 @@ export const NICK_PATTERN = /^J[0-9][1-9A-HJ-NP-Za-km-zO]{14}$/;
 
 /**
  * True when `nick` has the JoinMarket nick format: `J`, a version digit, then 14 characters of the
- * base58 alphabet or the padding `O` (spec §5.5; NG: jmcore/src/jmcore/nick_auth.py). Says nothing
+ * base58 alphabet or the padding `O` (docs/protocol.md §5.5; NG: jmcore/src/jmcore/nick_auth.py). Says nothing
  * about whether the nick belongs to a key; that is the signature check's job (§5.6).
  */
 export function isValidNick(nick: string): boolean {
@@ -416,7 +416,7 @@ export const MAX_FEATURES = 16;
 
 /**
  * The feature names a handshake advertises: the keys of `features` whose value is exactly `true`
- * (spec §9.1; NG: jmcore/src/jmcore/protocol.py `FeatureSet`). Names that are not lower-case
+ * (docs/protocol.md §9.1; NG: jmcore/src/jmcore/protocol.py `FeatureSet`). Names that are not lower-case
  * `[a-z0-9_]` of at most 32 characters are skipped, and at most {@link MAX_FEATURES} are kept, so a
  * peer cannot make us store or re-broadcast (in peerlists) arbitrary text.
  */

@@ -1,9 +1,9 @@
 /**
- * Location strings and Tor v3 onion hostnames (spec §2.1).
+ * Location strings and Tor v3 onion hostnames (docs/protocol.md §2.1).
  *
  * | form                 | meaning                                              |
  * |----------------------|------------------------------------------------------|
- * | `NOT-SERVING-ONION`  | the peer serves no onion (takers, spec §2.1)         |
+ * | `NOT-SERVING-ONION`  | the peer serves no onion (takers, docs/protocol.md §2.1)         |
  * | `<host>:<port>`      | where the peer can be dialed; normally `<v3>.onion:5222` |
  *
  * A v3 onion hostname is base32(pubkey(32) || checksum(2) || version(1)) in lowercase, 56
@@ -14,13 +14,13 @@ import { sha3_256 } from '@noble/hashes/sha3.js';
 import { base32nopad } from '@scure/base';
 import { OnionmcError, ProtocolError } from '../errors.js';
 
-/** The location a non-serving peer advertises (spec §2.1; R: `NOT_SERVING_ONION_HOSTNAME`). */
+/** The location a non-serving peer advertises (docs/protocol.md §2.1; R: `NOT_SERVING_ONION_HOSTNAME`). */
 export const NOT_SERVING_ONION = 'NOT-SERVING-ONION';
 
-/** The onion service's virtual port every serving peer advertises (spec §2.1; R: `ONION_VIRTUAL_PORT`). */
+/** The onion service's virtual port every serving peer advertises (docs/protocol.md §2.1; R: `ONION_VIRTUAL_PORT`). */
 export const ONION_VIRTUAL_PORT = 5222;
 
-/** A parsed location string (spec §2.1). */
+/** A parsed location string (docs/protocol.md §2.1). */
 export type Location = { kind: 'not-serving' } | { kind: 'hostport'; host: string; port: number };
 
 /** Characters refused in a host: separators of peerlists (§3.1) and whitespace/control characters. */
@@ -33,7 +33,7 @@ const PORT_DIGITS = /^[0-9]+$/;
 const MAX_LOCATION_CHARS = 300;
 
 /**
- * Parses a location string (spec §2.1; R: src/jmdaemon/onionmc.py `OnionPeer.set_location`;
+ * Parses a location string (docs/protocol.md §2.1; R: src/jmdaemon/onionmc.py `OnionPeer.set_location`;
  * NG: jmcore/src/jmcore/protocol.py `parse_peer_location`).
  *
  * Accepts exactly `NOT-SERVING-ONION`, or `host:port` with exactly one `:`, a non-empty host and a
@@ -63,7 +63,7 @@ export function parseLocation(text: string): Location {
 
 /**
  * Formats a location as it goes into handshakes and peerlists: `NOT-SERVING-ONION` or
- * `host:port` with the port in plain decimal (spec §2.1).
+ * `host:port` with the port in plain decimal (docs/protocol.md §2.1).
  */
 export function formatLocation(loc: Location): string {
   return loc.kind === 'not-serving' ? NOT_SERVING_ONION : `${loc.host}:${String(loc.port)}`;
@@ -84,7 +84,7 @@ function onionChecksum(pub: Uint8Array): Uint8Array {
 
 /**
  * True when `host` is a Tor v3 onion hostname: 56 lowercase base32 characters `[a-z2-7]` + `.onion`
- * (ng's pattern, spec §2.1; NG: jmcore/src/jmcore/models.py `PeerInfo`) whose version byte is 3
+ * (ng's pattern, docs/protocol.md §2.1; NG: jmcore/src/jmcore/models.py `PeerInfo`) whose version byte is 3
  * and whose checksum is valid (Tor rend-spec-v3). Uppercase is refused, as ng refuses it. The
  * public key is not checked to be a valid ed25519 point.
  */

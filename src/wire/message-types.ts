@@ -1,6 +1,6 @@
 /**
- * Envelope type numbers of the onion message channel (spec §1.4) and the rule for which of them
- * we may send (spec §10).
+ * Envelope type numbers of the onion message channel (docs/protocol.md §1.4) and the rule for which of them
+ * we may send (docs/protocol.md §10).
  *
  * | type | name                | sent by us                                             |
  * |------|---------------------|--------------------------------------------------------|
@@ -19,7 +19,7 @@
  */
 
 /**
- * The envelope types we understand, by ng's names (spec §1.4; NG: jmcore/src/jmcore/protocol.py
+ * The envelope types we understand, by ng's names (docs/protocol.md §1.4; NG: jmcore/src/jmcore/protocol.py
  * `MessageType`; R: src/jmdaemon/onionmc.py `JM_MESSAGE_TYPES`, `CONTROL_MESSAGE_TYPES`).
  */
 export const MessageType = {
@@ -40,7 +40,7 @@ export const MessageType = {
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
 /**
- * Types that must never go on the wire (spec §1.4, §10): a reference node treats 785, 787 and 797
+ * Types that must never go on the wire (docs/protocol.md §1.4, §10): a reference node treats 785, 787 and 797
  * as local control events and mutates its peer table from the `line`, and its handler throws on
  * 801 and drops the connection.
  */
@@ -49,7 +49,7 @@ export const NEVER_SEND_TYPES: readonly number[] = Object.freeze([785, 787, 797,
 const SENDABLE: ReadonlySet<number> = new Set<number>(Object.values(MessageType));
 
 /**
- * True for the types in {@link MessageType} (spec §10), false for everything else, including
+ * True for the types in {@link MessageType} (docs/protocol.md §10), false for everything else, including
  * {@link NEVER_SEND_TYPES}. 798/799/803/805/807 pass: whether the peer negotiated them (ping,
  * nick-auth) and whether a 799 answers a 798 is for the caller to decide.
  */
@@ -77,7 +77,7 @@ const NAMES: ReadonlyMap<number, string> = new Map<number, string>([
 
 /**
  * A short name for logs: `privmsg`, `dn-handshake`, ..., the reference's local-only names for
- * 785/787/797/801 (spec §1.4), and `unknown(<n>)` for anything else.
+ * 785/787/797/801 (docs/protocol.md §1.4), and `unknown(<n>)` for anything else.
  */
 export function messageTypeName(type: number): string {
   return NAMES.get(type) ?? `unknown(${String(type)})`;

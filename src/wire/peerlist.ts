@@ -1,5 +1,5 @@
 /**
- * Peerlist payloads, the `line` of type 789 (spec §3.1, §11.4): entries joined by `,`, each entry
+ * Peerlist payloads, the `line` of type 789 (docs/protocol.md §3.1, §11.4): entries joined by `,`, each entry
  * fields joined by `;`.
  *
  * | entry                       | meaning                                             |
@@ -9,13 +9,13 @@
  * | `nick;location;F:a+b`       | ng: available, with features `a` and `b` (sorted)   |
  * | `nick;location;D;F:a+b`     | ng: left, with features                             |
  *
- * Reference clients skip `F:` entries completely (spec §3.2), so a directory adds features only
+ * Reference clients skip `F:` entries completely (docs/protocol.md §3.2), so a directory adds features only
  * for recipients that advertised `peerlist_features` (§3.4, §10). ng sends an empty line when it
  * has no peers (§3.4).
  */
 import { ProtocolError } from '../errors.js';
 
-/** One peerlist entry (spec §3.1). */
+/** One peerlist entry (docs/protocol.md §3.1). */
 export interface PeerlistEntry {
   /** The peer's nick (§5.5). Not validated by decoding. */
   nick: string;
@@ -47,7 +47,7 @@ function byName(a: string, b: string): number {
 
 /**
  * Serialises one entry: `nick;location`, then `;D` when disconnected, then `;F:a+b` with the
- * feature names sorted and joined by `+` when `features` is non-empty (spec §3.1; NG:
+ * feature names sorted and joined by `+` when `features` is non-empty (docs/protocol.md §3.1; NG:
  * jmcore/src/jmcore/protocol.py `create_peerlist_entry`). Duplicate feature names are sent once.
  *
  * @throws ProtocolError `ERR_PROTOCOL` when the nick or location is empty or contains `,` or `;`,
@@ -70,7 +70,7 @@ export function encodePeerlistEntry(e: PeerlistEntry): string {
 }
 
 /**
- * Serialises a peerlist `line`: the entries joined by `,` (spec §3.1); `''` for no entries.
+ * Serialises a peerlist `line`: the entries joined by `,` (docs/protocol.md §3.1); `''` for no entries.
  *
  * @throws ProtocolError as {@link encodePeerlistEntry}.
  */
@@ -111,14 +111,14 @@ function decodeEntry(text: string): PeerlistEntry | undefined {
 }
 
 /**
- * Parses a peerlist `line` tolerantly, as ng does (spec §3.1, §3.4; NG:
+ * Parses a peerlist `line` tolerantly, as ng does (docs/protocol.md §3.1, §3.4; NG:
  * jmcore/src/jmcore/directory_client.py): entries that are empty or malformed are skipped, namely
  * fewer than 2 or more than 4 fields, an empty nick or location, a third field other than `D` or
  * `F:...`, or a 4-field entry that is not `;D;F:...`. `F:` with no names gives no `features`.
  * Nicks and locations are returned as sent; validate them before use (`isValidNick`,
  * `parseLocation`). An empty line gives `[]`. Never throws.
  *
- * Note that a reference client skips every `F:` entry (spec §3.2); this parser keeps them.
+ * Note that a reference client skips every `F:` entry (docs/protocol.md §3.2); this parser keeps them.
  */
 export function decodePeerlist(line: string): PeerlistEntry[] {
   const out: PeerlistEntry[] = [];

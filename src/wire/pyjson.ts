@@ -1,7 +1,7 @@
 /**
  * Python-compatible JSON serialisation: `pyJsonDumps(v)` produces the same text as CPython's
  * `json.dumps(v)` with default arguments, which is what the reference JoinMarket sends on the
- * wire (spec §1.1: `ensure_ascii=True`, separators `", "` and `": "`).
+ * wire (docs/protocol.md §1.1: `ensure_ascii=True`, separators `", "` and `": "`).
  *
  * Byte-exact formatting matters little to receivers (any valid JSON is accepted), but it matters
  * for two things: matching the reference's bytes in tests and captures, and the ng nick-auth
@@ -107,7 +107,7 @@ function dumpValue(v: unknown, stack: object[]): string {
 }
 
 /**
- * Returns the text CPython's `json.dumps(value)` produces with default arguments (spec §1.1):
+ * Returns the text CPython's `json.dumps(value)` produces with default arguments (docs/protocol.md §1.1):
  * separators `", "` / `": "`, `ensure_ascii=True`, `true`/`false`/`null`, integers printed in full.
  *
  * Object members come out in property order. JavaScript lists integer-like keys (`"1"`, `"42"`)
@@ -116,7 +116,7 @@ function dumpValue(v: unknown, stack: object[]): string {
  *
  * @throws TypeError for a non-integer or non-finite number, `undefined`, a function, a symbol, a
  *   bigint, a non-plain object (Date, Map, class instance) or a circular reference. These are
- *   programming errors: the protocol never sends floats (spec §1.2, §2.3).
+ *   programming errors: the protocol never sends floats (docs/protocol.md §1.2, §2.3).
  */
 export function pyJsonDumps(value: PyJsonValue): string {
   return dumpValue(value, []);

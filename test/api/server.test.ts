@@ -1,5 +1,5 @@
 /**
- * The local API (src/api/server.ts) of real in-process daemons in testing mode (spec §8.4): a
+ * The local API (src/api/server.ts) of real in-process daemons in testing mode (docs/protocol.md §8.4): a
  * directory node, a maker and a taker on loopback, each serving its API on a unix socket in a
  * temporary folder, driven through ApiClient (src/api/client.ts) and raw HTTP where the client
  * cannot produce the request (bad JSON, an oversized body).
@@ -32,7 +32,7 @@ const TEST_BACKOFF = {
 /** Deadline of every wait on an event or a condition. */
 const WAIT_MS = 5_000;
 const MOTD = 'onionmc api test directory';
-/** A well-formed nick (spec §5.5) that no node here has. */
+/** A well-formed nick (docs/protocol.md §5.5) that no node here has. */
 const UNKNOWN_NICK = 'J5aaaaaaaaaaaaaa';
 
 /** An error answer of the API. */
@@ -300,7 +300,7 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
   });
 
   it('POST /v1/pubmsg reaches the other client through the directory node', async () => {
-    // Not !orderbook: a maker drops a repeat of the same pubmsg for 30 s (spec §9.3), and the
+    // Not !orderbook: a maker drops a repeat of the same pubmsg for 30 s (docs/protocol.md §9.3), and the
     // !orderbook test below needs the first one.
     const message = '!hp2 api-test';
     const res = await takerApi.request('POST', '/v1/pubmsg', { message });
@@ -571,7 +571,7 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       isEvent('privmsg', { from: nickOf(taker), cmd: 'fill' }),
       WAIT_MS,
     );
-    // The daemon took its NaCl key out of the body (spec §7).
+    // The daemon took its NaCl key out of the body (docs/protocol.md §7).
     // It shows both session keys: the maker's own (to sign as btc_sig) and the taker's.
     const keyHex = expect.stringMatching(/^[0-9a-f]{64}$/) as unknown;
     expect(gotFill.data).toEqual({
@@ -723,7 +723,7 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     await taker.stop();
     expect(await ended).toBe('closed');
     await expect(fs.stat(sockets.taker)).rejects.toMatchObject({ code: 'ENOENT' });
-    // The maker hears that the taker left the directory node (spec §3.2).
+    // The maker hears that the taker left the directory node (docs/protocol.md §3.2).
     await makerEvents.waitFor(
       'the taker leaving',
       isEvent('nickLeave', { nick: nickOf(taker) }),

@@ -1,7 +1,7 @@
 /**
  * The compiled `onionmc` command (dist/cli/main.js) as an operator runs it: exit codes (0 clean
  * stop, 1 runtime failure, 2 configuration error), configuration problems on stderr, `run` of a
- * testing-mode directory node (spec §8.4) stopped by SIGTERM, and `directory init` (spec §8.2).
+ * testing-mode directory node (docs/protocol.md §8.4) stopped by SIGTERM, and `directory init` (docs/protocol.md §8.2).
  * Nothing here talks to anything but 127.0.0.1 and unix sockets in a temporary folder.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';

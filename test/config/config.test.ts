@@ -245,7 +245,7 @@ describe('parseConfig defaults', () => {
   });
 });
 
-describe('network mapping (spec §2.2)', () => {
+describe('network mapping (docs/protocol.md §2.2)', () => {
   it.each([
     ['mainnet', 'mainnet'],
     ['testnet', 'testnet'],
@@ -316,7 +316,7 @@ describe('endpoints', () => {
   });
 });
 
-describe('testing mode (spec §8.4)', () => {
+describe('testing mode (docs/protocol.md §8.4)', () => {
   it.each([
     ['0,0', [0, 0], false],
     [' 0 , 0 ', [0, 0], false],

@@ -1,6 +1,6 @@
 /**
  * `npm run demo` end to end: the compiled demo (dist/demo/main.js) starts a directory node, two
- * makers and a taker as separate `onionmc` processes on loopback in testing mode (spec §8.4) and
+ * makers and a taker as separate `onionmc` processes on loopback in testing mode (docs/protocol.md §8.4) and
  * exits 0 with a final `demo OK` line; then again with `--directory` against a directory node
  * this test started itself, which must have relayed the demo's traffic.
  */

@@ -18,7 +18,7 @@ import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
 
 /** The compiled CLI (`npm test` builds it first). */
 const CLI_PATH = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-/** A valid directory onion (spec §2.1 default list); nothing is dialed in these tests. */
+/** A valid directory onion (docs/protocol.md §2.1 default list); nothing is dialed in these tests. */
 const SOME_DIRECTORY = 'satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222';
 
 /** Runs `onionmc run --config <file> ...args`; resolves with the exit code and stderr lines. */
@@ -117,7 +117,7 @@ describe('onionmc run in Tor mode: start-up errors an operator can act on', () =
       directory_nodes: `${key.onionAddress}:5222`,
       tor_control_host: '127.0.0.1',
       tor_control_port: String(controlPort),
-      // A directory node dials nothing: an unusable SOCKS port does not stop it (spec §2.2).
+      // A directory node dials nothing: an unusable SOCKS port does not stop it (docs/protocol.md §2.2).
       socks5_host: `unix:${join(dir, 'no-such-socks.sock')}`,
     });
     const result = await run(file);

@@ -5,16 +5,16 @@
  *
  * The onionmc processes run inside the namespace (`ip netns exec`, the harness's `exec`): tor
  * forwards an onion's streams to `onion_serving_host:onion_serving_port` = 127.0.0.1:<port> of
- * the namespace, the same TCP mapping an operator's setup uses (spec §8.1). Each config names its
+ * the namespace, the same TCP mapping an operator's setup uses (docs/protocol.md §8.1). Each config names its
  * tor by unix sockets (`tor_control_host = unix:...`, `socks5_host = unix:...`), which tor
  * authenticates with SAFECOOKIE.
  *
  * What is proved, over real onion services, in this order (the tests share the nodes):
  * `onionmc directory init` prints the address the directory node then serves (persistent key,
- * spec §8.2, SAFECOOKIE over a unix control socket, PoW defences on); a maker on an ephemeral
- * onion (spec §8.1) and a taker handshake with it; pubmsg; privmsg relayed by the directory node;
- * a direct taker-to-maker link (spec §4.5); the directory node's process restarts at the same
- * address and both reconnect (spec §4.6); the directory node's tor restarts, the node re-creates
+ * docs/protocol.md §8.2, SAFECOOKIE over a unix control socket, PoW defences on); a maker on an ephemeral
+ * onion (docs/protocol.md §8.1) and a taker handshake with it; pubmsg; privmsg relayed by the directory node;
+ * a direct taker-to-maker link (docs/protocol.md §4.5); the directory node's process restarts at the same
+ * address and both reconnect (docs/protocol.md §4.6); the directory node's tor restarts, the node re-creates
  * the same onion and both reconnect; the maker's tor restarts, the maker re-creates its onion and
  * re-handshakes under the new address; a cookie file that cannot be read stops `onionmc run` with
  * one line naming the file and the group to join.
@@ -52,7 +52,7 @@ const NODE_START_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 30_000;
 /**
  * Deadline of a reconnect to the directory node: the clients' backoff (first retry 5-11 s, then
- * 8-14 s, spec §4.6) plus a dial, plus the time a client may take to notice that its link is dead:
+ * 8-14 s, docs/protocol.md §4.6) plus a dial, plus the time a client may take to notice that its link is dead:
  * when the directory node's tor dies, a client's rendezvous circuit was seen here to stay open for
  * up to 64 s before tor destroyed it.
  */
@@ -61,7 +61,7 @@ const RECONNECT_TIMEOUT_MS = 120_000;
 const RECONNECT_TEST_TIMEOUT_MS = 180_000;
 /** onion_serving_port of each serving node, inside the namespace (the tors use ports >= 20000). */
 const SERVING_PORTS = { dn: 8081, maker: 8082, probe: 8083 } as const;
-/** A valid onion that only fills directory_nodes before `directory init` prints ours (spec §2.1 list). */
+/** A valid onion that only fills directory_nodes before `directory init` prints ours (docs/protocol.md §2.1 list). */
 const PLACEHOLDER_DIRECTORY = 'satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222';
 /** SOCKS deadline of the nodes, shorter than the 120 s default so a dead onion fails fast. */
 const SOCKS_TIMEOUT_SECONDS = 20;
@@ -91,7 +91,7 @@ interface NodeProcess {
   readonly exited: Promise<number | null>;
 }
 
-/** Text of a config file for a node using tor client `tor` (JoinMarket keys, spec §2.2). */
+/** Text of a config file for a node using tor client `tor` (JoinMarket keys, docs/protocol.md §2.2). */
 function configText(options: {
   tor: TorClientHandle;
   directoryNodes: string;
@@ -357,7 +357,7 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
     expect(dnInfo.role).toBe('directory');
     expect(dnInfo.location).toBe(dnLocation);
     expect(dnInfo.tor?.onion).toBe(address);
-    // tor 0.4.9.11 here: PoW defences on (spec §8.5), and said so once in the log.
+    // tor 0.4.9.11 here: PoW defences on (docs/protocol.md §8.5), and said so once in the log.
     expect(dnInfo.tor?.powDefenses).toBe(true);
     const dnLog = await readFile(dn.logFile, 'utf8');
     expect(dnLog).toMatch(/"method":"SAFECOOKIE".*authenticated to tor's control port/);
@@ -478,7 +478,7 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
       STEP_TIMEOUT_MS,
     );
 
-    // Both ways over the direct link, encrypted end to end (spec §7).
+    // Both ways over the direct link, encrypted end to end (docs/protocol.md §7).
     const pubkey = (await nodes
       .get('maker')!
       .api.call('POST', '/v1/privmsg', { to: takerNick, cmd: 'pubkey', body: '' })) as {

@@ -4,7 +4,7 @@
  * are necessarily ours are substituted; signatures are recomputed with our key (RFC6979 makes
  * them deterministic) so the comparison stays byte for byte. The transcript's signed privmsgs are
  * real reference signatures: our nodes must verify them (re-addressed to our nick, which the
- * signature does not cover, spec §5.6).
+ * signature does not cover, docs/protocol.md §5.6).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
@@ -132,7 +132,7 @@ describe('maker against the reference transcript', () => {
       } else if (event.type === 'privmsg') {
         const { to, cmd, body } = privmsgParts(event.text);
         const via = node.privmsg(to, cmd, body);
-        // The route follows our rule, direct once the taker's 793 is processed (spec §4.3). The
+        // The route follows our rule, direct once the taker's 793 is processed (docs/protocol.md §4.3). The
         // reference sent `pubkey 1` through the directory only because it had not yet processed
         // the 793 that had already arrived; this test waits for each line's effect, so ours goes direct.
         const direct = links.get(3);

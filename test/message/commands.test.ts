@@ -11,7 +11,7 @@ import {
 
 const OFFERS = ['reloffer', 'absoffer', 'swreloffer', 'swabsoffer', 'sw0reloffer', 'sw0absoffer'];
 
-describe('command table (spec §5.2)', () => {
+describe('command table (docs/protocol.md §5.2)', () => {
   it('lists exactly the reference commands', () => {
     expect(COMMAND_PREFIX).toBe('!');
     expect([...ENCRYPTED_COMMANDS].sort()).toEqual(['auth', 'ioauth', 'sig', 'tx']);
@@ -38,7 +38,7 @@ describe('command table (spec §5.2)', () => {
   });
 });
 
-describe('splitCommands (spec §5.1)', () => {
+describe('splitCommands (docs/protocol.md §5.1)', () => {
   it.each([
     ['!a x!b y', ['a x', 'b y']],
     ['!orderbook', ['orderbook']],

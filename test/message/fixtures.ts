@@ -1,5 +1,5 @@
 /**
- * Loads the protocol fixtures the message tests use: test/fixtures/vectors.json (spec §11) and the
+ * Loads the protocol fixtures the message tests use: test/fixtures/vectors.json (docs/protocol.md §11) and the
  * privmsg lines of test/fixtures/reference-transcript.txt (real reference signatures).
  */
 import { readFileSync } from 'node:fs';

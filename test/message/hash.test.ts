@@ -18,7 +18,7 @@ function expectedHash(message: Buffer, varint: Buffer): string {
 }
 
 describe('bitcoinMessageHash', () => {
-  it('matches spec §11.1 for "" and "abc"', () => {
+  it('matches docs/protocol.md §11.1 for "" and "abc"', () => {
     expect(bytesToHex(bitcoinMessageHash(''))).toBe(vectors.msghash_empty);
     expect(bytesToHex(bitcoinMessageHash('abc'))).toBe(vectors.msghash_abc);
   });

@@ -21,7 +21,7 @@ const takerPk = hex(keys.taker_pk);
 const makerSk = hex(keys.maker_sk);
 const makerPk = hex(keys.maker_pk);
 
-describe('NaCl box vector (spec §7, §11.7)', () => {
+describe('NaCl box vector (docs/protocol.md §7, §11.7)', () => {
   it('has the key pairs of vectors.json', () => {
     expect(NACL_PUBLIC_KEY_BYTES).toBe(32);
     expect(NACL_NONCE_BYTES).toBe(24);

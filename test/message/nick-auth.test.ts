@@ -88,7 +88,7 @@ describe('803 challenge line', () => {
   });
 });
 
-describe('signed string (spec §9.6)', () => {
+describe('signed string (docs/protocol.md §9.6)', () => {
   it('is nick-auth|challenge|id|sha256(793 line)|nick|pubkey + nick-auth-v1', () => {
     const digest = createHash('sha256').update(HS_LINE, 'utf8').digest('hex');
     expect(handshakeLineSha256Hex(HS_LINE)).toBe(digest);

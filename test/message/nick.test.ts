@@ -36,7 +36,7 @@ function findPaddedKey(): { priv: Uint8Array; pub: string } {
 }
 
 describe('nick constants', () => {
-  it('match spec §5.5', () => {
+  it('match docs/protocol.md §5.5', () => {
     expect(JOINMARKET_NICK_HEADER).toBe('J');
     expect(JM_VERSION_DIGIT).toBe('5');
     expect(NICK_HASH_LENGTH_BYTES).toBe(10);
@@ -90,7 +90,7 @@ describe('nickMatchesPublicKey', () => {
     expect(nickMatchesPublicKey(key.nick, key.pub)).toBe(true);
   });
 
-  it('fails for the pubkey hex in uppercase (spec §11.8)', () => {
+  it('fails for the pubkey hex in uppercase (docs/protocol.md §11.8)', () => {
     const { nick, pub } = vectors.keys.taker;
     expect(nickMatchesPublicKey(nick, pub.toUpperCase())).toBe(false);
   });

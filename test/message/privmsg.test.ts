@@ -38,7 +38,7 @@ function replaceToken(line: string, index: number, value: string): string {
   return tokens.join(' ');
 }
 
-describe('parseChannelLine (spec §4.1)', () => {
+describe('parseChannelLine (docs/protocol.md §4.1)', () => {
   it('splits a privmsg into from, to and message', () => {
     expect(parseChannelLine(vectors.fill.line)).toEqual({
       from: taker.nick,
@@ -70,7 +70,7 @@ describe('parseChannelLine (spec §4.1)', () => {
   });
 });
 
-describe('formatPubmsgLine (spec §4.1, §11.5)', () => {
+describe('formatPubmsgLine (docs/protocol.md §4.1, §11.5)', () => {
   it('reproduces the pubmsg vectors', () => {
     const orderbook = (JSON.parse(vectors.pub_orderbook) as { line: string }).line;
     const offer = (JSON.parse(vectors.pub_offer) as { line: string }).line;
@@ -90,7 +90,7 @@ describe('formatPubmsgLine (spec §4.1, §11.5)', () => {
   });
 });
 
-describe('signPrivmsg (spec §5.6, §11.6)', () => {
+describe('signPrivmsg (docs/protocol.md §5.6, §11.6)', () => {
   it.each(signedVectors)('reproduces the whole %s line', (_name, v, cmd, from, to) => {
     const identity = from === taker.nick ? takerId : makerId;
     expect(signPrivmsg(identity, to, cmd, v.body)).toBe(v.line);
@@ -106,7 +106,7 @@ describe('signPrivmsg (spec §5.6, §11.6)', () => {
   });
 });
 
-describe('verifyPrivmsg (spec §5.6)', () => {
+describe('verifyPrivmsg (docs/protocol.md §5.6)', () => {
   it.each(signedVectors)('accepts the %s line', (_name, v, cmd, from) => {
     const line = parsed(v.line);
     expect(line.from).toBe(from);
@@ -141,7 +141,7 @@ describe('verifyPrivmsg (spec §5.6)', () => {
     });
   });
 
-  it('rejects the pubkey hex in uppercase: the nick check fails (spec §11.8)', () => {
+  it('rejects the pubkey hex in uppercase: the nick check fails (docs/protocol.md §11.8)', () => {
     const upper = replaceToken(vectors.fill.line, -2, taker.pub.toUpperCase());
     const line = parsed(upper);
     expect(verifyPrivmsg(line.from, line.message)).toEqual({ ok: false, reason: 'nick-mismatch' });

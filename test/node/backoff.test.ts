@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Backoff, DEFAULT_DIRECTORY_BACKOFF } from '../../src/node/backoff.js';
 
 describe('Backoff', () => {
-  it('grows as the reference does (4 s × 1.5ⁿ, spec §4.6), capped, with jitter in range', () => {
+  it('grows as the reference does (4 s × 1.5ⁿ, docs/protocol.md §4.6), capped, with jitter in range', () => {
     const noJitter = new Backoff({ ...DEFAULT_DIRECTORY_BACKOFF, jitterMs: [0, 0] });
     expect([1, 2, 3, 4].map(() => noJitter.next())).toEqual([6_000, 9_000, 13_500, 20_250]);
     for (let i = 0; i < 30; i++) noJitter.next();

@@ -1,8 +1,8 @@
 /**
  * Maker and taker policy, in process over loopback: end-to-end encryption owned by the daemon
- * (spec §7), interop with a peer that does the NaCl exchange itself as the reference does,
- * duplicate suppression across directories (spec §4.2), routing (spec §4.3), directory reconnect
- * (spec §4.6) and nick authentication against our directory (spec §9.6).
+ * (docs/protocol.md §7), interop with a peer that does the NaCl exchange itself as the reference does,
+ * duplicate suppression across directories (docs/protocol.md §4.2), routing (docs/protocol.md §4.3), directory reconnect
+ * (docs/protocol.md §4.6) and nick authentication against our directory (docs/protocol.md §9.6).
  */
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,7 +55,7 @@ async function pair(extra: { takerEndToEnd?: boolean } = {}) {
   );
   track(taker.node);
   // Each learns a route to the other through the directory: the maker's offer reaches the taker,
-  // the taker's !orderbook reaches the maker (spec §4.3: route via a directory that carried it).
+  // the taker's !orderbook reaches the maker (docs/protocol.md §4.3: route via a directory that carried it).
   maker.node.setOffers([
     { type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' },
   ]);
@@ -77,7 +77,7 @@ describe('end-to-end encryption', () => {
     taker.node.privmsg(M, 'fill', '0 50000 Pcommitment', route);
     const fill = await maker.events.waitFor('!fill', isPrivmsg(T, 'fill'));
     expect((fill.data as Privmsg).body).toBe('0 50000 Pcommitment');
-    // On the wire the daemon inserted its NaCl key as the third argument (spec §5.2).
+    // On the wire the daemon inserted its NaCl key as the third argument (docs/protocol.md §5.2).
     const relayedFill = await dn.relays.waitFor('fill relayed', (r) => r.cmd === 'fill');
     expect(relayedFill.line).toMatch(/!fill 0 50000 [0-9a-f]{64} Pcommitment [0-9a-f]{66} \S+$/);
     maker.node.privmsg(T, 'pubkey', '', route);
@@ -98,7 +98,7 @@ describe('end-to-end encryption', () => {
       const relayed = await dn.relays.waitFor(`${cmd} relayed`, (r) => r.cmd === cmd);
       expect(relayed.line).not.toContain('secret');
       const payload = relayed.line.split(' ')[1] ?? '';
-      // base64(nonce 24 ‖ MAC 16 ‖ ciphertext) (spec §7).
+      // base64(nonce 24 ‖ MAC 16 ‖ ciphertext) (docs/protocol.md §7).
       expect(Buffer.from(payload, 'base64').length).toBe(24 + 16 + Buffer.byteLength(body));
     }
   });
@@ -117,7 +117,7 @@ describe('end-to-end encryption', () => {
   });
 
   it('interoperates with a taker that does the NaCl exchange itself, and drops a forged ciphertext', async () => {
-    // A raw-mode taker behaves as the reference: its application owns the keys (spec §7).
+    // A raw-mode taker behaves as the reference: its application owns the keys (docs/protocol.md §7).
     const { maker, taker } = await pair({ takerEndToEnd: false });
     const T = taker.node.nick;
     const M = maker.node.nick;
@@ -158,7 +158,7 @@ describe('end-to-end encryption', () => {
     const { maker, taker } = await pair();
     const M = maker.node.nick;
     // The first privmsg goes through the directory and starts a dial: the directory's peerlist
-    // after relaying the maker's offer told the taker where the maker is (spec §3.3, §4.3).
+    // after relaying the maker's offer told the taker where the maker is (docs/protocol.md §3.3, §4.3).
     expect(taker.node.privmsg(M, 'fill', '0 50000 Pcommit').kind).toBe('directory');
     await taker.events.waitFor(
       'the direct link at the taker',
@@ -196,7 +196,7 @@ describe('routing', () => {
     expect(hasCode(error, 'ERR_NOT_ROUTABLE')).toBe(true);
   });
 
-  it('refuses a command that receivers would drop (spec §5.2)', () => {
+  it('refuses a command that receivers would drop (docs/protocol.md §5.2)', () => {
     const dn = startDirectory();
     return dn.then(async ({ node, location }) => {
       track(node);

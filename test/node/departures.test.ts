@@ -1,5 +1,5 @@
 /**
- * Departures (spec §3.3 case 2) when many peers leave at once: every remaining peer hears every
+ * Departures (docs/protocol.md §3.3 case 2) when many peers leave at once: every remaining peer hears every
  * `;D` entry, in peerlist lines under the send limit, each starting with the directory's own entry
  * as the reference's do. (Departures of one event-loop turn share a line, so a mass disconnect does
  * not queue N² frames; the memory effect is measured by bench/relay.ts.)

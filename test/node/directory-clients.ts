@@ -2,7 +2,7 @@
  * Test kit for the directory-node policy tests: an in-process {@link DirectoryNode} on a loopback
  * port that is bound before the node is built (so its own location is known without a second
  * bind), with an injected clock, and raw loopback clients that speak the wire protocol line by
- * line (spec §1.1, §2.3, §4.1) on top of the transcript test's {@link ScriptedPeer}.
+ * line (docs/protocol.md §1.1, §2.3, §4.1) on top of the transcript test's {@link ScriptedPeer}.
  */
 import net from 'node:net';
 import { silentLogger } from '../../src/log.js';
@@ -23,9 +23,9 @@ import { NOT_SERVING_ONION } from '../../src/wire/location.js';
 import { MessageType } from '../../src/wire/message-types.js';
 import { ScriptedPeer } from '../integration/transcript.js';
 
-/** The handshake network of every test directory (spec §2.2). */
+/** The handshake network of every test directory (docs/protocol.md §2.2). */
 export const TEST_NETWORK = 'testnet';
-/** The motd of every test directory (spec §2.4). */
+/** The motd of every test directory (docs/protocol.md §2.4). */
 export const TEST_MOTD = 'policy test directory';
 /** Where the injected clock starts, in ms. */
 export const CLOCK_START_MS = 1_000_000;
@@ -77,7 +77,7 @@ export interface TestDirectory {
   readonly nick: string;
   /** `127.0.0.1:<port>`. */
   readonly location: string;
-  /** `<nick>;<location>`, the directory's own peerlist entry (spec §3.1). */
+  /** `<nick>;<location>`, the directory's own peerlist entry (docs/protocol.md §3.1). */
   readonly ownEntry: string;
   /** The node's clock in ms ({@link CLOCK_START_MS} at start); tests move it by assignment. */
   readonly clock: { now: number };
@@ -106,7 +106,7 @@ export class RawClient {
   readonly identity: NickIdentity;
   readonly location: string;
   readonly features: Readonly<Record<string, boolean>>;
-  /** The exact `line` of the last 793 sent (nick-auth signs it, spec §9.6). */
+  /** The exact `line` of the last 793 sent (nick-auth signs it, docs/protocol.md §9.6). */
   handshakeLine = '';
 
   constructor(
@@ -122,12 +122,12 @@ export class RawClient {
     return this.identity.nick;
   }
 
-  /** `<nick>;<location>` (spec §3.1). */
+  /** `<nick>;<location>` (docs/protocol.md §3.1). */
   get entry(): string {
     return `${this.nick};${this.location}`;
   }
 
-  /** Sends one envelope, formatted as the reference formats it (spec §1.1). */
+  /** Sends one envelope, formatted as the reference formats it (docs/protocol.md §1.1). */
   send(type: number, line: string): void {
     this.peer.send(encodeEnvelope(type, line));
   }
@@ -137,7 +137,7 @@ export class RawClient {
     this.peer.send(text);
   }
 
-  /** The 793 `line` of this client, with `overrides` applied (spec §2.3). */
+  /** The 793 `line` of this client, with `overrides` applied (docs/protocol.md §2.3). */
   handshakeLineFor(overrides: Partial<ClientHandshake> = {}): string {
     return encodeClientHandshake({
       appName: JM_APP_NAME,
@@ -174,14 +174,14 @@ export class RawClient {
     return reply;
   }
 
-  /** Sends a pubmsg `<nick>!PUBLIC<message>` (spec §4.1) and returns its line. */
+  /** Sends a pubmsg `<nick>!PUBLIC<message>` (docs/protocol.md §4.1) and returns its line. */
   pubmsg(message: string, from: string = this.nick): string {
     const line = formatPubmsgLine(from, message);
     this.send(MessageType.PUBMSG, line);
     return line;
   }
 
-  /** Sends a privmsg signed with our nick key (spec §4.1, §5.6) and returns its line. */
+  /** Sends a privmsg signed with our nick key (docs/protocol.md §4.1, §5.6) and returns its line. */
   privmsg(to: string, cmd = 'orderbook', body = 'hello'): string {
     const line = signPrivmsg(this.identity, to, cmd, body);
     this.send(MessageType.PRIVMSG, line);
@@ -280,14 +280,14 @@ export class DirectoryFixture {
 
 /**
  * An envelope as the reference writes it, built independently of the codec under test:
- * `{"type": <type>, "line": <JSON string>}` (spec §1.1; exact for ASCII lines).
+ * `{"type": <type>, "line": <JSON string>}` (docs/protocol.md §1.1; exact for ASCII lines).
  */
 export function envelopeText(type: number, line: string): string {
   return `{"type": ${type}, "line": ${JSON.stringify(line)}}`;
 }
 
 /**
- * A 795 envelope as the reference writes it (spec §2.4, §11.3), built by hand: keys app-name,
+ * A 795 envelope as the reference writes it (docs/protocol.md §2.4, §11.3), built by hand: keys app-name,
  * directory, proto-ver-min, proto-ver-max, features, accepted, nick, network, motd.
  *
  * @param featuresJson - the `features` object exactly as expected on the wire, e.g. `{}`.

@@ -59,7 +59,7 @@ describe('rate limits', () => {
       if (i % 20 === 0) a.privmsg(b.nick, 'tx', `pair${i}`);
     }
     await flooder.waitClosed();
-    // The pair: all 10 privmsgs arrive, in order (each followed by the 789 of spec §3.3).
+    // The pair: all 10 privmsgs arrive, in order (each followed by the 789 of docs/protocol.md §3.3).
     for (let i = 0; i < 200; i += 20) await nextPrivmsgWith(b, `pair${i}`);
     const counters = dn.node.counters;
     // 1 handshake + 19 privmsgs within the burst; then 10 tolerated drops and the 11th ends it.

@@ -1,6 +1,6 @@
 /**
  * Policy tests of the directory node (src/node/directory-node.ts) over real loopback sockets:
- * handshake admission (spec §2.5, §9.2), relaying (§4.1-§4.4), peerlists (§3.3, §3.4), the
+ * handshake admission (docs/protocol.md §2.5, §9.2), relaying (§4.1-§4.4), peerlists (§3.3, §3.4), the
  * heartbeat (§4.7), nick authentication (§9.6) and robustness against garbage (§1.2, §1.3).
  *
  * To prove that a line was NOT sent, each test makes the directory send a line that must arrive
@@ -46,16 +46,16 @@ afterEach(async () => {
   await fx.cleanup();
 });
 
-/** The 798 a ping peer is probed with, and the 799 that answers it (spec §4.7). */
+/** The 798 a ping peer is probed with, and the 799 that answers it (docs/protocol.md §4.7). */
 const PING_TEXT = '{"type": 798, "line": ""}';
 const PONG_TEXT = '{"type": 799, "line": ""}';
 
-/** A loopback "serving" location for a client (testing mode, spec §8.4); never dialed here. */
+/** A loopback "serving" location for a client (testing mode, docs/protocol.md §8.4); never dialed here. */
 function servingLocation(n: number): string {
   return `127.0.0.1:${20_000 + n}`;
 }
 
-/** The D peerlist a directory sends when `gone` leaves (spec §3.3 case 2). */
+/** The D peerlist a directory sends when `gone` leaves (docs/protocol.md §3.3 case 2). */
 function leftText(dn: TestDirectory, gone: RawClient): string {
   return envelopeText(MessageType.PEERLIST, `${dn.ownEntry},${gone.entry};D`);
 }
@@ -69,7 +69,7 @@ function dnHandshakeOf(text: string): NonNullable<ReturnType<typeof parseDirecto
   return parsed;
 }
 
-describe('handshake policy (spec §2.5, §9.2)', () => {
+describe('handshake policy (docs/protocol.md §2.5, §9.2)', () => {
   it('answers a wrong network with accepted:false and closes the connection itself', async () => {
     const dn = await fx.directory();
     const client = await fx.connect(dn);
@@ -200,7 +200,7 @@ describe('handshake policy (spec §2.5, §9.2)', () => {
   });
 });
 
-describe('relaying (spec §4.1-§4.4, §3.3)', () => {
+describe('relaying (docs/protocol.md §4.1-§4.4, §3.3)', () => {
   it('relays a pubmsg to every other handshaked peer, not to the sender or unhandshaked peers', async () => {
     const dn = await fx.directory();
     const a = await fx.join(dn);
@@ -225,7 +225,7 @@ describe('relaying (spec §4.1-§4.4, §3.3)', () => {
     const taker = await fx.join(dn);
     const bystander = await fx.join(dn);
 
-    // From a serving sender: our own entry first, then the sender's (spec §3.3 case 1).
+    // From a serving sender: our own entry first, then the sender's (docs/protocol.md §3.3 case 1).
     const fill = maker.privmsg(taker.nick, 'pubkey', 'abcdef');
     expect(await taker.next()).toBe(envelopeText(MessageType.PRIVMSG, fill));
     expect(await taker.next()).toBe(
@@ -288,7 +288,7 @@ describe('relaying (spec §4.1-§4.4, §3.3)', () => {
   });
 });
 
-describe('disconnects (spec §3.3 case 2)', () => {
+describe('disconnects (docs/protocol.md §3.3 case 2)', () => {
   it('tells every other handshaked peer when a handshaked peer leaves', async () => {
     const dn = await fx.directory();
     const maker = await fx.join(dn, { location: servingLocation(1) });
@@ -320,7 +320,7 @@ describe('disconnects (spec §3.3 case 2)', () => {
   });
 });
 
-describe('getpeerlist (spec §3.4)', () => {
+describe('getpeerlist (docs/protocol.md §3.4)', () => {
   it('answers with every handshaked peer in 789s of at most 20 entries, without its own entry', async () => {
     const dn = await fx.directory();
     const asker = await fx.join(dn, { features: { ping: true } });
@@ -365,7 +365,7 @@ describe('getpeerlist (spec §3.4)', () => {
   });
 });
 
-describe('peerlist features (spec §3.2, §3.4, §10)', () => {
+describe('peerlist features (docs/protocol.md §3.2, §3.4, §10)', () => {
   it('adds ;F: to entries only for recipients that advertised peerlist_features', async () => {
     const dn = await fx.directory();
     const maker = await fx.join(dn, {
@@ -401,7 +401,7 @@ describe('peerlist features (spec §3.2, §3.4, §10)', () => {
   });
 });
 
-describe('heartbeat (spec §4.7)', () => {
+describe('heartbeat (docs/protocol.md §4.7)', () => {
   const heartbeat: HeartbeatOptions = {
     sweepIntervalMs: 3_600_000, // the node's own timer never fires during a test
     probeIdleMs: 600,
@@ -490,7 +490,7 @@ describe('heartbeat (spec §4.7)', () => {
   });
 });
 
-describe('nick authentication (spec §9.6, §9.2)', () => {
+describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
   const DIRECTORY_ID = 'policy-test-directory:5222';
   const NICK_AUTH_FEATURES_JSON = '{"nick_auth": true, "peerlist_features": true, "ping": true}';
   const OK_TEXT = '{"type": 807, "line": "{\\"code\\":\\"ok\\",\\"verified\\":true}"}';
@@ -655,7 +655,7 @@ describe('nick authentication (spec §9.6, §9.2)', () => {
     const client = await fx.connect(dn, { features: { nick_auth: true } });
     const challenge = await challenged(client, dn);
     const good = JSON.parse(proofLine(client, challenge)) as { pubkey: string; signature: string };
-    // A duplicate key: strict JSON (spec §9.6) refuses it.
+    // A duplicate key: strict JSON (docs/protocol.md §9.6) refuses it.
     client.send(
       MessageType.NICK_AUTH_PROOF,
       `{"pubkey":"${good.pubkey}","pubkey":"${good.pubkey}","signature":"${good.signature}"}`,
@@ -840,7 +840,7 @@ describe('nick authentication (spec §9.6, §9.2)', () => {
   });
 });
 
-describe('robustness (spec §1.2, §1.3)', () => {
+describe('robustness (docs/protocol.md §1.2, §1.3)', () => {
   const garbage: [string, (client: RawClient) => void][] = [
     [
       'a line over 65,536 bytes',

@@ -21,7 +21,7 @@ describe('EncryptionSessions', () => {
     expect(taker.isReady('M') && maker.isReady('T')).toBe(true);
     expect(maker.decrypt('T', taker.encrypt('M', 'auth payload'))).toBe('auth payload');
     expect(taker.decrypt('M', maker.encrypt('T', 'ioauth payload'))).toBe('ioauth payload');
-    // A fresh random nonce per message (spec §7): the same plaintext never encrypts the same way.
+    // A fresh random nonce per message (docs/protocol.md §7): the same plaintext never encrypts the same way.
     expect(taker.encrypt('M', 'x')).not.toBe(taker.encrypt('M', 'x'));
   });
 

@@ -700,7 +700,7 @@ describe('onion services over the control port', () => {
   const SERVICE_ID = 'a'.repeat(52) + 'bcdq';
   const KEY_BLOB = `${'K'.repeat(86)}==`;
 
-  it('formats ADD_ONION exactly as spec §8.1 and §8.5 give it', () => {
+  it('formats ADD_ONION exactly as docs/protocol.md §8.1 and §8.5 give it', () => {
     expect(
       formatAddOnion({
         key: { kind: 'new' },

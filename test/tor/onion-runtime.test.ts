@@ -1,6 +1,6 @@
 /**
  * OnionRuntime against a scripted tor control port on a unix socket: the exact ADD_ONION lines
- * (spec §8.1, §8.2, §8.5), waiting for the descriptor upload, the PoW decision and its log lines,
+ * (docs/protocol.md §8.1, §8.2, §8.5), waiting for the descriptor upload, the PoW decision and its log lines,
  * re-creation after the control connection drops (a tor restart), and DEL_ONION on stop. The
  * real-tor behaviour is covered end to end by test/e2e/onionmc-tor.test.ts.
  */

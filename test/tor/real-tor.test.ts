@@ -215,7 +215,7 @@ describeWithTor('real tor (network namespace, DisableNetwork)', () => {
     await delOnion(client!, result.serviceId);
   });
 
-  it('accepts the PoW options of spec §8.5 when the version supports them', async () => {
+  it('accepts the PoW options of docs/protocol.md §8.5 when the version supports them', async () => {
     const version = await client!.getVersion();
     expect(torSupportsPow(version)).toBe(true);
     const result = await addOnion(client!, {

@@ -1,7 +1,7 @@
 /**
  * SocksDialer (src/peer/socks-transport.ts) against a small SOCKS5 server on a unix socket and on
  * 127.0.0.1:0: stream isolation credentials per purpose (RFC 1929 sub-negotiation bytes read by
- * the server), onion names passed to the proxy as names, onion-only targets (spec §8.3), errors
+ * the server), onion names passed to the proxy as names, onion-only targets (docs/protocol.md §8.3), errors
  * that name the directory node or peer and tor's reply, the connect deadline, and the start-up
  * check of the proxy address.
  */
@@ -207,7 +207,7 @@ describe('SocksDialer.dial', () => {
     socket.destroy();
   });
 
-  it('refuses hosts that are not v3 onions before any I/O (no clearnet, spec §8.3)', async () => {
+  it('refuses hosts that are not v3 onions before any I/O (no clearnet, docs/protocol.md §8.3)', async () => {
     server = new SocksServer();
     proxy = await server.listen({ path: join(dir, 'socks-b.sock') });
     const dialer = new SocksDialer({ proxy, timeoutMs: 5_000 });

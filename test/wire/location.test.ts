@@ -15,7 +15,7 @@ import {
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
 
-/** The mainnet directory list of the reference config (spec §2.1), ng's two extra entries included. */
+/** The mainnet directory list of the reference config (docs/protocol.md §2.1), ng's two extra entries included. */
 const REAL_ONIONS = [
   'satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion',
   'jmarketxf5wc4aldf3slm5u6726zsky52bqnfv6qyxe5hnafgly6yuyd.onion',

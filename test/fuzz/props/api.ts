@@ -1,6 +1,6 @@
 /**
  * Fuzz properties of the local API's request bodies (src/api/server.ts): a real maker daemon in
- * testing mode (spec §8.4) serves its API on a unix socket in a temporary folder; random bodies
+ * testing mode (docs/protocol.md §8.4) serves its API on a unix socket in a temporary folder; random bodies
  * go to POST /v1/pubmsg, POST /v1/privmsg and PUT /v1/offers. Its directory node is a port where
  * nothing listens, so nothing leaves the process.
  */
