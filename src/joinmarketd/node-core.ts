@@ -16,8 +16,8 @@
  *   announces that location. Tor mode: SOCKS5 dials through `socks5_host:socks5_port`; a maker
  *   creates an ephemeral onion through `tor_control_host:tor_control_port` forwarding to
  *   `onion_serving_host:onion_serving_port` (docs/protocol.md §8.1, §8.3).
- * - `!orderbook` is answered by the service, never by the node: the node is given no offers of
- *   its own (ClientNode.setOffers is not called), so its automatic answer stays silent.
+ * - `!orderbook` is answered by the service, never by the node (`answerOrderbook: false`; the
+ *   node is given no offers of its own either).
  */
 import type net from 'node:net';
 import { OnionmcError } from '../errors.js';
@@ -26,7 +26,7 @@ import { nickMatchesPublicKey } from '../message/nick.js';
 import { verifyPrivmsg } from '../message/privmsg.js';
 import { verifyMessage } from '../message/signing.js';
 import type { BackoffOptions } from '../node/backoff.js';
-import { ClientNode, type ClientNodeEvents, type ClientNodeOptions } from '../node/client-node.js';
+import { ClientNode, type ClientNodeEvents } from '../node/client-node.js';
 import type {
   NickSignature,
   NickSigner as NodeNickSigner,
@@ -209,9 +209,8 @@ export class NodeCore implements MessageChannelCore {
       ...(server !== undefined ? { server } : {}),
       logger: this.#logger,
       features: JOINMARKETD_CLIENT_FEATURES,
-      // The service answers `!orderbook` (with a proof per taker). TODO(NG, issue 10): the node's
-      // `answerOrderbook` switch; until it exists the node is simply given no offers.
-      ...({ answerOrderbook: false } as unknown as Partial<ClientNodeOptions>),
+      // The service answers `!orderbook` (with a proof per taker), never the node.
+      answerOrderbook: false,
       ...(this.#deps.backoff !== undefined ? { backoff: this.#deps.backoff } : {}),
     });
     this.#node = node;
@@ -244,12 +243,7 @@ export class NodeCore implements MessageChannelCore {
   }
 
   canReach(nick: string): boolean {
-    const node = this.#node;
-    if (node === undefined) return false;
-    // TODO(NG, issue 10): the node's own per-nick reachability when it offers one.
-    const withCanReach = node as ClientNode & { canReach?: (nick: string) => boolean };
-    if (typeof withCanReach.canReach === 'function') return withCanReach.canReach(nick);
-    return node.hasDirectLink(nick) || node.hasDirectory;
+    return this.#node?.canReach(nick) ?? false;
   }
 
   orderbook(): CoreOffer[] {
@@ -265,13 +259,11 @@ export class NodeCore implements MessageChannelCore {
   }
 
   fidelityBonds(): CoreFidelityBond[] {
-    // TODO(NG, issue 10): `!tbond` proofs kept in the node's orderbook (`Orderbook.bonds()`).
-    const book = this.#node?.orderbook as
-      { bonds?: () => readonly { nick: string; proof: string }[] } | undefined;
-    if (typeof book?.bonds !== 'function') return [];
-    return book
-      .bonds()
-      .map((b) => ({ counterparty: b.nick, takernick: this.nick, proof: b.proof }));
+    return (this.#node?.orderbook.bonds() ?? []).map((b) => ({
+      counterparty: b.nick,
+      takernick: this.nick,
+      proof: b.proof,
+    }));
   }
 
   on<K extends keyof CoreEvents>(event: K, listener: (event: CoreEvents[K]) => void): () => void {
@@ -309,15 +301,13 @@ export class NodeCore implements MessageChannelCore {
       this.#wasUp = up;
     });
     node.on('privmsg', (event: ClientNodeEvents['privmsg']) => {
-      // TODO(NG, issue 10): the node's events carry the NaCl keys (peerKeyHex, ownKeyHex).
-      const keys = event as { peerKeyHex?: unknown; ownKeyHex?: unknown };
       this.#emit('privmsg', {
         from: event.from,
         cmd: event.cmd,
         body: event.body,
         hostid: this.hostid,
-        ...(typeof keys.peerKeyHex === 'string' ? { peerKeyHex: keys.peerKeyHex } : {}),
-        ...(typeof keys.ownKeyHex === 'string' ? { ownKeyHex: keys.ownKeyHex } : {}),
+        ...(event.peerKeyHex !== undefined ? { peerKeyHex: event.peerKeyHex } : {}),
+        ...(event.ownKeyHex !== undefined ? { ownKeyHex: event.ownKeyHex } : {}),
       });
     });
     node.on('pubmsg', (event) => {

@@ -14,8 +14,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { boxFrom, type AmpBox } from '../../src/amp/box.js';
 import { encodeListOfUnicode } from '../../src/amp/arguments.js';
 import { silentLogger } from '../../src/log.js';
-import { ClientNode } from '../../src/node/client-node.js';
-import { Orderbook } from '../../src/node/offers.js';
 import {
   createNickIdentity,
   nickMatchesPublicKey,
@@ -38,15 +36,6 @@ const OFFER = {
 };
 const COMMITMENT = `P${'65'.repeat(32)}`;
 const REVELATION = `${'66'.repeat(32)}:0|02${'8b'.repeat(32)}|03${'98'.repeat(32)}|${'81'.repeat(32)}|${'b4'.repeat(32)}`;
-/**
- * The node reports its NaCl session keys on privmsg events (issue 10, NG): detected by the
- * per-nick reachability that came with them. Until then the negotiation stops at `!fill`: the
- * maker's daemon answers `!pubkey` only with its own key for the taker (jmdaemon's `kphex`).
- */
-const NODE_HAS_SESSION_KEYS = 'canReach' in ClientNode.prototype;
-/** The node keeps the `!tbond` proofs it hears in its orderbook (issue 10, NG). */
-const NODE_KEEPS_BONDS = 'bonds' in Orderbook.prototype;
-
 const servers: JoinmarketdServer[] = [];
 const links: AmpTestClient[] = [];
 let directory: DirectoryNode | undefined;
@@ -276,109 +265,97 @@ describe('joinmarketd on the real node, testing mode', () => {
     await upToFill();
   });
 
-  it.runIf(NODE_HAS_SESSION_KEYS)(
-    'the whole negotiation: !pubkey, !auth, !ioauth, !tx, !sig, !push',
-    async () => {
-      const { maker, taker, fillMsg } = await upToFill();
-      const takerKey = fillMsg.split(' ')[2] ?? '';
+  it('the whole negotiation: !pubkey, !auth, !ioauth, !tx, !sig, !push', async () => {
+    const { maker, taker, fillMsg } = await upToFill();
+    const takerKey = fillMsg.split(' ')[2] ?? '';
 
-      // Maker: !fill → !pubkey with its own session key; the taker answers !auth (encrypted), and
-      // the maker's wallet gets JMAuthReceived with that key as kphex.
-      const auth = await maker.expectRequest('JMAuthReceived');
-      expect(auth).toMatchObject({
-        nick: taker.nick,
-        commitment: COMMITMENT.slice(1),
-        // JsonEncodable here (Unicode in JMFill), as in the reference transcript.
-        revelation: JSON.stringify(REVELATION),
-        amount: '20000000',
-      });
-      const kphex = auth.kphex ?? '';
-      expect(kphex).toMatch(/^[0-9a-f]{64}$/);
-      expect(kphex).not.toBe(takerKey);
-      const pubkeySig = maker.signed.find((f) => f.cmd === 'pubkey');
-      expect(pubkeySig?.msg).toBe(kphex);
+    // Maker: !fill → !pubkey with its own session key; the taker answers !auth (encrypted), and
+    // the maker's wallet gets JMAuthReceived with that key as kphex.
+    const auth = await maker.expectRequest('JMAuthReceived');
+    expect(auth).toMatchObject({
+      nick: taker.nick,
+      commitment: COMMITMENT.slice(1),
+      // JsonEncodable here (Unicode in JMFill), as in the reference transcript.
+      revelation: JSON.stringify(REVELATION),
+      amount: '20000000',
+    });
+    const kphex = auth.kphex ?? '';
+    expect(kphex).toMatch(/^[0-9a-f]{64}$/);
+    expect(kphex).not.toBe(takerKey);
+    const pubkeySig = maker.signed.find((f) => f.cmd === 'pubkey');
+    expect(pubkeySig?.msg).toBe(kphex);
 
-      // JMIOAuth → encrypted !ioauth → the taker's JMFillResponse with the maker's key.
-      const utxos = { [`${'61'.repeat(32)}:0`]: { value: 100000000, address: 'tb1qmaker' } };
-      const ioauth = await maker.call('JMIOAuth', {
-        nick: taker.nick,
-        utxolist: JSON.stringify(utxos),
-        pubkey: `03${'c5'.repeat(32)}`,
-        cjaddr: 'tb1qcj',
-        changeaddr: 'tb1qchange',
-        pubkeysig: 'c2ln',
-      });
-      expect(readable(ioauth).accepted).toBe('True');
-      const fillResponse = await taker.expectRequest('JMFillResponse');
-      expect(fillResponse.success).toBe('True');
-      expect(JSON.parse(fillResponse.ioauth_data ?? '')).toEqual({
-        [maker.nick]: [
-          [`${'61'.repeat(32)}:0`],
-          `03${'c5'.repeat(32)}`,
-          'tb1qcj',
-          'tb1qchange',
-          'c2ln',
-          kphex,
-        ],
-      });
+    // JMIOAuth → encrypted !ioauth → the taker's JMFillResponse with the maker's key.
+    const utxos = { [`${'61'.repeat(32)}:0`]: { value: 100000000, address: 'tb1qmaker' } };
+    const ioauth = await maker.call('JMIOAuth', {
+      nick: taker.nick,
+      utxolist: JSON.stringify(utxos),
+      pubkey: `03${'c5'.repeat(32)}`,
+      cjaddr: 'tb1qcj',
+      changeaddr: 'tb1qchange',
+      pubkeysig: 'c2ln',
+    });
+    expect(readable(ioauth).accepted).toBe('True');
+    const fillResponse = await taker.expectRequest('JMFillResponse');
+    expect(fillResponse.success).toBe('True');
+    expect(JSON.parse(fillResponse.ioauth_data ?? '')).toEqual({
+      [maker.nick]: [
+        [`${'61'.repeat(32)}:0`],
+        `03${'c5'.repeat(32)}`,
+        'tb1qcj',
+        'tb1qchange',
+        'c2ln',
+        kphex,
+      ],
+    });
 
-      // JMMakeTx → encrypted !tx → the maker's JMTXReceived.
-      const tx = Buffer.from('0200000001deadbeef', 'hex');
-      const makeTx = await taker.call('JMMakeTx', {
-        nick_list: encodeListOfUnicode([maker.nick]),
-        tx,
-      });
-      expect(readable(makeTx).accepted).toBe('True');
-      const received = await maker.expectRequest('JMTXReceived');
-      expect(received.nick).toBe(taker.nick);
-      expect(received.tx).toBe(`hex:${tx.toString('hex')}`);
+    // JMMakeTx → encrypted !tx → the maker's JMTXReceived.
+    const tx = Buffer.from('0200000001deadbeef', 'hex');
+    const makeTx = await taker.call('JMMakeTx', {
+      nick_list: encodeListOfUnicode([maker.nick]),
+      tx,
+    });
+    expect(readable(makeTx).accepted).toBe('True');
+    const received = await maker.expectRequest('JMTXReceived');
+    expect(received.nick).toBe(taker.nick);
+    expect(received.tx).toBe(`hex:${tx.toString('hex')}`);
 
-      // JMTXSigs → encrypted !sig → the taker's JMSigReceived.
-      await maker.call('JMTXSigs', {
-        nick: taker.nick,
-        sigs: encodeListOfUnicode(['c2lnbmF0dXJl']),
-      });
-      expect(await taker.expectRequest('JMSigReceived')).toMatchObject({
-        nick: maker.nick,
-        sig: 'c2lnbmF0dXJl',
-      });
+    // JMTXSigs → encrypted !sig → the taker's JMSigReceived.
+    await maker.call('JMTXSigs', {
+      nick: taker.nick,
+      sigs: encodeListOfUnicode(['c2lnbmF0dXJl']),
+    });
+    expect(await taker.expectRequest('JMSigReceived')).toMatchObject({
+      nick: maker.nick,
+      sig: 'c2lnbmF0dXJl',
+    });
 
-      // JMPushTx → !push → the maker's JMTXBroadcast.
-      await taker.call('JMPushTx', { nick: maker.nick, tx });
-      expect((await maker.expectRequest('JMTXBroadcast')).tx).toBe(`hex:${tx.toString('hex')}`);
-    },
-  );
+    // JMPushTx → !push → the maker's JMTXBroadcast.
+    await taker.call('JMPushTx', { nick: maker.nick, tx });
+    expect((await maker.expectRequest('JMTXBroadcast')).tx).toBe(`hex:${tx.toString('hex')}`);
+  });
 
-  if (!NODE_HAS_SESSION_KEYS)
-    it.todo('the whole negotiation (waits for the NaCl session keys on node events, issue 10)');
-  it.runIf(NODE_KEEPS_BONDS)(
-    'maker with a fidelity bond: proof made for the taker, !tbond, JMOffers fidelitybonds',
-    async () => {
-      dir = await mkdtemp(path.join(tmpdir(), 'onionmc-jmd-e2e-'));
-      const dn = await startDirectory();
-      directory = dn.node;
-      const maker = await startWallet();
-      await maker.start('MAKER', dn.location, path.join(dir, 'maker-blacklist'), true);
-      const taker = await startWallet();
-      await taker.start('TAKER', dn.location, path.join(dir, 'taker-blacklist'));
-      const request = await maker.expectRequest('JMFidelityBondProofRequest');
-      expect(request).toMatchObject({ takernick: taker.nick, makernick: maker.nick });
-      const proof = Buffer.alloc(252, 7).toString('base64');
-      await maker.call('JMFidelityBondProof', { nick: taker.nick, proof });
-      await taker.verifiedWhere('the offer with !tbond', (f) =>
-        (f.fullmsg ?? '').includes(`!tbond ${proof}`),
-      );
-      let bonds: unknown[] = [];
-      for (let round = 0; round < 20 && bonds.length === 0; round++) {
-        await taker.call('JMRequestOffers');
-        const offers = await taker.expectRequest('JMOffers');
-        bonds = JSON.parse(offers['fidelitybonds.0'] ?? '') as unknown[];
-      }
-      expect(bonds).toEqual([{ counterparty: maker.nick, takernick: taker.nick, proof }]);
-    },
-  );
-  if (!NODE_KEEPS_BONDS)
-    it.todo(
-      'maker with a fidelity bond: JMOffers fidelitybonds (waits for !tbond in the node orderbook, issue 10)',
+  it('maker with a fidelity bond: proof made for the taker, !tbond, JMOffers fidelitybonds', async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'onionmc-jmd-e2e-'));
+    const dn = await startDirectory();
+    directory = dn.node;
+    const maker = await startWallet();
+    await maker.start('MAKER', dn.location, path.join(dir, 'maker-blacklist'), true);
+    const taker = await startWallet();
+    await taker.start('TAKER', dn.location, path.join(dir, 'taker-blacklist'));
+    const request = await maker.expectRequest('JMFidelityBondProofRequest');
+    expect(request).toMatchObject({ takernick: taker.nick, makernick: maker.nick });
+    const proof = Buffer.alloc(252, 7).toString('base64');
+    await maker.call('JMFidelityBondProof', { nick: taker.nick, proof });
+    await taker.verifiedWhere('the offer with !tbond', (f) =>
+      (f.fullmsg ?? '').includes(`!tbond ${proof}`),
     );
+    let bonds: unknown[] = [];
+    for (let round = 0; round < 20 && bonds.length === 0; round++) {
+      await taker.call('JMRequestOffers');
+      const offers = await taker.expectRequest('JMOffers');
+      bonds = JSON.parse(offers['fidelitybonds.0'] ?? '') as unknown[];
+    }
+    expect(bonds).toEqual([{ counterparty: maker.nick, takernick: taker.nick, proof }]);
+  });
 });
