@@ -107,6 +107,22 @@ export class AmpTestClient {
     return box;
   }
 
+  /** Resolves when the daemon closed the connection; fails after `ms`. */
+  async whenClosed(ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.#closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for the connection to close');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
   close(): void {
     this.#socket.destroy();
   }
