@@ -8,13 +8,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { nodeCoreFactory } from '../../src/joinmarketd/node-core.js';
 import { startJoinmarketd, type JoinmarketdServer } from '../../src/joinmarketd/server.js';
 import type { DirectoryNode } from '../../src/node/directory-node.js';
 import { startDirectory, TEST_BACKOFF } from '../node/harness.js';
 import { AmpTestClient } from './amp-client.js';
+import { readable } from './amp-client.js';
 import { bondScenario, upToFill, Wallet, wholeNegotiation, type Rig } from './scenario.js';
 
 const servers: JoinmarketdServer[] = [];
@@ -30,22 +31,29 @@ afterEach(async () => {
   dir = undefined;
 });
 
-/** A directory node and in-process joinmarketd servers, one per wallet. */
-async function inProcessRig(): Promise<Rig> {
+/**
+ * A directory node and in-process joinmarketd servers: one per wallet, or with `shared` one
+ * server for every wallet (one connection each, as several jmclients on one daemon).
+ */
+async function inProcessRig(shared = false): Promise<Rig> {
   dir = await mkdtemp(path.join(tmpdir(), 'onionmc-jmd-e2e-'));
   const dn = await startDirectory();
   directory = dn.node;
+  const newServer = async (): Promise<JoinmarketdServer> => {
+    const server = await startJoinmarketd({
+      host: '127.0.0.1',
+      port: 0,
+      logger: silentLogger(),
+      createCore: nodeCoreFactory({ logger: silentLogger(), backoff: TEST_BACKOFF }),
+    });
+    servers.push(server);
+    return server;
+  };
   return {
     directoryLocation: dn.location,
     dir,
     startWallet: async () => {
-      const server = await startJoinmarketd({
-        host: '127.0.0.1',
-        port: 0,
-        logger: silentLogger(),
-        createCore: nodeCoreFactory({ logger: silentLogger(), backoff: TEST_BACKOFF }),
-      });
-      servers.push(server);
+      const server = shared ? (servers[0] ?? (await newServer())) : await newServer();
       const link = await AmpTestClient.connect(server.port);
       links.push(link);
       return new Wallet(link);
@@ -64,5 +72,54 @@ describe('joinmarketd on the real node, testing mode', () => {
 
   it('maker with a fidelity bond: proof made for the taker, !tbond, JMOffers fidelitybonds', async () => {
     await bondScenario(await inProcessRig());
+  });
+
+  it("JMShutdown and a disconnect stop that wallet's channel only, on a shared daemon", async () => {
+    const rig = await inProcessRig(true);
+    const [a, b, taker] = [
+      await rig.startWallet(),
+      await rig.startWallet(),
+      await rig.startWallet(),
+    ];
+    await a.start('MAKER', rig.directoryLocation, path.join(rig.dir, 'a-blacklist'));
+    await b.start('MAKER', rig.directoryLocation, path.join(rig.dir, 'b-blacklist'));
+    await taker.start('TAKER', rig.directoryLocation, path.join(rig.dir, 'taker-blacklist'));
+    const onDirectory = (): string[] =>
+      (directory?.peers() ?? []).map((p) => p.nick ?? '').filter((n) => n !== '');
+    const offerNicks = async (): Promise<string[]> => {
+      await taker.call('JMRequestOffers');
+      const offers = await taker.expectRequest('JMOffers');
+      const book = JSON.parse(offers['orderbook.0'] ?? '[]') as { counterparty: string }[];
+      return book.map((o) => o.counterparty).sort();
+    };
+    await vi.waitFor(async () => {
+      expect(await offerNicks()).toEqual([a.nick, b.nick].sort());
+    }, 10_000);
+
+    // B's JMShutdown: its node leaves the directory node, its offer the taker's orderbook; its
+    // AMP link stays open (jmdaemon keeps the connection), A and the taker stay on.
+    expect(readable(await b.call('JMShutdown')).accepted).toBe('True');
+    await vi.waitFor(async () => {
+      expect(onDirectory()).not.toContain(b.nick);
+      expect(await offerNicks()).toEqual([a.nick]);
+    }, 10_000);
+    expect(b.link.closed).toBe(false);
+    expect(onDirectory()).toEqual(expect.arrayContaining([a.nick, taker.nick]));
+    expect(servers[0]?.sessions.size).toBe(3);
+
+    // A disconnects: its channel stops, the taker's goes on.
+    a.link.close();
+    await vi.waitFor(async () => {
+      expect(onDirectory()).not.toContain(a.nick);
+      expect(await offerNicks()).toEqual([]);
+    }, 10_000);
+    expect(onDirectory()).toContain(taker.nick);
+    expect(servers[0]?.sessions.size).toBe(2);
+
+    // B starts again on the same connection and is found by the taker.
+    await b.start('MAKER', rig.directoryLocation, path.join(rig.dir, 'b-blacklist'));
+    await vi.waitFor(async () => {
+      expect(await offerNicks()).toEqual([b.nick]);
+    }, 10_000);
   });
 });
