@@ -69,6 +69,18 @@ export function registerJoinmarketdCommand(
     .option('--tls-cert <file>', 'PEM certificate for --tls-key')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--pretty', 'human-readable logs (default on a terminal)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        "Each wallet's message channel is onionmc's own node, configured from the wallet's",
+        '[MESSAGING:onion] section (JMInit chan_configs): Tor (socks5_port, tor_control_port),',
+        'or testing mode on loopback when regtest_count is not 0,0. IRC sections are refused.',
+        'In joinmarket.cfg [DAEMON]: no_daemon = 0, daemon_port = the --port here.',
+        'Exit codes: 0 clean stop (SIGINT/SIGTERM), 1 runtime failure (port in use),',
+        '2 usage or configuration error. See docs/joinmarketd.md.',
+      ].join('\n'),
+    )
     .action(async (options: JoinmarketdOptions) => {
       setExitCode(await runJoinmarketd(options, deps));
     });
