@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, CLI_PATH } from '../../src/demo/cluster.js';
-import { portForChildProcess } from '../helpers/ports.js';
 import { AmpTestClient } from './amp-client.js';
 import { bondScenario, Wallet, wholeNegotiation, type Rig } from './scenario.js';
 
@@ -19,24 +18,16 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** How long a process gets to start (log its listening line) or to stop before SIGKILL. */
 const PROCESS_DEADLINE_MS = 15_000;
 
-/**
- * The AMP port for a joinmarketd process: the one place the port is chosen (today bind 0, read,
- * release, as the other process tests do; racy by nature).
- */
-async function ampPort(): Promise<number> {
-  return await portForChildProcess();
-}
-
 /** A running `onionmc joinmarketd` process. */
 class JoinmarketdProcess {
   #output = '';
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly #exited: Promise<void>;
 
-  private constructor(
-    readonly port: number,
-    readonly child: ChildProcess,
-  ) {
+  /** The AMP port the process bound (it listens on port 0 and logs the port it got). */
+  port = 0;
+
+  private constructor(readonly child: ChildProcess) {
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.#output += chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (this.#output += chunk));
     this.#exited = new Promise((resolve) =>
@@ -47,20 +38,21 @@ class JoinmarketdProcess {
     );
   }
 
-  /** Spawns it and waits for its `joinmarketd listening` log line on its port. */
+  /** Spawns it on port 0 and reads the port it got from its `joinmarketd listening` log line. */
   static async start(): Promise<JoinmarketdProcess> {
-    const port = await ampPort();
     const child = spawn(
       process.execPath,
-      [CLI_PATH, 'joinmarketd', '--port', String(port), '--host', '127.0.0.1'],
+      [CLI_PATH, 'joinmarketd', '--port', '0', '--host', '127.0.0.1'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const proc = new JoinmarketdProcess(port, child);
+    const proc = new JoinmarketdProcess(child);
     live.push(proc);
-    await proc.#waitFor(
-      () => proc.logLines().some((l) => l.msg === 'joinmarketd listening' && l.port === port),
-      'joinmarketd listening',
-    );
+    await proc.#waitFor(() => {
+      const line = proc.logLines().find((l) => l.msg === 'joinmarketd listening');
+      if (typeof line?.port !== 'number' || line.port === 0) return false;
+      proc.port = line.port;
+      return true;
+    }, 'joinmarketd listening');
     return proc;
   }
 
