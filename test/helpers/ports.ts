@@ -6,6 +6,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
+import { listeningFd } from '../../src/demo/cluster.js';
 import type { ServerTransport } from '../../src/peer/transport.js';
 
 /**
@@ -94,17 +95,9 @@ export class ChildListener {
     return new ChildListener(server);
   }
 
-  /**
-   * The socket's file descriptor in this process, for `spawn`'s `stdio` array (an integer there
-   * is "an open file descriptor in the parent", duplicated into the child at that index).
-   * Node documents no public accessor for a server's fd, so this reads the handle's `fd`
-   * (POSIX only); it lives here alone.
-   */
+  /** The socket's file descriptor in this process (see {@link listeningFd}). */
   get fd(): number {
-    const handle = (this.#server as unknown as { _handle?: { fd?: number } })._handle;
-    const fd = handle?.fd;
-    if (typeof fd !== 'number' || fd < 0) throw new Error('the listening socket has no fd');
-    return fd;
+    return listeningFd(this.#server);
   }
 
   /**
