@@ -22,7 +22,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../src/demo/cluster.js';
+import { listeningFd, listenOnFreePort, portOf } from '../src/demo/cluster.js';
 import type { GeneratorCommand, GeneratorReport } from './relay/load-generator.js';
 
 const { values } = parseArgs({
@@ -68,6 +68,7 @@ function spawnChild(
   args: string[],
   core: number,
   nodeFlags: string[] = [],
+  listenFd?: number,
 ): ChildProcess {
   const file = fileURLToPath(new URL(script, import.meta.url));
   const command = [
@@ -82,7 +83,7 @@ function spawnChild(
     '/bin/sh',
     ['-c', `ulimit -n ${FD_LIMIT} 2>/dev/null; exec "$@"`, 'sh', ...command],
     {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(listenFd !== undefined ? [listenFd] : [])],
     },
   );
 }
@@ -169,10 +170,17 @@ interface Row {
 }
 
 async function measure(kind: string): Promise<Row> {
-  const port = await freePort();
-  const relay = spawnChild('./relay/relay-node.js', ['--kind', kind, '--port', String(port)], 0, [
-    '--expose-gc',
-  ]);
+  // We bind the relay's port (0, read back) and hand it the listening socket as its fd 4.
+  const listener = await listenOnFreePort();
+  const port = portOf(listener);
+  const relay = spawnChild(
+    './relay/relay-node.js',
+    ['--kind', kind, '--port', String(port), '--listen-fd', '4'],
+    0,
+    ['--expose-gc'],
+    listeningFd(listener),
+  );
+  listener.close();
   const generator = spawnChild('./relay/load-generator.js', [], 1);
   const say = (text: string): void => {
     process.stdout.write(`[${kind}] ${text}\n`);

@@ -27,8 +27,8 @@ function pyString(text: string): string {
   return JSON.stringify(text); // ASCII-only content here: the same bytes as Python's json.dumps
 }
 
-/** Starts the baseline relay on 127.0.0.1:`port`. */
-export async function startBaselineRelay(port: number): Promise<RunningRelay> {
+/** Starts the baseline relay at 127.0.0.1:`port`, accepting on the listening socket `fd` bound there. */
+export async function startBaselineRelay(port: number, fd: number): Promise<RunningRelay> {
   const ownEntry = `J5BaselineRelay1;127.0.0.1:${port}`;
   const handshakeReply = Buffer.from(
     `{"type": 795, "line": ${pyString(
@@ -91,7 +91,7 @@ export async function startBaselineRelay(port: number): Promise<RunningRelay> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port }, resolve);
+    server.listen({ fd }, resolve);
   });
   return {
     port,

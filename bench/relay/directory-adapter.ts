@@ -19,13 +19,13 @@ export interface RunningRelay {
 }
 
 /**
- * Starts onionmc's directory node on 127.0.0.1:`port` (the port must be free; 0 is not read back
- * through DirectoryNode, so the caller picks one).
+ * Starts onionmc's directory node at 127.0.0.1:`port`, accepting on the listening socket `fd`
+ * that the caller bound there (its location names the port, so the caller binds first).
  */
-export async function startOnionmcDirectory(port: number): Promise<RunningRelay> {
+export async function startOnionmcDirectory(port: number, fd: number): Promise<RunningRelay> {
   const identity = createNickIdentity();
   const ownLocation = `127.0.0.1:${port}`;
-  const server = new TcpServerTransport('127.0.0.1', port);
+  const server = new TcpServerTransport('127.0.0.1', port, undefined, fd);
   const node = new DirectoryNode({
     identity,
     network: 'testnet',

@@ -3,7 +3,9 @@
  * baseline) and answers the orchestrator over IPC with its own CPU time and RSS, so nothing the
  * load generator does is charged to it.
  *
- *   node dist-bench/bench/relay/relay-node.js --kind onionmc|baseline --port N
+ *   node dist-bench/bench/relay/relay-node.js --kind onionmc|baseline --port N --listen-fd 4
+ *
+ * The orchestrator binds port N (port 0, read back) and hands the listening socket as fd 4.
  *
  * IPC: sends `{ ready: true }` once listening; answers each `{ stats: id, gc? }` (gc: run a full
  * collection first, when started with --expose-gc) with
@@ -14,15 +16,21 @@ import { parseArgs } from 'node:util';
 import type { RunningRelay } from './directory-adapter.js';
 
 const { values } = parseArgs({
-  options: { kind: { type: 'string' }, port: { type: 'string' } },
+  options: {
+    kind: { type: 'string' },
+    port: { type: 'string' },
+    'listen-fd': { type: 'string' },
+  },
 });
 const port = Number(values.port);
+const fd = Number(values['listen-fd']);
+if (!Number.isSafeInteger(fd) || fd < 3) throw new Error('--listen-fd must be a file descriptor');
 let relay: RunningRelay;
 // Imported on demand: the baseline's process loads none of onionmc's modules.
 if (values.kind === 'onionmc')
-  relay = await (await import('./directory-adapter.js')).startOnionmcDirectory(port);
+  relay = await (await import('./directory-adapter.js')).startOnionmcDirectory(port, fd);
 else if (values.kind === 'baseline')
-  relay = await (await import('./baseline-relay.js')).startBaselineRelay(port);
+  relay = await (await import('./baseline-relay.js')).startBaselineRelay(port, fd);
 else throw new Error(`--kind must be onionmc or baseline, not ${String(values.kind)}`);
 
 const gc = (globalThis as { gc?: () => void }).gc;

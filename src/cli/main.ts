@@ -30,6 +30,7 @@ import { defaultApiSocket, ensureDatadir, resolveConfigFile, resolveDatadir } fr
 import { runDirectoryInit } from './directory-init.js';
 import { registerJoinmarketdCommand } from './joinmarketd.js';
 import { EXIT } from './exit-codes.js';
+import { parseListenFd, socketActivationFd } from './listen-fd.js';
 
 /** A command-line failure (code `ERR_CLI`) with its exit code and one line for stderr. */
 export class CliError extends OnionmcError {
@@ -91,6 +92,7 @@ interface RunOptions extends LocationOptions {
   maker?: boolean;
   taker?: boolean;
   api?: NonNullable<OnionmcConfig['api']>;
+  listenFd?: number;
   logLevel: string;
   pretty?: boolean;
   allowRoot?: boolean;
@@ -106,6 +108,7 @@ async function runNode(options: RunOptions): Promise<number> {
       { file: config.file, section: config.section, unusedKey: key },
       `config key not used by onionmc: ${key}`,
     );
+  const listenFd = options.listenFd ?? socketActivationFd();
   let api: ApiEndpoint | undefined = options.api ?? config.api;
   if (api === undefined) {
     await ensureDatadir(datadir);
@@ -116,6 +119,7 @@ async function runNode(options: RunOptions): Promise<number> {
     logger,
     clientRole: options.maker === true ? 'maker' : 'taker',
     api,
+    ...(listenFd !== undefined ? { listenFd } : {}),
   });
   // Signals are handled from the start: a stop during a long start (tor bootstrapping, the
   // onion descriptor being uploaded) is a clean stop, not an error.
@@ -238,6 +242,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       '--api <endpoint>',
       'local API endpoint, unix:/path or host:port (overrides the config key api; default unix:<datadir>/onionmc.sock)',
       parseApiEndpoint,
+    )
+    .option(
+      '--listen-fd <fd>',
+      'accept peers on this already-listening socket instead of binding onion_serving_host:port (default: the socket systemd passes, LISTEN_FDS=1)',
+      parseListenFd,
     )
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .option('--pretty', 'human-readable logs (default on a terminal)')

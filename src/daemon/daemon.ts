@@ -28,7 +28,12 @@ import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createNickIdentity, type NickIdentity } from '../message/nick.js';
 import { SocksDialer } from '../peer/socks-transport.js';
-import { TcpDialer, TcpServerTransport, type Dialer } from '../peer/transport.js';
+import {
+  TcpDialer,
+  TcpServerTransport,
+  type Dialer,
+  type ServerTransport,
+} from '../peer/transport.js';
 import { loadOrCreateOnionKey, type OnionKey } from '../tor/onion-key.js';
 import { OnionRuntime, type OnionKeySource } from '../tor/onion-runtime.js';
 import {
@@ -74,6 +79,17 @@ export interface DaemonOptions {
   readonly progressLogMs?: number;
   /** Poll interval of tor's bootstrap phase, ms (tests shorten it). */
   readonly bootstrapPollMs?: number;
+  /**
+   * An already-listening socket for the onion serving port (socket activation, `onionmc run
+   * --listen-fd`): a directory node or maker accepts on it instead of binding
+   * onion_serving_host:port, so whoever created it knew the port first (tests bind port 0).
+   */
+  readonly listenFd?: number;
+  /**
+   * In-process alternative to {@link listenFd}: the listener a directory node or maker accepts
+   * on, already bound (tests bind port 0 and read it back before writing the config).
+   */
+  readonly server?: ServerTransport;
 }
 
 /** Where a start is, as `/v1/info` `state` shows it. */
@@ -451,11 +467,14 @@ export class Daemon {
       network: config.network,
       ownLocation,
       motd: config.directoryMotd,
-      server: new TcpServerTransport(
-        config.onionServingHost,
-        config.onionServingPort,
-        config.limits.listenBacklog,
-      ),
+      server:
+        this.#options.server ??
+        new TcpServerTransport(
+          config.onionServingHost,
+          config.onionServingPort,
+          config.limits.listenBacklog,
+          this.#options.listenFd,
+        ),
       logger: this.#logger,
       features: directoryFeatures(config),
       limits: config.limits.policy,
@@ -489,7 +508,16 @@ export class Daemon {
       directories: config.directoryNodes,
       dialer,
       ...(role === 'maker'
-        ? { server: new TcpServerTransport(config.onionServingHost, config.onionServingPort) }
+        ? {
+            server:
+              this.#options.server ??
+              new TcpServerTransport(
+                config.onionServingHost,
+                config.onionServingPort,
+                undefined,
+                this.#options.listenFd,
+              ),
+          }
         : {}),
       logger: this.#logger,
       features: clientFeatures(config),

@@ -27,21 +27,57 @@ export const CLI_PATH = ((): string => {
 })();
 
 /**
- * A loopback port for a node process, which must know its own port before it binds (its location
- * names it): bind 0, read it, release it. Racy by nature; the demo and the benchmark use it for child processes.
+ * A listening loopback socket on a port the system chose (port 0, read back), for a node process
+ * that must know its own port before it starts (its location names it): the process is handed
+ * the socket itself ({@link spawnWithListener}), so no one else can take the port in between.
  */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer();
+export async function listenOnFreePort(): Promise<net.Server> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
+      server.off('error', reject);
+      resolve();
     });
   });
+  return server;
+}
+
+/** The port of a server from {@link listenOnFreePort}. */
+export function portOf(server: net.Server): number {
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('not listening on TCP');
+  return address.port;
+}
+
+/**
+ * The file descriptor of a listening server, to hand to a child process: spawn duplicates an
+ * integer `stdio` entry ("an open file descriptor in the parent") into the child at that index.
+ * Node has no public accessor for a server's fd, so this reads the handle's `fd` (POSIX only);
+ * it is read here alone.
+ * @throws Error when the server is not listening.
+ */
+export function listeningFd(server: net.Server): number {
+  const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the server has no listening socket');
+  return fd;
+}
+
+/**
+ * Spawns `node args... --listen-fd 3` with `server`'s socket as the child's fd 3 (`onionmc run
+ * --listen-fd`), stdout and stderr to `out`, then closes our copy so only the child accepts.
+ */
+export function spawnWithListener(
+  args: readonly string[],
+  server: net.Server,
+  out: number | 'ignore',
+): ChildProcess {
+  const fd = listeningFd(server);
+  const child = spawn(process.execPath, [...args, '--listen-fd', '3'], {
+    stdio: ['ignore', out, out, fd],
+  });
+  server.close();
+  return child;
 }
 
 export { pollUntil };
@@ -83,7 +119,8 @@ export class Cluster {
 
   /** Writes the node's config, starts it, and waits until its API answers. */
   async start(spec: NodeSpec): Promise<ClusterNode> {
-    const servingPort = await freePort();
+    const listener = await listenOnFreePort();
+    const servingPort = portOf(listener);
     const directories =
       spec.role === 'directory' ? [`127.0.0.1:${servingPort}`] : (spec.directories ?? []);
     const apiPath = path.join(this.dir, `${spec.name}.sock`);
@@ -111,7 +148,7 @@ export class Cluster {
     const log = fs.openSync(logFile, 'a');
     const args = [CLI_PATH, 'run', '--config', configFile, '--log-level', 'debug', '--allow-root'];
     if (spec.role === 'maker') args.push('--maker');
-    const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
+    const child = spawnWithListener(args, listener, log);
     fs.closeSync(log);
     const node: ClusterNode = {
       name: spec.name,

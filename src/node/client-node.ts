@@ -4,11 +4,12 @@
  *
  * | part                 | file                 | job                                                       |
  * | -------------------- | -------------------- | --------------------------------------------------------- |
- * | {@link DirectoryLinks} | directory-links.ts | dial, handshake, nick-auth, reconnect, probe directories  |
+ * | {@link DirectoryLinks} | directory-links.ts | dial, handshake, reconnect, probe directories; nick-auth  |
  * | {@link PeerLinks}    | peer-links.ts        | direct links: accept, dial with redial backoff, handshake |
  * | {@link Router}       | router.ts            | checks incoming (signature, dedup), routes outgoing       |
  * | {@link EndToEnd}     | end-to-end.ts        | NaCl keys in `!fill`/`!pubkey`, encrypted commands        |
  * | offers               | offers-part.ts       | orderbook collection; the maker's announce and answers    |
+ * | {@link PrivmsgDelivery} | privmsg-delivery.ts | incoming privmsgs to the application; sends by any signer |
  *
  * Role differences live in the parts: only a maker gets a {@link MakerResponder}. Applications
  * talk to it through {@link ClientNode.pubmsg}, {@link ClientNode.privmsg} and
@@ -31,15 +32,15 @@ import type {
   ClientRole,
   PrivmsgOptions,
   SendResult,
-  Via,
 } from './client-types.js';
 import { Counters, type DropReason } from './counters.js';
-import { DirectoryLinks } from './directory-links.js';
+import { DirectoryLinks, type DirectoryStatus } from './directory-links.js';
 import { EndToEnd } from './end-to-end.js';
 import { Orderbook, type Offer } from './offers.js';
 import { MakerResponder, OfferAnnouncer, OrderbookCollector } from './offers-part.js';
 import { identitySigner, LOCAL_VERIFIER, type NickSigner } from './nick-signer.js';
 import { PEER_REDIAL_BACKOFF, PeerLinks } from './peer-links.js';
+import { PrivmsgDelivery } from './privmsg-delivery.js';
 import { Router } from './router.js';
 
 export type {
@@ -50,6 +51,7 @@ export type {
   SendResult,
   Via,
 } from './client-types.js';
+export type { DirectoryStatus } from './directory-links.js';
 export {
   DIRECTORY_PROBE_IDLE_MS,
   DIRECTORY_PROBE_INTERVAL_MS,
@@ -88,8 +90,6 @@ export class ClientNode {
   readonly #announcer: OfferAnnouncer;
   readonly #maker: MakerResponder | undefined;
   readonly #signer: NickSigner;
-  /** A signer given in the options: it may answer asynchronously, so sends go through privmsgAsync. */
-  readonly #externalSigner: boolean;
   #ownLocation: string;
   #running = false;
   #lifecycle = new AbortController();
@@ -110,7 +110,6 @@ export class ClientNode {
     if (signer === undefined)
       throw new OnionmcError('ERR_CONFIG', 'a client node needs an identity or a signer');
     this.#signer = signer;
-    this.#externalSigner = options.signer !== undefined;
     this.#logger = options.logger.child({ role: options.role, nick: signer.nick });
     this.#events = new ClientEvents(this.#logger);
     const peers = (this.#peers = new KnownPeers(
@@ -149,14 +148,16 @@ export class ClientNode {
     this.#endToEnd = new EndToEnd({ enabled: options.endToEnd !== false, now });
     this.#collector = new OrderbookCollector(this.orderbook);
     this.#announcer = new OfferAnnouncer(ctx);
+    const delivery = new PrivmsgDelivery(
+      ctx,
+      { router: () => this.#router, endToEnd: this.#endToEnd, collector: this.#collector },
+      options.signer !== undefined,
+    );
     this.#maker =
       options.role === 'maker'
-        ? new MakerResponder(ctx, this.#announcer, (to, cmd, body, sendOptions) => {
-            if (!this.#externalSigner) return this.privmsg(to, cmd, body, sendOptions);
-            // An outside signer answers later: the route is chosen then.
-            this.#trySend(to, cmd, body, sendOptions);
-            return { kind: 'directory', location: sendOptions.directory ?? '' };
-          })
+        ? new MakerResponder(ctx, this.#announcer, (to, cmd, body, sendOptions) =>
+            delivery.send(to, cmd, body, sendOptions),
+          )
         : undefined;
     this.#directories = new DirectoryLinks(ctx, {
       onChannelMessage: (type, line, link) => {
@@ -181,7 +182,7 @@ export class ClientNode {
           this.#events.emit('pubmsg', { from, message, via });
         },
         onPrivmsg: (from, cmd, body, via) => {
-          this.#deliverPrivmsg(ctx, from, cmd, body, via);
+          delivery.deliver(from, cmd, body, via);
         },
       },
     );
@@ -281,18 +282,8 @@ export class ClientNode {
   }
 
   /** Directory links, for status output. */
-  directoryStatus(): {
-    location: string;
-    nick: string | undefined;
-    state: string;
-    features: string[];
-  }[] {
-    return this.#directories.links.map((d) => ({
-      location: d.location,
-      nick: d.nick,
-      state: d.state,
-      features: [...d.features].sort(),
-    }));
+  directoryStatus(): DirectoryStatus[] {
+    return this.#directories.status();
   }
 
   /** Handshaked direct links, for status output. */
@@ -402,46 +393,5 @@ export class ClientNode {
     options: PrivmsgOptions = {},
   ): Promise<SendResult> {
     return this.#router.privmsgAsync(to, cmd, body, options);
-  }
-
-  #deliverPrivmsg(ctx: ClientContext, from: string, cmd: string, body: string, via: Via): void {
-    this.#collector.onPrivmsg(from, cmd, body);
-    let opened;
-    try {
-      opened = this.#endToEnd.open(from, cmd, body);
-    } catch (err) {
-      ctx.drop(from, 'crypto', err instanceof Error ? err.message : String(err));
-      // The reference maker answers a bad key in !fill with an error (docs/protocol.md §7 init_pubkey).
-      if (cmd === 'fill') this.#trySend(from, 'error', 'Invalid nacl pubkey');
-      return;
-    }
-    this.#events.emit('privmsg', {
-      from,
-      cmd,
-      body: opened.body,
-      via,
-      encrypted: opened.encrypted,
-      ...(opened.ownKeyHex !== undefined ? { ownKeyHex: opened.ownKeyHex } : {}),
-      ...(opened.peerKeyHex !== undefined ? { peerKeyHex: opened.peerKeyHex } : {}),
-    });
-  }
-
-  /** Sends with whichever signer we have; a failure is logged. */
-  #trySend(to: string, cmd: string, body: string, sendOptions: PrivmsgOptions = {}): void {
-    const fail = (err: unknown): void => {
-      this.#logger.info(
-        { to, cmd, reason: err instanceof Error ? err.message : String(err) },
-        'could not send',
-      );
-    };
-    if (this.#externalSigner) {
-      this.privmsgAsync(to, cmd, body, sendOptions).catch(fail);
-      return;
-    }
-    try {
-      this.privmsg(to, cmd, body, sendOptions);
-    } catch (err) {
-      fail(err);
-    }
   }
 }

@@ -1,18 +1,11 @@
 /**
  * The links of a maker or taker to its directory nodes (docs/protocol.md §2.3-§2.8, §3, §4.6,
- * §4.7, §9.6): dial, 793/795 handshake, nick authentication, reconnect with backoff, keepalive
- * probing, and the peerlists a directory sends. Channel messages (685/687) are handed to the
+ * §4.7, §9.6): dial, 793/795 handshake, nick authentication (directory-nick-auth.ts),
+ * reconnect with backoff, keepalive probing, and the peerlists a directory sends. Channel messages (685/687) are handed to the
  * router through {@link DirectoryLinkHooks.onChannelMessage}.
  */
 import type net from 'node:net';
 import { OnionmcError } from '../errors.js';
-import {
-  buildNickAuthProofLine,
-  directoryIdForEndpoint,
-  nickAuthSignedString,
-  parseNickAuthChallengeLine,
-  parseNickAuthResultLine,
-} from '../message/nick-auth.js';
 import { PeerConnection, type CloseReason, type LivenessPolicy } from '../peer/connection.js';
 import type { Envelope } from '../wire/envelope.js';
 import {
@@ -26,7 +19,11 @@ import { decodePeerlist } from '../wire/peerlist.js';
 import { Backoff, DEFAULT_DIRECTORY_BACKOFF } from './backoff.js';
 import { clientHandshakeLine, DirectoryLink, type ClientContext } from './client-context.js';
 import { dropCounter } from './counters.js';
-import { isPromise, type NickSignature } from './nick-signer.js';
+import {
+  acceptNickAuthResult,
+  answerNickAuthChallenge,
+  inferDirectoryRefusal,
+} from './directory-nick-auth.js';
 
 /** How long we wait for the other side's handshake on any link (reference startup wait, docs/protocol.md §2.8). */
 export const LINK_HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -50,6 +47,16 @@ export interface DirectoryLinkHooks {
   onChannelMessage(type: number, line: string, link: DirectoryLink): void;
   /** A link completed its handshake (and nick authentication when negotiated). */
   onUp(link: DirectoryLink): void;
+}
+
+/** One directory link, for status output. */
+export interface DirectoryStatus {
+  location: string;
+  /** The directory node's nick, once it handshaked. */
+  nick: string | undefined;
+  state: string;
+  /** Features it advertised, sorted. */
+  features: string[];
 }
 
 /** Links to every configured directory node. */
@@ -119,6 +126,16 @@ export class DirectoryLinks {
         this.#connect(link);
       }
     }
+  }
+
+  /** Every link, for status output. */
+  status(): DirectoryStatus[] {
+    return this.links.map((d) => ({
+      location: d.location,
+      nick: d.nick,
+      state: d.state,
+      features: [...d.features].sort(),
+    }));
   }
 
   /** Handshaked links. */
@@ -279,105 +296,14 @@ export class DirectoryLinks {
       case MessageType.PONG:
         return; // the answer to our probe; that it arrived is all that counts
       case MessageType.NICK_AUTH_CHALLENGE:
-        this.#handleNickAuthChallenge(link, envelope.line);
+        answerNickAuthChallenge(this.#ctx, link, envelope.line);
         return;
       case MessageType.NICK_AUTH_RESULT:
-        this.#handleNickAuthResult(link, envelope.line);
+        if (acceptNickAuthResult(link, envelope.line)) this.#linkUp(link);
         return;
       default:
         this.#ctx.counters.add('ignored.type');
     }
-  }
-
-  /**
-   * The directory-id we expect in a challenge from `link` (docs/protocol.md §9.6, §13.2): the one
-   * configured for that location (`nickAuthDirectoryIds`), else its onion, lower-cased.
-   */
-  #expectedDirectoryId(link: DirectoryLink): string {
-    const configured = this.#ctx.options.nickAuthDirectoryIds?.[link.location.toLowerCase()];
-    if (configured !== undefined) return configured;
-    return directoryIdForEndpoint(link.host, link.port) ?? link.location.toLowerCase();
-  }
-
-  #handleNickAuthChallenge(link: DirectoryLink, line: string): void {
-    const conn = link.conn;
-    if (conn === undefined) return;
-    const challenge = parseNickAuthChallengeLine(line);
-    if (link.state !== 'authenticating' || challenge === undefined) {
-      conn.logger.warn('unexpected or malformed nick-auth challenge; disconnecting');
-      conn.destroy('protocol-violation');
-      return;
-    }
-    // A proof is bound to the directory-id; sign only for the directory we dialed, so a proof
-    // cannot be replayed elsewhere.
-    if (challenge.directoryId !== this.#expectedDirectoryId(link)) {
-      conn.logger.warn(
-        { directoryId: challenge.directoryId, expected: this.#expectedDirectoryId(link) },
-        'nick-auth challenge for another directory-id; disconnecting (if this directory node really uses that id, list it in nick_auth_directory_ids)',
-      );
-      this.#ctx.counters.add('nick-auth.wrong-directory-id');
-      conn.destroy('protocol-violation');
-      return;
-    }
-    // The signed text holds our public key (docs/protocol.md §9.6); a signer that does not know
-    // it is never offered nick_auth (clientHandshakeLine), so this is a safeguard.
-    const { signer } = this.#ctx;
-    const publicKeyHex = signer.publicKeyHex;
-    if (publicKeyHex === undefined) {
-      conn.logger.warn('nick-auth challenge but our signer has no public key yet; disconnecting');
-      conn.destroy('protocol-violation');
-      return;
-    }
-    const sendProof = (signature: NickSignature): void => {
-      if (link.conn !== conn || link.state !== 'authenticating') return;
-      conn.send(
-        MessageType.NICK_AUTH_PROOF,
-        buildNickAuthProofLine({ pubkey: signature.publicKeyHex, signature: signature.signature }),
-      );
-    };
-    const fail = (err: unknown): void => {
-      conn.logger.warn(
-        { reason: err instanceof Error ? err.message : String(err) },
-        'cannot answer the nick-auth challenge; disconnecting',
-      );
-      conn.destroy('protocol-violation');
-    };
-    try {
-      const signed = signer.signText(
-        nickAuthSignedString(
-          challenge.challenge,
-          challenge.directoryId,
-          link.handshakeLine,
-          this.#ctx.nick,
-          publicKeyHex,
-        ),
-      );
-      if (!isPromise(signed)) {
-        sendProof(signed);
-        return;
-      }
-      signed.then((signature) => {
-        try {
-          sendProof(signature);
-        } catch (err) {
-          fail(err);
-        }
-      }, fail);
-    } catch (err) {
-      fail(err);
-    }
-  }
-
-  #handleNickAuthResult(link: DirectoryLink, line: string): void {
-    const conn = link.conn;
-    if (conn === undefined) return;
-    const result = parseNickAuthResultLine(line);
-    if (link.state !== 'authenticating' || result === undefined || !result.verified) {
-      conn.logger.warn({ code: result?.code }, 'nick authentication not accepted; disconnecting');
-      conn.destroy('protocol-violation');
-      return;
-    }
-    this.#linkUp(link);
   }
 
   #handleHandshake(link: DirectoryLink, line: string): void {
@@ -454,30 +380,4 @@ export class DirectoryLinks {
     }
     ctx.events.emit('peerlist', { directory: link.location, joined, left });
   }
-}
-
-/**
- * The likely reason a directory node hung up on our 793 without a 795, or during nick
- * authentication without an 807 (ng refuses that way, docs/protocol.md §2.5, §9.6, §13.2), from
- * what we sent: our location, network and nick-auth state.
- */
-export function inferDirectoryRefusal(
-  ctx: Pick<ClientContext, 'location' | 'options'>,
-  link: Pick<DirectoryLink, 'state' | 'location'>,
-): string {
-  if (link.state === 'authenticating') {
-    return ctx.options.nickAuthDirectoryIds?.[link.location.toLowerCase()] === undefined
-      ? 'it did not accept our nick-auth proof: if its nick_auth_directory_id is not its address, set it in nick_auth_directory_ids, or set nick_auth_mode = disabled'
-      : 'it did not accept our nick-auth proof for the configured directory-id';
-  }
-  let kind: string;
-  try {
-    kind = ctx.location === NOT_SERVING_ONION ? 'none' : parseLocation(ctx.location).kind;
-  } catch {
-    kind = 'bad';
-  }
-  if (kind !== 'none' && !/\.onion:[0-9]+$/i.test(ctx.location)) {
-    return `our location ${ctx.location} is not an onion: an ng directory node admits only onion locations and NOT-SERVING-ONION, and refuses others this way`;
-  }
-  return `probably a refusal: our nick still held by an earlier connection of ours, a network mismatch (we sent "${ctx.options.network}"), or a full directory node`;
 }

@@ -90,13 +90,19 @@ export class TcpServerTransport implements ServerTransport {
   readonly #host: string;
   readonly #port: number;
   readonly #backlog: number;
+  readonly #fd: number | undefined;
   #server: net.Server | undefined;
 
-  /** @param backlog see {@link DEFAULT_LISTEN_BACKLOG}. */
-  constructor(host: string, port: number, backlog: number = DEFAULT_LISTEN_BACKLOG) {
+  /**
+   * @param backlog see {@link DEFAULT_LISTEN_BACKLOG}.
+   * @param fd an already-listening socket handed to us (socket activation, `onionmc run
+   *   --listen-fd`): we accept on it instead of binding `host:port`, which then only names it.
+   */
+  constructor(host: string, port: number, backlog: number = DEFAULT_LISTEN_BACKLOG, fd?: number) {
     this.#host = host;
     this.#port = port;
     this.#backlog = backlog;
+    this.#fd = fd;
   }
 
   /** The bound port, once listening (useful when constructed with port 0). */
@@ -106,17 +112,23 @@ export class TcpServerTransport implements ServerTransport {
   }
 
   listen(onConnection: (socket: net.Socket) => void): Promise<void> {
+    const where =
+      this.#fd === undefined ? `${this.#host}:${this.#port}` : `the socket at fd ${this.#fd}`;
     return new Promise((resolve, reject) => {
       const server = net.createServer({ noDelay: true }, onConnection);
       server.once('error', (err: NodeJS.ErrnoException) => {
         reject(
-          new ListenError(`cannot listen on ${this.#host}:${this.#port}: ${err.message}`, {
+          new ListenError(`cannot listen on ${where}: ${err.message}`, {
             cause: err,
             ...(err.code !== undefined ? { errno: err.code } : {}),
           }),
         );
       });
-      server.listen({ host: this.#host, port: this.#port, backlog: this.#backlog }, () => {
+      const options =
+        this.#fd === undefined
+          ? { host: this.#host, port: this.#port, backlog: this.#backlog }
+          : { fd: this.#fd, backlog: this.#backlog };
+      server.listen(options, () => {
         this.#server = server;
         resolve();
       });

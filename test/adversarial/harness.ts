@@ -10,10 +10,9 @@
  *
  * Every loop is bounded in count and time and stops by itself.
  *
- * Known limit: the node's serving port is picked by binding port 0, reading it and closing it
- * ({@link freeLoopbackPort}); another process could take it before the node binds it (the node
- * then exits with "cannot listen", reported as a start failure). The node cannot bind port 0
- * itself: its location string, and so its role, is derived from the configured port.
+ * Ports: the node's location string (and so its role) names its serving port, so it cannot bind
+ * port 0 itself; {@link listenOnLoopback} binds 0 here, the port goes into the config, and the
+ * listening socket is handed to the node (`onionmc run --listen-fd 3`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -69,19 +68,28 @@ export function handshakeLine(nick: string, overrides: Record<string, unknown> =
   });
 }
 
-/** Finds a free loopback port by binding 0 and closing (see the race in the module comment). */
-export async function freeLoopbackPort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer();
+/** A server listening on a loopback port the system chose, and that port. */
+export async function listenOnLoopback(): Promise<{
+  server: net.Server;
+  port: number;
+  fd: number;
+}> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
+      server.off('error', reject);
+      resolve();
     });
   });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  // Node has no public accessor for a server's fd (spawn duplicates an integer stdio entry into
+  // the child); read here rather than from src/demo/cluster.ts (listeningFd), since this harness
+  // imports none of the node's code.
+  const fd = (server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the listening socket has no fd');
+  return { server, port, fd };
 }
 
 /** Resolves when `check()` is true, polling every `intervalMs`; rejects after `timeoutMs`. */
@@ -173,7 +181,10 @@ export class NodeProcess {
     if (!fs.existsSync(CLI_PATH))
       throw new Error(`${CLI_PATH} is missing: run npm run build first`);
     const dir = options.dir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'onionmc-adv-')));
-    const port = options.port ?? (await freeLoopbackPort());
+    // A restart on a given port binds it itself (as after a crash under systemd); a first start
+    // is handed a socket bound on port 0.
+    const listener = options.port === undefined ? await listenOnLoopback() : undefined;
+    const port = options.port ?? listener?.port ?? 0;
     const config = path.join(dir, 'dn.cfg');
     const apiPath = path.join(dir, 'api.sock');
     await fsp.writeFile(
@@ -206,13 +217,15 @@ export class NodeProcess {
         config,
         '--log-level',
         options.logLevel ?? 'warn',
+        ...(listener !== undefined ? ['--listen-fd', '3'] : []),
       ],
       {
-        stdio: ['ignore', log, log],
+        stdio: ['ignore', log, log, ...(listener !== undefined ? [listener.fd] : [])],
         env: { ...process.env, ONIONMC_ALLOW_ROOT: '1' },
       },
     );
     fs.closeSync(log);
+    listener?.server.close();
     const node = new NodeProcess(port, dir, child);
     try {
       await waitUntil(

@@ -26,7 +26,7 @@ import {
 } from '../../src/message/signing.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { pollUntil } from '../helpers/poll.js';
-import { portForChildProcess as freePort } from '../helpers/ports.js';
+import { BoundServer } from '../helpers/ports.js';
 
 const WAIT_MS = 5_000;
 const TEST_BACKOFF = {
@@ -174,12 +174,15 @@ describe('a CoinJoin negotiation by applications on the API (testing mode)', () 
   let relays: EventStream;
   let makerApp: MakerApp;
 
+  const listeners: BoundServer[] = [];
   const start = async (
     name: string,
-    port: number,
+    listener: BoundServer,
     role: 'maker' | 'taker',
     extra: string[] = [],
   ): Promise<{ daemon: Daemon; api: ApiClient; events: EventStream }> => {
+    listeners.push(listener);
+    const port = listener.port;
     const socket = path.join(dir, `${name}.sock`);
     const daemon = new Daemon({
       config: parseConfig(
@@ -189,6 +192,7 @@ describe('a CoinJoin negotiation by applications on the API (testing mode)', () 
       logger: silentLogger(),
       clientRole: role,
       backoff: TEST_BACKOFF,
+      server: listener,
     });
     daemons.push(daemon);
     await daemon.start();
@@ -202,17 +206,17 @@ describe('a CoinJoin negotiation by applications on the API (testing mode)', () 
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-coinjoin-'));
-    const directoryPort = await freePort();
-    directoryLocation = `127.0.0.1:${directoryPort}`;
-    const dn = await start('directory', directoryPort, 'taker');
+    const directoryListener = await BoundServer.listen();
+    directoryLocation = directoryListener.location;
+    const dn = await start('directory', directoryListener, 'taker');
     relays = dn.events;
-    const m = await start('maker', await freePort(), 'maker', [
+    const m = await start('maker', await BoundServer.listen(), 'maker', [
       'answer_orderbook = false',
       'features = neutrino_compat',
     ]);
     maker = m.daemon;
     makerApp = new MakerApp(m.api, m.events);
-    const t = await start('taker', await freePort(), 'taker');
+    const t = await start('taker', await BoundServer.listen(), 'taker');
     taker = t.daemon;
     takerApi = t.api;
     takerEvents = t.events;
@@ -232,6 +236,7 @@ describe('a CoinJoin negotiation by applications on the API (testing mode)', () 
   afterAll(async () => {
     for (const stream of streams) stream.close();
     for (const daemon of daemons.reverse()) await daemon.stop();
+    for (const listener of listeners) await listener.close();
     if (dir !== '') await fs.rm(dir, { recursive: true, force: true });
   });
 

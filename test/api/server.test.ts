@@ -16,7 +16,7 @@ import { ApiClient, type ApiEvent, type EventStream } from '../../src/api/client
 import { API_MAX_BODY_BYTES, ApiServer, type ApiEndpoint } from '../../src/api/server.js';
 import { parseConfig } from '../../src/config/config.js';
 import { pollUntil } from '../helpers/poll.js';
-import { portForChildProcess as freePort } from '../helpers/ports.js';
+import { BoundServer } from '../helpers/ports.js';
 import { hasCode } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Daemon } from '../../src/daemon/daemon.js';
@@ -136,10 +136,18 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
   let makerEvents: EventStream;
   const sockets = { directory: '', maker: '', taker: '' };
 
+  const listeners: BoundServer[] = [];
+  const listen = async (): Promise<BoundServer> => {
+    const listener = await BoundServer.listen();
+    listeners.push(listener);
+    return listener;
+  };
+
   const startDaemon = async (
     name: 'directory' | 'maker' | 'taker',
-    servingPort: number,
+    listener: BoundServer,
   ): Promise<Daemon> => {
+    const servingPort = listener.port;
     sockets[name] = path.join(dir, `${name}.sock`);
     const text = configText({
       servingPort,
@@ -152,6 +160,7 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       logger: silentLogger(),
       clientRole: name === 'maker' ? 'maker' : 'taker',
       backoff: TEST_BACKOFF,
+      server: listener,
     });
     daemons.push(daemon);
     await daemon.start();
@@ -174,18 +183,18 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-api-'));
-    const directoryPort = await freePort();
-    const makerPort = await freePort();
-    directoryLocation = `127.0.0.1:${directoryPort}`;
-    makerLocation = `127.0.0.1:${makerPort}`;
+    const directoryListener = await listen();
+    const makerListener = await listen();
+    directoryLocation = directoryListener.location;
+    makerLocation = makerListener.location;
 
-    taker = await startDaemon('taker', await freePort());
+    taker = await startDaemon('taker', await listen());
     takerApi = apiOf(taker);
     takerEvents = await openEvents(takerApi);
 
-    directory = await startDaemon('directory', directoryPort);
+    directory = await startDaemon('directory', directoryListener);
     directoryApi = apiOf(directory);
-    maker = await startDaemon('maker', makerPort);
+    maker = await startDaemon('maker', makerListener);
     makerApi = apiOf(maker);
     makerEvents = await openEvents(makerApi);
 
@@ -209,6 +218,7 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
   afterAll(async () => {
     for (const stream of streams) stream.close();
     for (const daemon of daemons.reverse()) await daemon.stop();
+    for (const listener of listeners) await listener.close();
     if (dir !== '') await fs.rm(dir, { recursive: true, force: true });
   });
 

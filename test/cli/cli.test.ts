@@ -7,6 +7,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
 import { pollUntil } from '../helpers/poll.js';
-import { portForChildProcess as freePort } from '../helpers/ports.js';
+import { ChildListener } from '../helpers/ports.js';
 import { SECRET_KEY_FILE } from '../../src/tor/onion-key.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -180,7 +181,9 @@ describe('the onionmc command', () => {
   });
 
   it('run: a testing-mode directory node serves its API, and SIGTERM stops it with exit 0', async () => {
-    const servingPort = await freePort();
+    // We bind the serving port and hand the socket to the daemon (--listen-fd 3).
+    const listener = await ChildListener.listen();
+    const servingPort = listener.port;
     const socket = path.join(dir, 'directory.sock');
     const file = await writeConfig(dir, 'directory', {
       onion_serving_host: '127.0.0.1',
@@ -189,13 +192,14 @@ describe('the onionmc command', () => {
       directory_nodes: `127.0.0.1:${servingPort}`,
       regtest_count: '1,1',
     });
-    const child = spawn(
-      process.execPath,
-      [CLI_PATH, 'run', '--config', file, '--api', `unix:${socket}`],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = listener.spawn(process.execPath, [
+      CLI_PATH,
+      'run',
+      '--config',
+      file,
+      '--api',
+      `unix:${socket}`,
+    ]);
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -232,6 +236,14 @@ describe('the onionmc command', () => {
       START_TIMEOUT_MS,
     );
     expect(running).toMatchObject({ role: 'directory', api: { kind: 'unix', path: socket } });
+    // The daemon accepts on the socket we handed it (our copy is closed).
+    await new Promise<void>((resolve, reject) => {
+      const peer = net.connect({ host: '127.0.0.1', port: servingPort }, () => {
+        peer.destroy();
+        resolve();
+      });
+      peer.once('error', reject);
+    });
 
     const stopStartedAt = Date.now();
     child.kill('SIGTERM');

@@ -5,7 +5,6 @@
  * point (refused TCP ports on 127.0.0.1, missing unix sockets). The real tor cases (cookie file,
  * SAFECOOKIE over a control socket) are in onionmc-tor.test.ts.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -13,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { portForChildProcess as freePort } from '../helpers/ports.js';
+import { ChildListener } from '../helpers/ports.js';
 import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
 
 /** The compiled CLI (`npm test` builds it first). */
@@ -21,21 +20,39 @@ const CLI_PATH = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url
 /** A valid directory onion (docs/protocol.md §2.1 default list); nothing is dialed in these tests. */
 const SOME_DIRECTORY = 'satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222';
 
+/** The serving socket of each config file, bound by us and handed to its daemon. */
+const listeners = new Map<string, ChildListener>();
+
+/**
+ * A port that refuses connections: bound by the system, read back, closed. Something else could
+ * take it meanwhile (the test would then fail, not hang); this port is never bound by a daemon.
+ */
+async function closedPort(): Promise<number> {
+  const listener = await ChildListener.listen();
+  await listener.close();
+  return listener.port;
+}
+
 /** Runs `onionmc run --config <file> ...args`; resolves with the exit code and stderr lines. */
 function run(
   config: string,
   args: string[] = [],
 ): Promise<{ code: number | null; stderr: string[] }> {
+  const listener = listeners.get(config);
+  if (listener === undefined) throw new Error(`no listener for ${config}`);
   return new Promise((resolve, reject) => {
     // The data directory (and so the default API socket) is the config's folder, not ~/.joinmarket.
     const datadir = dirname(config);
-    const child = spawn(
-      process.execPath,
-      [CLI_PATH, 'run', '--datadir', datadir, '--config', config, ...args],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    const child = listener.spawn(process.execPath, [
+      CLI_PATH,
+      'run',
+      '--datadir',
+      datadir,
+      '--config',
+      config,
+      ...args,
+    ]);
+    child.stdout.resume();
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.once('error', reject);
@@ -53,12 +70,14 @@ describe('onionmc run in Tor mode: start-up errors an operator can act on', () =
   /** Writes a Tor-mode config (regtest_count 0,0) with the given onion-section lines. */
   const config = async (name: string, lines: Record<string, string>): Promise<string> => {
     const file = join(dir, `${name}.cfg`);
+    const listener = await ChildListener.listen();
+    listeners.set(file, listener);
     const body = Object.entries({
       type: 'onion',
       socks5_host: '127.0.0.1',
       socks5_port: String(socksPort),
       onion_serving_host: '127.0.0.1',
-      onion_serving_port: String(await freePort()),
+      onion_serving_port: String(listener.port),
       hidden_service_dir: '',
       directory_nodes: SOME_DIRECTORY,
       regtest_count: '0,0',
@@ -111,7 +130,7 @@ describe('onionmc run in Tor mode: start-up errors an operator can act on', () =
   it('a directory node whose control port refuses: the address and the ControlPort line', async () => {
     const hiddenServiceDir = join(dir, 'dn-onion');
     const key = await loadOrCreateOnionKey(hiddenServiceDir);
-    const controlPort = await freePort(); // free, so refused
+    const controlPort = await closedPort();
     const file = await config('directory', {
       hidden_service_dir: hiddenServiceDir,
       directory_nodes: `${key.onionAddress}:5222`,

@@ -14,8 +14,9 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
 import { Daemon } from '../../src/daemon/daemon.js';
-import { Cluster, freePort, pollUntil } from '../../src/demo/cluster.js';
+import { Cluster, pollUntil } from '../../src/demo/cluster.js';
 import { silentLogger } from '../../src/log.js';
+import { BoundServer } from '../helpers/ports.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 20_000;
@@ -37,19 +38,23 @@ describe.skipIf(reason !== undefined)(
     let directoryLocation = '';
     let pageUrl = '';
 
+    let serving: BoundServer | undefined;
     beforeAll(async () => {
       cluster = await Cluster.create('onionmc-page-');
       const directory = await cluster.start({ name: 'directory', role: 'directory' });
       directoryLocation = ((await directory.api.call('GET', '/v1/info')) as { location: string })
         .location;
+      // A taker serves nothing; its serving port is still ours, bound on port 0.
+      serving = await BoundServer.listen();
       taker = new Daemon({
+        server: serving,
         config: parseConfig(
           [
             '[BLOCKCHAIN]',
             'network = testnet',
             '[MESSAGING:onion]',
             'type = onion',
-            `onion_serving_port = ${await freePort()}`,
+            `onion_serving_port = ${serving.port}`,
             `directory_nodes = ${directoryLocation}`,
             'regtest_count = 1,1',
           ].join('\n'),
@@ -82,6 +87,7 @@ describe.skipIf(reason !== undefined)(
     afterAll(async () => {
       await context?.close();
       await taker.stop();
+      await serving?.close();
       await cluster.stop();
       if (userDataDir !== '') await fs.rm(userDataDir, { recursive: true, force: true });
     });

@@ -2,6 +2,7 @@
  * Running the compiled `onionmc` (dist/cli/main.js) in tests: to completion, or as a daemon whose
  * API is awaited. Every child is killed at the end of its suite.
  */
+import type { ChildListener } from '../helpers/ports.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -56,12 +57,22 @@ export interface RunningDaemon {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `onionmc run ...args`. */
-export function startDaemon(args: readonly string[], env?: NodeJS.ProcessEnv): RunningDaemon {
-  const child = spawn(process.execPath, [CLI_PATH, 'run', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: env ?? process.env,
-  });
+/**
+ * Starts `onionmc run ...args`; with `listener`, the daemon accepts peers on that socket
+ * (`--listen-fd 3`) instead of binding the configured serving port.
+ */
+export function startDaemon(
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+  listener?: ChildListener,
+): RunningDaemon {
+  const child =
+    listener !== undefined
+      ? listener.spawn(process.execPath, [CLI_PATH, 'run', ...args], { env: env ?? process.env })
+      : spawn(process.execPath, [CLI_PATH, 'run', ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: env ?? process.env,
+        });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
-import { freePort, pollUntil } from '../../src/demo/cluster.js';
+import { pollUntil } from '../../src/demo/cluster.js';
+import { ChildListener } from '../helpers/ports.js';
 import {
   CLI_PATH,
   envWithoutAllowRoot,
@@ -30,13 +31,22 @@ const isRoot = process.getuid?.() === 0;
 describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
   let dir = '';
   const daemons: RunningDaemon[] = [];
+  /** The serving socket of the config last written in each folder (bound on port 0 by us). */
+  const listeners = new Map<string, ChildListener>();
+  const listenerOf = (datadir: string): ChildListener => {
+    const listener = listeners.get(datadir);
+    if (listener === undefined) throw new Error(`no config written in ${datadir}`);
+    return listener;
+  };
 
   /** A testing-mode directory node config in `datadir/joinmarket.cfg`. */
   const directoryConfig = async (
     datadir: string,
     extra: Record<string, string> = {},
   ): Promise<string> => {
-    const port = await freePort();
+    const listener = await ChildListener.listen();
+    listeners.set(datadir, listener);
+    const port = listener.port;
     return writeTestingConfig(path.join(datadir, 'joinmarket.cfg'), {
       onion_serving_port: String(port),
       directory_nodes: `127.0.0.1:${port}`,
@@ -70,6 +80,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
 
   afterAll(async () => {
     for (const daemon of daemons) if (daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
+    for (const listener of listeners.values()) await listener.close();
     await fs.rm(dir, { recursive: true, force: true });
   });
 
@@ -106,6 +117,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
       const allowed = startDaemon(
         ['--datadir', datadir],
         envWithoutAllowRoot({ ONIONMC_ALLOW_ROOT: '1' }),
+        listenerOf(datadir),
       );
       daemons.push(allowed);
       await waitForApi(allowed, path.join(datadir, 'onionmc.sock'));
@@ -117,7 +129,11 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
     const home = path.join(dir, 'home');
     const datadir = path.join(home, '.joinmarket');
     await directoryConfig(datadir);
-    const daemon = startDaemon(['--allow-root'], { ...process.env, HOME: home });
+    const daemon = startDaemon(
+      ['--allow-root'],
+      { ...process.env, HOME: home },
+      listenerOf(datadir),
+    );
     daemons.push(daemon);
     const socket = path.join(datadir, 'onionmc.sock');
     const api = await waitForApi(daemon, socket);
@@ -133,7 +149,11 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
     // --config overrides the file, --datadir the folder; a datadir is created 0700.
     const other = path.join(dir, 'other-datadir');
     const file = await directoryConfig(path.join(dir, 'elsewhere'));
-    const second = startDaemon(['--datadir', other, '--config', file]);
+    const second = startDaemon(
+      ['--datadir', other, '--config', file],
+      undefined,
+      listenerOf(path.join(dir, 'elsewhere')),
+    );
     daemons.push(second);
     await waitForApi(second, path.join(other, 'onionmc.sock'));
     expect((await fs.stat(other)).mode & 0o777).toBe(0o700);
@@ -144,7 +164,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
     const datadir = path.join(dir, 'socket');
     await directoryConfig(datadir);
     const socket = path.join(datadir, 'onionmc.sock');
-    const first = startDaemon(['--datadir', datadir]);
+    const first = startDaemon(['--datadir', datadir], undefined, listenerOf(datadir));
     daemons.push(first);
     const api = await waitForApi(first, socket);
     expect((await fs.stat(socket)).mode & 0o777).toBe(0o660);
@@ -173,7 +193,9 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
     first.child.kill('SIGKILL');
     await first.exited;
     expect((await fs.lstat(socket)).isSocket()).toBe(true);
-    const third = startDaemon(['--datadir', datadir]);
+    // The same datadir and API socket; a fresh serving socket (the config is rewritten with it).
+    await directoryConfig(datadir);
+    const third = startDaemon(['--datadir', datadir], undefined, listenerOf(datadir));
     daemons.push(third);
     await waitForApi(third, socket);
     expect(logLines(third.stdout()).some((l) => l.msg === 'replaced a stale API socket')).toBe(
@@ -185,7 +207,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
   it.runIf(isRoot)('api_socket_group gives the socket a group, mode 0660', async () => {
     const datadir = path.join(dir, 'group');
     await directoryConfig(datadir, { api_socket_group: '1' });
-    const daemon = startDaemon(['--datadir', datadir]);
+    const daemon = startDaemon(['--datadir', datadir], undefined, listenerOf(datadir));
     daemons.push(daemon);
     const socket = path.join(datadir, 'onionmc.sock');
     await waitForApi(daemon, socket);
@@ -227,7 +249,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
   it('a clean stop: the last log line is "onionmc stopped" with the signal', async () => {
     const datadir = path.join(dir, 'clean');
     await directoryConfig(datadir);
-    const daemon = startDaemon(['--datadir', datadir]);
+    const daemon = startDaemon(['--datadir', datadir], undefined, listenerOf(datadir));
     daemons.push(daemon);
     await waitForApi(daemon, path.join(datadir, 'onionmc.sock'));
     expect(await stop(daemon)).toBe(0);

@@ -15,7 +15,8 @@ import { parseConfig } from '../../src/config/config.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { parseBootstrapPhase } from '../../src/daemon/tor-bootstrap.js';
 import { VERSION } from '../../src/daemon/version.js';
-import { freePort, pollUntil } from '../../src/demo/cluster.js';
+import { pollUntil } from '../../src/demo/cluster.js';
+import { BoundServer } from '../helpers/ports.js';
 import { hasCode, OnionmcError } from '../../src/errors.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { loadOrCreateOnionKey } from '../../src/tor/onion-key.js';
@@ -46,6 +47,13 @@ function capture(): {
 describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
   let dir = '';
   const tor = new BootstrappingTor();
+  /** Serving sockets bound on port 0 before each config names the port. */
+  const listeners: BoundServer[] = [];
+  const listen = async (): Promise<BoundServer> => {
+    const listener = await BoundServer.listen();
+    listeners.push(listener);
+    return listener;
+  };
 
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-start-'));
@@ -53,6 +61,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
   });
 
   afterAll(async () => {
+    for (const listener of listeners) await listener.close();
     await tor.close();
     await fs.rm(dir, { recursive: true, force: true });
   });
@@ -68,6 +77,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
     const hsDir = path.join(dir, 'onion');
     const key = await loadOrCreateOnionKey(hsDir);
     const socket = path.join(dir, 'api.sock');
+    const listener = await listen();
     const config = parseConfig(
       [
         '[BLOCKCHAIN]',
@@ -76,7 +86,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
         'type = onion',
         `tor_control_host = unix:${path.join(dir, 'control.sock')}`,
         'onion_serving_host = 127.0.0.1',
-        `onion_serving_port = ${await freePort()}`,
+        `onion_serving_port = ${listener.port}`,
         `hidden_service_dir = ${hsDir}`,
         `directory_nodes = ${key.onionAddress}:5222`,
         `api = unix:${socket}`,
@@ -84,7 +94,13 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
       path.join(dir, 'joinmarket.cfg'),
     );
     const { logger, lines } = capture();
-    const daemon = new Daemon({ config, logger, progressLogMs: 50, bootstrapPollMs: 20 });
+    const daemon = new Daemon({
+      config,
+      logger,
+      progressLogMs: 50,
+      bootstrapPollMs: 20,
+      server: listener,
+    });
     const started = daemon.start().then(
       () => 'started',
       (err: unknown) => (hasCode(err, 'ERR_CLOSED') ? 'aborted' : String(err)),
@@ -132,6 +148,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
     tor.serviceId = key.serviceId;
     tor.progress = 100;
     const socket = path.join(dir, 'api2.sock');
+    const listener = await listen();
     const config = parseConfig(
       [
         '[BLOCKCHAIN]',
@@ -140,14 +157,19 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
         'type = onion',
         `tor_control_host = unix:${path.join(dir, 'control.sock')}`,
         'onion_serving_host = 127.0.0.1',
-        `onion_serving_port = ${await freePort()}`,
+        `onion_serving_port = ${listener.port}`,
         `hidden_service_dir = ${hsDir}`,
         `directory_nodes = ${key.onionAddress}:5222`,
         `api = unix:${socket}`,
       ].join('\n'),
       path.join(dir, 'joinmarket2.cfg'),
     );
-    const daemon = new Daemon({ config, logger: silentLogger(), bootstrapPollMs: 20 });
+    const daemon = new Daemon({
+      config,
+      logger: silentLogger(),
+      bootstrapPollMs: 20,
+      server: listener,
+    });
     await daemon.start();
     expect(daemon.info()).toMatchObject({
       state: 'running',
@@ -166,6 +188,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
 
   it("a taker's info has no tor object: it never asks tor's control port (no onion, no PoW)", async () => {
     const socket = path.join(dir, 'api3.sock');
+    const listener = await listen();
     const config = parseConfig(
       [
         '[BLOCKCHAIN]',
@@ -174,7 +197,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
         'type = onion',
         `tor_control_host = unix:${path.join(dir, 'control.sock')}`,
         'onion_serving_host = 127.0.0.1',
-        `onion_serving_port = ${await freePort()}`,
+        `onion_serving_port = ${listener.port}`,
         'directory_nodes = satoshi2vcg5e2ept7tjkzlkpomkobqmgtsjzegg6wipnoajadissead.onion:5222',
         `api = unix:${socket}`,
       ].join('\n'),
@@ -185,7 +208,7 @@ describe('a Tor-mode directory node whose tor is still bootstrapping', () => {
     const dialer: Dialer = {
       dial: () => Promise.reject(new OnionmcError('ERR_DIAL_REFUSED', 'no directory node here')),
     };
-    const daemon = new Daemon({ config, logger: silentLogger(), dialer });
+    const daemon = new Daemon({ config, logger: silentLogger(), dialer, server: listener });
     try {
       await daemon.start();
       const info = daemon.info();

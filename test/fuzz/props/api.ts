@@ -11,7 +11,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import type { ApiEndpoint } from '../../../src/api/server.js';
 import { parseConfig } from '../../../src/config/config.js';
-import { freePort } from '../../../src/demo/cluster.js';
+import { BoundServer } from '../../helpers/ports.js';
 import { silentLogger } from '../../../src/log.js';
 import {
   ENCRYPTED_COMMANDS,
@@ -29,14 +29,17 @@ let api: { endpoint: ApiEndpoint; agent: http.Agent } | undefined;
 export async function withMakerApi<T>(body: () => Promise<T>): Promise<T> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-fuzz-api-'));
   const socket = path.join(dir, 'api.sock');
+  // Our serving socket, and a "directory node" that accepts and never answers.
+  const serving = await BoundServer.listen();
+  const silentDirectory = await BoundServer.listen();
   const text = [
     '[BLOCKCHAIN]',
     'network = testnet',
     '[MESSAGING:onion]',
     'type = onion',
     'onion_serving_host = 127.0.0.1',
-    `onion_serving_port = ${await freePort()}`,
-    `directory_nodes = 127.0.0.1:${await freePort()}`,
+    `onion_serving_port = ${serving.port}`,
+    `directory_nodes = ${silentDirectory.location}`,
     'regtest_count = 1,1',
     `api = unix:${socket}`,
   ].join('\n');
@@ -44,6 +47,7 @@ export async function withMakerApi<T>(body: () => Promise<T>): Promise<T> {
     config: parseConfig(text, path.join(dir, 'maker.cfg')),
     logger: silentLogger(),
     clientRole: 'maker',
+    server: serving,
     backoff: { initialMs: 60_000, factor: 1, maxMs: 60_000, jitterMs: [0, 0], stableMs: 60_000 },
   });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -57,6 +61,8 @@ export async function withMakerApi<T>(body: () => Promise<T>): Promise<T> {
     api = undefined;
     agent.destroy();
     await daemon.stop();
+    await serving.close();
+    await silentDirectory.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
 }
