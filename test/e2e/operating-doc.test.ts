@@ -10,15 +10,16 @@
  * API socket. No tor is started: the unit's control socket is a scripted tor stuck at 45 %
  * bootstrap, so the node serves its API and says it waits for tor.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listenOnFreePort, pollUntil, portOf } from '../../src/demo/cluster.js';
+import { listenOnFreePort, listeningFd, pollUntil, portOf } from '../../src/demo/cluster.js';
 import { BootstrappingTor } from '../ops/fake-tor.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -68,7 +69,8 @@ systemctl() {
       exec=$(sed -n 's/^ExecStart=//p' "$unit" | sed ${sed} -e 's|^/usr/local/bin/onionmc|node ${CLI_PATH}|')
       runtime=$(sed -n 's/^RuntimeDirectory=//p' "$unit")
       install -d -m 0750 "${scratch}/run/$runtime"
-      $exec > "${scratch}/daemon.log" 2>&1 &
+      # The test hands the node its listening socket as fd 3, as a systemd .socket unit would.
+      $exec --listen-fd 3 > "${scratch}/daemon.log" 2>&1 &
       echo $! > "${scratch}/daemon.pid"
       local socket
       socket=$(echo "$exec" | sed -n 's/.*--api unix:\\([^ ]*\\).*/\\1/p')
@@ -78,6 +80,28 @@ systemctl() {
   esac
 }
 `;
+}
+
+/**
+ * Runs `bash file` in the repository with `listener`'s socket as the script's fd 3, then closes our
+ * copy of the socket (the node the script starts keeps its own).
+ * @throws Error naming the exit code and stderr when the script fails or runs over 60 s.
+ */
+async function runScript(file: string, listener: net.Server): Promise<{ stdout: string }> {
+  const child = spawn('bash', [file], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', listeningFd(listener)],
+  });
+  listener.close();
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`the doc's commands failed (exit ${String(code)}): ${stderr}`);
+  return { stdout };
 }
 
 describe(
@@ -113,15 +137,10 @@ describe(
     it('runs every command in order and ends with the node serving its API, waiting for tor', async () => {
       const blocks = docCommands(await fs.readFile(path.join(ROOT, 'docs/operating.md'), 'utf8'));
       expect(blocks.length).toBeGreaterThanOrEqual(6);
-      // The one port still chosen first and bound later: the doc's commands start the node
-      // through its unit file, which cannot be handed a socket here. Bound on 0, read, released.
-      const probe = await listenOnFreePort();
-      const port = portOf(probe);
-      await new Promise<void>((resolve) =>
-        probe.close(() => {
-          resolve();
-        }),
-      );
+      // The node's peer port: bound here on port 0 and handed to the script as its fd 3; the
+      // systemctl stand-in starts the unit's ExecStart with --listen-fd 3.
+      const listener = await listenOnFreePort();
+      const port = portOf(listener);
       const rewrites: [string, string][] = [
         ['/usr/local/lib/node_modules/onionmc', ROOT.replace(/\/$/, '')],
         ['/etc/onionmc', `${scratch}/etc/onionmc`],
@@ -134,7 +153,7 @@ describe(
       for (const [from, to] of rewrites) script = script.split(from).join(to);
       const file = path.join(scratch, 'doc.sh');
       await fs.writeFile(file, `${prelude(scratch, rewrites)}\n${script}\n`);
-      const { stdout } = await promisify(execFile)('bash', [file], { cwd: ROOT, timeout: 60_000 });
+      const { stdout } = await runScript(file, listener);
 
       const keyDir = `${scratch}/var/lib/onionmc/directory`;
       expect((await fs.stat(keyDir)).mode & 0o777).toBe(0o700);
