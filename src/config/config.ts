@@ -267,7 +267,8 @@ const ONIONMC_KEYS = [
   'api_socket_group',
 ] as const;
 
-const KNOWN_KEYS: ReadonlySet<string> = new Set<string>([
+/** Every key onionmc reads in the onion section: JoinMarket's, onionmc's and the limits. */
+export const KNOWN_KEYS: ReadonlySet<string> = new Set<string>([
   ...JOINMARKET_KEYS,
   ...ONIONMC_KEYS,
   ...LIMIT_KEYS, // limits: limits-config.ts

@@ -4,39 +4,13 @@
  */
 import fc from 'fast-check';
 import { ConfigError } from '../../../src/errors.js';
-import { parseApiEndpointValue, parseConfig } from '../../../src/config/config.js';
+import { KNOWN_KEYS, parseApiEndpointValue, parseConfig } from '../../../src/config/config.js';
 import { onionAddressFromPublicKey } from '../../../src/wire/location.js';
 import { fuzzProperty, onlyTyped, utf16String, type FuzzProperty } from '../property.js';
 
-const KEYS = [
-  'type',
-  'directory_nodes',
-  'regtest_count',
-  'socks5_host',
-  'socks5_port',
-  'tor_control_host',
-  'tor_control_port',
-  'tor_control_password',
-  'onion_serving_host',
-  'onion_serving_port',
-  'hidden_service_dir',
-  'socks5_connect_timeout',
-  'pow_defenses',
-  'pow_queue_rate',
-  'pow_queue_burst',
-  'directory_motd',
-  'nick_auth_mode',
-  'nick_auth_directory_id',
-  'heartbeat_sweep_interval',
-  'heartbeat_probe_idle',
-  'heartbeat_pong_timeout',
-  'heartbeat_evict_idle',
-  'api',
-  'network',
-  '__proto__',
-  'constructor',
-  'Type',
-];
+// Every key the loader knows (new keys are fuzzed without a change here), plus keys that are not
+// ours or that probe prototype pollution and case folding.
+const KEYS = [...KNOWN_KEYS, 'network', '__proto__', 'constructor', 'Type'];
 
 const ONION = onionAddressFromPublicKey(new Uint8Array(32).fill(9));
 
