@@ -182,3 +182,46 @@ export interface CoreContext {
 
 /** Builds the core for one jmclient connection (after JMStartMC gave the nick). */
 export type CoreFactory = (context: CoreContext) => MessageChannelCore;
+
+type CoreListener<K extends keyof CoreEvents> = (event: CoreEvents[K]) => void;
+
+/**
+ * The listeners of a {@link MessageChannelCore}'s events, for its implementations: `on` as the
+ * interface has it, and `emit` to every listener of an event in the order they subscribed.
+ */
+export class CoreListeners {
+  readonly #sets = new Map<keyof CoreEvents, Set<CoreListener<never>>>();
+
+  /** Adds `listener` for `event`; returns the function that removes it. */
+  on<K extends keyof CoreEvents>(event: K, listener: CoreListener<K>): () => void {
+    let set = this.#sets.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.#sets.set(event, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /**
+   * Calls every listener of `event` with `payload`. A listener that throws is reported to
+   * `onError` and the others still run; without `onError` the exception propagates.
+   */
+  emit<K extends keyof CoreEvents>(
+    event: K,
+    payload: CoreEvents[K],
+    onError?: (err: unknown) => void,
+  ): void {
+    for (const listener of this.#sets.get(event) ?? []) {
+      if (onError === undefined) {
+        (listener as CoreListener<K>)(payload);
+        continue;
+      }
+      try {
+        (listener as CoreListener<K>)(payload);
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
+}

@@ -43,6 +43,7 @@ import {
 import { OnionRuntime } from '../tor/onion-runtime.js';
 import { NOT_SERVING_ONION, ONION_VIRTUAL_PORT } from '../wire/location.js';
 import {
+  CoreListeners,
   ONION_HOSTID,
   type CoreContext,
   type CoreEvents,
@@ -92,8 +93,6 @@ export function nodeCoreFactory(deps: NodeCoreDeps): CoreFactory {
   return (context) => new NodeCore(context, deps);
 }
 
-type Listener<K extends keyof CoreEvents> = (event: CoreEvents[K]) => void;
-
 /** A listener bound before accept: the server is already listening when the node starts. */
 class BoundListener implements ServerTransport {
   #onConnection: ((socket: net.Socket) => void) | undefined;
@@ -121,7 +120,7 @@ export class NodeCore implements MessageChannelCore {
   readonly #context: CoreContext;
   readonly #deps: NodeCoreDeps;
   readonly #logger: Logger;
-  readonly #listeners = new Map<keyof CoreEvents, Set<Listener<never>>>();
+  readonly #listeners = new CoreListeners();
   #node: ClientNode | undefined;
   #onion: OnionRuntime | undefined;
   #starting: Promise<void> | undefined;
@@ -267,23 +266,13 @@ export class NodeCore implements MessageChannelCore {
   }
 
   on<K extends keyof CoreEvents>(event: K, listener: (event: CoreEvents[K]) => void): () => void {
-    let set = this.#listeners.get(event);
-    if (set === undefined) {
-      set = new Set();
-      this.#listeners.set(event, set);
-    }
-    set.add(listener);
-    return () => set.delete(listener);
+    return this.#listeners.on(event, listener);
   }
 
   #emit<K extends keyof CoreEvents>(event: K, payload: CoreEvents[K]): void {
-    for (const listener of this.#listeners.get(event) ?? []) {
-      try {
-        (listener as Listener<K>)(payload);
-      } catch (err) {
-        this.#logger.error({ err, event }, 'core event listener failed');
-      }
-    }
+    this.#listeners.emit(event, payload, (err) => {
+      this.#logger.error({ err, event }, 'core event listener failed');
+    });
   }
 
   #requireNode(): ClientNode {

@@ -8,6 +8,7 @@
  */
 import { OnionmcError } from '../../src/errors.js';
 import {
+  CoreListeners,
   ONION_HOSTID,
   type CoreContext,
   type CoreEvents,
@@ -66,14 +67,12 @@ export class FakeNetwork {
   }
 }
 
-type Listener = (event: never) => void;
-
 /** A core on a {@link FakeNetwork}. */
 export class FakeCore implements MessageChannelCore {
   readonly hostid = ONION_HOSTID;
   readonly #network: FakeNetwork;
   readonly #context: CoreContext;
-  readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #listeners = new CoreListeners();
   readonly #offers = new Map<string, CoreOffer>();
   readonly #bonds = new Map<string, CoreFidelityBond>();
   #up = false;
@@ -113,19 +112,11 @@ export class FakeCore implements MessageChannelCore {
   }
 
   on<K extends keyof CoreEvents>(event: K, listener: (event: CoreEvents[K]) => void): () => void {
-    let set = this.#listeners.get(event);
-    if (set === undefined) {
-      set = new Set();
-      this.#listeners.set(event, set);
-    }
-    set.add(listener);
-    return () => set.delete(listener);
+    return this.#listeners.on(event, listener);
   }
 
   #emit<K extends keyof CoreEvents>(event: K, payload: CoreEvents[K]): void {
-    for (const listener of this.#listeners.get(event) ?? []) {
-      (listener as (e: CoreEvents[K]) => void)(payload);
-    }
+    this.#listeners.emit(event, payload);
   }
 
   pubmsg(message: string): void {

