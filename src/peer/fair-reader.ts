@@ -3,16 +3,18 @@
  * a time; when more are waiting, it joins a round-robin queue that a single `setImmediate` serves,
  * `linesPerTurn` lines per connection per round, with the event loop free to read other sockets
  * between rounds. So one connection's backlog is never drained before other connections are
- * served. Its socket is paused while more than {@link INBOX_PAUSE_CHARS} wait, which bounds what a
+ * served. Its socket is paused while more than {@link INBOX_PAUSE_BYTES} wait, which bounds what a
  * connection can make us buffer.
  */
 
 /**
- * Characters of received lines a connection may have waiting before its socket is paused: pausing
- * and resuming a socket costs system calls, so a connection is paused only when its backlog
- * passes this, and what it can make us buffer stays under it plus one socket read.
+ * Bytes a connection may have waiting (received, not yet handled) before its socket is paused (and
+ * below which it is resumed). Small on purpose: while paused, libuv stops reading the socket, so a
+ * connection with a backlog costs one decoded socket read (at most 64 KiB) per pause, never the
+ * kernel's whole receive buffer in one poll phase; 16 KiB keeps a steady sender's next read
+ * arriving before its backlog runs dry.
  */
-export const INBOX_PAUSE_CHARS = 128 * 1024;
+export const INBOX_PAUSE_BYTES = 16 * 1024;
 
 /** Default lines a connection may have handled per turn before others are served. */
 export const DEFAULT_LINES_PER_TURN = 16;
