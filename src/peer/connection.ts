@@ -134,11 +134,12 @@ export class PeerConnection implements FairReadable {
   readonly direction: Direction;
   /** `ip:port` (or `unix`) of the other end, as the socket reports it; for logs. */
   readonly remote: string;
-  readonly logger: Logger;
   /** When the last complete line arrived, in ms of the injected clock. */
   lastReceivedAt: number;
 
   readonly #socket: net.Socket;
+  readonly #parentLogger: Logger;
+  #logger: Logger | undefined;
   readonly #decoder: LineDecoder;
   readonly #maxQueuedBytes: number;
   readonly #now: () => number;
@@ -166,8 +167,22 @@ export class PeerConnection implements FairReadable {
       socket.remoteAddress !== undefined
         ? `${socket.remoteAddress}:${socket.remotePort ?? 0}`
         : 'unix';
-    this.logger = options.logger.child({ conn: this.id, dir: this.direction, remote: this.remote });
+    this.#parentLogger = options.logger;
     socket.setNoDelay(true);
+  }
+
+  /**
+   * This connection's logger (bindings `conn`, `dir`, `remote`). Made on first use: most
+   * connections never log, and a child logger per accepted socket was a measurable part of the
+   * cost of a reconnect storm.
+   */
+  get logger(): Logger {
+    this.#logger ??= this.#parentLogger.child({
+      conn: this.id,
+      dir: this.direction,
+      remote: this.remote,
+    });
+    return this.#logger;
   }
 
   /** True until the connection closed or was destroyed. */
@@ -265,7 +280,12 @@ export class PeerConnection implements FairReadable {
     if (chunk.includes(LF)) this.lastReceivedAt = this.#now();
     // Lines are taken from the chunks one at a time, as they are handled: a connection handles at
     // most its share now, the rest waits (undecoded) for the scheduler's rounds.
-    if (!this.#waiting && this.drainSome(fairReadScheduler.linesPerTurn)) {
+    // Unless this iteration's time for that is used up (fair-reader.ts).
+    if (
+      !this.#waiting &&
+      (!fairReadScheduler.mayHandleNow() || this.drainSome(fairReadScheduler.linesPerTurn))
+    ) {
+      this.#waiting = true;
       fairReadScheduler.add(this);
     }
     if (this.#waiting && this.inboxBytes > INBOX_PAUSE_BYTES && !this.#socket.isPaused()) {
