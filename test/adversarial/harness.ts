@@ -211,7 +211,6 @@ export class NodeProcess {
         // Raise the soft limit as far as allowed, then become the node (same pid).
         `ulimit -n ${NODE_NOFILE} 2>/dev/null || ulimit -n "$(ulimit -H -n)"; exec "$0" "$@"`,
         process.execPath,
-        ...(process.env['ONIONMC_ADV_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
         CLI_PATH,
         'run',
         '--config',
@@ -570,7 +569,7 @@ function onB(line) {
   const s = sentAt.get(n);
   if (s === undefined) { foreign++; return; }
   sentAt.delete(n);
-  phaseOf(s.phase).latencies.push(performance.now() - s.at); if (process.env.ONIONMC_ADV_TRACE && s.phase !== 'setup') process.stderr.write('TRACE ' + s.phase + ' ' + (Date.now()%100000) + ' ' + (performance.now() - s.at).toFixed(1) + '\n');
+  phaseOf(s.phase).latencies.push(performance.now() - s.at);
   if (stopping && sentAt.size === 0) finish();
 }
 let a, b, timer, graceTimer;
