@@ -28,6 +28,12 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /**
+ * Strict UTF-8, shared by every decoder: without `stream` a TextDecoder keeps no state between
+ * calls, and one per connection cost about 0.5 KiB each.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
  * Splits a received byte stream into lines (docs/protocol.md §1.1).
  *
  * - The delimiter is CR LF. A bare LF is accepted too, as ng accepts it
@@ -50,7 +56,6 @@ const CR = 0x0d;
  */
 export class LineDecoder {
   readonly #maxLineBytes: number;
-  readonly #utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   /** Received chunks not yet consumed; `#chunks[0]` is consumed up to `#pos`. */
   #chunks: Uint8Array[] = [];
   #pos = 0;
@@ -139,7 +144,7 @@ export class LineDecoder {
    */
   decode(bytes: Uint8Array): string {
     try {
-      return this.#utf8.decode(bytes);
+      return UTF8.decode(bytes);
     } catch {
       this.#failure = new ProtocolError('line is not valid UTF-8');
       throw this.#failure;
