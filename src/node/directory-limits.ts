@@ -15,7 +15,10 @@ import type { DirectoryPeer } from './directory-types.js';
 export interface DirectoryLimitsPolicy {
   /** Messages (any envelope) per connection. ng: 500/s, burst 1,000 (docs/protocol.md §9.3). */
   readonly messages: TokenBucketPolicy;
-  /** Pubmsg deliveries per connection: a pubmsg relayed to N peers costs N. */
+  /**
+   * Pubmsg delivery units per connection: a pubmsg relayed to N peers costs N units per started
+   * KiB of its line ({@link DELIVERY_UNIT_BYTES}), so N for an ordinary offer or `!orderbook`.
+   */
   readonly deliveries: TokenBucketPolicy;
   /** `!orderbook` pubmsgs per connection. */
   readonly orderbook: TokenBucketPolicy;
@@ -42,6 +45,13 @@ export const DEFAULT_DIRECTORY_LIMITS: DirectoryLimitsPolicy = {
   offences: { ratePerSecond: 50, burst: 500 },
   banMs: 300_000,
 };
+
+/**
+ * Bytes of a pubmsg line that one delivery unit pays for: a relayed line costs one unit per started
+ * 1,024 bytes per recipient, so a peer cannot multiply the node's output with long pubmsgs (up to
+ * 40,000 bytes, docs/protocol.md §1.3) at the price of short ones.
+ */
+export const DELIVERY_UNIT_BYTES = 1024;
 
 /** Most nicks remembered as refused; the oldest ban is forgotten first beyond it. */
 export const MAX_BANNED_NICKS = 10_000;
@@ -116,23 +126,24 @@ export class DirectoryLimits {
   }
 
   /**
-   * Charges a pubmsg to be relayed to `fanout` peers: its `fanout` deliveries against the
-   * connection's and the node's delivery budgets, and `!orderbook` against its own bucket.
+   * Charges a pubmsg to be relayed to `fanout` peers: `fanout` delivery units per started
+   * {@link DELIVERY_UNIT_BYTES} of its line (`lineChars` characters, the received 687 line) against
+   * the connection's and the node's delivery budgets, and `!orderbook` against its own bucket.
    * @returns false when it must be dropped (counted under its reason).
    */
-  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string): boolean {
+  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string, lineChars: number): boolean {
     const buckets = peer.buckets;
     if (message.startsWith('!orderbook') && !buckets.orderbook.take()) {
       this.#overLimit(peer, 'orderbook-limited');
       return false;
     }
-    // A fan-out larger than the burst would never pass: it costs at most the burst.
-    const cost = Math.min(fanout, this.policy.deliveries.burst);
-    if (!buckets.deliveries.take(cost)) {
+    const units = fanout * Math.max(1, Math.ceil(lineChars / DELIVERY_UNIT_BYTES));
+    // A cost larger than the burst would never pass: it costs at most the burst.
+    if (!buckets.deliveries.take(Math.min(units, this.policy.deliveries.burst))) {
       this.#overLimit(peer, 'fanout-limited');
       return false;
     }
-    if (!this.#global.take(Math.min(fanout, this.policy.globalDeliveries.burst))) {
+    if (!this.#global.take(Math.min(units, this.policy.globalDeliveries.burst))) {
       // The node as a whole is saturated: dropped, but the sender broke no limit of its own.
       this.#counters.add(dropCounter('node-fanout-limited'));
       return false;

@@ -268,8 +268,10 @@ export class DirectoryNode {
       },
     );
     conn.start({
+      // Charged per line before decoding: a flooder's dropped lines cost no JSON parsing.
+      admitLine: () => this.#limits.admitMessage(peer),
       onEnvelope: (envelope) => {
-        if (this.#limits.admitMessage(peer)) this.#handleEnvelope(peer, envelope);
+        this.#handleEnvelope(peer, envelope);
       },
       onClose: (err, reason) => {
         if (reason === 'slow-reader') this.counters.add('evicted.slow-reader');

@@ -106,7 +106,8 @@ export class DirectoryRelay {
       this.#ctx.counters.add(dropCounter('pubmsg-not-public'));
       return;
     }
-    if (!this.#ctx.limits.admitPubmsg(peer, this.#ctx.handshaked.size - 1, parsed.message)) return;
+    const fanout = this.#ctx.handshaked.size - 1;
+    if (!this.#ctx.limits.admitPubmsg(peer, fanout, parsed.message, line.length)) return;
     // Re-serialized as from!PUBLIC<msg> (docs/protocol.md §4.2); encoded once for every recipient.
     const frame = this.#relayFrame(
       MessageType.PUBMSG,

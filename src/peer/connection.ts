@@ -14,7 +14,9 @@ import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
-import { fairReadScheduler, INBOX_PAUSE_CHARS, type FairReadable } from './fair-reader.js';
+
+const LF = 0x0a;
+import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
@@ -52,6 +54,12 @@ export type CloseReason =
 export interface ConnectionHandlers {
   /** One decoded envelope, in arrival order. Exceptions thrown here close the connection. */
   onEnvelope(envelope: Envelope): void;
+  /**
+   * Called for each received line before it is decoded: false drops the line undecoded (a rate
+   * limit; src/node/directory-limits.ts), so a peer over its limit costs us no JSON parsing. The
+   * hook may destroy the connection. Absent: every line is decoded.
+   */
+  admitLine?(): boolean;
   /**
    * The connection closed. `reason` says why; `err` is the underlying error when there was one.
    * Called once.
@@ -126,11 +134,12 @@ export class PeerConnection implements FairReadable {
   readonly direction: Direction;
   /** `ip:port` (or `unix`) of the other end, as the socket reports it; for logs. */
   readonly remote: string;
-  readonly logger: Logger;
   /** When the last complete line arrived, in ms of the injected clock. */
   lastReceivedAt: number;
 
   readonly #socket: net.Socket;
+  readonly #parentLogger: Logger;
+  #logger: Logger | undefined;
   readonly #decoder: LineDecoder;
   readonly #maxQueuedBytes: number;
   readonly #now: () => number;
@@ -143,11 +152,8 @@ export class PeerConnection implements FairReadable {
   #drainTimer: NodeJS.Timeout | undefined;
   /** When a liveness probe went out (0: none outstanding). */
   #probedAt = 0;
-  /** Received lines not yet handled (fair-reader.ts); the socket is paused while any wait. */
-  #inbox: string[] = [];
-  #inboxHead = 0;
-  /** Characters of the lines in {@link #inbox} not yet handled. */
-  #inboxChars = 0;
+  /** True while lines wait for a turn of the fair read scheduler (fair-reader.ts). */
+  #waiting = false;
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.id = nextConnectionId++;
@@ -161,8 +167,22 @@ export class PeerConnection implements FairReadable {
       socket.remoteAddress !== undefined
         ? `${socket.remoteAddress}:${socket.remotePort ?? 0}`
         : 'unix';
-    this.logger = options.logger.child({ conn: this.id, dir: this.direction, remote: this.remote });
+    this.#parentLogger = options.logger;
     socket.setNoDelay(true);
+  }
+
+  /**
+   * This connection's logger (bindings `conn`, `dir`, `remote`). Made on first use: most
+   * connections never log, and a child logger per accepted socket was a measurable part of the
+   * cost of a reconnect storm.
+   */
+  get logger(): Logger {
+    this.#logger ??= this.#parentLogger.child({
+      conn: this.id,
+      dir: this.direction,
+      remote: this.remote,
+    });
+    return this.#logger;
   }
 
   /** True until the connection closed or was destroyed. */
@@ -241,57 +261,56 @@ export class PeerConnection implements FairReadable {
     this.#probedAt = 0;
   }
 
-  /** Lines received and not yet handled (bounded: the socket is paused while any wait). */
-  get inboxLines(): number {
-    return this.#inbox.length - this.#inboxHead;
+  /**
+   * Bytes received and not yet handled: lines waiting for their turn and an unterminated tail.
+   * Bounded: the socket is paused while more than {@link INBOX_PAUSE_BYTES} wait.
+   */
+  get inboxBytes(): number {
+    return this.#decoder.bufferedBytes;
   }
 
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
-    let lines: string[];
     try {
-      lines = this.#decoder.push(chunk);
+      this.#decoder.append(chunk);
     } catch (err) {
       this.#protocolViolation(err);
       return;
     }
-    if (lines.length === 0) return;
-    this.lastReceivedAt = this.#now();
-    if (this.inboxLines > 0) {
-      // Still waiting for our turn: keep the order, handle them when served.
-      for (const line of lines) {
-        this.#inbox.push(line);
-        this.#inboxChars += line.length;
-      }
-    } else {
-      this.#inbox = lines;
-      this.#inboxHead = 0;
-      this.#inboxChars = 0;
-      for (const line of lines) this.#inboxChars += line.length;
-      // More than our share this turn: the rest waits for later rounds.
-      if (!this.drainSome(fairReadScheduler.linesPerTurn)) return;
+    if (chunk.includes(LF)) this.lastReceivedAt = this.#now();
+    // Lines are taken from the chunks one at a time, as they are handled: a connection handles at
+    // most its share now, the rest waits (undecoded) for the scheduler's rounds.
+    // Unless this iteration's time for that is used up (fair-reader.ts).
+    if (
+      !this.#waiting &&
+      (!fairReadScheduler.mayHandleNow() || this.drainSome(fairReadScheduler.linesPerTurn))
+    ) {
+      this.#waiting = true;
       fairReadScheduler.add(this);
     }
-    if (this.#inboxChars > INBOX_PAUSE_CHARS && !this.#socket.isPaused()) this.#socket.pause();
+    if (this.#waiting && this.inboxBytes > INBOX_PAUSE_BYTES && !this.#socket.isPaused()) {
+      this.#socket.pause();
+    }
   }
 
   /**
    * Handles up to `max` waiting lines (called by the fair read scheduler, src/peer/fair-reader.ts;
-   * not for owners). Resumes reading once none wait.
-   * @returns true when lines are still waiting.
+   * not for owners). A line the owner's {@link ConnectionHandlers.admitLine} refuses is skipped
+   * undecoded. Resumes reading once few bytes wait.
+   * @returns true when lines may still be waiting (the caller queues it for another round).
    */
   drainSome(max: number): boolean {
     let handled = 0;
-    while (handled < max && this.#inboxHead < this.#inbox.length) {
-      // A handler may have closed the connection while handling the previous line.
-      if (this.#closed) break;
-      const line = this.#inbox[this.#inboxHead] as string;
-      this.#inboxHead++;
-      this.#inboxChars -= line.length;
-      handled++;
+    while (handled < max && !this.#closed) {
+      let bytes: Uint8Array | undefined;
       let envelope: Envelope;
       try {
-        envelope = decodeEnvelope(line);
+        bytes = this.#decoder.nextLine();
+        if (bytes === undefined) break;
+        handled++;
+        const handlers = this.#handlers;
+        if (handlers?.admitLine !== undefined && !handlers.admitLine()) continue;
+        envelope = decodeEnvelope(this.#decoder.decode(bytes));
       } catch (err) {
         this.#protocolViolation(err);
         break;
@@ -305,17 +324,13 @@ export class PeerConnection implements FairReadable {
       }
     }
     if (this.#closed) {
-      this.#inbox = [];
-      this.#inboxHead = 0;
-      this.#inboxChars = 0;
+      this.#waiting = false;
       return false;
     }
-    if (this.#inboxChars <= INBOX_PAUSE_CHARS && this.#socket.isPaused()) this.#socket.resume();
-    if (this.#inboxHead < this.#inbox.length) return true;
-    this.#inbox = [];
-    this.#inboxHead = 0;
-    this.#inboxChars = 0;
-    return false;
+    if (this.inboxBytes <= INBOX_PAUSE_BYTES && this.#socket.isPaused()) this.#socket.resume();
+    // Fewer than `max` handled: the decoder ran out of complete lines.
+    this.#waiting = handled === max;
+    return this.#waiting;
   }
 
   #protocolViolation(err: unknown): void {
@@ -404,9 +419,7 @@ export class PeerConnection implements FairReadable {
 
   #finish(reason: CloseReason, err: Error | undefined): void {
     this.#closed = true;
-    this.#inbox = [];
-    this.#inboxHead = 0;
-    this.#inboxChars = 0;
+    this.#waiting = false;
     fairReadScheduler.delete(this);
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;

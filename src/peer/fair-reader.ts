@@ -3,19 +3,33 @@
  * a time; when more are waiting, it joins a round-robin queue that a single `setImmediate` serves,
  * `linesPerTurn` lines per connection per round, with the event loop free to read other sockets
  * between rounds. So one connection's backlog is never drained before other connections are
- * served. Its socket is paused while more than {@link INBOX_PAUSE_CHARS} wait, which bounds what a
+ * served. Its socket is paused while more than {@link INBOX_PAUSE_BYTES} wait, which bounds what a
  * connection can make us buffer.
+ *
+ * Work per event-loop iteration is bounded in time too, so that a storm of new connections or many
+ * backlogged ones cannot make one iteration long (everybody's latency is the length of an
+ * iteration): lines handled at once as they arrive stop after {@link DEFAULT_SLICE_MS} of an
+ * iteration (later arrivals wait for the round), and a round stops after the same time (the
+ * connections it did not reach are served first in the next round).
  */
 
 /**
- * Characters of received lines a connection may have waiting before its socket is paused: pausing
- * and resuming a socket costs system calls, so a connection is paused only when its backlog
- * passes this, and what it can make us buffer stays under it plus one socket read.
+ * Bytes a connection may have waiting (received, not yet handled) before its socket is paused (and
+ * below which it is resumed). Small on purpose: while paused, libuv stops reading the socket, so a
+ * connection with a backlog costs one decoded socket read (at most 64 KiB) per pause, never the
+ * kernel's whole receive buffer in one poll phase; 16 KiB keeps a steady sender's next read
+ * arriving before its backlog runs dry.
  */
-export const INBOX_PAUSE_CHARS = 128 * 1024;
+export const INBOX_PAUSE_BYTES = 16 * 1024;
 
 /** Default lines a connection may have handled per turn before others are served. */
 export const DEFAULT_LINES_PER_TURN = 16;
+
+/**
+ * Default time, in ms, that lines are handled as they arrive in one event-loop iteration, and that
+ * one round of the queue lasts, before the event loop moves on (writes, other sockets, timers).
+ */
+export const DEFAULT_SLICE_MS = 1;
 
 /** A reader the {@link FairReadScheduler} serves. */
 export interface FairReadable {
@@ -29,15 +43,32 @@ export interface FairReadable {
 /** Serves readers with waiting lines round-robin, one `setImmediate` per round for all. */
 export class FairReadScheduler {
   readonly #linesPerTurn: number;
+  readonly #sliceMs: number;
+  readonly #now: () => number;
   #ready = new Set<FairReadable>();
   #scheduled: NodeJS.Immediate | undefined;
+  /** When lines were first handled on arrival in this iteration (0: not yet). */
+  #inlineSince = 0;
+  #inlineReset: NodeJS.Immediate | undefined;
 
-  /** @param linesPerTurn lines per reader per round; a positive integer. */
-  constructor(linesPerTurn: number = DEFAULT_LINES_PER_TURN) {
+  /**
+   * @param linesPerTurn lines per reader per round; a positive integer.
+   * @param sliceMs see {@link DEFAULT_SLICE_MS}; positive.
+   * @param now clock in ms (default `performance.now`), injectable for tests.
+   * @throws RangeError for a `linesPerTurn` or `sliceMs` out of range.
+   */
+  constructor(
+    linesPerTurn: number = DEFAULT_LINES_PER_TURN,
+    sliceMs: number = DEFAULT_SLICE_MS,
+    now: () => number = () => performance.now(),
+  ) {
     if (!Number.isSafeInteger(linesPerTurn) || linesPerTurn < 1) {
       throw new RangeError(`linesPerTurn must be a positive integer, got ${String(linesPerTurn)}`);
     }
+    if (!(sliceMs > 0)) throw new RangeError(`sliceMs must be positive, got ${String(sliceMs)}`);
     this.#linesPerTurn = linesPerTurn;
+    this.#sliceMs = sliceMs;
+    this.#now = now;
   }
 
   /** Lines a reader handles per turn. */
@@ -48,6 +79,22 @@ export class FairReadScheduler {
   /** Readers waiting for their turn (for tests and stats). */
   get waiting(): number {
     return this.#ready.size;
+  }
+
+  /**
+   * Whether a reader whose lines just arrived may handle them now: true until lines handled on
+   * arrival have taken {@link DEFAULT_SLICE_MS} of this event-loop iteration. When false, the
+   * reader {@link add}s itself and waits for the round.
+   */
+  mayHandleNow(): boolean {
+    const now = this.#now();
+    if (this.#inlineReset === undefined) {
+      this.#inlineSince = now;
+      this.#inlineReset = setImmediate(() => {
+        this.#inlineReset = undefined;
+      });
+    }
+    return now - this.#inlineSince < this.#sliceMs;
   }
 
   /** Queues `reader` for the next round (idempotent). */
@@ -65,13 +112,26 @@ export class FairReadScheduler {
     }
   }
 
-  /** Runs one round now: every waiting reader handles up to `linesPerTurn` lines. */
+  /**
+   * Runs one round now: waiting readers handle up to `linesPerTurn` lines each, in order, until
+   * the round has lasted {@link DEFAULT_SLICE_MS}; those it did not reach come first next round,
+   * then those that still have lines.
+   */
   runRound(): void {
+    const started = this.#now();
     const round = this.#ready;
     this.#ready = new Set();
+    const again: FairReadable[] = [];
+    let timeUp = false;
     for (const reader of round) {
-      if (reader.drainSome(this.#linesPerTurn)) this.#ready.add(reader);
+      if (timeUp) {
+        this.#ready.add(reader);
+        continue;
+      }
+      if (reader.drainSome(this.#linesPerTurn)) again.push(reader);
+      timeUp = this.#now() - started >= this.#sliceMs;
     }
+    for (const reader of again) this.#ready.add(reader);
     if (this.#ready.size > 0) this.#schedule();
   }
 

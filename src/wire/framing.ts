@@ -28,6 +28,12 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /**
+ * Strict UTF-8, shared by every decoder: without `stream` a TextDecoder keeps no state between
+ * calls, and one per connection cost about 0.5 KiB each.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
  * Splits a received byte stream into lines (docs/protocol.md §1.1).
  *
  * - The delimiter is CR LF. A bare LF is accepted too, as ng accepts it
@@ -38,18 +44,26 @@ const CR = 0x0d;
  *   once, without waiting for the delimiter. Memory held is therefore bounded by about
  *   `maxLineBytes` whatever the peer sends.
  * - Cost is linear in the bytes pushed: bytes already scanned are never scanned again, and lines
- *   that lie entirely inside one chunk are decoded from it without copying.
+ *   that lie entirely inside one chunk are returned from it without copying.
+ * - Two ways to use it: {@link LineDecoder.push} decodes every line a chunk completes at once;
+ *   {@link LineDecoder.append} with {@link LineDecoder.nextLine} takes lines one at a time as raw
+ *   bytes, so a reader can drop a line (a rate limit) without decoding it and can leave lines
+ *   waiting in the chunks they arrived in (fair reading, src/peer/fair-reader.ts).
  *
- * After a throw the decoder is unusable: every later {@link LineDecoder.push} throws the same error.
- * Lines completed earlier in the chunk that caused the error are not returned; the caller is
- * expected to close the connection (docs/protocol.md §1.2, §1.3).
+ * After a throw the decoder is unusable: every later call throws the same error. Lines completed
+ * earlier in the chunk that caused the error are not returned by {@link LineDecoder.push}; the
+ * caller is expected to close the connection (docs/protocol.md §1.2, §1.3).
  */
 export class LineDecoder {
   readonly #maxLineBytes: number;
-  readonly #utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  /** Holds the unterminated tail; `#buf[0..#len)` never contains an LF. */
-  #buf: Buffer = Buffer.alloc(0);
-  #len = 0;
+  /** Received chunks not yet consumed; `#chunks[0]` is consumed up to `#pos`. */
+  #chunks: Uint8Array[] = [];
+  #pos = 0;
+  /** The start of a line that spans chunks, copied here; `#carry[0..#carryLen)` has no LF. */
+  #carry: Buffer = Buffer.alloc(0);
+  #carryLen = 0;
+  /** Bytes appended and not yet returned, delimiters included. */
+  #buffered = 0;
   #failure: ProtocolError | undefined;
 
   /**
@@ -63,9 +77,12 @@ export class LineDecoder {
     this.#maxLineBytes = maxLineBytes;
   }
 
-  /** Bytes received but not yet returned as part of a line (the unterminated tail). */
+  /**
+   * Bytes received but not yet returned as part of a line: after {@link push}, the unterminated
+   * tail; with {@link append}, everything not yet taken by {@link nextLine}.
+   */
   get bufferedBytes(): number {
-    return this.#len;
+    return this.#buffered;
   }
 
   /**
@@ -76,83 +93,122 @@ export class LineDecoder {
    *   limit; `ERR_PROTOCOL` when a line is not valid UTF-8.
    */
   push(chunk: Uint8Array): string[] {
+    this.append(chunk);
+    const lines: string[] = [];
+    for (let line = this.nextLine(); line !== undefined; line = this.nextLine()) {
+      lines.push(this.decode(line));
+    }
+    return lines;
+  }
+
+  /**
+   * Queues received bytes for {@link nextLine}. The decoder keeps a reference to `chunk` until its
+   * lines are taken (a socket's chunks are never reused), copying only a line that spans chunks.
+   * @throws ProtocolError the decoder's earlier failure, if any.
+   */
+  append(chunk: Uint8Array): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+  }
+
+  /**
+   * Takes the next complete line as raw bytes, without its delimiter, or returns undefined when
+   * no complete line is queued. The bytes are valid until the next call (they may be a view of
+   * an internal buffer); decode them with {@link decode}, or skip them.
+   *
+   * @throws ProtocolError `ERR_LINE_TOO_LONG` when the line, or the unterminated rest, is over the
+   *   limit.
+   */
+  nextLine(): Uint8Array | undefined {
     if (this.#failure !== undefined) throw this.#failure;
     try {
-      return this.#push(chunk);
+      return this.#nextLine();
     } catch (err) {
-      if (err instanceof ProtocolError) this.#failure = err;
+      if (err instanceof ProtocolError) {
+        this.#failure = err;
+        // Nothing more will be read: keep no more than the carried bytes.
+        this.#chunks = [];
+        this.#pos = 0;
+        this.#buffered = this.#carryLen;
+      }
       throw err;
     }
   }
 
-  #push(chunk: Uint8Array): string[] {
-    const lines: string[] = [];
-    let pos = 0;
-    let lf = chunk.indexOf(LF);
-    if (this.#len > 0) {
-      if (lf === -1) {
-        this.#append(chunk, 0);
-        return lines;
-      }
-      // The buffered tail plus chunk[0..lf) form one line.
-      const total = this.#len + lf;
-      const lastByte = lf > 0 ? chunk[lf - 1] : this.#buf[this.#len - 1];
-      const lineBytes = lastByte === CR ? total - 1 : total;
-      this.#checkLineLength(lineBytes);
-      this.#append(chunk.subarray(0, lf), 0, false);
-      lines.push(this.#decode(this.#buf.subarray(0, lineBytes)));
-      this.#len = 0;
-      pos = lf + 1;
-      lf = chunk.indexOf(LF, pos);
+  /**
+   * Decodes a line's bytes as strict UTF-8 (no BOM stripping, no replacement characters).
+   * @throws ProtocolError `ERR_PROTOCOL` when they are not valid UTF-8 (the decoder becomes
+   *   unusable).
+   */
+  decode(bytes: Uint8Array): string {
+    try {
+      return UTF8.decode(bytes);
+    } catch {
+      this.#failure = new ProtocolError('line is not valid UTF-8');
+      throw this.#failure;
     }
-    while (lf !== -1) {
-      const end = lf > pos && chunk[lf - 1] === CR ? lf - 1 : lf;
-      this.#checkLineLength(end - pos);
-      lines.push(this.#decode(chunk.subarray(pos, end)));
-      pos = lf + 1;
-      lf = chunk.indexOf(LF, pos);
-    }
-    if (pos < chunk.length) this.#append(chunk, pos);
-    return lines;
   }
 
-  #checkLineLength(lineBytes: number): void {
-    if (lineBytes > this.#maxLineBytes) {
-      throw new ProtocolError(
-        `line of ${lineBytes} bytes exceeds the limit of ${this.#maxLineBytes} bytes`,
-        'ERR_LINE_TOO_LONG',
-      );
+  #nextLine(): Uint8Array | undefined {
+    for (;;) {
+      const first = this.#chunks[0];
+      if (first === undefined) return undefined;
+      const lf = first.indexOf(LF, this.#pos);
+      if (lf === -1) {
+        // The rest of this chunk starts (or continues) a line that ends in a later chunk.
+        this.#appendCarry(first.subarray(this.#pos), true);
+        this.#chunks.shift();
+        this.#pos = 0;
+        continue;
+      }
+      let line: Uint8Array;
+      if (this.#carryLen > 0) {
+        this.#appendCarry(first.subarray(this.#pos, lf), false);
+        line = this.#carry.subarray(0, this.#carryLen);
+        this.#carryLen = 0;
+      } else {
+        line = first.subarray(this.#pos, lf);
+      }
+      this.#buffered -= line.length + 1;
+      this.#pos = lf + 1;
+      if (this.#pos === first.length) {
+        this.#chunks.shift();
+        this.#pos = 0;
+      }
+      // One CR right before the LF is part of the delimiter.
+      if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+      if (line.length > this.#maxLineBytes) {
+        throw new ProtocolError(
+          `line of ${line.length} bytes exceeds the limit of ${this.#maxLineBytes} bytes`,
+          'ERR_LINE_TOO_LONG',
+        );
+      }
+      return line;
     }
   }
 
   /**
-   * Copies `chunk[from..)` to the tail buffer. With `checkLimit` (the tail stays unterminated) it
-   * first enforces the unterminated-buffer limit, so the buffer never grows past it.
+   * Copies `bytes` to the end of the carried line start. With `unterminated` (no LF follows yet)
+   * it first enforces the unterminated-buffer limit (the line plus its CR), so the carry never
+   * grows past it.
    */
-  #append(chunk: Uint8Array, from: number, checkLimit = true): void {
-    const add = chunk.length - from;
-    const needed = this.#len + add;
-    if (checkLimit && needed > this.#maxLineBytes + 1) {
+  #appendCarry(bytes: Uint8Array, unterminated: boolean): void {
+    const needed = this.#carryLen + bytes.length;
+    if (unterminated && needed > this.#maxLineBytes + 1) {
       throw new ProtocolError(
         `unterminated line of at least ${needed} bytes exceeds the limit of ${this.#maxLineBytes} bytes`,
         'ERR_LINE_TOO_LONG',
       );
     }
-    if (needed > this.#buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(needed, this.#buf.length * 2, 256));
-      this.#buf.copy(grown, 0, 0, this.#len);
-      this.#buf = grown;
+    if (needed > this.#carry.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.#carry.length * 2, 256));
+      this.#carry.copy(grown, 0, 0, this.#carryLen);
+      this.#carry = grown;
     }
-    this.#buf.set(from === 0 ? chunk : chunk.subarray(from), this.#len);
-    this.#len = needed;
-  }
-
-  #decode(bytes: Uint8Array): string {
-    try {
-      return this.#utf8.decode(bytes);
-    } catch {
-      throw new ProtocolError('line is not valid UTF-8');
-    }
+    this.#carry.set(bytes, this.#carryLen);
+    this.#carryLen = needed;
   }
 }
 

@@ -91,6 +91,26 @@ describe('rate limits', () => {
     expect(dn.node.counters.get('relayed.pubmsg')).toBe(1);
   });
 
+  it('charges a long pubmsg per started KiB per recipient', async () => {
+    const dn = await fx.directory({
+      limits: limits({ deliveries: { ratePerSecond: 0, burst: 8 } }),
+    });
+    const sender = await fx.join(dn);
+    const others = [await fx.join(dn), await fx.join(dn)];
+    // About 1.5 KiB: 2 units for each of the 2 recipients, 4 in all: 4 left.
+    sender.pubmsg('!long ' + 'a'.repeat(1_500));
+    // About 2.5 KiB: 3 units each, 6 in all: over what is left, dropped.
+    sender.pubmsg('!longer ' + 'b'.repeat(2_500));
+    // Short: 1 unit each.
+    sender.pubmsg('!short');
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.fanout-limited') === 1);
+    for (const other of others) {
+      expect((await other.nextEnvelope()).line).toContain('!long a');
+      expect((await other.nextEnvelope()).line).toContain('!short');
+    }
+    expect(dn.node.counters.get('relayed.pubmsg')).toBe(2);
+  });
+
   it('limits !orderbook pubmsgs and getpeerlist apart from other messages', async () => {
     const dn = await fx.directory({
       limits: limits({

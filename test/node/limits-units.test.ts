@@ -92,4 +92,41 @@ describe('FairReadScheduler', () => {
     // Three lines each per round: b finishes in its second round, long before a.
     expect(log.join('')).toBe('aaabbbaaabaaaa');
   });
+
+  it('ends a round after its time slice; readers it did not reach are served first next round', () => {
+    const clock = { now: 0 };
+    const scheduler = new FairReadScheduler(1, 1, () => clock.now);
+    const log: string[] = [];
+    // Each drain takes 0.6 ms of the injected clock.
+    class SlowReader extends FakeReader {
+      override drainSome(max: number): boolean {
+        clock.now += 0.6;
+        return super.drainSome(max);
+      }
+    }
+    for (const name of ['a', 'b', 'c', 'd']) scheduler.add(new SlowReader(name, 2, log));
+    scheduler.runRound();
+    expect(log).toEqual(['a', 'b']);
+    scheduler.runRound();
+    expect(log).toEqual(['a', 'b', 'c', 'd']);
+    scheduler.runRound();
+    expect(log.slice(4)).toEqual(['a', 'b']);
+    scheduler.runRound();
+    expect(log.slice(6)).toEqual(['c', 'd']);
+    expect(scheduler.waiting).toBe(0);
+  });
+
+  it('lets lines be handled on arrival only for a time slice per event-loop iteration', async () => {
+    const clock = { now: 100 };
+    const scheduler = new FairReadScheduler(16, 1, () => clock.now);
+    expect(scheduler.mayHandleNow()).toBe(true);
+    clock.now += 0.9;
+    expect(scheduler.mayHandleNow()).toBe(true);
+    clock.now += 0.2;
+    expect(scheduler.mayHandleNow()).toBe(false);
+    // The next iteration has a fresh slice.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(scheduler.mayHandleNow()).toBe(true);
+  });
 });

@@ -9,6 +9,7 @@ import { silentLogger } from '../../src/log.js';
 import { PeerConnection, type CloseReason } from '../../src/peer/connection.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeLine } from '../../src/wire/framing.js';
+import { INBOX_PAUSE_BYTES } from '../../src/peer/fair-reader.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -199,5 +200,63 @@ describe('PeerConnection life', () => {
     theirs.write('{"type": 799, "line": ""}\r\n');
     await received;
     expect(conn.liveness(now + 10, policy)).toBe('alive');
+  });
+});
+
+describe('PeerConnection reads', () => {
+  it('skips a line its owner does not admit without decoding it', async () => {
+    const { ours, theirs } = await socketPair();
+    const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
+    const lines: string[] = [];
+    let admit = 0;
+    let closedWith: CloseReason | undefined;
+    let done: () => void = () => undefined;
+    const twoLines = new Promise<void>((resolve) => (done = resolve));
+    conn.start({
+      // The second line is refused: it is not JSON, which would be a protocol violation if decoded.
+      admitLine: () => admit++ !== 1,
+      onEnvelope: (envelope) => {
+        if (lines.push(envelope.line) === 2) done();
+      },
+      onClose: (_err, reason) => {
+        closedWith = reason;
+        done();
+      },
+    });
+    const good = (text: string): string => encodeLine(encodeEnvelope(685, text)).toString('latin1');
+    theirs.write(good('one') + 'not json at all\r\n' + good('three'));
+    await twoLines;
+    expect(lines).toEqual(['one', 'three']);
+    expect(admit).toBe(3);
+    expect(closedWith).toBeUndefined();
+    expect(conn.isOpen).toBe(true);
+  });
+
+  it('keeps a backlog undecoded and bounded: the socket is paused past INBOX_PAUSE_BYTES', async () => {
+    const { ours, theirs } = await socketPair();
+    const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
+    let handled = 0;
+    let maxInbox = 0;
+    // 4 MB in one go: far more than one socket read and the pause threshold.
+    const line = encodeLine(encodeEnvelope(685, 'x'.repeat(180)));
+    const count = Math.ceil((4 * 1024 * 1024) / line.length);
+    let done: () => void = () => undefined;
+    const all = new Promise<void>((resolve) => (done = resolve));
+    conn.start({
+      onEnvelope: () => {
+        maxInbox = Math.max(maxInbox, conn.inboxBytes);
+        if (++handled === count) done();
+      },
+      onClose: () => {
+        done();
+      },
+    });
+    theirs.write(Buffer.concat(Array.from({ length: count }, () => line)));
+    await all;
+    expect(handled).toBe(count);
+    // What waits is the pause threshold plus the socket reads already under way (64 KiB each),
+    // never the megabytes the peer sent.
+    expect(maxInbox).toBeLessThanOrEqual(INBOX_PAUSE_BYTES + 2 * 65_536);
+    expect(conn.inboxBytes).toBe(0);
   });
 });
