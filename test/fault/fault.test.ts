@@ -6,8 +6,10 @@
  *
  * Every node is a separate `onionmc run` process in testing mode on loopback (docs/protocol.md
  * §8.4): the directory node through the adversarial harness, makers and takers through
- * src/demo/cluster.ts. tor killed and restarted under a maker and a directory node is covered by
- * the real-Tor suite (test/e2e/onionmc-tor.test.ts), with the nodes idle.
+ * src/demo/cluster.ts. "Under load" means peers sending at about 80% of their rate limits
+ * (docs/limits.md), idle peers, a peer that does not read. tor killed (SIGKILL) and restarted under
+ * a maker and a directory node, with traffic flowing through it, is in the real-Tor suite
+ * (test/e2e/onionmc-tor.test.ts).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -25,7 +27,6 @@ import {
   RawPeer,
   closePeers,
   connectPeers,
-  flood,
   frame,
   killAllNodes,
   waitUntil,
@@ -105,12 +106,21 @@ describe('a directory node restarted under load', () => {
       20_000,
       100,
     );
-    // Load: idle peers, and a peer writing pubmsgs steadily while the node goes down and up.
-    peers.push(...(await connectPeers(dn.port, 50)));
-    const talker = new RawPeer(dn.port);
-    peers.push(talker);
-    await talker.handshake();
-    void flood(talker, frame(687, `${talker.nick}!PUBLIC!orderbook`), 60_000);
+    // Load before the crash: idle peers, and senders at about 80% of their rate limits (pubmsgs
+    // fanned out to every peer, privmsgs to idle peers), as on a busy network.
+    const loadOn = async (count: number): Promise<{ stop: () => void }[]> => {
+      const idle = await connectPeers(dn.port, count);
+      const senders = await connectPeers(dn.port, 4);
+      peers.push(...idle, ...senders);
+      return senders.map((peer, i) =>
+        i < 2
+          ? pace(peer, 150, (n) => frame(687, `${peer.nick}!PUBLIC!load ${n}`))
+          : pace(peer, 400, (n) =>
+              frame(685, `${peer.nick}!${idle[n % idle.length]!.nick}!load ${n}`),
+            ),
+      );
+    };
+    const paced = await loadOn(50);
 
     // A crash and a restart by the supervisor (systemd Restart=): SIGKILL, then a new process on
     // the same port. (A SIGTERM stop under load is the next test.)
@@ -122,6 +132,11 @@ describe('a directory node restarted under load', () => {
     const restarted = await NodeProcess.start({}, { port: dn.port });
     nodes.push(restarted);
     const downMs = Date.now() - stoppedAt;
+    // Load after the restart, while the clients reconnect: a burst of 100 peers reconnecting at
+    // once (as after a restart, the raw peers do not wait) and senders at their rate again.
+    for (const p of paced) p.stop();
+    const reloaded = loadOn(100);
+    reloaded.catch(() => undefined);
     // Each client's first retry is scheduled when it sees the close; if the node was back before
     // the shortest first delay, that retry succeeds; otherwise a retry failed and the next comes
     // within the second delay after the node is back.
@@ -143,6 +158,11 @@ describe('a directory node restarted under load', () => {
     );
     for (const [name, ms] of backAfter)
       expect(ms, `${name} back after ${ms} ms`).toBeLessThanOrEqual(boundMs);
+    process.stdout.write(
+      `dn-restart-under-load: down ${downMs} ms; clients back after ${JSON.stringify(Object.fromEntries(backAfter))} ms (bound ${boundMs} ms)\n`,
+    );
+    // The restarted node took the reconnect burst and its senders too.
+    for (const p of await reloaded) p.stop();
     // And they use it: a taker's pubmsg goes out through the restarted node.
     expect(await clients[1].api.call('POST', '/v1/pubmsg', { message: '!orderbook' })).toEqual({
       directories: 1,
