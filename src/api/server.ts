@@ -42,6 +42,12 @@ export const API_MAX_BODY_BYTES = 1024 * 1024;
  */
 export const API_MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
 
+/**
+ * How long {@link ApiServer.close} lets a client take what was written to it before cutting it
+ * off, ms: within the daemon's stop bound (docs/operating.md "Stopping").
+ */
+export const API_CLOSE_DRAIN_MS = 1_000;
+
 /** Where the API listens. */
 export type ApiEndpoint =
   { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -183,16 +189,23 @@ export class ApiServer {
     this.#logger.info({ endpoint: this.#endpoint }, 'local API listening');
   }
 
-  /** Stops listening and ends every event stream. Idempotent. */
+  /**
+   * Stops listening and ends every event stream; a client that has not taken what was written to
+   * it within {@link API_CLOSE_DRAIN_MS} (a stalled `/v1/events` reader) is cut off. Idempotent.
+   */
   async close(): Promise<void> {
     for (const res of this.#streams) res.end();
     this.#streams.clear();
     if (!this.#server.listening) return;
+    const cutOff = setTimeout(() => {
+      this.#server.closeAllConnections();
+    }, API_CLOSE_DRAIN_MS);
     await new Promise<void>((resolve) =>
       this.#server.close(() => {
         resolve();
       }),
     );
+    clearTimeout(cutOff);
     if (this.#endpoint?.kind === 'unix') await fs.rm(this.#endpoint.path, { force: true });
   }
 

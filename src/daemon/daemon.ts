@@ -51,8 +51,21 @@ import { VERSION } from './version.js';
 
 /** How often a start that is still waiting (on tor) logs where it is, ms. */
 export const START_PROGRESS_LOG_MS = 10_000;
-/** How long `stop()` may take before it gives up waiting, ms (systemd's TimeoutStopSec is 20 s). */
-export const STOP_DEADLINE_MS = 15_000;
+/**
+ * How long a stop may take, ms, as docs/operating.md "Stopping" promises: every peer and API
+ * connection closed (what was queued flushed, a peer that does not take it within 1 s cut off) and
+ * the onion removed within 3 s of SIGTERM, under any load. Each component gets its share below.
+ */
+export const STOP_BOUND_MS = 3_000;
+/** How long the node (its peers, src/node/) may take to stop within {@link STOP_BOUND_MS}, ms. */
+const NODE_STOP_MS = 1_500;
+/** How long removing the onion service (DEL_ONION to tor) may take within {@link STOP_BOUND_MS}, ms. */
+const ONION_STOP_MS = 1_000;
+/**
+ * How long `stop()` may take before it gives up waiting and rejects, ms: a backstop past
+ * {@link STOP_BOUND_MS} (systemd's TimeoutStopSec is 20 s).
+ */
+export const STOP_DEADLINE_MS = 5_000;
 
 /** The role a node runs as. */
 export type NodeRole = 'directory' | ClientRole;
@@ -715,14 +728,37 @@ export class Daemon {
     return this.#stopping;
   }
 
+  /** Removes the onion service; gives up waiting for tor after {@link ONION_STOP_MS}. */
+  async #stopOnion(): Promise<void> {
+    const onion = this.#onion;
+    if (onion === undefined) return;
+    const timeout = new AbortController();
+    const late = await Promise.race([
+      onion.stop().then(() => false),
+      delay(ONION_STOP_MS, timeout.signal).then(
+        () => true,
+        () => false,
+      ),
+    ]);
+    timeout.abort();
+    if (late)
+      this.#logger.warn({ waitedMs: ONION_STOP_MS }, 'tor did not remove the onion in time');
+  }
+
   async #stop(deadlineMs: number): Promise<void> {
     this.#setState('stopping');
     this.#controller?.abort(new OnionmcError('ERR_CLOSED', 'stopped'));
     const work = (async (): Promise<void> => {
-      await this.#api?.close();
-      await this.#client?.stop();
-      await this.#onion?.stop();
-      await this.#directory?.stop();
+      // Stop accepting API requests first (the listener closes at once; event streams are ended and
+      // a client that does not read is cut off, src/api/server.ts), in parallel with the node:
+      // what the API accepted is already queued on the peer connections, which flush it.
+      const apiClosed = this.#api?.close();
+      // A maker or taker closes its links, then its onion goes; a directory node first removes its
+      // onion (no new peers over Tor), then closes its peers. Each step is bounded.
+      await this.#client?.stop(NODE_STOP_MS);
+      await this.#stopOnion();
+      await this.#directory?.stop(NODE_STOP_MS);
+      await apiClosed;
     })();
     const deadline = new AbortController();
     const timedOut = delay(deadlineMs, deadline.signal).then(

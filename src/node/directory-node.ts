@@ -185,8 +185,10 @@ export class DirectoryNode {
   }
 
   /**
-   * Stops accepting and closes every peer connection; returns once the listener closed or
-   * `deadlineMs` passed. Idempotent.
+   * Stops accepting, stops handling input, and closes every peer connection: what was queued for a
+   * peer is flushed, and a peer that has not taken it within `STOP_DRAIN_TIMEOUT_MS` (1 s,
+   * src/peer/connection.ts) is cut off. Returns once every connection is gone, or `deadlineMs`
+   * passed. Idempotent.
    */
   async stop(deadlineMs = DIRECTORY_STOP_DEADLINE_MS): Promise<void> {
     if (!this.#started) return;
@@ -194,15 +196,17 @@ export class DirectoryNode {
     clearInterval(this.#heartbeatTimer);
     this.#departures.clear();
     this.#limits.clear();
-    // Close the peers first: a listening server's close() waits for its connections to end. No
-    // `;D` broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
+    // Stop accepting first (close() refuses new connections at once; its promise settles once the
+    // open ones are gone), then close the peers, which drops their unhandled input. No `;D`
+    // broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
+    const listenerClosed = this.#options.server.close();
     this.#handshaked.clear();
     this.#byNick.clear();
     for (const peer of [...this.#peers]) peer.conn.close('stopping');
     flushAllConnections();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.#options.server.close(),
+      listenerClosed,
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, deadlineMs);
       }),

@@ -28,6 +28,14 @@ export const MAX_QUEUED_BYTES_PER_PEER = 1024 * 1024;
 /** How long {@link PeerConnection.close} waits for the peer to take our last bytes and FIN. */
 export const CLOSE_DRAIN_TIMEOUT_MS = 10_000;
 
+/**
+ * How long {@link PeerConnection.close} waits instead when the reason is `stopping` (the process
+ * is shutting down, docs/operating.md "Stopping"): what was queued is handed to the socket at
+ * once, a peer that has not taken it (and FIN-ed back) within 1 s is cut off, so a stop under
+ * load ends within a bounded time whatever the peers do.
+ */
+export const STOP_DRAIN_TIMEOUT_MS = 1_000;
+
 /** Which side opened the connection. */
 export type Direction = 'inbound' | 'outbound';
 
@@ -391,14 +399,17 @@ export class PeerConnection implements FairReadable {
 
   /**
    * Ends the connection after what was queued is flushed; a peer that does not take it within
-   * {@link CLOSE_DRAIN_TIMEOUT_MS} is cut off. Idempotent; `onClose` is called now.
+   * {@link CLOSE_DRAIN_TIMEOUT_MS} ({@link STOP_DRAIN_TIMEOUT_MS} for `stopping`) is cut off.
+   * Nothing received after this is handled (the inbox is dropped; later bytes are discarded
+   * unparsed). Idempotent; `onClose` is called now.
    */
   close(reason: CloseReason = 'closed'): void {
     if (this.#closed) return;
     this.flush();
     this.#socket.end();
     this.#finish(reason, undefined);
-    this.#drainTimer = setTimeout(() => this.#socket.destroy(), CLOSE_DRAIN_TIMEOUT_MS);
+    const drainMs = reason === 'stopping' ? STOP_DRAIN_TIMEOUT_MS : CLOSE_DRAIN_TIMEOUT_MS;
+    this.#drainTimer = setTimeout(() => this.#socket.destroy(), drainMs);
     this.#drainTimer.unref();
     this.#socket.once('close', () => {
       clearTimeout(this.#drainTimer);

@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiServer } from '../../src/api/server.js';
+import { API_CLOSE_DRAIN_MS, ApiServer } from '../../src/api/server.js';
 import { silentLogger } from '../../src/log.js';
 import { DirectoryFixture, waitUntil } from '../node/directory-clients.js';
 
@@ -67,6 +67,46 @@ describe('/v1/events buffer cap', () => {
       expect(received).toBeLessThan(6_000_000);
       // The node goes on relaying.
       expect(dn.node.stats().handshaked).toBe(2);
+    } finally {
+      await api.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('close with stalled clients', () => {
+  it('cuts off, after API_CLOSE_DRAIN_MS, a request whose body never completes', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-api-close-'));
+    const socketPath = path.join(dir, 'api.sock');
+    const api = new ApiServer(
+      { info: () => ({}), client: undefined, directory: undefined },
+      silentLogger(),
+    );
+    await api.listen({ kind: 'unix', path: socketPath });
+    try {
+      const client = net.createConnection(socketPath);
+      client.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) =>
+        client.once('close', () => {
+          resolve();
+        }),
+      );
+      await new Promise<void>((resolve) =>
+        client.once('connect', () => {
+          resolve();
+        }),
+      );
+      // Node's own request timeout is 300 s: without the cut-off, close() waits that long.
+      client.write(
+        'POST /v1/pubmsg HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"message": "',
+      );
+      await waitUntil('the request to reach the server', () => client.bytesWritten > 0);
+      const startedAt = Date.now();
+      await api.close();
+      const closeMs = Date.now() - startedAt;
+      expect(closeMs).toBeGreaterThanOrEqual(API_CLOSE_DRAIN_MS - 50);
+      expect(closeMs).toBeLessThan(API_CLOSE_DRAIN_MS + 2_000);
+      await closed;
     } finally {
       await api.close();
       await fs.rm(dir, { recursive: true, force: true });

@@ -14,9 +14,11 @@
  * docs/protocol.md §8.2, SAFECOOKIE over a unix control socket, PoW defences on); a maker on an ephemeral
  * onion (docs/protocol.md §8.1) and a taker handshake with it; pubmsg; privmsg relayed by the directory node;
  * a direct taker-to-maker link (docs/protocol.md §4.5); the directory node's process restarts at the same
- * address and both reconnect (docs/protocol.md §4.6); the directory node's tor restarts, the node re-creates
- * the same onion and both reconnect; the maker's tor restarts, the maker re-creates its onion and
- * re-handshakes under the new address; a cookie file that cannot be read stops `onionmc run` with
+ * address and both reconnect (docs/protocol.md §4.6); under load (the taker privmsgs the maker
+ * through the directory node and the maker pubmsgs, 10 of each a second), the directory node's tor
+ * is killed (SIGKILL) and restarted: the node stays up, notices, re-creates the same onion, both
+ * reconnect and traffic resumes without loss; the same for the maker's tor: the maker re-creates
+ * its onion and re-handshakes under the new address (issue 12, fault tests); a cookie file that cannot be read stops `onionmc run` with
  * one line naming the file and the group to join.
  *
  * The directory node's tor restart comes before the maker's: in the other order the maker (whose
@@ -33,7 +35,7 @@ import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { ApiClient, type ApiEvent, type EventStream } from '../../src/api/client.js';
 import { pollUntil } from '../helpers/poll.js';
 import { isV3OnionHostname } from '../../src/wire/location.js';
@@ -59,6 +61,22 @@ const STEP_TIMEOUT_MS = 30_000;
 const RECONNECT_TIMEOUT_MS = 120_000;
 /** Deadline of a test that waits for a reconnect. */
 const RECONNECT_TEST_TIMEOUT_MS = 180_000;
+/** How long a node may take to notice that its tor was killed (its control connection closes). */
+const NOTICE_TIMEOUT_MS = 10_000;
+/**
+ * How long a node may take to re-create its onion once its tor is back (bootstrapped): the onion
+ * runtime's retries back off to every 10 s (src/tor/onion-runtime.ts), plus ADD_ONION and the
+ * descriptor upload.
+ */
+const ONION_BACK_TIMEOUT_MS = 30_000;
+/** Pace of the load during a fault: one privmsg and one pubmsg per tick. */
+const LOAD_TICK_MS = 100;
+/** Bounds of one load run: ticks, and time. */
+const LOAD_MAX_TICKS = 3_000;
+const LOAD_MAX_MS = 240_000;
+/** Ticks the load keeps running after the recovery; everything accepted in them must arrive. */
+const LOAD_TICKS_AFTER_RECOVERY = 20;
+
 /** onion_serving_port of each serving node, inside the namespace (the tors use ports >= 20000). */
 const SERVING_PORTS = { dn: 8081, maker: 8082, probe: 8083 } as const;
 /** A valid onion that only fills directory_nodes before `directory init` prints ours (docs/protocol.md §2.1 list). */
@@ -303,6 +321,157 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
       }
     });
   });
+
+  /**
+   * Traffic between the taker and the maker while a fault happens, through the directory node: each
+   * tick the taker sends the maker a privmsg (`route: directory`) and the maker sends a pubmsg,
+   * both by the API; what each POST answered and what arrived is recorded. Paced and bounded
+   * ({@link LOAD_MAX_TICKS}, {@link LOAD_MAX_MS}).
+   */
+  const loads: { stop: () => void }[] = [];
+  afterEach(() => {
+    for (const load of loads.splice(0)) load.stop();
+  });
+  const startLoad = async (label: string) => {
+    const taker = nodes.get('taker')!;
+    const maker = nodes.get('maker')!;
+    const makerEvents = await events('maker');
+    const takerEvents = await events('taker');
+    const privBody = (tick: number): string => `${label}-${tick}`;
+    const pubMessage = (tick: number): string => `!${label} ${tick}`;
+    /** Per tick: whether each POST was answered 200, and the refusals' codes. */
+    const ticks: { privOk: boolean; pubOk: boolean }[] = [];
+    const refusals = new Map<string, number>();
+    let stopAfter = Number.POSITIVE_INFINITY;
+    const post = async (api: ApiClient, path: string, body: unknown): Promise<boolean> => {
+      const res = await api.request('POST', path, body).catch((err: unknown) => ({
+        status: 0,
+        body: { error: { code: err instanceof Error ? err.message : String(err) } },
+      }));
+      if (res.status === 200) return true;
+      const code =
+        (res.body as { error?: { code?: string } } | undefined)?.error?.code ?? `${res.status}`;
+      refusals.set(code, (refusals.get(code) ?? 0) + 1);
+      return false;
+    };
+    const startedAt = Date.now();
+    const done = (async (): Promise<void> => {
+      for (let tick = 0; tick < LOAD_MAX_TICKS && tick < stopAfter; tick++) {
+        if (Date.now() - startedAt > LOAD_MAX_MS) throw new Error(`${label}: load ran too long`);
+        const next = Date.now() + LOAD_TICK_MS;
+        const [privOk, pubOk] = await Promise.all([
+          post(taker.api, '/v1/privmsg', {
+            to: makerNick,
+            cmd: 'error',
+            body: privBody(tick),
+            route: 'directory',
+          }),
+          post(maker.api, '/v1/pubmsg', { message: pubMessage(tick) }),
+        ]);
+        ticks.push({ privOk, pubOk });
+        // Pacing, not synchronisation: the next tick is due LOAD_TICK_MS after this one began.
+        const wait = next - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    })();
+    void done.catch(() => undefined);
+    loads.push({
+      stop: () => {
+        stopAfter = 0;
+      },
+    });
+    const arrived = (): { priv: Set<string>; pub: Set<string> } => ({
+      priv: new Set(
+        makerEvents.received
+          .filter((e) => isPrivmsg(e, takerNick, 'error'))
+          .map((e) => (e.data as { body: string }).body),
+      ),
+      pub: new Set(
+        takerEvents.received
+          .filter((e) => e.event === 'pubmsg' && (e.data as { from: string }).from === makerNick)
+          .map((e) => (e.data as { message: string }).message),
+      ),
+    });
+    return {
+      /** Ticks sent so far. */
+      get ticks(): number {
+        return ticks.length;
+      },
+      /**
+       * Once the nodes have recovered: waits until a tick goes through again (both messages
+       * accepted and arrived) within {@link STEP_TIMEOUT_MS}, runs
+       * {@link LOAD_TICKS_AFTER_RECOVERY} more ticks, stops, and checks that every one of those was
+       * accepted and arrived. Returns figures for the log.
+       */
+      async finishAfterRecovery(): Promise<string> {
+        const from = ticks.length;
+        const delivered = (tick: number): boolean => {
+          const got = arrived();
+          const t = ticks[tick];
+          return (
+            t !== undefined &&
+            t.privOk &&
+            t.pubOk &&
+            got.priv.has(privBody(tick)) &&
+            got.pub.has(pubMessage(tick))
+          );
+        };
+        // Traffic resumes: a tick sent after the recovery goes through.
+        const resumed = await pollUntil(
+          `${label}: traffic to resume`,
+          // eslint-disable-next-line @typescript-eslint/require-await -- pollUntil takes an async check
+          async () => {
+            for (let tick = from; tick < ticks.length; tick++) if (delivered(tick)) return tick;
+            return undefined;
+          },
+          STEP_TIMEOUT_MS,
+          50,
+        );
+        stopAfter = ticks.length + LOAD_TICKS_AFTER_RECOVERY;
+        const after = Array.from({ length: stopAfter - resumed - 1 }, (_, i) => resumed + 1 + i);
+        await done;
+        // From then on nothing is refused and everything arrives.
+        expect(after.filter((tick) => !ticks[tick]!.privOk || !ticks[tick]!.pubOk)).toEqual([]);
+        await pollUntil(
+          `${label}: every message sent after the recovery to arrive`,
+          // eslint-disable-next-line @typescript-eslint/require-await -- pollUntil takes an async check
+          async () => after.every(delivered) || undefined,
+          STEP_TIMEOUT_MS,
+          100,
+        );
+        const got = arrived();
+        const accepted = ticks.filter((t) => t.privOk).length + ticks.filter((t) => t.pubOk).length;
+        return (
+          `traffic resumed at tick ${resumed} (recovery seen at tick ${from}), then ${after.length} ticks without loss; ` +
+          `${ticks.length} ticks (${2 * ticks.length} messages): ${accepted} accepted, ` +
+          `${got.priv.size + got.pub.size} arrived, refused ${JSON.stringify(Object.fromEntries(refusals))}`
+        );
+      },
+    };
+  };
+
+  /** Waits until the load has sent `count` more ticks. */
+  const loadRunning = (load: { ticks: number }, count = 10): Promise<true> => {
+    const target = load.ticks + count;
+    return pollUntil(
+      'the load to run',
+      // eslint-disable-next-line @typescript-eslint/require-await -- pollUntil takes an async check
+      async () => (load.ticks >= target ? true : undefined),
+      STEP_TIMEOUT_MS,
+      50,
+    );
+  };
+
+  /** Asserts that every onionmc process is still running. */
+  const allUp = async (): Promise<void> => {
+    for (const node of nodes.values()) {
+      expect(node.exitCode, `${node.name} exited`).toBeUndefined();
+      expect((await info(node.name)).state).toBe('running');
+    }
+  };
+
+  const logHas = async (node: NodeProcess, text: string): Promise<boolean> =>
+    (await readFile(node.logFile, 'utf8')).includes(text);
 
   let dnConfig = '';
   let dnLocation = '';
@@ -565,19 +734,28 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
   );
 
   it(
-    'the directory node re-creates the same onion when its tor restarts, and the others reconnect',
+    "under load, the directory node's tor is killed and restarted: the node stays up, re-creates the same onion, its peers reconnect and traffic resumes",
     async () => {
       expect(makerNick).not.toBe('');
       const dn = nodes.get('dn')!;
-      const restartedAt = Date.now();
+      const load = await startLoad('dnfault');
+      await loadRunning(load);
+      const killedAt = Date.now();
+      await network!.killClient('dn');
+      // The node notices at once: its control connection closed with its tor.
+      await pollUntil(
+        'the directory node to notice its tor died',
+        async () => (await logHas(dn, 'lost the tor control connection')) || undefined,
+        NOTICE_TIMEOUT_MS,
+        50,
+      );
+      log(`directory node noticed its tor died in ${Date.now() - killedAt} ms`);
       await network!.restartClient('dn');
+      const torBackAt = Date.now();
       await pollUntil(
         'the directory node to re-create its onion',
-        async () =>
-          (await readFile(dn.logFile, 'utf8')).includes('onion service re-created')
-            ? true
-            : undefined,
-        STEP_TIMEOUT_MS,
+        async () => (await logHas(dn, 'onion service re-created')) || undefined,
+        ONION_BACK_TIMEOUT_MS,
         100,
       );
       const recreated = (await readFile(dn.logFile, 'utf8'))
@@ -585,6 +763,7 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
         .find((l) => l.includes('onion service re-created'));
       expect(recreated).toContain(`"onion":"${ONION_LOCATION.exec(dnLocation)?.[1] ?? ''}"`);
       expect(recreated).toContain('"changed":false');
+      log(`directory node's onion back ${Date.now() - torBackAt} ms after its tor`);
       expect((await info('dn')).location).toBe(dnLocation);
       await pollUntil(
         'the maker and taker handshaked again with the directory node',
@@ -600,19 +779,41 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
       );
       await Promise.all([directoryUp('maker'), directoryUp('taker')]);
       log(
-        `maker and taker back after the directory node's tor restarted, in ${Date.now() - restartedAt} ms`,
+        `maker and taker back with the directory node ${Date.now() - killedAt} ms after the kill`,
       );
+      await allUp();
+      log(`load through the directory node: ${await load.finishAfterRecovery()}`);
+      await allUp();
     },
     RECONNECT_TEST_TIMEOUT_MS,
   );
 
   it(
-    'the maker re-creates its onion when its tor restarts and re-handshakes under the new address',
+    "under load, the maker's tor is killed and restarted: the maker stays up, re-creates its onion, re-handshakes under the new address and traffic resumes",
     async () => {
       expect(makerNick).not.toBe('');
+      const maker = nodes.get('maker')!;
       const before = await info('maker');
-      const restartedAt = Date.now();
+      const load = await startLoad('makerfault');
+      await loadRunning(load);
+      const killedAt = Date.now();
+      await network!.killClient('maker');
+      await pollUntil(
+        'the maker to notice its tor died',
+        async () => (await logHas(maker, 'lost the tor control connection')) || undefined,
+        NOTICE_TIMEOUT_MS,
+        50,
+      );
+      log(`maker noticed its tor died in ${Date.now() - killedAt} ms`);
       await network!.restartClient('maker');
+      const torBackAt = Date.now();
+      await pollUntil(
+        'the maker to re-create its onion',
+        async () => (await logHas(maker, 'onion service re-created')) || undefined,
+        ONION_BACK_TIMEOUT_MS,
+        100,
+      );
+      log(`maker's onion back ${Date.now() - torBackAt} ms after its tor`);
       const after = await pollUntil(
         'the maker on a new onion, handshaked with the directory node',
         async () => {
@@ -623,20 +824,26 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
         RECONNECT_TIMEOUT_MS,
         100,
       );
-      log(`maker re-created its onion and re-handshaked in ${Date.now() - restartedAt} ms`);
+      log(
+        `maker re-created its onion and re-handshaked ${Date.now() - killedAt} ms after the kill`,
+      );
       expect(after.location).toMatch(ONION_LOCATION);
       expect(after.nick).toBe(before.nick);
       await pollUntil(
         "the maker's new location at the directory node",
         async () =>
           ((await info('dn')).peers ?? []).some(
-            (p) => p.nick === makerNick && p.location === after.location,
+            (p) =>
+              p.nick === makerNick && p.location === after.location && p.state === 'handshaked',
           ) || undefined,
         STEP_TIMEOUT_MS,
       );
-      const makerLog = await readFile(nodes.get('maker')!.logFile, 'utf8');
-      expect(makerLog).toContain('onion service re-created');
-      expect(makerLog).toContain('our location changed; re-handshaking with the directory nodes');
+      expect(
+        await logHas(maker, 'our location changed; re-handshaking with the directory nodes'),
+      ).toBe(true);
+      await allUp();
+      log(`load through the maker: ${await load.finishAfterRecovery()}`);
+      await allUp();
     },
     RECONNECT_TEST_TIMEOUT_MS,
   );

@@ -22,6 +22,7 @@ import {
 import { createNickIdentity } from '../../src/message/nick.js';
 import { signPrivmsg } from '../../src/message/privmsg.js';
 import type { HeartbeatOptions, NickAuthPolicy } from '../../src/node/directory-node.js';
+import { CLOSE_DRAIN_TIMEOUT_MS, STOP_DRAIN_TIMEOUT_MS } from '../../src/peer/connection.js';
 import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
 import {
   isV3OnionHostname,
@@ -913,4 +914,33 @@ describe('robustness (docs/protocol.md §1.2, §1.3)', () => {
     await sender.expectQuiet();
     expect(dn.node.counters.get('dropped.too-long')).toBe(2);
   });
+});
+
+describe('stop', () => {
+  it('cuts off a peer that does not take its last bytes within the stop drain, not the 10 s close drain', async () => {
+    // A queue cap far above what is sent, so that the node keeps it all for the peer.
+    const dn = await fx.directory({ maxQueuedBytes: 64 * 1024 * 1024 });
+    const slow = await fx.join(dn);
+    slow.peer.socket.pause();
+    const sender = await fx.join(dn);
+    let relayed = 0;
+    dn.node.onRelay(() => {
+      relayed++;
+    });
+    // 9 MB for the peer that does not read: more than the kernel's buffers take, so the rest
+    // waits in the node and the socket can never finish.
+    const filler = 'x'.repeat(30_000);
+    for (let i = 0; i < 300; i++)
+      sender.send(MessageType.PUBMSG, `${sender.nick}!PUBLIC!fill ${i} ${filler}`);
+    await waitUntil('the pubmsgs to be relayed', () => relayed >= 300, 20_000);
+    const closed = new Promise<void>((resolve) => slow.peer.socket.once('close', resolve));
+    const startedAt = Date.now();
+    // A deadline longer than the close drain, so that only the stop drain can end this early.
+    await dn.node.stop(2 * CLOSE_DRAIN_TIMEOUT_MS);
+    const stopMs = Date.now() - startedAt;
+    expect(stopMs).toBeGreaterThanOrEqual(STOP_DRAIN_TIMEOUT_MS - 50);
+    expect(stopMs).toBeLessThan(CLOSE_DRAIN_TIMEOUT_MS);
+    slow.peer.socket.destroy();
+    await closed;
+  }, 30_000);
 });

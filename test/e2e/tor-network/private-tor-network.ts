@@ -72,6 +72,11 @@ export interface PrivateTorNetwork {
   addClient(name: string): Promise<TorClientHandle>;
   /** Stops a client tor (SIGTERM by PID) and waits for it to exit; its data is kept. */
   stopClient(name: string): Promise<void>;
+  /**
+   * Kills a client tor with SIGKILL by PID (a crash: no clean close of its circuits or control
+   * connections) and waits for it to be gone; its data is kept, `restartClient` starts it again.
+   */
+  killClient(name: string): Promise<void>;
   /** Stops the client if running, starts it again on the same ports and data, waits for 100%. */
   restartClient(name: string): Promise<TorClientHandle>;
   /** Kills every tor by PID, waits for them, deletes the namespace and the temp dir. Idempotent. */
@@ -939,6 +944,17 @@ class Network implements PrivateTorNetwork {
     const node = this.clientNode(name);
     if (node.pid === undefined) return;
     await killTors([node.pid]);
+    node.pid = undefined;
+    const index = this.clients.findIndex((handle) => handle.name === name);
+    if (index >= 0) this.clients.splice(index, 1);
+  }
+
+  async killClient(name: string): Promise<void> {
+    const node = this.clientNode(name);
+    if (node.pid === undefined) return;
+    signalTor(node.pid, 'SIGKILL');
+    const survivors = await waitForExit([node.pid], KILL_WAIT_MS);
+    if (survivors.length > 0) throw new Error(`tor ${name} survived SIGKILL: ${node.pid}`);
     node.pid = undefined;
     const index = this.clients.findIndex((handle) => handle.name === name);
     if (index >= 0) this.clients.splice(index, 1);
