@@ -25,7 +25,7 @@
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import { HttpError, OnionmcError } from '../errors.js';
+import { hasCode, HttpError, OnionmcError } from '../errors.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
 import { ApiListenError, claimSocketPath, resolveGroup, withUmask } from './unix-socket.js';
 import type { Logger } from '../log.js';
@@ -261,13 +261,28 @@ export class ApiServer {
           const route = optionalStringField(body, 'route') ?? 'any';
           if (route !== 'any' && route !== 'directory')
             throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
-          const via = this.#client().privmsg(
-            stringField(body, 'to'),
-            stringField(body, 'cmd'),
-            stringField(body, 'body'),
-            { route },
-          );
-          this.#json(res, 200, { via });
+          // 200 once the route handled it (docs/api.md "Delivery"), or an error saying it failed.
+          let delivery;
+          try {
+            delivery = await this.#client().privmsgConfirmed(
+              stringField(body, 'to'),
+              stringField(body, 'cmd'),
+              stringField(body, 'body'),
+              { route },
+            );
+          } catch (err) {
+            const status = hasCode(err, 'ERR_NOT_DELIVERED')
+              ? 502
+              : hasCode(err, 'ERR_TIMEOUT')
+                ? 504
+                : hasCode(err, 'ERR_BUSY') || hasCode(err, 'ERR_CLOSED')
+                  ? 503
+                  : undefined;
+            if (status === undefined || !(err instanceof OnionmcError)) throw err;
+            throw new HttpError(status, err.code, err.message);
+          }
+          const { via, confirmed, attempts } = delivery;
+          this.#json(res, 200, { via, confirmed, attempts });
           return;
         }
         case 'PUT /v1/offers': {
