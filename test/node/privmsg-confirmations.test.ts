@@ -8,11 +8,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
 import { createNickIdentity } from '../../src/message/nick.js';
-import type { ClientNode, ClientNodeOptions, Delivery } from '../../src/node/client-node.js';
-import { encodeEnvelope } from '../../src/wire/envelope.js';
-import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
-import { ScriptedServer, type ScriptedPeer } from '../integration/transcript.js';
-import { startClient, startDirectory } from './harness.js';
+import type { ClientNode, Delivery } from '../../src/node/client-node.js';
+import type { ScriptedPeer } from '../integration/transcript.js';
+import { PEER, startClient, startDirectory, takerWithDirectories } from './harness.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -21,59 +19,6 @@ afterEach(async () => {
 
 const PING = '{"type": 798, "line": ""}';
 const PONG = '{"type": 799, "line": ""}';
-
-function directoryHandshake(features: Record<string, boolean>, nick: string): string {
-  return encodeEnvelope(
-    795,
-    encodeDirectoryHandshake({
-      appName: 'joinmarket',
-      directory: true,
-      protoVerMin: 5,
-      protoVerMax: 5,
-      features,
-      accepted: true,
-      nick,
-      network: 'testnet',
-      motd: '',
-    }),
-  );
-}
-
-/** Another nick, for which the scripted directories claim to carry traffic. */
-const PEER = createNickIdentity().nick;
-
-/**
- * A taker linked to `count` scripted directory nodes, each of which has carried a pubmsg of
- * {@link PEER} (so each is a route to it, docs/protocol.md §4.3).
- */
-async function takerWithDirectories(
-  count: number,
-  options: { ping?: boolean; client?: Partial<ClientNodeOptions> } = {},
-): Promise<{ taker: ClientNode; links: ScriptedPeer[]; locations: string[] }> {
-  const servers = await Promise.all(Array.from({ length: count }, () => ScriptedServer.listen()));
-  for (const s of servers) stops.push(() => s.close());
-  const locations = servers.map((s) => `127.0.0.1:${s.port}`);
-  const taker = await startClient('taker', locations, {
-    ...options.client,
-    waitForDirectories: false,
-  });
-  stops.push(() => taker.node.stop());
-  const links: ScriptedPeer[] = [];
-  for (const [i, server] of servers.entries()) {
-    const link = await server.connection(0);
-    await link.next(); // the taker's 793
-    link.send(
-      directoryHandshake(options.ping === false ? {} : { ping: true }, createNickIdentity().nick),
-    );
-    link.send(`{"type": 687, "line": "${PEER}!PUBLIC!hp2 0${i}"}`);
-    await taker.events.waitFor(
-      `the pubmsg through directory ${i}`,
-      (e) => e.name === 'pubmsg' && (e.data as { message: string }).message === `!hp2 0${i}`,
-    );
-    links.push(link);
-  }
-  return { taker: taker.node, links, locations };
-}
 
 /** Records when a delivery settles, so a test can check that it has not yet. */
 function watch(promise: Promise<Delivery>): {
@@ -95,7 +40,7 @@ const privmsgLine = (taker: ClientNode, body: string): RegExp =>
 
 describe('confirmed privmsgs through a directory node that advertised ping', () => {
   it('resolve on the pong to the 798 written after them; one ping covers a turn, the next waits', async () => {
-    const { taker, links } = await takerWithDirectories(1);
+    const { taker, links } = await takerWithDirectories(stops, 1);
     const [link] = links as [ScriptedPeer];
     const first = [1, 2, 3].map((n) => watch(taker.privmsgConfirmed(PEER, 'error', `m${n}`)));
     for (const n of [1, 2, 3]) expect(await link.next()).toMatch(privmsgLine(taker, `m${n}`));
@@ -121,12 +66,12 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
   });
 
   it('are re-sent, byte for byte, through another directory node when the first closes before its pong', async () => {
-    const { taker, links, locations } = await takerWithDirectories(2);
+    const { taker, links, locations } = await takerWithDirectories(stops, 2);
     const [a, b] = links as [ScriptedPeer, ScriptedPeer];
     const delivery = watch(
       taker.privmsgConfirmed(PEER, 'error', 'resend', {
         route: 'directory',
-        directory: locations[0],
+        directory: locations[0] ?? '',
       }),
     );
     const written = await a.next();
@@ -147,7 +92,7 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
   });
 
   it('fail with ERR_NOT_DELIVERED when the only route closes before its pong', async () => {
-    const { taker, links } = await takerWithDirectories(1);
+    const { taker, links } = await takerWithDirectories(stops, 1);
     const [link] = links as [ScriptedPeer];
     const delivery = taker.privmsgConfirmed(PEER, 'error', 'lost');
     delivery.catch(() => undefined);
@@ -163,7 +108,7 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
   });
 
   it('fail with ERR_TIMEOUT when the only route does not answer within the deadline', async () => {
-    const { taker, links } = await takerWithDirectories(1, {
+    const { taker, links } = await takerWithDirectories(stops, 1, {
       client: { privmsgConfirmTimeoutMs: 100 },
     });
     const [link] = links as [ScriptedPeer];
@@ -186,7 +131,7 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
   });
 
   it('refuse with ERR_BUSY beyond maxPendingConfirmations, sending nothing', async () => {
-    const { taker, links } = await takerWithDirectories(1, {
+    const { taker, links } = await takerWithDirectories(stops, 1, {
       client: { maxPendingConfirmations: 2 },
     });
     const [link] = links as [ScriptedPeer];
@@ -205,7 +150,7 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
   });
 
   it('fail with ERR_CLOSED when the node stops first', async () => {
-    const { taker, links } = await takerWithDirectories(1);
+    const { taker, links } = await takerWithDirectories(stops, 1);
     const [link] = links as [ScriptedPeer];
     const delivery = taker.privmsgConfirmed(PEER, 'error', 'stop');
     delivery.catch(() => undefined);
@@ -221,7 +166,7 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
 
 describe('a route that cannot confirm', () => {
   it('a directory node without ping (a reference one) is never sent a 798: confirmed false', async () => {
-    const { taker, links } = await takerWithDirectories(1, { ping: false });
+    const { taker, links } = await takerWithDirectories(stops, 1, { ping: false });
     const [link] = links as [ScriptedPeer];
     expect(await taker.privmsgConfirmed(PEER, 'error', 'ref')).toEqual({
       via: { kind: 'directory', location: expect.any(String) as string },
@@ -235,7 +180,7 @@ describe('a route that cannot confirm', () => {
   });
 
   it('nor is a directory node that advertised ping when we did not (it would not answer)', async () => {
-    const { taker, links } = await takerWithDirectories(1, {
+    const { taker, links } = await takerWithDirectories(stops, 1, {
       client: { features: { peerlist_features: true } },
     });
     const [link] = links as [ScriptedPeer];
@@ -281,7 +226,7 @@ describe('onionmc directory node and direct links', () => {
 
 describe('a !fill that is not sent', () => {
   it('leaves no NaCl session behind when the nick has no route', async () => {
-    const { taker } = await takerWithDirectories(1);
+    const { taker } = await takerWithDirectories(stops, 1);
     const stranger = createNickIdentity().nick;
     expect(() => taker.privmsg(stranger, 'fill', '0 50000 Pcommitment')).toThrow(
       expect.objectContaining({ code: 'ERR_NOT_ROUTABLE' }) as Error,
@@ -296,7 +241,7 @@ describe('a !fill that is not sent', () => {
   });
 
   it('keeps the session of an earlier !fill when a new one cannot be sent', async () => {
-    const { taker, links } = await takerWithDirectories(1, { ping: false });
+    const { taker, links } = await takerWithDirectories(stops, 1, { ping: false });
     const [link] = links as [ScriptedPeer];
     taker.privmsg(PEER, 'fill', '0 50000 Pcommitment');
     const before = taker.sessionKeys(PEER);
@@ -320,7 +265,7 @@ describe('a !fill that is not sent', () => {
   });
 
   it('drops the session it started when the confirmation fails', async () => {
-    const { taker, links } = await takerWithDirectories(1);
+    const { taker, links } = await takerWithDirectories(stops, 1);
     const [link] = links as [ScriptedPeer];
     const delivery = taker.privmsgConfirmed(PEER, 'fill', '0 50000 Pcommitment');
     delivery.catch(() => undefined);
