@@ -3,7 +3,8 @@
  * src/api/unix-socket.ts) or a loopback TCP port, for the
  * applications that use the daemon (wallets, bots) and for operators. JSON in, JSON out; live
  * events as Server-Sent Events. Every message accepted here is either handed to a directory node
- * or a peer link, or the request fails with a reason: nothing is dropped silently.
+ * or a peer link (a privmsg: and confirmed by it, docs/api.md "Delivery"), or the request fails
+ * with a reason: nothing is dropped silently.
  *
  * | method | path           | body / answer                                                      |
  * |--------|----------------|--------------------------------------------------------------------|
@@ -14,14 +15,15 @@
  * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped,
  *                           orderbookRequest, channel; on a directory node: relay |
  * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
- * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…}}` |
+ * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…},"confirmed":bool,"attempts":n}` once confirmed |
  * | PUT    | /v1/offers     | `{"offers":[{type,oid,minsize,maxsize,txfee,cjfee}]}` (maker)      |
  * | GET    | /v1/orderbook  | `{"offers":[…], "fidelityBonds":[{nick, proof}]}`                   |
  * | POST   | /v1/orderbook/answer | `{"to":nick,"fidelityBond":"…"}` -> `{"privmsgs":n}` (maker)  |
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
- * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large) or 500.
+ * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, and for a privmsg 502
+ * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`).
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
