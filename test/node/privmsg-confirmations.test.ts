@@ -8,7 +8,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCode } from '../../src/errors.js';
 import { createNickIdentity } from '../../src/message/nick.js';
-import type { ClientNode, Delivery } from '../../src/node/client-node.js';
+import {
+  DIRECTORY_PROBE_IDLE_MS,
+  type ClientNode,
+  type Delivery,
+} from '../../src/node/client-node.js';
 import type { ScriptedPeer } from '../integration/transcript.js';
 import { PEER, startClient, startDirectory, takerWithDirectories } from './harness.js';
 
@@ -161,6 +165,32 @@ describe('confirmed privmsgs through a directory node that advertised ping', () 
       (e: unknown) => e,
     );
     expect(hasCode(err, 'ERR_CLOSED')).toBe(true);
+  });
+});
+
+describe('keepalive probes and confirmations share the pings', () => {
+  it('a probe sent while a confirmation ping waits covers the privmsgs written since; pongs answer in order', async () => {
+    let now = 1_000_000;
+    const { taker, links } = await takerWithDirectories(stops, 1, { client: { now: () => now } });
+    const [link] = links as [ScriptedPeer];
+    const first = watch(taker.privmsgConfirmed(PEER, 'error', 'p1'));
+    expect(await link.next()).toMatch(privmsgLine(taker, 'p1'));
+    expect(await link.next()).toBe(PING);
+    const second = watch(taker.privmsgConfirmed(PEER, 'error', 'p2'));
+    expect(await link.next()).toMatch(privmsgLine(taker, 'p2'));
+    // The link has been silent long enough: the keepalive probe's 798 also covers p2.
+    now += DIRECTORY_PROBE_IDLE_MS;
+    taker.probeDirectories();
+    expect(await link.next()).toBe(PING);
+    link.send(PONG);
+    expect((await first.promise).confirmed).toBe(true);
+    expect(second.settled()).toBe(false);
+    link.send(PONG);
+    expect((await second.promise).confirmed).toBe(true);
+    expect(taker.counters.get('directory.probe')).toBe(1);
+    // Nothing more was sent: the next line is a pubmsg of ours.
+    taker.pubmsg('!marker');
+    expect(await link.next()).toBe(`{"type": 687, "line": "${taker.nick}!PUBLIC!marker"}`);
   });
 });
 
