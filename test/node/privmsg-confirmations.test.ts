@@ -254,6 +254,40 @@ describe('onionmc directory node and direct links', () => {
   });
 });
 
+describe('a direct link to a peer without ping', () => {
+  it('answers confirmed: false (a 798 is sent only where ping was advertised)', async () => {
+    const dn = await startDirectory({ features: { peerlist_features: true, ping: true } });
+    stops.push(() => dn.node.stop());
+    // A maker that does not advertise ping (as ng makers on their direct links).
+    const maker = await startClient('maker', [dn.location], {
+      features: { peerlist_features: true },
+    });
+    stops.push(() => maker.node.stop());
+    const taker = await startClient('taker', [dn.location]);
+    stops.push(() => taker.node.stop());
+    maker.node.setOffers([
+      { type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' },
+    ]);
+    await taker.events.waitFor('the offer pubmsg', (e) => e.name === 'pubmsg');
+    expect((await taker.node.privmsgConfirmed(maker.node.nick, 'error', 'one')).confirmed).toBe(
+      true,
+    );
+    await taker.events.waitFor(
+      'the direct link',
+      (e) => e.name === 'peer' && (e.data as { up: boolean }).up,
+    );
+    expect(await taker.node.privmsgConfirmed(maker.node.nick, 'error', 'two')).toEqual({
+      via: { kind: 'direct' },
+      confirmed: false,
+      attempts: 1,
+    });
+    await maker.events.waitFor(
+      'the direct privmsg',
+      (e) => e.name === 'privmsg' && (e.data as { body: string }).body === 'two',
+    );
+  });
+});
+
 describe('a !fill that is not sent', () => {
   it('leaves no NaCl session behind when the nick has no route', async () => {
     const { taker } = await takerWithDirectories(stops, 1);
