@@ -96,6 +96,8 @@ export class ApiServer {
   readonly #server: http.Server;
   #endpoint: ApiEndpoint | undefined;
   readonly #streams = new Set<http.ServerResponse>();
+  /** Cancels each POST /v1/privmsg waiting for its confirmation (see {@link close}). */
+  readonly #privmsgWaits = new Set<() => void>();
   readonly #socketMode: number;
   readonly #socketGroup: string | undefined;
   /** See {@link API_MAX_EVENT_BUFFER_BYTES}; settable (tests, configuration). */
@@ -185,8 +187,12 @@ export class ApiServer {
     this.#logger.info({ endpoint: this.#endpoint }, 'local API listening');
   }
 
-  /** Stops listening and ends every event stream. Idempotent. */
+  /**
+   * Stops listening, ends every event stream and answers every privmsg still waiting for its
+   * confirmation with 503 `ERR_CLOSED` (it may still be delivered). Idempotent.
+   */
   async close(): Promise<void> {
+    for (const cancel of this.#privmsgWaits) cancel();
     for (const res of this.#streams) res.end();
     this.#streams.clear();
     if (!this.#server.listening) return;
@@ -265,13 +271,29 @@ export class ApiServer {
             throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
           // 200 once the route handled it (docs/api.md "Delivery"), or an error saying it failed.
           let delivery;
+          let cancel: (() => void) | undefined;
           try {
-            delivery = await this.#client().privmsgConfirmed(
+            const confirmed = this.#client().privmsgConfirmed(
               stringField(body, 'to'),
               stringField(body, 'cmd'),
               stringField(body, 'body'),
               { route },
             );
+            // Closing the API does not wait for confirmations (the daemon is stopping).
+            const closing = new Promise<never>((_, reject) => {
+              cancel = () => {
+                // The answer closes the connection, so that closing the server need not wait.
+                res.shouldKeepAlive = false;
+                reject(
+                  new OnionmcError(
+                    'ERR_CLOSED',
+                    'the daemon is stopping; the privmsg may or may not be delivered',
+                  ),
+                );
+              };
+              this.#privmsgWaits.add(cancel);
+            });
+            delivery = await Promise.race([confirmed, closing]);
           } catch (err) {
             const status = hasCode(err, 'ERR_NOT_DELIVERED')
               ? 502
@@ -282,6 +304,8 @@ export class ApiServer {
                   : undefined;
             if (status === undefined || !(err instanceof OnionmcError)) throw err;
             throw new HttpError(status, err.code, err.message);
+          } finally {
+            if (cancel !== undefined) this.#privmsgWaits.delete(cancel);
           }
           const { via, confirmed, attempts } = delivery;
           this.#json(res, 200, { via, confirmed, attempts });

@@ -22,7 +22,13 @@ const PONG = '{"type": 799, "line": ""}';
 /** The API of a taker linked to one scripted directory node. */
 async function apiOfTaker(
   options: { ping?: boolean; client?: Partial<ClientNodeOptions> } = {},
-): Promise<{ api: ApiClient; taker: ClientNode; link: ScriptedPeer; location: string }> {
+): Promise<{
+  api: ApiClient;
+  server: ApiServer;
+  taker: ClientNode;
+  link: ScriptedPeer;
+  location: string;
+}> {
   const { taker, links, locations } = await takerWithDirectories(stops, 1, options);
   const server = new ApiServer(
     { info: () => ({}), client: taker, directory: undefined },
@@ -34,6 +40,7 @@ async function apiOfTaker(
   if (endpoint === undefined) throw new Error('the API did not listen');
   return {
     api: new ApiClient(endpoint),
+    server,
     taker,
     link: links[0] as ScriptedPeer,
     location: locations[0] ?? '',
@@ -99,6 +106,16 @@ describe('POST /v1/privmsg', () => {
       status: 200,
       body: { via: { kind: 'directory', location }, confirmed: false, attempts: 1 },
     });
+  });
+
+  it('closing the API answers a privmsg still waiting with 503 ERR_CLOSED instead of waiting for it', async () => {
+    const { api, server, link } = await apiOfTaker();
+    const answer = post(api, 'closing');
+    await link.next();
+    expect(await link.next()).toBe(PING);
+    // The pong never comes; the default deadline is 60 s, the test's own timeout 5 s.
+    await server.close();
+    expect(await answer).toMatchObject({ status: 503, body: { error: { code: 'ERR_CLOSED' } } });
   });
 
   it('still answers 409 ERR_NOT_ROUTABLE for a nick without a route', async () => {
