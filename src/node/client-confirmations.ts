@@ -59,11 +59,18 @@ export class PrivmsgConfirmations {
   readonly #ledgers = new Map<PeerConnection, Ledger>();
   readonly #timeoutMs: number;
   readonly #maxPending: number;
+  readonly #now: () => number;
   #pending = 0;
 
-  constructor(options: { timeoutMs?: number; maxPending?: number } = {}) {
+  /**
+   * @param options.now the node's clock: a ping is recorded as a liveness probe at that time
+   *   ({@link PeerConnection.markProbed}), so a directory link that answers nothing after it is
+   *   dropped by the keepalive (directory-links.ts) as after any probe.
+   */
+  constructor(options: { timeoutMs?: number; maxPending?: number; now?: () => number } = {}) {
     this.#timeoutMs = options.timeoutMs ?? PRIVMSG_CONFIRM_TIMEOUT_MS;
     this.#maxPending = options.maxPending ?? MAX_PENDING_CONFIRMATIONS;
+    this.#now = options.now ?? Date.now;
   }
 
   /** The deadline of a privmsg on one route, in ms. */
@@ -137,6 +144,7 @@ export class PrivmsgConfirmations {
     if (!conn.isOpen) return;
     const ledger = this.#ledger(conn);
     if (!conn.send(MessageType.PING, '')) return;
+    conn.markProbed(this.#now());
     ledger.outstanding.push(new Set(ledger.unpinged));
     ledger.unpinged.clear();
   }

@@ -165,6 +165,7 @@ export class ClientNode {
           )
         : undefined;
     const confirmations = (this.#confirmations = new PrivmsgConfirmations({
+      now,
       ...(options.privmsgConfirmTimeoutMs !== undefined
         ? { timeoutMs: options.privmsgConfirmTimeoutMs }
         : {}),

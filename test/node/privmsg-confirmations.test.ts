@@ -10,6 +10,7 @@ import { hasCode } from '../../src/errors.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import {
   DIRECTORY_PROBE_IDLE_MS,
+  DIRECTORY_PROBE_TIMEOUT_MS,
   type ClientNode,
   type Delivery,
 } from '../../src/node/client-node.js';
@@ -191,6 +192,37 @@ describe('keepalive probes and confirmations share the pings', () => {
     // Nothing more was sent: the next line is a pubmsg of ours.
     taker.pubmsg('!marker');
     expect(await link.next()).toBe(`{"type": 687, "line": "${taker.nick}!PUBLIC!marker"}`);
+  });
+});
+
+describe('a directory node that stays silent after a confirmation ping', () => {
+  it('is dropped by the keepalive as after a probe, and the privmsg goes through another one', async () => {
+    let now = 1_000_000;
+    const { taker, links, locations } = await takerWithDirectories(stops, 2, {
+      client: { now: () => now },
+    });
+    const [a, b] = links as [ScriptedPeer, ScriptedPeer];
+    // Later than the last line received (a line received at the ping's time counts as its answer).
+    now += 1_000;
+    const delivery = taker.privmsgConfirmed(PEER, 'error', 'silent', {
+      route: 'directory',
+      directory: locations[0] ?? '',
+    });
+    delivery.catch(() => undefined);
+    const written = await a.next();
+    expect(await a.next()).toBe(PING);
+    // Nothing arrives on the first link within the probe timeout (a dead Tor circuit).
+    now += DIRECTORY_PROBE_TIMEOUT_MS;
+    taker.probeDirectories();
+    expect(taker.counters.get('directory.probe-timeout')).toBe(1);
+    expect(await b.next()).toBe(written);
+    expect(await b.next()).toBe(PING);
+    b.send(PONG);
+    expect(await delivery).toEqual({
+      via: { kind: 'directory', location: locations[1] },
+      confirmed: true,
+      attempts: 2,
+    });
   });
 });
 
