@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_LISTEN'
   | 'ERR_NOT_ROUTABLE'
+  | 'ERR_NOT_DELIVERED'
+  | 'ERR_BUSY'
   | 'ERR_CLOSED'
   | 'ERR_SLOW_READER'
   | 'ERR_TIMEOUT'

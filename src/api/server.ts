@@ -3,7 +3,8 @@
  * src/api/unix-socket.ts) or a loopback TCP port, for the
  * applications that use the daemon (wallets, bots) and for operators. JSON in, JSON out; live
  * events as Server-Sent Events. Every message accepted here is either handed to a directory node
- * or a peer link, or the request fails with a reason: nothing is dropped silently.
+ * or a peer link (a privmsg: and confirmed by it, docs/api.md "Delivery"), or the request fails
+ * with a reason: nothing is dropped silently.
  *
  * | method | path           | body / answer                                                      |
  * |--------|----------------|--------------------------------------------------------------------|
@@ -14,18 +15,19 @@
  * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped,
  *                           orderbookRequest, channel; on a directory node: relay |
  * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
- * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…}}` |
+ * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…},"confirmed":bool,"attempts":n}` once confirmed |
  * | PUT    | /v1/offers     | `{"offers":[{type,oid,minsize,maxsize,txfee,cjfee}]}` (maker)      |
  * | GET    | /v1/orderbook  | `{"offers":[…], "fidelityBonds":[{nick, proof}]}`                   |
  * | POST   | /v1/orderbook/answer | `{"to":nick,"fidelityBond":"…"}` -> `{"privmsgs":n}` (maker)  |
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
- * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large) or 500.
+ * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, and for a privmsg 502
+ * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`).
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import { HttpError, OnionmcError } from '../errors.js';
+import { hasCode, HttpError, OnionmcError } from '../errors.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
 import { ApiListenError, claimSocketPath, resolveGroup, withUmask } from './unix-socket.js';
 import type { Logger } from '../log.js';
@@ -100,6 +102,8 @@ export class ApiServer {
   readonly #server: http.Server;
   #endpoint: ApiEndpoint | undefined;
   readonly #streams = new Set<http.ServerResponse>();
+  /** Cancels each POST /v1/privmsg waiting for its confirmation (see {@link close}). */
+  readonly #privmsgWaits = new Set<() => void>();
   readonly #socketMode: number;
   readonly #socketGroup: string | undefined;
   /** See {@link API_MAX_EVENT_BUFFER_BYTES}; settable (tests, configuration). */
@@ -190,10 +194,13 @@ export class ApiServer {
   }
 
   /**
-   * Stops listening and ends every event stream; a client that has not taken what was written to
-   * it within {@link API_CLOSE_DRAIN_MS} (a stalled `/v1/events` reader) is cut off. Idempotent.
+   * Stops listening, ends every event stream and answers every privmsg still waiting for its
+   * confirmation with 503 `ERR_CLOSED` (it may still be delivered); a client that has not taken
+   * what was written to it within {@link API_CLOSE_DRAIN_MS} (a stalled `/v1/events` reader) is
+   * cut off. Idempotent.
    */
   async close(): Promise<void> {
+    for (const cancel of this.#privmsgWaits) cancel();
     for (const res of this.#streams) res.end();
     this.#streams.clear();
     if (!this.#server.listening) return;
@@ -274,13 +281,46 @@ export class ApiServer {
           const route = optionalStringField(body, 'route') ?? 'any';
           if (route !== 'any' && route !== 'directory')
             throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
-          const via = this.#client().privmsg(
-            stringField(body, 'to'),
-            stringField(body, 'cmd'),
-            stringField(body, 'body'),
-            { route },
-          );
-          this.#json(res, 200, { via });
+          // 200 once the route handled it (docs/api.md "Delivery"), or an error saying it failed.
+          let delivery;
+          let cancel: (() => void) | undefined;
+          try {
+            const confirmed = this.#client().privmsgConfirmed(
+              stringField(body, 'to'),
+              stringField(body, 'cmd'),
+              stringField(body, 'body'),
+              { route },
+            );
+            // Closing the API does not wait for confirmations (the daemon is stopping).
+            const closing = new Promise<never>((_, reject) => {
+              cancel = () => {
+                // The answer closes the connection, so that closing the server need not wait.
+                res.shouldKeepAlive = false;
+                reject(
+                  new OnionmcError(
+                    'ERR_CLOSED',
+                    'the daemon is stopping; the privmsg may or may not be delivered',
+                  ),
+                );
+              };
+              this.#privmsgWaits.add(cancel);
+            });
+            delivery = await Promise.race([confirmed, closing]);
+          } catch (err) {
+            const status = hasCode(err, 'ERR_NOT_DELIVERED')
+              ? 502
+              : hasCode(err, 'ERR_TIMEOUT')
+                ? 504
+                : hasCode(err, 'ERR_BUSY') || hasCode(err, 'ERR_CLOSED')
+                  ? 503
+                  : undefined;
+            if (status === undefined || !(err instanceof OnionmcError)) throw err;
+            throw new HttpError(status, err.code, err.message);
+          } finally {
+            if (cancel !== undefined) this.#privmsgWaits.delete(cancel);
+          }
+          const { via, confirmed, attempts } = delivery;
+          this.#json(res, 200, { via, confirmed, attempts });
           return;
         }
         case 'PUT /v1/offers': {

@@ -30,9 +30,11 @@ import type {
   ClientNodeEvents,
   ClientNodeOptions,
   ClientRole,
+  Delivery,
   PrivmsgOptions,
   SendResult,
 } from './client-types.js';
+import { PrivmsgConfirmations } from './client-confirmations.js';
 import { Counters, type DropReason } from './counters.js';
 import { DirectoryLinks, type DirectoryStatus } from './directory-links.js';
 import { EndToEnd } from './end-to-end.js';
@@ -47,11 +49,13 @@ export type {
   ClientNodeEvents,
   ClientNodeOptions,
   ClientRole,
+  Delivery,
   PrivmsgOptions,
   SendResult,
   Via,
 } from './client-types.js';
 export type { DirectoryStatus } from './directory-links.js';
+export { MAX_PENDING_CONFIRMATIONS, PRIVMSG_CONFIRM_TIMEOUT_MS } from './client-confirmations.js';
 export {
   DIRECTORY_PROBE_IDLE_MS,
   DIRECTORY_PROBE_INTERVAL_MS,
@@ -90,6 +94,7 @@ export class ClientNode {
   readonly #announcer: OfferAnnouncer;
   readonly #maker: MakerResponder | undefined;
   readonly #signer: NickSigner;
+  readonly #confirmations: PrivmsgConfirmations;
   #ownLocation: string;
   #running = false;
   #lifecycle = new AbortController();
@@ -159,6 +164,15 @@ export class ClientNode {
             delivery.send(to, cmd, body, sendOptions),
           )
         : undefined;
+    const confirmations = (this.#confirmations = new PrivmsgConfirmations({
+      now,
+      ...(options.privmsgConfirmTimeoutMs !== undefined
+        ? { timeoutMs: options.privmsgConfirmTimeoutMs }
+        : {}),
+      ...(options.maxPendingConfirmations !== undefined
+        ? { maxPending: options.maxPendingConfirmations }
+        : {}),
+    }));
     this.#directories = new DirectoryLinks(ctx, {
       onChannelMessage: (type, line, link) => {
         this.#router.fromDirectory(type, line, link);
@@ -166,15 +180,35 @@ export class ClientNode {
       onUp: (link: DirectoryLink) => {
         this.#maker?.onDirectoryUp(link);
       },
+      ping: (conn) => {
+        confirmations.ping(conn);
+      },
+      onPong: (conn) => {
+        confirmations.onPong(conn);
+      },
+      onClosed: (conn) => {
+        confirmations.onClose(conn);
+      },
     });
     this.#peerLinks = new PeerLinks(ctx, {
       onChannelMessage: (type, line, link) => {
         this.#router.fromPeer(type, line, link);
       },
+      onPong: (conn) => {
+        confirmations.onPong(conn);
+      },
+      onClosed: (conn) => {
+        confirmations.onClose(conn);
+      },
     });
     this.#router = new Router(
       ctx,
-      { directories: this.#directories, peerLinks: this.#peerLinks, endToEnd: this.#endToEnd },
+      {
+        directories: this.#directories,
+        peerLinks: this.#peerLinks,
+        endToEnd: this.#endToEnd,
+        confirmations,
+      },
       {
         onPubmsg: (from, message, via) => {
           const commands = this.#collector.onPubmsg(from, message);
@@ -393,5 +427,33 @@ export class ClientNode {
     options: PrivmsgOptions = {},
   ): Promise<SendResult> {
     return this.#router.privmsgAsync(to, cmd, body, options);
+  }
+
+  /**
+   * As {@link privmsgAsync}, and resolves only once the route has handled the privmsg: the
+   * directory node relayed it, or the peer of a direct link received it, as shown by its 799
+   * answer to a 798 sent after the privmsg on the same connection (docs/protocol.md §13.2
+   * "Confirmed privmsgs"). When that connection closes, or no answer comes within
+   * `privmsgConfirmTimeoutMs`, the same signed line is sent through another route (another
+   * directory node that carried `to`, or a direct link) and confirmed there; with no route left
+   * it fails. A route that cannot confirm (a reference directory node: no `ping`) resolves at
+   * once with `confirmed: false`. The local API answers POST /v1/privmsg with this.
+   * @throws OnionmcError as {@link privmsgAsync}; `ERR_BUSY` when `maxPendingConfirmations`
+   *   privmsgs already wait; `ERR_NOT_DELIVERED` when every route tried closed before confirming;
+   *   `ERR_TIMEOUT` when the last one did not confirm in time (in both cases the message may or
+   *   may not have arrived); `ERR_CLOSED` when the node stopped first.
+   */
+  privmsgConfirmed(
+    to: string,
+    cmd: string,
+    body: string,
+    options: PrivmsgOptions = {},
+  ): Promise<Delivery> {
+    return this.#router.privmsgConfirmed(to, cmd, body, options);
+  }
+
+  /** Privmsgs waiting for confirmation now (see {@link privmsgConfirmed}). */
+  get pendingConfirmations(): number {
+    return this.#confirmations.pending;
   }
 }

@@ -64,6 +64,17 @@ export interface ClientNodeOptions {
   readonly nickAuthDirectoryIds?: Readonly<Record<string, string>>;
   /** Reconnect backoff for directory links. */
   readonly backoff?: BackoffOptions;
+  /**
+   * How long a privmsg sent with {@link ClientNode.privmsgConfirmed} waits for one route's
+   * confirmation before that route counts as failed for it; default
+   * `PRIVMSG_CONFIRM_TIMEOUT_MS` (60 s, client-confirmations.ts).
+   */
+  readonly privmsgConfirmTimeoutMs?: number;
+  /**
+   * How many privmsgs sent with {@link ClientNode.privmsgConfirmed} may wait for confirmation at
+   * once; default `MAX_PENDING_CONFIRMATIONS` (256).
+   */
+  readonly maxPendingConfirmations?: number;
   /** How long we wait for the other side's handshake on any link; default 60 s. */
   readonly handshakeTimeoutMs?: number;
   /** Clock in ms and random source in [0,1): injectable for tests. */
@@ -125,6 +136,21 @@ export interface ClientNodeEvents {
 
 /** What {@link ClientNode.privmsg} did with a message. */
 export type SendResult = Via;
+
+/** What {@link ClientNode.privmsgConfirmed} did with a message. */
+export interface Delivery {
+  /** The route that took it last (the one that confirmed it, when `confirmed`). */
+  readonly via: Via;
+  /**
+   * True: the route handled it (the directory node relayed it, or the peer received it): its
+   * pong to a 798 sent after it arrived (docs/protocol.md §13.2). False: the route cannot
+   * confirm (it, or we, did not advertise `ping`, e.g. a reference directory node); the message
+   * was written to it and nothing more is known.
+   */
+  readonly confirmed: boolean;
+  /** How many routes it was written to: more than 1 after a route failed before confirming. */
+  readonly attempts: number;
+}
 
 /** Options of {@link ClientNode.privmsg}. */
 export interface PrivmsgOptions {

@@ -47,6 +47,15 @@ export interface DirectoryLinkHooks {
   onChannelMessage(type: number, line: string, link: DirectoryLink): void;
   /** A link completed its handshake (and nick authentication when negotiated). */
   onUp(link: DirectoryLink): void;
+  /**
+   * Sends a 798 on the link's connection; the privmsg confirmations (client-confirmations.ts)
+   * match its 799. Used for keepalive probes when the link can confirm privmsgs.
+   */
+  ping(conn: PeerConnection): void;
+  /** A 799 arrived. */
+  onPong(conn: PeerConnection): void;
+  /** A link's connection closed (after the link forgot the nicks only it carried). */
+  onClosed(conn: PeerConnection): void;
 }
 
 /** One directory link, for status output. */
@@ -165,7 +174,9 @@ export class DirectoryLinks {
         conn.destroy('probe-timeout');
       } else if (liveness === 'probe') {
         conn.markProbed(now);
-        conn.send(MessageType.PING, '');
+        // Through the confirmations when its 799 will come, so pongs stay matched to pings.
+        if (this.#ctx.options.features?.ping === true) this.#hooks.ping(conn);
+        else conn.send(MessageType.PING, '');
         this.#ctx.counters.add('directory.probe');
       }
     }
@@ -211,6 +222,7 @@ export class DirectoryLinks {
       },
       onClose: (err, reason) => {
         this.#handleClose(link, conn, err, reason);
+        this.#hooks.onClosed(conn);
       },
     });
     // The connecting side sends 793 at once (docs/protocol.md §2.3).
@@ -294,7 +306,10 @@ export class DirectoryLinks {
         if (link.features.has('ping')) link.conn?.send(MessageType.PONG, '');
         return;
       case MessageType.PONG:
-        return; // the answer to our probe; that it arrived is all that counts
+        // The answer to a probe (that it arrived is all the keepalive needs) or to a ping that
+        // confirms privmsgs.
+        if (link.conn !== undefined) this.#hooks.onPong(link.conn);
+        return;
       case MessageType.NICK_AUTH_CHALLENGE:
         answerNickAuthChallenge(this.#ctx, link, envelope.line);
         return;

@@ -93,6 +93,16 @@ export class EndToEnd {
     return this.enabled ? this.#sessions.keysOf(nick) : undefined;
   }
 
+  /**
+   * A `!fill` sealed by {@link seal} was not sent (no route, a signer that failed) or not
+   * confirmed: drops the session it started, unless a later `!fill` replaced it.
+   */
+  abandonFill(to: string, wireBody: string): void {
+    if (!this.enabled) return;
+    const key = wireBody.split(' ')[2];
+    if (key !== undefined && this.#sessions.keysOf(to)?.own === key) this.#sessions.end(to);
+  }
+
   /** Drops expired sessions. */
   sweep(): void {
     this.#sessions.sweep();

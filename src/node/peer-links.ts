@@ -43,6 +43,10 @@ export const PEER_REDIAL_BACKOFF: BackoffOptions = {
 export interface PeerLinkHooks {
   /** A 687 on a handshaked direct link. */
   onChannelMessage(type: number, line: string, link: PeerLink): void;
+  /** A 799 arrived (the privmsg confirmations match it, client-confirmations.ts). */
+  onPong(conn: PeerConnection): void;
+  /** A link's connection closed. */
+  onClosed(conn: PeerConnection): void;
 }
 
 /** Every direct link, inbound and outbound. */
@@ -133,6 +137,7 @@ export class PeerLinks {
       },
       onClose: () => {
         this.#handleClose(link);
+        this.#hooks.onClosed(conn);
       },
     });
     // A reference non-directory node sends its 793 as soon as a connection exists, in either
@@ -163,6 +168,9 @@ export class PeerLinks {
         return;
       case MessageType.PING:
         if (link.features.has('ping')) link.conn.send(MessageType.PONG, '');
+        return;
+      case MessageType.PONG:
+        if (link.state === 'handshaked') this.#hooks.onPong(link.conn);
         return;
       default:
         // Pubmsgs and peerlists come only from directories; 795 from a peer is a protocol slip

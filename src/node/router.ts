@@ -19,7 +19,13 @@ import { encodeLine } from '../wire/framing.js';
 import { isValidNick } from '../wire/handshake.js';
 import { MessageType } from '../wire/message-types.js';
 import type { ClientContext, DirectoryLink, PeerLink } from './client-context.js';
-import type { PrivmsgOptions, SendResult, Via } from './client-types.js';
+import type { PeerConnection } from '../peer/connection.js';
+import type {
+  PendingConfirmation,
+  PrivmsgConfirmations,
+  RouteFailure,
+} from './client-confirmations.js';
+import type { Delivery, PrivmsgOptions, SendResult, Via } from './client-types.js';
 import { dropCounter } from './counters.js';
 import { DuplicateFilter } from './dedup.js';
 import type { DirectoryLinks } from './directory-links.js';
@@ -48,15 +54,22 @@ export class Router {
   readonly #peerLinks: PeerLinks;
   readonly #endToEnd: EndToEnd;
   readonly #hooks: RouterHooks;
+  readonly #confirmations: PrivmsgConfirmations;
   readonly #dedup: DuplicateFilter;
   #pendingVerifications = 0;
 
   constructor(
     ctx: ClientContext,
-    parts: { directories: DirectoryLinks; peerLinks: PeerLinks; endToEnd: EndToEnd },
+    parts: {
+      directories: DirectoryLinks;
+      peerLinks: PeerLinks;
+      endToEnd: EndToEnd;
+      confirmations: PrivmsgConfirmations;
+    },
     hooks: RouterHooks,
   ) {
     this.#ctx = ctx;
+    this.#confirmations = parts.confirmations;
     this.#directories = parts.directories;
     this.#peerLinks = parts.peerLinks;
     this.#endToEnd = parts.endToEnd;
@@ -196,21 +209,26 @@ export class Router {
    * @throws OnionmcError `ERR_NOT_ROUTABLE`, `ERR_CRYPTO`, `ERR_API`; ProtocolError.
    */
   privmsg(to: string, cmd: string, body: string, options: PrivmsgOptions = {}): SendResult {
-    const wireBody = this.#seal(to, cmd, body);
-    const signature = this.#ctx.signer.signPrivmsg({
-      to,
-      cmd,
-      body: wireBody,
-      hostid: HOSTID_ONION,
-    });
-    if (isPromise(signature)) {
-      signature.catch(() => undefined);
-      throw new OnionmcError(
-        'ERR_API',
-        'the nick signer answers asynchronously: send with privmsgAsync',
-      );
+    const wireBody = this.#seal(to, cmd, body, options);
+    try {
+      const signature = this.#ctx.signer.signPrivmsg({
+        to,
+        cmd,
+        body: wireBody,
+        hostid: HOSTID_ONION,
+      });
+      if (isPromise(signature)) {
+        signature.catch(() => undefined);
+        throw new OnionmcError(
+          'ERR_API',
+          'the nick signer answers asynchronously: send with privmsgAsync',
+        );
+      }
+      return this.#send(to, cmd, this.#frame(to, cmd, wireBody, signature), options);
+    } catch (err) {
+      this.#abandon(to, cmd, wireBody);
+      throw err;
     }
-    return this.#send(to, cmd, wireBody, signature, options);
   }
 
   /**
@@ -225,19 +243,66 @@ export class Router {
     body: string,
     options: PrivmsgOptions = {},
   ): Promise<SendResult> {
-    const wireBody = this.#seal(to, cmd, body);
-    const signature = await this.#ctx.signer.signPrivmsg({
-      to,
-      cmd,
-      body: wireBody,
-      hostid: HOSTID_ONION,
-    });
-    if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
-    return this.#send(to, cmd, wireBody, signature, options);
+    const wireBody = this.#seal(to, cmd, body, options);
+    try {
+      const signature = await this.#ctx.signer.signPrivmsg({
+        to,
+        cmd,
+        body: wireBody,
+        hostid: HOSTID_ONION,
+      });
+      if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
+      return this.#send(to, cmd, this.#frame(to, cmd, wireBody, signature), options);
+    } catch (err) {
+      this.#abandon(to, cmd, wireBody);
+      throw err;
+    }
   }
 
-  /** Checks a privmsg request and returns its wire body (keys inserted, encrypted). */
-  #seal(to: string, cmd: string, body: string): string {
+  /**
+   * As {@link privmsgAsync}, and answers once the route has handled the privmsg (the pong to a
+   * 798 sent after it, docs/protocol.md §13.2 "Confirmed privmsgs"; client-confirmations.ts). A
+   * route that closes or does not confirm within the deadline is replaced by another one when
+   * one exists (the same signed line: every route signs with the hostid `onion-network`,
+   * docs/protocol.md §5.6); a route that cannot confirm (no `ping` on either side) answers at once
+   * with `confirmed: false`.
+   * @throws OnionmcError as {@link privmsgAsync}; `ERR_BUSY` when too many privmsgs wait for
+   *   confirmation; `ERR_NOT_DELIVERED` when every route closed before confirming it;
+   *   `ERR_TIMEOUT` when the last route tried did not confirm it in time; `ERR_CLOSED` when the
+   *   node stopped first.
+   */
+  async privmsgConfirmed(
+    to: string,
+    cmd: string,
+    body: string,
+    options: PrivmsgOptions = {},
+  ): Promise<Delivery> {
+    this.#confirmations.reserve();
+    try {
+      const wireBody = this.#seal(to, cmd, body, options);
+      try {
+        const signature = await this.#ctx.signer.signPrivmsg({
+          to,
+          cmd,
+          body: wireBody,
+          hostid: HOSTID_ONION,
+        });
+        if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
+        return await this.#deliver(to, cmd, this.#frame(to, cmd, wireBody, signature), options);
+      } catch (err) {
+        this.#abandon(to, cmd, wireBody);
+        throw err;
+      }
+    } finally {
+      this.#confirmations.release();
+    }
+  }
+
+  /**
+   * Checks a privmsg request and returns its wire body (keys inserted, encrypted). A `!fill`
+   * without a route fails before a NaCl session is started for it.
+   */
+  #seal(to: string, cmd: string, body: string, options: PrivmsgOptions): string {
     const ctx = this.#ctx;
     if (to === ctx.nick)
       throw new OnionmcError('ERR_NOT_ROUTABLE', 'a privmsg to our own nick is not sent');
@@ -245,48 +310,172 @@ export class Router {
     // Receivers drop a privmsg whose first command is in neither list (docs/protocol.md §5.2).
     if (!isPrivmsgCommandAllowed(cmd))
       throw new OnionmcError('ERR_API', `"${cmd}" is not a command a privmsg may start with`);
+    if (cmd === 'fill' && !this.#hasRoute(to, cmd, options)) throw notRoutable(to);
     const wireBody = this.#endToEnd.seal(to, cmd, body);
-    checkPrivmsgParts(ctx.nick, to, cmd, wireBody);
+    try {
+      checkPrivmsgParts(ctx.nick, to, cmd, wireBody);
+    } catch (err) {
+      this.#abandon(to, cmd, wireBody);
+      throw err;
+    }
     return wireBody;
   }
 
-  #send(
-    to: string,
-    cmd: string,
-    wireBody: string,
-    signature: NickSignature,
-    options: PrivmsgOptions,
-  ): SendResult {
-    const ctx = this.#ctx;
+  /** A `!fill` that was not sent (or not confirmed) leaves no NaCl session behind. */
+  #abandon(to: string, cmd: string, wireBody: string): void {
+    if (cmd === 'fill') this.#endToEnd.abandonFill(to, wireBody);
+  }
+
+  /**
+   * True when {@link #write} would find a route now (without writing); starts a direct dial when
+   * one is due, as {@link #write} does.
+   */
+  #hasRoute(to: string, cmd: string, options: PrivmsgOptions): boolean {
+    const known = this.#ctx.peers.get(to);
+    if (known === undefined) return false;
+    const directOk = options.route !== 'directory' && cmd !== 'hp2';
+    if (directOk) this.#peerLinks.maybeDial(to, known);
+    if (directOk && known.link?.state === 'handshaked') return true;
+    return [...known.directories].some((d) => d.isUp);
+  }
+
+  /** The framed 685 line (docs/protocol.md §4.1, §5.6). */
+  #frame(to: string, cmd: string, wireBody: string, signature: NickSignature): Uint8Array {
     const line = formatSignedPrivmsgLine(
-      ctx.nick,
+      this.#ctx.nick,
       to,
       cmd,
       wireBody,
       signature.publicKeyHex,
       signature.signature,
     );
-    const frame = encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));
+    return encodeLine(encodeEnvelope(MessageType.PRIVMSG, line));
+  }
+
+  #send(to: string, cmd: string, frame: Uint8Array, options: PrivmsgOptions): SendResult {
+    const written = this.#write(to, cmd, frame, options, undefined);
+    if (written === undefined) throw notRoutable(to);
+    return written.via;
+  }
+
+  /**
+   * Writes `frame` for {@link privmsgConfirmed} and waits for the route's confirmation, trying
+   * the other routes when one fails.
+   */
+  #deliver(to: string, cmd: string, frame: Uint8Array, options: PrivmsgOptions): Promise<Delivery> {
+    const ctx = this.#ctx;
+    return new Promise((resolve, reject) => {
+      const tried = new Set<PeerConnection>();
+      let attempts = 0;
+      let via: Via | undefined;
+      const attempt = (failure: RouteFailure | undefined): void => {
+        if (!ctx.running) {
+          reject(
+            new OnionmcError('ERR_CLOSED', 'the node stopped before the privmsg was confirmed'),
+          );
+          return;
+        }
+        const written = this.#write(to, cmd, frame, options, tried);
+        if (written === undefined) {
+          if (failure === undefined) reject(notRoutable(to));
+          else {
+            ctx.counters.add(`privmsg.unconfirmed.${failure}`);
+            reject(
+              new OnionmcError(
+                failure === 'timeout' ? 'ERR_TIMEOUT' : 'ERR_NOT_DELIVERED',
+                `privmsg to ${to} not confirmed: ${describeVia(via)} ${failure === 'timeout' ? `did not confirm it within ${this.#confirmations.timeoutMs} ms` : 'closed before confirming it'}, and no other route is left (it may or may not have been delivered)`,
+              ),
+            );
+          }
+          return;
+        }
+        attempts++;
+        tried.add(written.conn);
+        via = written.via;
+        if (failure !== undefined) ctx.counters.add('privmsg.resent');
+        if (!written.canConfirm) {
+          resolve({ via: written.via, confirmed: false, attempts });
+          return;
+        }
+        this.#confirmations.track(pending, written.conn);
+      };
+      const pending: PendingConfirmation = {
+        conn: undefined,
+        timer: undefined,
+        onConfirmed: () => {
+          ctx.counters.add('privmsg.confirmed');
+          resolve({ via: via ?? { kind: 'direct' }, confirmed: true, attempts });
+        },
+        onRouteFailed: (reason) => {
+          attempt(reason);
+        },
+      };
+      attempt(undefined);
+    });
+  }
+
+  /**
+   * Writes `frame` to the route of docs/protocol.md §4.3 (a handshaked direct link, else a random
+   * connected directory node that carried `to`'s messages, the one in `options.directory` when
+   * it qualifies), skipping connections in `exclude`; starts a direct dial when one is due.
+   * @returns the route, or undefined when none took the frame.
+   */
+  #write(
+    to: string,
+    cmd: string,
+    frame: Uint8Array,
+    options: PrivmsgOptions,
+    exclude: ReadonlySet<PeerConnection> | undefined,
+  ): { via: Via; conn: PeerConnection; canConfirm: boolean } | undefined {
+    const ctx = this.#ctx;
     const known = ctx.peers.get(to);
     // ng makers ignore an `!hp2` arriving over a direct link (docs/protocol.md §13.2).
     const directOk = options.route !== 'directory' && cmd !== 'hp2';
     if (known !== undefined && directOk) this.#peerLinks.maybeDial(to, known);
     const direct = directOk ? known?.link : undefined;
-    if (direct?.state === 'handshaked' && direct.conn.sendEncoded(frame)) {
+    if (
+      direct?.state === 'handshaked' &&
+      exclude?.has(direct.conn) !== true &&
+      direct.conn.sendEncoded(frame)
+    ) {
       ctx.counters.add('sent.privmsg.direct');
-      return { kind: 'direct' };
+      return { via: { kind: 'direct' }, conn: direct.conn, canConfirm: this.#canConfirm(direct) };
     }
-    const candidates = [...(known?.directories ?? [])].filter((d) => d.isUp);
+    const candidates = [...(known?.directories ?? [])].filter(
+      (d) => d.isUp && (d.conn === undefined || exclude?.has(d.conn) !== true),
+    );
     const chosen =
       candidates.find((d) => d.location === options.directory) ??
       candidates[Math.floor(ctx.random() * candidates.length)];
-    if (chosen?.conn?.sendEncoded(frame) === true) {
+    const conn = chosen?.conn;
+    if (chosen !== undefined && conn?.sendEncoded(frame) === true) {
       ctx.counters.add('sent.privmsg.directory');
-      return { kind: 'directory', location: chosen.location };
+      return {
+        via: { kind: 'directory', location: chosen.location },
+        conn,
+        canConfirm: this.#canConfirm(chosen),
+      };
     }
-    throw new OnionmcError(
-      'ERR_NOT_ROUTABLE',
-      `no route to ${to}: no direct link, and no connected directory node has carried its messages`,
-    );
+    return undefined;
   }
+
+  /**
+   * True when a 798 on this link will be answered: the other side advertised `ping` and so did
+   * we (an onionmc or ng node answers only then, docs/protocol.md §4.7); a reference node never.
+   */
+  #canConfirm(link: { features: ReadonlySet<string> }): boolean {
+    return link.features.has('ping') && this.#ctx.options.features?.ping === true;
+  }
+}
+
+function notRoutable(to: string): OnionmcError {
+  return new OnionmcError(
+    'ERR_NOT_ROUTABLE',
+    `no route to ${to}: no direct link, and no connected directory node has carried its messages`,
+  );
+}
+
+function describeVia(via: Via | undefined): string {
+  if (via === undefined) return 'the route';
+  return via.kind === 'direct' ? 'the direct link' : `the directory node at ${via.location}`;
 }

@@ -333,7 +333,11 @@ describe('a CoinJoin negotiation by applications on the API (testing mode)', () 
       cmd: 'hp2',
       body: commitment.slice(1),
     });
-    expect(hp2).toEqual({ via: { kind: 'directory', location: directoryLocation } });
+    expect(hp2).toEqual({
+      via: { kind: 'directory', location: directoryLocation },
+      confirmed: true,
+      attempts: 1,
+    });
     await takerEvents.waitFor(
       'the broadcast !hp2',
       after(matches('pubmsg', { from: makerNick, message: `!hp2 ${commitment.slice(1)}` })),

@@ -575,7 +575,10 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       body: fillBody,
       route: 'directory',
     });
-    expect(fill).toEqual({ status: 200, body: { via: viaDirectory } });
+    expect(fill).toEqual({
+      status: 200,
+      body: { via: viaDirectory, confirmed: true, attempts: 1 },
+    });
     const gotFill = await makerEvents.waitFor(
       'the !fill at the maker',
       isEvent('privmsg', { from: nickOf(taker), cmd: 'fill' }),
@@ -613,7 +616,10 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       body: '',
       route: 'directory',
     });
-    expect(pubkey).toEqual({ status: 200, body: { via: viaDirectory } });
+    expect(pubkey).toEqual({
+      status: 200,
+      body: { via: viaDirectory, confirmed: true, attempts: 1 },
+    });
     const gotPubkey = await takerEvents.waitFor(
       'the !pubkey at the taker',
       isEvent('privmsg', { from: nickOf(maker), cmd: 'pubkey' }),
@@ -635,7 +641,10 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
       body: secret,
       route: 'directory',
     });
-    expect(auth).toEqual({ status: 200, body: { via: viaDirectory } });
+    expect(auth).toEqual({
+      status: 200,
+      body: { via: viaDirectory, confirmed: true, attempts: 1 },
+    });
     const gotAuth = await makerEvents.waitFor(
       'the !auth at the maker',
       isEvent('privmsg', { from: nickOf(taker), cmd: 'auth' }),

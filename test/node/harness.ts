@@ -15,7 +15,10 @@ import {
   type RelayEvent,
 } from '../../src/node/directory-node.js';
 import { TcpDialer, TcpServerTransport } from '../../src/peer/transport.js';
+import { encodeEnvelope } from '../../src/wire/envelope.js';
+import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
 import { BoundServer } from '../helpers/ports.js';
+import { ScriptedServer, type ScriptedPeer } from '../integration/transcript.js';
 
 /** Fast reconnects for tests. */
 export const TEST_BACKOFF = {
@@ -149,4 +152,60 @@ export async function startClient(
     node.directoryStatus().every((d) => d.state === 'handshaked'),
   );
   return { node, events, location };
+}
+
+/** A directory node's 795 with these features. */
+export function directoryHandshake(features: Record<string, boolean>, nick: string): string {
+  return encodeEnvelope(
+    795,
+    encodeDirectoryHandshake({
+      appName: 'joinmarket',
+      directory: true,
+      protoVerMin: 5,
+      protoVerMax: 5,
+      features,
+      accepted: true,
+      nick,
+      network: 'testnet',
+      motd: '',
+    }),
+  );
+}
+
+/** Another nick, for which the scripted directories claim to carry traffic. */
+export const PEER = createNickIdentity().nick;
+
+/**
+ * A taker linked to `count` scripted directory nodes (loopback servers whose lines the test reads
+ * and writes; they advertise `ping` unless `ping: false`), each of which has carried a pubmsg of
+ * {@link PEER} (so each is a route to it, docs/protocol.md §4.3).
+ */
+export async function takerWithDirectories(
+  stops: (() => Promise<void>)[],
+  count: number,
+  options: { ping?: boolean; client?: Partial<ClientNodeOptions> } = {},
+): Promise<{ taker: ClientNode; links: ScriptedPeer[]; locations: string[] }> {
+  const servers = await Promise.all(Array.from({ length: count }, () => ScriptedServer.listen()));
+  for (const s of servers) stops.push(() => s.close());
+  const locations = servers.map((s) => `127.0.0.1:${s.port}`);
+  const taker = await startClient('taker', locations, {
+    ...options.client,
+    waitForDirectories: false,
+  });
+  stops.push(() => taker.node.stop());
+  const links: ScriptedPeer[] = [];
+  for (const [i, server] of servers.entries()) {
+    const link = await server.connection(0);
+    await link.next(); // the taker's 793
+    link.send(
+      directoryHandshake(options.ping === false ? {} : { ping: true }, createNickIdentity().nick),
+    );
+    link.send(`{"type": 687, "line": "${PEER}!PUBLIC!hp2 0${i}"}`);
+    await taker.events.waitFor(
+      `the pubmsg through directory ${i}`,
+      (e) => e.name === 'pubmsg' && (e.data as { message: string }).message === `!hp2 0${i}`,
+    );
+    links.push(link);
+  }
+  return { taker: taker.node, links, locations };
 }
