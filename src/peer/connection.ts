@@ -335,9 +335,12 @@ export class PeerConnection implements FairReadable {
       this.#waiting = false;
       return false;
     }
-    if (this.inboxBytes <= INBOX_PAUSE_BYTES && this.#socket.isPaused()) this.#socket.resume();
-    // Fewer than `max` handled: the decoder ran out of complete lines.
+    // Fewer than `max` handled: the decoder ran out of complete lines. Then what it holds is at
+    // most the start of one line, which only more reading can complete.
     this.#waiting = handled === max;
+    if (this.#socket.isPaused() && (!this.#waiting || this.inboxBytes <= INBOX_PAUSE_BYTES)) {
+      this.#socket.resume();
+    }
     return this.#waiting;
   }
 

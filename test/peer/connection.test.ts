@@ -259,4 +259,28 @@ describe('PeerConnection reads', () => {
     expect(maxInbox).toBeLessThanOrEqual(INBOX_PAUSE_BYTES + 2 * 65_536);
     expect(conn.inboxBytes).toBe(0);
   });
+
+  it('reads on when what waits is the start of a line longer than the pause threshold', async () => {
+    const { ours, theirs } = await socketPair();
+    const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
+    // Lines of 30,000 bytes: after the complete ones are handled, the start of the next one alone
+    // is more than INBOX_PAUSE_BYTES, and only more reading can complete it.
+    const line = encodeLine(encodeEnvelope(685, 'y'.repeat(30_000)));
+    const count = 200;
+    let handled = 0;
+    let done: () => void = () => undefined;
+    const all = new Promise<void>((resolve) => (done = resolve));
+    conn.start({
+      onEnvelope: () => {
+        if (++handled === count) done();
+      },
+      onClose: () => {
+        done();
+      },
+    });
+    theirs.write(Buffer.concat(Array.from({ length: count }, () => line)));
+    await all;
+    expect(handled).toBe(count);
+    expect(conn.isOpen).toBe(true);
+  });
 });
