@@ -14,7 +14,7 @@
  * | GET    | /v1/info       | version, state, uptime, tor, nick, role, location, network, directories, peers, counters |
  * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped,
  *                           orderbookRequest, channel; on a directory node: relay |
- * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n}`                  |
+ * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n,"confirmed":b}`   |
  * | POST   | /v1/privmsg    | `{"to":nick,"cmd":"fill","body":"…","route":"any"|"directory"}` -> `{"via":{…},"confirmed":bool,"attempts":n}` once confirmed |
  * | PUT    | /v1/offers     | `{"offers":[{type,oid,minsize,maxsize,txfee,cjfee}]}` (maker)      |
  * | GET    | /v1/orderbook  | `{"offers":[…], "fidelityBonds":[{nick, proof}]}`                   |
@@ -22,7 +22,7 @@
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
- * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, and for a privmsg 502
+ * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, and for a privmsg or pubmsg 502
  * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`).
  */
 import fs from 'node:fs/promises';
@@ -102,8 +102,8 @@ export class ApiServer {
   readonly #server: http.Server;
   #endpoint: ApiEndpoint | undefined;
   readonly #streams = new Set<http.ServerResponse>();
-  /** Cancels each POST /v1/privmsg waiting for its confirmation (see {@link close}). */
-  readonly #privmsgWaits = new Set<() => void>();
+  /** Cancels each POST /v1/privmsg or /v1/pubmsg waiting for its confirmation (see {@link close}). */
+  readonly #confirmationWaits = new Set<() => void>();
   readonly #socketMode: number;
   readonly #socketGroup: string | undefined;
   /** See {@link API_MAX_EVENT_BUFFER_BYTES}; settable (tests, configuration). */
@@ -194,13 +194,13 @@ export class ApiServer {
   }
 
   /**
-   * Stops listening, ends every event stream and answers every privmsg still waiting for its
+   * Stops listening, ends every event stream and answers every privmsg or pubmsg still waiting for its
    * confirmation with 503 `ERR_CLOSED` (it may still be delivered); a client that has not taken
    * what was written to it within {@link API_CLOSE_DRAIN_MS} (a stalled `/v1/events` reader) is
    * cut off. Idempotent.
    */
   async close(): Promise<void> {
-    for (const cancel of this.#privmsgWaits) cancel();
+    for (const cancel of this.#confirmationWaits) cancel();
     for (const res of this.#streams) res.end();
     this.#streams.clear();
     if (!this.#server.listening) return;
@@ -214,6 +214,48 @@ export class ApiServer {
     );
     clearTimeout(cutOff);
     if (this.#endpoint?.kind === 'unix') await fs.rm(this.#endpoint.path, { force: true });
+  }
+
+  /**
+   * Waits for a message's confirmation (docs/api.md "Delivery") for the request answered by
+   * `res`; closing the API does not wait for it (503 `ERR_CLOSED`, the connection closed).
+   * @throws HttpError 502 `ERR_NOT_DELIVERED`, 504 `ERR_TIMEOUT`, 503 `ERR_BUSY` or `ERR_CLOSED`;
+   *   other errors of `confirmation` as they are.
+   */
+  async #confirmed<T>(
+    res: http.ServerResponse,
+    confirmation: Promise<T>,
+    what: 'privmsg' | 'pubmsg',
+  ): Promise<T> {
+    let cancel: (() => void) | undefined;
+    try {
+      const closing = new Promise<never>((_, reject) => {
+        cancel = () => {
+          // The answer closes the connection, so that closing the server need not wait.
+          res.shouldKeepAlive = false;
+          reject(
+            new OnionmcError(
+              'ERR_CLOSED',
+              `the daemon is stopping; the ${what} may or may not be delivered`,
+            ),
+          );
+        };
+        this.#confirmationWaits.add(cancel);
+      });
+      return await Promise.race([confirmation, closing]);
+    } catch (err) {
+      const status = hasCode(err, 'ERR_NOT_DELIVERED')
+        ? 502
+        : hasCode(err, 'ERR_TIMEOUT')
+          ? 504
+          : hasCode(err, 'ERR_BUSY') || hasCode(err, 'ERR_CLOSED')
+            ? 503
+            : undefined;
+      if (status === undefined || !(err instanceof OnionmcError)) throw err;
+      throw new HttpError(status, err.code, err.message);
+    } finally {
+      if (cancel !== undefined) this.#confirmationWaits.delete(cancel);
+    }
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -273,7 +315,13 @@ export class ApiServer {
         case 'POST /v1/pubmsg': {
           const body = await readJson(req);
           const message = stringField(body, 'message');
-          this.#json(res, 200, { directories: this.#client().pubmsg(message) });
+          // 200 once a directory node handled it (docs/api.md "Delivery"), or an error.
+          const { directories, confirmed } = await this.#confirmed(
+            res,
+            this.#client().pubmsgConfirmed(message),
+            'pubmsg',
+          );
+          this.#json(res, 200, { directories, confirmed });
           return;
         }
         case 'POST /v1/privmsg': {
@@ -282,44 +330,16 @@ export class ApiServer {
           if (route !== 'any' && route !== 'directory')
             throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
           // 200 once the route handled it (docs/api.md "Delivery"), or an error saying it failed.
-          let delivery;
-          let cancel: (() => void) | undefined;
-          try {
-            const confirmed = this.#client().privmsgConfirmed(
+          const { via, confirmed, attempts } = await this.#confirmed(
+            res,
+            this.#client().privmsgConfirmed(
               stringField(body, 'to'),
               stringField(body, 'cmd'),
               stringField(body, 'body'),
               { route },
-            );
-            // Closing the API does not wait for confirmations (the daemon is stopping).
-            const closing = new Promise<never>((_, reject) => {
-              cancel = () => {
-                // The answer closes the connection, so that closing the server need not wait.
-                res.shouldKeepAlive = false;
-                reject(
-                  new OnionmcError(
-                    'ERR_CLOSED',
-                    'the daemon is stopping; the privmsg may or may not be delivered',
-                  ),
-                );
-              };
-              this.#privmsgWaits.add(cancel);
-            });
-            delivery = await Promise.race([confirmed, closing]);
-          } catch (err) {
-            const status = hasCode(err, 'ERR_NOT_DELIVERED')
-              ? 502
-              : hasCode(err, 'ERR_TIMEOUT')
-                ? 504
-                : hasCode(err, 'ERR_BUSY') || hasCode(err, 'ERR_CLOSED')
-                  ? 503
-                  : undefined;
-            if (status === undefined || !(err instanceof OnionmcError)) throw err;
-            throw new HttpError(status, err.code, err.message);
-          } finally {
-            if (cancel !== undefined) this.#privmsgWaits.delete(cancel);
-          }
-          const { via, confirmed, attempts } = delivery;
+            ),
+            'privmsg',
+          );
           this.#json(res, 200, { via, confirmed, attempts });
           return;
         }

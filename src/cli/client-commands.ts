@@ -181,10 +181,16 @@ export async function sendCommand(
     out.line(JSON.stringify(answer));
     return;
   }
-  const a = answer as { directories?: number; via?: { kind: string; location?: string } };
-  if (a.directories !== undefined) out.line(`sent to ${a.directories} directory node(s)`);
-  else if (a.via?.kind === 'direct') out.line('sent on the direct link');
-  else out.line(`sent through the directory node ${a.via?.location ?? ''}`.trimEnd());
+  const a = answer as {
+    directories?: number;
+    via?: { kind: string; location?: string };
+    confirmed?: boolean;
+  };
+  // docs/api.md "Delivery": a 200 is confirmed unless the route cannot confirm.
+  const note = a.confirmed === false ? ' (not confirmed: the route does not answer pings)' : '';
+  if (a.directories !== undefined) out.line(`sent to ${a.directories} directory node(s)${note}`);
+  else if (a.via?.kind === 'direct') out.line(`sent on the direct link${note}`);
+  else out.line(`sent through the directory node ${a.via?.location ?? ''}`.trimEnd() + note);
 }
 
 /**

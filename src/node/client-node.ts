@@ -397,6 +397,17 @@ export class ClientNode {
   }
 
   /**
+   * {@link pubmsg}, resolved once one directory node it went to has handled it (the ping of
+   * {@link privmsgConfirmed}), or at once with `confirmed: false` when none can confirm. The
+   * local API answers POST /v1/pubmsg with this.
+   * @throws OnionmcError as {@link pubmsg}; `ERR_BUSY`, `ERR_NOT_DELIVERED`, `ERR_TIMEOUT` as
+   *   {@link privmsgConfirmed}.
+   */
+  pubmsgConfirmed(message: string): Promise<{ directories: number; confirmed: boolean }> {
+    return this.#router.pubmsgConfirmed(message);
+  }
+
+  /**
    * Signs and sends a privmsg `cmd body` to `to` (docs/protocol.md §4.3, §5.6): over a handshaked
    * direct link when one exists, otherwise through a random handshaked directory that has carried
    * `to`'s traffic. Also starts a direct dial when `to`'s location is known (§4.3 step 4).

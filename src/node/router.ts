@@ -192,16 +192,78 @@ export class Router {
    *   when no directory is handshaked; ProtocolError when the line would exceed 40,000 bytes.
    */
   pubmsg(message: string): number {
+    return this.#writePubmsg(message).length;
+  }
+
+  /**
+   * {@link pubmsg} for the application: resolves once one of the directory nodes it went to has
+   * handled it (the ping of docs/protocol.md §13.2 "Confirmed privmsgs"; that node relays it to
+   * everyone it has), or at once with `confirmed: false` when none of them can confirm (none
+   * advertised `ping`, or we did not).
+   * @returns how many directory nodes it was written to, and whether one confirmed it.
+   * @throws as {@link pubmsg}; OnionmcError `ERR_BUSY` when too many messages wait for
+   *   confirmation; `ERR_NOT_DELIVERED` when every directory node that could confirm it closed
+   *   first; `ERR_TIMEOUT` when the last of them did not confirm it in time.
+   */
+  async pubmsgConfirmed(message: string): Promise<{ directories: number; confirmed: boolean }> {
+    this.#confirmations.reserve();
+    try {
+      const written = this.#writePubmsg(message);
+      const confirmable = written.filter((link) => this.#canConfirm(link));
+      if (confirmable.length === 0) return { directories: written.length, confirmed: false };
+      await new Promise<void>((resolve, reject) => {
+        let settled = false;
+        let failed = 0;
+        for (const link of confirmable) {
+          const pending: PendingConfirmation = {
+            conn: undefined,
+            timer: undefined,
+            onConfirmed: () => {
+              if (settled) return;
+              settled = true;
+              this.#ctx.counters.add('pubmsg.confirmed');
+              resolve();
+            },
+            onRouteFailed: (reason) => {
+              if (settled || ++failed < confirmable.length) return;
+              settled = true;
+              this.#ctx.counters.add(`pubmsg.unconfirmed.${reason}`);
+              reject(
+                new OnionmcError(
+                  reason === 'timeout' ? 'ERR_TIMEOUT' : 'ERR_NOT_DELIVERED',
+                  `pubmsg not confirmed: every directory node it went to ${reason === 'timeout' ? `did not confirm it within ${this.#confirmations.timeoutMs} ms` : 'closed before confirming it'} (it may or may not have been relayed)`,
+                ),
+              );
+            },
+          };
+          this.#confirmations.track(pending, link.conn);
+        }
+      });
+      return { directories: written.length, confirmed: true };
+    } finally {
+      this.#confirmations.release();
+    }
+  }
+
+  /**
+   * Writes a pubmsg to every handshaked directory node, encoded once (docs/protocol.md §4.2).
+   * @returns the links it was written to.
+   * @throws as {@link pubmsg}.
+   */
+  #writePubmsg(message: string): { conn: PeerConnection; features: ReadonlySet<string> }[] {
     if (!message.startsWith('!')) throw new OnionmcError('ERR_API', 'a pubmsg must start with "!"');
     const frame = encodeLine(
       encodeEnvelope(MessageType.PUBMSG, formatPubmsgLine(this.#ctx.nick, message)),
     );
-    let sent = 0;
+    const written: { conn: PeerConnection; features: ReadonlySet<string> }[] = [];
     for (const link of this.#directories.links) {
-      if (link.state === 'handshaked' && link.conn?.sendEncoded(frame) === true) sent++;
+      const conn = link.conn;
+      if (link.state === 'handshaked' && conn?.sendEncoded(frame) === true)
+        written.push({ conn, features: link.features });
     }
-    if (sent === 0) throw new OnionmcError('ERR_NOT_ROUTABLE', 'no directory node is connected');
-    return sent;
+    if (written.length === 0)
+      throw new OnionmcError('ERR_NOT_ROUTABLE', 'no directory node is connected');
+    return written;
   }
 
   /**

@@ -125,3 +125,53 @@ describe('POST /v1/privmsg', () => {
     ).toMatchObject({ status: 409, body: { error: { code: 'ERR_NOT_ROUTABLE' } } });
   });
 });
+
+describe('POST /v1/pubmsg', () => {
+  const pub = (api: ApiClient, message: string) => api.request('POST', '/v1/pubmsg', { message });
+
+  it('answers 200 with confirmed: true only after a directory node answered the 798 behind it', async () => {
+    const { api, link } = await apiOfTaker();
+    let answered = false;
+    const answer = pub(api, '!orderbook').finally(() => {
+      answered = true;
+    });
+    expect(await link.next()).toMatch(/^\{"type": 687, "line": "J5\w+!PUBLIC!orderbook"\}$/);
+    expect(await link.next()).toBe(PING);
+    expect(answered).toBe(false);
+    link.send(PONG);
+    expect(await answer).toEqual({ status: 200, body: { directories: 1, confirmed: true } });
+  });
+
+  it('answers 502 ERR_NOT_DELIVERED when every directory node closes before confirming', async () => {
+    const { api, link } = await apiOfTaker();
+    const answer = pub(api, '!orderbook');
+    await link.next();
+    expect(await link.next()).toBe(PING);
+    link.end();
+    expect(await answer).toMatchObject({
+      status: 502,
+      body: { error: { code: 'ERR_NOT_DELIVERED' } },
+    });
+  });
+
+  it('is confirmed by one directory node when another closes', async () => {
+    const { taker, links } = await takerWithDirectories(stops, 2);
+    const [first, second] = links as [ScriptedPeer, ScriptedPeer];
+    const answer = taker.pubmsgConfirmed('!orderbook');
+    for (const link of [first, second]) {
+      await link.next();
+      expect(await link.next()).toBe(PING);
+    }
+    first.end();
+    second.send(PONG);
+    expect(await answer).toEqual({ directories: 2, confirmed: true });
+  });
+
+  it('answers 200 with confirmed: false at once through a directory node without ping', async () => {
+    const { api } = await apiOfTaker({ ping: false });
+    expect(await pub(api, '!orderbook')).toEqual({
+      status: 200,
+      body: { directories: 1, confirmed: false },
+    });
+  });
+});

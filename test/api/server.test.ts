@@ -314,7 +314,7 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     // !orderbook test below needs the first one.
     const message = '!hp2 api-test';
     const res = await takerApi.request('POST', '/v1/pubmsg', { message });
-    expect(res).toEqual({ status: 200, body: { directories: 1 } });
+    expect(res).toEqual({ status: 200, body: { directories: 1, confirmed: true } });
     const event = await makerEvents.waitFor(
       "the taker's pubmsg at the maker",
       isEvent('pubmsg', { from: nickOf(taker), message }),

@@ -166,6 +166,7 @@ describe('a directory node restarted under load', () => {
     // And they use it: a taker's pubmsg goes out through the restarted node.
     expect(await clients[1].api.call('POST', '/v1/pubmsg', { message: '!orderbook' })).toEqual({
       directories: 1,
+      confirmed: true,
     });
   }, 60_000);
 });
