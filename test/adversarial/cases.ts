@@ -22,6 +22,7 @@ import {
   randomNick,
   waitUntil,
   type FloodStats,
+  type MemoryAfterGc,
   type PairResult,
   type PhaseStats,
 } from './harness.js';
@@ -118,7 +119,12 @@ const RSS_TARGET_MB = 150;
 const SILENT_TARGET_MB = 30;
 const STORM_TARGET_MS = 3_000;
 const LIMIT_WITHIN_MS = 1_000;
-const CHURN_TARGET_MB = 10;
+/**
+ * Heap after a full GC may grow by at most this over the churn (issue 12: "within a few MB"): at
+ * the full 5,000 cycles, anything over about 1 KiB left behind per connection (a map entry with
+ * its nick, a timer, a listener closure, a child logger) fails it.
+ */
+const CHURN_HEAP_TARGET_MB = 5;
 
 const fmt = (n: number | undefined, digits = 1): string =>
   n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
@@ -150,7 +156,12 @@ async function runCase(
   name: string,
   sizes: Sizes,
   attack: (ctx: Ctx) => Promise<AttackOutcome>,
-  options: { pairTargetX?: number; rssTarget?: boolean } = {},
+  options: {
+    pairTargetX?: number;
+    rssTarget?: boolean;
+    /** Run after the final RSS was read, before the node stops (more measurements). */
+    afterSettle?: (node: NodeProcess, result: CaseResult) => Promise<void>;
+  } = {},
 ): Promise<CaseResult> {
   const result: CaseResult = {
     name,
@@ -194,6 +205,7 @@ async function runCase(
     await new Promise((resolve) => setTimeout(resolve, sizes.settleMs));
     result.finalRssMb = node.rssMb();
     result.peakRssMb = Math.max(node.peakRssMb, result.finalRssMb);
+    await options.afterSettle?.(node, result);
     result.counters = await watch.stop();
     result.limitedAfterMs = watch.firstLimitAfterMs;
     result.quiet = pairResult.phases.quiet;
@@ -585,14 +597,20 @@ export function silentConnections(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
-/** `churnCycles` connect-handshake-disconnect cycles; RSS before and after. */
+/**
+ * `churnCycles` connect-handshake-disconnect cycles (20 at a time). Target: the node's heap after
+ * a full garbage collection (`POST /v1/gc`) returns to within {@link CHURN_HEAP_TARGET_MB} of
+ * where it was before the churn, so nothing per connection is left behind (issue 12 item 3). RSS
+ * before and after is reported, not a target: the allocator keeps pages it got during the churn
+ * (docs/limits.md "Memory bound").
+ */
 export function churn(sizes: Sizes): Promise<CaseResult> {
-  let before = Number.NaN;
+  let before: MemoryAfterGc | undefined;
   return runCase(
     `${sizes.churnCycles} connect-handshake-disconnect cycles`,
     sizes,
     async ({ node, sizes: s }) => {
-      before = node.rssMb();
+      before = await node.afterGc();
       let done = 0;
       let refused = 0;
       const worker = async (): Promise<void> => {
@@ -608,21 +626,45 @@ export function churn(sizes: Sizes): Promise<CaseResult> {
       await Promise.all(Array.from({ length: 20 }, () => worker()));
       return {
         attackers: [`${done} cycles in ${Date.now() - started} ms, ${refused} refused`],
-        figures: { 'RSS before (MB)': fmt(before, 0) },
+        figures: {},
         checks: [],
       };
     },
-    { pairTargetX: 0, rssTarget: false },
-  ).then((r) => {
-    const delta = r.finalRssMb - before;
-    r.figures['RSS after - before (MB)'] = fmt(delta);
-    r.checks.push({
-      target: `RSS back within ${CHURN_TARGET_MB} MB of the start (heap after GC: not reported by the node)`,
-      pass: delta < CHURN_TARGET_MB,
-      value: `${fmt(before, 0)} -> ${fmt(r.finalRssMb, 0)} MB (+${fmt(delta)})`,
-    });
-    return r;
-  });
+    {
+      pairTargetX: 0,
+      rssTarget: false,
+      afterSettle: async (node, r) => {
+        // Measure once the node has seen every churned connection close: it lists only the
+        // idle peers again (the pair stopped too). Bounded; a node that still lists more is
+        // measured anyway and the figure shows it.
+        await waitUntil(
+          'the node to list only the idle peers',
+          async () => {
+            const info = await node.api('GET', '/v1/info');
+            const peers = (info.body as { peers?: unknown[] } | undefined)?.peers;
+            return Array.isArray(peers) && peers.length <= sizes.idlePeers;
+          },
+          10_000,
+          100,
+        ).catch(() => undefined);
+        const after = await node.afterGc();
+        const b = before ?? { heapMb: NaN, heapTotalMb: NaN, externalMb: NaN, rssMb: NaN };
+        const heapDelta = after.heapMb - b.heapMb;
+        r.figures['heap after GC before/after (MB)'] = `${fmt(b.heapMb)} -> ${fmt(after.heapMb)}`;
+        r.figures['heap reserved after GC before/after (MB)'] =
+          `${fmt(b.heapTotalMb)} -> ${fmt(after.heapTotalMb)}`;
+        r.figures['external after GC before/after (MB)'] =
+          `${fmt(b.externalMb)} -> ${fmt(after.externalMb)}`;
+        r.figures['RSS after GC before/after (MB)'] =
+          `${fmt(b.rssMb, 0)} -> ${fmt(after.rssMb, 0)}`;
+        r.checks.push({
+          target: `heap after GC back within ${CHURN_HEAP_TARGET_MB} MB of the start`,
+          pass: heapDelta < CHURN_HEAP_TARGET_MB,
+          value: `${fmt(b.heapMb)} -> ${fmt(after.heapMb)} MB (${heapDelta >= 0 ? '+' : ''}${fmt(heapDelta)}); RSS ${fmt(b.rssMb, 0)} -> ${fmt(after.rssMb, 0)} MB`,
+        });
+      },
+    },
+  );
 }
 
 /** What a protocol-abuse step expects of the node. */

@@ -37,6 +37,8 @@ export const ROOT = ((): string => {
 /** The compiled CLI the node runs from (`npm run build` makes it). */
 export const CLI_PATH = path.join(ROOT, 'dist', 'cli', 'main.js');
 
+const MIB = 1024 * 1024;
+
 /** File descriptors asked for the node (`ulimit -n`); the hard limit is used if lower. */
 export const NODE_NOFILE = 65_536;
 
@@ -142,6 +144,17 @@ export function killAllNodes(): void {
   LIVE_NODES.clear();
 }
 
+/** The node's memory right after a full garbage collection, MiB. */
+export interface MemoryAfterGc {
+  /** V8 heap in use: live objects only, right after the collection. */
+  readonly heapMb: number;
+  /** V8 heap reserved (pages V8 keeps for later). */
+  readonly heapTotalMb: number;
+  /** Outside the V8 heap: Buffers and other native memory held by JavaScript objects. */
+  readonly externalMb: number;
+  readonly rssMb: number;
+}
+
 /** A directory node process under test. */
 export class NodeProcess {
   readonly port: number;
@@ -170,7 +183,8 @@ export class NodeProcess {
 
   /**
    * Starts a directory node: writes its joinmarket.cfg (testing mode, loopback, local API on a unix
-   * socket), spawns `onionmc run` through `sh -c 'ulimit -n ...; exec node ...'` with
+   * socket), spawns `node --expose-gc` (for `POST /v1/gc`) `onionmc run` through
+   * `sh -c 'ulimit -n ...; exec node ...'` with
    * ONIONMC_ALLOW_ROOT=1 (the node runs as root in CI), and waits until its API answers.
    * @param extraConfig - more `key = value` lines for [MESSAGING:onion] (limits, once they exist).
    */
@@ -211,6 +225,8 @@ export class NodeProcess {
         // Raise the soft limit as far as allowed, then become the node (same pid).
         `ulimit -n ${NODE_NOFILE} 2>/dev/null || ulimit -n "$(ulimit -H -n)"; exec "$0" "$@"`,
         process.execPath,
+        // POST /v1/gc (the heap after a full collection, for the churn case) needs it.
+        '--expose-gc',
         CLI_PATH,
         'run',
         '--config',
@@ -274,6 +290,28 @@ export class NodeProcess {
       if (rss > this.peakRssMb) this.peakRssMb = rss;
     }, intervalMs);
     this.#rssTimer.unref();
+  }
+
+  /**
+   * Runs a full garbage collection in the node (`POST /v1/gc`; the node runs with `--expose-gc`)
+   * and returns the memory figures after it.
+   * @throws Error when the node does not answer 200.
+   */
+  async afterGc(): Promise<MemoryAfterGc> {
+    const res = await this.api('POST', '/v1/gc');
+    const after = (res.body as { after?: Record<string, unknown> } | undefined)?.after ?? {};
+    const mb = (key: string): number => {
+      const v = after[key];
+      if (res.status !== 200 || typeof v !== 'number')
+        throw new Error(`POST /v1/gc answered ${res.status}: ${JSON.stringify(res.body)}`);
+      return v / MIB;
+    };
+    return {
+      heapMb: mb('heapUsedBytes'),
+      heapTotalMb: mb('heapTotalBytes'),
+      externalMb: mb('externalBytes'),
+      rssMb: mb('rssBytes'),
+    };
   }
 
   /** One local API request; resolves with the status and the parsed JSON body. */
