@@ -11,6 +11,7 @@
 import net from 'node:net';
 import {
   Pair,
+  Pace,
   LimitWatch,
   NodeProcess,
   RawPeer,
@@ -18,6 +19,8 @@ import {
   connectPeers,
   flood,
   frame,
+  pacedFlood,
+  probeClosed,
   handshakeLine,
   randomNick,
   waitUntil,
@@ -39,6 +42,8 @@ export interface Sizes {
   /** Wait after an attack before reading the "final" RSS. */
   readonly settleMs: number;
   readonly slowReaders: number;
+  /** Flooders pacing themselves under the limits (slow-readers and stalled-events cases). */
+  readonly pacedFlooders: number;
   readonly pubFlooders: number;
   readonly privFlooders: number;
   readonly stormPeers: number;
@@ -56,6 +61,7 @@ export const FULL_SIZES: Sizes = {
   graceMs: 30_000,
   settleMs: 3_000,
   slowReaders: 50,
+  pacedFlooders: 4,
   pubFlooders: 10,
   privFlooders: 10,
   stormPeers: 2_000,
@@ -73,6 +79,7 @@ export const CI_SIZES: Sizes = {
   graceMs: 10_000,
   settleMs: 300,
   slowReaders: 10,
+  pacedFlooders: 2,
   pubFlooders: 2,
   privFlooders: 2,
   stormPeers: 200,
@@ -159,6 +166,8 @@ async function runCase(
   options: {
     pairTargetX?: number;
     rssTarget?: boolean;
+    /** More `[MESSAGING:onion]` keys for the node (limits set explicitly). */
+    extraConfig?: Readonly<Record<string, string>>;
     /** Run after the final RSS was read, before the node stops (more measurements). */
     afterSettle?: (node: NodeProcess, result: CaseResult) => Promise<void>;
   } = {},
@@ -187,7 +196,7 @@ async function runCase(
   let idle: RawPeer[] = [];
   let pair: Pair | undefined;
   try {
-    node = await NodeProcess.start();
+    node = await NodeProcess.start(options.extraConfig);
     idle = await connectPeers(node.port, sizes.idlePeers);
     pair = new Pair(node.port);
     await pair.ready();
@@ -366,48 +375,195 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
-/** Peers that never read while one peer floods pubmsgs. */
+/**
+ * The limits the paced cases (slow readers, stalled event stream) give the node explicitly: the
+ * defaults of docs/limits.md (src/node/directory-limits.ts, src/peer/connection.ts,
+ * src/api/server.ts), written into its config so that the flooders pace against known figures
+ * whatever the defaults become.
+ */
+export const PACED_LIMITS = {
+  /** Messages per second per connection (`limit_message_rate`). */
+  messageRate: 500,
+  /** Pubmsg deliveries per second per connection (`limit_fanout_rate`). */
+  fanoutRate: 20_000,
+  /** Pubmsg deliveries per second of the whole node (`limit_node_fanout_rate`). */
+  nodeFanoutRate: 100_000,
+  /** Bytes queued for a peer before it is cut (`max_queued_bytes`). */
+  queuedBytes: 1024 * 1024,
+  /** Unsent bytes of a `/v1/events` stream before it is cut (`api_event_buffer_bytes`). */
+  eventBufferBytes: 1024 * 1024,
+} as const;
+
+const PACED_CONFIG: Readonly<Record<string, string>> = {
+  limit_message_rate: String(PACED_LIMITS.messageRate),
+  limit_fanout_rate: String(PACED_LIMITS.fanoutRate),
+  limit_node_fanout_rate: String(PACED_LIMITS.nodeFanoutRate),
+  max_queued_bytes: String(PACED_LIMITS.queuedBytes),
+  api_event_buffer_bytes: String(PACED_LIMITS.eventBufferBytes),
+};
+
+/** Paced flooders aim at this share of a limit: just under it. */
+/**
+ * The paced floods last at least this long (they end as soon as their goal is reached): at the
+ * CI sizes `floodMs` is too short for the 5 MB each slow reader must be sent on a loaded machine.
+ */
+const PACED_MIN_FLOOD_MS = 10_000;
+/** How often a socket that does not read writes, to see whether the node closed it. */
+const PROBE_INTERVAL_MS = 100;
+
+const PACE_SHARE = 0.8;
+/**
+ * Lines the paced flooders together may be ahead of a peer that reads (12 lines of 40,000 bytes,
+ * under half of `max_queued_bytes`): they self-clock on it. This bounds what the node can have
+ * read and not yet written to a reader, so the loopback traffic to the hundreds of peers that do
+ * read stays what this process can read, and only the peers that do not read fall behind. It
+ * also keeps what the node relays in one event-loop turn under the queue cap: the node counts
+ * bytes queued in the current turn against `max_queued_bytes` (src/peer/connection.ts
+ * sendEncoded), so more than 1 MiB relayed in one turn evicts peers that read too; the
+ * `turn-burst` case shows that on its own.
+ */
+const PACED_WINDOW_LINES = 12;
+/** The largest line a peer may send: 40,000 bytes with its CR LF (docs/protocol.md §1.3). */
+const MAX_SEND_LINE = 40_000;
+
+/** A framed line of `type` whose `line` is `head` padded with `a`s to exactly {@link MAX_SEND_LINE} bytes. */
+function maxSizeFrame(type: number, head: string): Buffer {
+  const pad = MAX_SEND_LINE - frame(type, head).length;
+  return frame(type, head + 'a'.repeat(Math.max(0, pad)));
+}
+
+/** Handshaked peers the node lists now (`GET /v1/info`). */
+async function handshakedPeers(node: NodeProcess): Promise<number> {
+  const info = await node.api('GET', '/v1/info');
+  const peers = (info.body as { peers?: { state?: string }[] } | undefined)?.peers ?? [];
+  return peers.filter((p) => p.state === 'handshaked').length;
+}
+
+const mb = (bytes: number): string => fmt(bytes / (1024 * 1024));
+
+/**
+ * Peers that never read while several flooders send the largest pubmsgs (40,000 bytes) as fast as
+ * their limits allow (a smart attacker: {@link PACE_SHARE} of the per-connection message and
+ * fan-out rates, and of the node's fan-out rate shared among them; slower when the node reports
+ * drops). Each slow reader must be cut once the node queued more than `max_queued_bytes` for it;
+ * everything the kernel's socket buffers hold comes on top (about 4 MB per loopback connection
+ * here), so each needs about 5 MB of pubmsgs relayed to it. The flood ends once every slow reader
+ * is cut (or after `floodMs`). Peers that read are not cut.
+ */
 export function slowReaders(sizes: Sizes): Promise<CaseResult> {
   return runCase(
-    `${sizes.slowReaders} slow readers during a pubmsg flood`,
+    `${sizes.slowReaders} slow readers during paced 40 kB pubmsg floods`,
     sizes,
-    async ({ node, sizes: s }) => {
+    async ({ node, sizes: s, idle }) => {
       const slow = await connectPeers(node.port, s.slowReaders);
       for (const p of slow) p.stopReading();
-      const attacker = new RawPeer(node.port);
-      await attacker.handshake();
+      // A peer that reads: how much each slow reader was sent, and the flooders' clock.
+      const observer = new RawPeer(node.port);
+      let observed = 0;
+      let observedBytes = 0;
+      observer.onLine((line) => {
+        if (line.includes('!PUBLIC!hp2 ')) {
+          observed++;
+          observedBytes += line.length + 2;
+        }
+      });
+      await observer.handshake();
+      const flooders = await connectPeers(node.port, s.pacedFlooders);
+      const fanout = Math.max(1, (await handshakedPeers(node)) - 1);
+      const rate =
+        PACE_SHARE *
+        Math.min(
+          PACED_LIMITS.messageRate,
+          PACED_LIMITS.fanoutRate / fanout,
+          PACED_LIMITS.nodeFanoutRate / (flooders.length * fanout),
+        );
+      const relayedAtCut: number[] = [];
       const started = Date.now();
-      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
+      for (const p of slow) void p.closed().then(() => relayedAtCut.push(observedBytes));
+      // The slow readers do not read, so only a write of theirs shows that the node cut them.
+      const stopProbing = probeClosed(
+        slow.map((p) => p.socket),
+        frame(999, 'still here?'),
+        PROBE_INTERVAL_MS,
+      );
+      const pace = new Pace(node);
+      const pacedMs = Math.max(s.floodMs, PACED_MIN_FLOOD_MS);
+      let sent = 0;
+      const results = await Promise.all(
+        flooders.map((f) =>
+          pacedFlood(f, maxSizeFrame(687, `${f.nick}!PUBLIC!hp2 `), {
+            ratePerSecond: rate,
+            durationMs: pacedMs,
+            maxLines: Math.ceil((rate * pacedMs) / 1000) + 1,
+            pace,
+            onSend: () => sent++,
+            hold: () => sent - observed > PACED_WINDOW_LINES,
+            done: () => slow.every((p) => !p.open),
+          }),
+        ),
+      );
+      // A cut the last probe has not shown yet shows within two more probes.
+      if (slow.some((p) => p.open))
+        await Promise.all(slow.map((p) => p.closedWithin(3 * PROBE_INTERVAL_MS)));
+      stopProbing();
+      pace.stop();
+      const floodMs = Date.now() - started;
       const cut = slow.filter((p) => !p.open);
       const lastCut = Math.max(0, ...cut.map((p) => (p.closedAt ?? started) - started));
+      // A slow reader still open passes only if less than the cap was ever relayed to it: then
+      // the node cannot have queued more than the cap for it.
+      const uncutUnderCap =
+        slow.length - cut.length > 0 && observedBytes < PACED_LIMITS.queuedBytes;
+      const readersCut = [...idle, observer].filter((p) => !p.open).length;
+      const floodersCut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
+      const sortedAtCut = [...relayedAtCut].sort((a, b) => a - b);
       return {
         attackers: [
-          floodSummary('flooder', f),
+          `${flooders.length} paced flooders at ${fmt(rate)} pubmsgs/s each (x pace ${fmt(pace.factor, 2)} at the end, ${pace.slowdowns} slowdowns, ${pace.drops} drops): sent ${sent} in ${floodMs} ms, ${floodersCut} cut`,
           `slow readers cut ${cut.length}/${slow.length}${cut.length > 0 ? `, last at ${lastCut} ms` : ''}`,
         ],
-        figures: { 'slow readers cut': cut.length },
+        figures: {
+          'fan-out per pubmsg': fanout,
+          'relayed to each peer by flood end (MB)': mb(observedBytes),
+          'relayed to a slow reader when cut (MB, min-max)':
+            sortedAtCut.length > 0
+              ? `${mb(sortedAtCut[0] ?? 0)}-${mb(sortedAtCut[sortedAtCut.length - 1] ?? 0)}`
+              : '-',
+          'slow readers cut': cut.length,
+        },
         checks: [
           {
-            target: 'slow readers disconnected',
-            pass: cut.length === slow.length,
-            value: `${cut.length}/${slow.length}${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}`,
+            target: 'slow readers disconnected (or never sent more than the queue cap)',
+            pass: cut.length === slow.length || uncutUnderCap,
+            value: `${cut.length}/${slow.length} cut${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}; ${mb(observedBytes)} MB relayed to each, cap ${mb(PACED_LIMITS.queuedBytes)} MB`,
+          },
+          {
+            target: 'peers that read are not cut',
+            pass: readersCut === 0,
+            value: `${readersCut} of ${idle.length + 1} cut`,
           },
         ],
-        flooders: [f],
         cleanup: () => {
-          attacker.destroy();
+          closePeers(flooders);
           closePeers(slow);
+          observer.destroy();
         },
       };
     },
-    { pairTargetX: PAIR_TARGET_X },
+    { pairTargetX: PAIR_TARGET_X, extraConfig: PACED_CONFIG },
   );
 }
 
-/** A /v1/events reader that never reads, during a privmsg flood. */
+/**
+ * A `/v1/events` reader that never reads while flooders send the largest privmsgs (40,000 bytes)
+ * to one victim nick, each at {@link PACE_SHARE} of the per-connection message rate (slower when
+ * the node reports drops). Every relayed privmsg is a `relay` event of about the same size on the
+ * stream, so the stream passes `api_event_buffer_bytes` (plus the unix socket's buffers) within
+ * about 30 privmsgs and must be cut. The flood ends once it is (or after `floodMs`).
+ */
 export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
   return runCase(
-    'stalled /v1/events reader during a privmsg flood',
+    'stalled /v1/events reader during paced 40 kB privmsg floods',
     sizes,
     async ({ node, sizes: s }) => {
       const stream = net.connect(node.apiPath);
@@ -428,40 +584,85 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
         }),
       );
       stream.pause();
-      const attacker = new RawPeer(node.port);
-      await attacker.handshake();
       const victim = new RawPeer(node.port);
+      let received = 0;
+      let receivedBytes = 0;
+      victim.onLine((line) => {
+        if (line.includes('!tx ')) {
+          received++;
+          receivedBytes += line.length + 2;
+        }
+      });
       await victim.handshake();
+      const flooders = await connectPeers(node.port, s.pacedFlooders);
+      const rate = PACE_SHARE * PACED_LIMITS.messageRate;
+      const pace = new Pace(node);
+      const pacedMs = Math.max(s.floodMs, PACED_MIN_FLOOD_MS);
+      let sent = 0;
+      let relayedAtCut: number | undefined;
       const started = Date.now();
-      const f = await flood(
-        attacker,
-        fillLine(attacker.nick, victim.nick),
-        s.floodMs,
-        s.floodMaxLines,
+      // The stream is not read, so only a write shows that the node cut it: a pipelined request
+      // the server would answer after the stream, never.
+      const stopProbing = probeClosed(
+        [stream],
+        Buffer.from('GET /health HTTP/1.1\r\nHost: onionmc\r\n\r\n'),
+        PROBE_INTERVAL_MS,
       );
+      const results = await Promise.all(
+        flooders.map((f) =>
+          pacedFlood(f, maxSizeFrame(685, `${f.nick}!${victim.nick}!tx `), {
+            ratePerSecond: rate,
+            durationMs: pacedMs,
+            maxLines: Math.ceil((rate * pacedMs) / 1000) + 1,
+            pace,
+            onSend: () => sent++,
+            hold: () => sent - received > PACED_WINDOW_LINES,
+            done: () => {
+              if (streamClosedAt !== undefined) relayedAtCut ??= receivedBytes;
+              return streamClosedAt !== undefined;
+            },
+          }),
+        ),
+      );
+      if (streamClosedAt === undefined)
+        await new Promise((resolve) => setTimeout(resolve, 3 * PROBE_INTERVAL_MS));
+      stopProbing();
+      pace.stop();
       const cutAfter = streamClosedAt === undefined ? undefined : streamClosedAt - started;
+      const floodersCut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
       return {
         attackers: [
-          floodSummary('flooder', f),
+          `${flooders.length} paced flooders at ${fmt(rate)} privmsgs/s each (x pace ${fmt(pace.factor, 2)} at the end, ${pace.slowdowns} slowdowns, ${pace.drops} drops): sent ${sent}, ${floodersCut} cut`,
           `event stream ${cutAfter === undefined ? 'never cut' : `cut at ${cutAfter} ms`}`,
         ],
-        figures: {},
+        figures: {
+          'relayed to the victim by the cut (MB)':
+            relayedAtCut === undefined ? '-' : mb(relayedAtCut),
+          'relayed to the victim by flood end (MB)': mb(receivedBytes),
+        },
         checks: [
           {
             target: 'stalled event stream cut',
             pass: cutAfter !== undefined,
-            value: cutAfter === undefined ? 'never cut' : `cut at ${cutAfter} ms`,
+            value:
+              cutAfter === undefined
+                ? `never cut (${mb(receivedBytes)} MB of privmsgs relayed, cap ${mb(PACED_LIMITS.eventBufferBytes)} MB)`
+                : `cut at ${cutAfter} ms, after ${mb(relayedAtCut ?? receivedBytes)} MB of privmsgs`,
+          },
+          {
+            target: 'peers that read are not cut',
+            pass: victim.open,
+            value: victim.open ? 'victim open' : 'victim cut',
           },
         ],
-        flooders: [f],
         cleanup: () => {
           stream.destroy();
-          attacker.destroy();
+          closePeers(flooders);
           victim.destroy();
         },
       };
     },
-    { pairTargetX: PAIR_TARGET_X },
+    { pairTargetX: PAIR_TARGET_X, extraConfig: PACED_CONFIG },
   );
 }
 

@@ -494,7 +494,10 @@ export class RawPeer {
     return !this.open;
   }
 
-  /** Stops reading (the kernel buffers fill, then the node's queue for us grows). */
+  /**
+   * Stops reading (the kernel buffers fill, then the node's queue for us grows). A socket that
+   * does not read does not see the node's close either: see {@link probeClosed}.
+   */
   stopReading(): void {
     this.socket.pause();
   }
@@ -845,4 +848,141 @@ export class LimitWatch {
     if (Object.keys(final).length > 0) this.last = final;
     return this.last;
   }
+}
+
+/**
+ * The pace of {@link pacedFlood}ers: a factor (0..1] of their nominal rate, lowered when the
+ * node reports drops of the kind a paced flooder must not cause (`dropped.*-limited`, read from
+ * `GET /v1/info`) and raised again slowly while none come. So a flooder that meant to stay just
+ * under the limits stays under them even when the node charges differently than assumed (a
+ * size-aware pubmsg cost, say).
+ */
+export class Pace {
+  factor = 1;
+  /** `dropped.*-limited` counted while pacing (should stay near 0). */
+  drops = 0;
+  /** How often the factor was lowered. */
+  slowdowns = 0;
+  readonly #timer: NodeJS.Timeout;
+  #last: number | undefined;
+  #quietTicks = 0;
+  #busy = false;
+
+  constructor(node: NodeProcess, intervalMs = 250) {
+    this.#timer = setInterval(() => {
+      if (this.#busy) return;
+      this.#busy = true;
+      void node
+        .counters()
+        .then((c) => {
+          let sum = 0;
+          for (const [name, value] of Object.entries(c))
+            if (/^dropped\..*limited$/.test(name)) sum += value;
+          if (this.#last !== undefined && sum > this.#last) {
+            this.drops += sum - this.#last;
+            this.factor = Math.max(0.05, this.factor * 0.7);
+            this.slowdowns++;
+            this.#quietTicks = 0;
+          } else if (++this.#quietTicks >= 4) {
+            this.factor = Math.min(1, this.factor + 0.05);
+            this.#quietTicks = 0;
+          }
+          this.#last = sum;
+        })
+        .finally(() => (this.#busy = false));
+    }, intervalMs);
+  }
+
+  /** Stops polling. */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** Options of {@link pacedFlood}. */
+export interface PacedFloodOptions {
+  /** Lines per second at pace factor 1. */
+  readonly ratePerSecond: number;
+  readonly durationMs: number;
+  readonly maxLines: number;
+  /** Shared pace (lowered when the node reports drops); default: always 1. */
+  readonly pace?: Pace;
+  /** Checked every tick: true ends the flood early (its goal is reached). */
+  readonly done?: () => boolean;
+  /**
+   * Checked every tick: true holds sending (self-clocking: the node's readers have not caught up
+   * yet). Time held earns no credit: the flooder never bursts above its rate afterwards.
+   */
+  readonly hold?: () => boolean;
+  /** Called for every line written (shared counters of several flooders). */
+  readonly onSend?: () => void;
+}
+
+/**
+ * A flooder that paces itself: `line` at `ratePerSecond` × the pace factor, in ticks of 10 ms,
+ * never more than 50 ms of credit at once (so no burst above the rate), until `durationMs`,
+ * `maxLines`, `done()`, or the node closed it. It keeps its connection open afterwards (the
+ * caller closes it). Resolves with what it sent.
+ */
+export async function pacedFlood(
+  peer: RawPeer,
+  line: Buffer,
+  options: PacedFloodOptions,
+): Promise<FloodStats> {
+  const started = Date.now();
+  const deadline = started + options.durationMs;
+  const stats: FloodStats = { nick: peer.nick, sent: 0, disconnectedAfterMs: undefined };
+  let ended = false;
+  void peer.closed().then(() => {
+    if (!ended) stats.disconnectedAfterMs = (peer.closedAt ?? Date.now()) - started;
+  });
+  let credit = 0;
+  let last = performance.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      const rate = options.ratePerSecond * (options.pace?.factor ?? 1);
+      credit = Math.min(credit + ((now - last) / 1000) * rate, Math.max(1, rate * 0.05));
+      last = now;
+      if (
+        Date.now() >= deadline ||
+        !peer.open ||
+        stats.sent >= options.maxLines ||
+        options.done?.() === true
+      ) {
+        clearInterval(timer);
+        ended = true;
+        resolve();
+        return;
+      }
+      if (options.hold?.() === true || peer.socket.writableLength > 0) return;
+      while (credit >= 1 && stats.sent < options.maxLines && options.hold?.() !== true) {
+        credit -= 1;
+        stats.sent++;
+        peer.write(line);
+        options.onSend?.();
+      }
+    }, 10);
+  });
+  return stats;
+}
+
+/**
+ * Writes `probe` to every socket in `sockets` that is still open, every `intervalMs`, until the
+ * returned function is called. A socket that does not read never sees the other side close it;
+ * a write does: once the node closed its end, the write is answered with a reset and the socket
+ * closes (`close` event), paused or not. The probe must be something the node ignores (an
+ * unknown message type for a peer; a pipelined request for an HTTP stream).
+ */
+export function probeClosed(
+  sockets: readonly net.Socket[],
+  probe: Buffer,
+  intervalMs = 100,
+): () => void {
+  const timer = setInterval(() => {
+    for (const socket of sockets) if (!socket.destroyed) socket.write(probe);
+  }, intervalMs);
+  return () => {
+    clearInterval(timer);
+  };
 }
