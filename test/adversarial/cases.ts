@@ -404,10 +404,13 @@ const PACED_CONFIG: Readonly<Record<string, string>> = {
 
 /** Paced flooders aim at this share of a limit: just under it. */
 /**
- * The paced floods last at least this long (they end as soon as their goal is reached): at the
- * CI sizes `floodMs` is too short for the 5 MB each slow reader must be sent on a loaded machine.
+ * The paced floods last up to twice `floodMs`, at least this long; they end as soon as their goal
+ * is reached. Each slow reader must be sent about 5 MB, and with 356 peers every 40 kB pubmsg is
+ * 14 MB of loopback writes: on a loaded 2-core machine (load average 11) the node relayed 8 per
+ * second, so 15 s were not enough; at the CI sizes `floodMs` (1 s) is too short anyway.
  */
 const PACED_MIN_FLOOD_MS = 10_000;
+const pacedFloodMs = (s: Sizes): number => Math.max(2 * s.floodMs, PACED_MIN_FLOOD_MS);
 /** How often a socket that does not read writes, to see whether the node closed it. */
 const PROBE_INTERVAL_MS = 100;
 
@@ -487,7 +490,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
         PROBE_INTERVAL_MS,
       );
       const pace = new Pace(node);
-      const pacedMs = Math.max(s.floodMs, PACED_MIN_FLOOD_MS);
+      const pacedMs = pacedFloodMs(s);
       let sent = 0;
       const results = await Promise.all(
         flooders.map((f) =>
@@ -597,7 +600,7 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
       const flooders = await connectPeers(node.port, s.pacedFlooders);
       const rate = PACE_SHARE * PACED_LIMITS.messageRate;
       const pace = new Pace(node);
-      const pacedMs = Math.max(s.floodMs, PACED_MIN_FLOOD_MS);
+      const pacedMs = pacedFloodMs(s);
       let sent = 0;
       let relayedAtCut: number | undefined;
       const started = Date.now();
@@ -663,6 +666,68 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
       };
     },
     { pairTargetX: PAIR_TARGET_X, extraConfig: PACED_CONFIG },
+  );
+}
+
+/**
+ * Four peers each write 16 of the largest pubmsgs (40,000 bytes) at once, five times, 1 s apart:
+ * under every limit (80 of 1,000 messages and, with 300 peers, 24,000 of 40,000 deliveries of
+ * burst per connection; 96,000 of 200,000 deliveries of burst for the node). The node reads up to
+ * 16 lines per connection per turn (docs/limits.md "fair reading"), so it may relay 64 such
+ * pubmsgs, 2.56 MB, to every peer within one event-loop turn. Peers that read must not be cut for that: a queue cap that counts what was
+ * queued in the current turn, before the socket was given a chance to take it, evicts every peer.
+ */
+export function turnBurst(sizes: Sizes): Promise<CaseResult> {
+  const bursts = 5;
+  const linesPerBurst = 16;
+  const senderCount = 4;
+  return runCase(
+    `${senderCount} peers bursting ${linesPerBurst} 40 kB pubmsgs each, ${bursts} times`,
+    sizes,
+    async ({ node, idle }) => {
+      const senders = await connectPeers(node.port, senderCount);
+      const observer = new RawPeer(node.port);
+      let observed = 0;
+      observer.onLine((line) => {
+        if (line.includes('!PUBLIC!hp2 ')) observed++;
+      });
+      await observer.handshake();
+      const readers = [...idle, observer];
+      let done = 0;
+      for (let b = 0; b < bursts && readers.every((p) => p.open); b++) {
+        for (const sender of senders) {
+          const line = maxSizeFrame(687, `${sender.nick}!PUBLIC!hp2 `);
+          sender.write(Buffer.concat(Array.from({ length: linesPerBurst }, () => line)));
+        }
+        done++;
+        const expected = done * linesPerBurst * senders.length;
+        await waitUntil(
+          'the observer to get the burst (or be cut)',
+          () => observed >= expected || !observer.open,
+          10_000,
+        ).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+      const readersCut = readers.filter((p) => !p.open).length;
+      return {
+        attackers: [
+          `${done} bursts of ${linesPerBurst} x ${senderCount} pubmsgs of 40 kB; ${observed} reached the observer; senders ${senders.filter((p) => p.open).length}/${senderCount} open`,
+        ],
+        figures: { 'pubmsgs relayed to a reader': observed },
+        checks: [
+          {
+            target: 'peers that read are not cut',
+            pass: readersCut === 0,
+            value: `${readersCut} of ${readers.length} cut`,
+          },
+        ],
+        cleanup: () => {
+          closePeers(senders);
+          observer.destroy();
+        },
+      };
+    },
+    { pairTargetX: 0, extraConfig: PACED_CONFIG },
   );
 }
 
@@ -1155,6 +1220,7 @@ export const CASES: readonly { key: string; run: (sizes: Sizes) => Promise<CaseR
   { key: 'privmsg-flood', run: privmsgFlood },
   { key: 'slow-readers', run: slowReaders },
   { key: 'stalled-events', run: stalledEventStream },
+  { key: 'turn-burst', run: turnBurst },
   { key: 'many-flooders', run: manyFlooders },
   { key: 'storm', run: reconnectStorm },
   { key: 'silent', run: silentConnections },

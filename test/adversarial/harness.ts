@@ -129,6 +129,20 @@ export function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
+/**
+ * More `[MESSAGING:onion]` keys for every node, from `ONIONMC_ADV_CONFIG` (`key=value,key=value`),
+ * over the case's own: to check by hand that a target fails with its mechanism turned off, e.g.
+ * `ONIONMC_ADV_CONFIG=max_queued_bytes=1073741824`.
+ */
+function configFromEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (process.env.ONIONMC_ADV_CONFIG ?? '').split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return out;
+}
+
 /** Node processes started and not yet seen to exit: killed when this process exits. */
 const LIVE_NODES = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -213,7 +227,7 @@ export class NodeProcess {
         `directory_nodes = 127.0.0.1:${port}`,
         'regtest_count = 1,1',
         `api = unix:${apiPath}`,
-        ...Object.entries(extraConfig).map(([k, v]) => `${k} = ${v}`),
+        ...Object.entries({ ...extraConfig, ...configFromEnv() }).map(([k, v]) => `${k} = ${v}`),
         '',
       ].join('\n'),
     );
@@ -741,7 +755,8 @@ export interface FloodStats {
 
 /**
  * A flooder: writes `line` (a full framed line) in batches of 64 whenever its socket drains,
- * until `durationMs` passed, `maxLines` were written, or the node closed it. Then, unless `keep`,
+ * until `durationMs` passed, `maxLines` were written, or the node closed it. After `maxLines` it
+ * waits up to `lingerMs` for the node to read what it wrote (and cut it). Then, unless `keep`,
  * it resets its connection (RST): what it wrote and the node has not read yet is discarded, so the
  * backlog an unlimited node is left with ends with the flood (a 15 s flood left over a minute of
  * backlog on a loaded 2-core machine otherwise). Resolves with what it sent.
@@ -752,6 +767,7 @@ export async function flood(
   durationMs: number,
   maxLines = Number.POSITIVE_INFINITY,
   keep = false,
+  lingerMs = 2_000,
 ): Promise<FloodStats> {
   const batch = Buffer.concat(Array.from({ length: 64 }, () => lineBytes));
   const started = Date.now();
@@ -781,6 +797,9 @@ export async function flood(
     };
     pump();
   });
+  // A flood that stopped at its line count (the CI share) leaves the node its backlog to read:
+  // give it the time to do so, and to cut the flooder, before resetting.
+  if (!keep && peer.open && stats.sent >= maxLines) await peer.closedWithin(lingerMs);
   if (!keep && peer.open) {
     selfClosed = true;
     peer.socket.resetAndDestroy();
