@@ -214,7 +214,6 @@ async function runCase(
     await new Promise((resolve) => setTimeout(resolve, sizes.settleMs));
     result.finalRssMb = node.rssMb();
     result.peakRssMb = Math.max(node.peakRssMb, result.finalRssMb);
-    await options.afterSettle?.(node, result);
     result.counters = await watch.stop();
     result.limitedAfterMs = watch.firstLimitAfterMs;
     result.quiet = pairResult.phases.quiet;
@@ -275,6 +274,7 @@ async function runCase(
       });
     }
     result.checks.push(...outcome.checks);
+    await options.afterSettle?.(node, result);
   } catch (err) {
     result.error = err instanceof Error ? err.message : String(err);
     result.checks.push({ target: 'case ran', pass: false, value: result.error });
