@@ -355,9 +355,18 @@ export class NodeProcess {
 
   /** The node's counters (`/v1/info`), or {} when it does not answer. */
   async counters(): Promise<Record<string, number>> {
+    return (await this.info()).counters ?? {};
+  }
+
+  /** The node's counters and memory figures (`/v1/info`, bytes), or {} when it does not answer. */
+  async info(): Promise<{
+    counters: Record<string, number> | undefined;
+    memory: Record<string, number> | undefined;
+  }> {
     const res = await this.api('GET', '/v1/info').catch(() => undefined);
-    const counters = (res?.body as { counters?: Record<string, number> } | undefined)?.counters;
-    return counters ?? {};
+    const body = res?.body as
+      { counters?: Record<string, number>; memory?: Record<string, number> } | undefined;
+    return { counters: body?.counters, memory: body?.memory };
   }
 
   /** The last lines of the node's log. */
@@ -882,6 +891,8 @@ export class Pace {
   drops = 0;
   /** How often the factor was lowered. */
   slowdowns = 0;
+  /** Highest `/v1/info` memory figures seen while pacing (bytes, by name: `heapUsedBytes`, ...). */
+  readonly peakMemory: Record<string, number> = {};
   readonly #timer: NodeJS.Timeout;
   #last: number | undefined;
   #quietTicks = 0;
@@ -892,8 +903,11 @@ export class Pace {
       if (this.#busy) return;
       this.#busy = true;
       void node
-        .counters()
-        .then((c) => {
+        .info()
+        .then(({ counters, memory }) => {
+          const c = counters ?? {};
+          for (const [name, value] of Object.entries(memory ?? {}))
+            this.peakMemory[name] = Math.max(this.peakMemory[name] ?? 0, value);
           let sum = 0;
           for (const [name, value] of Object.entries(c))
             if (/^dropped\..*limited$/.test(name)) sum += value;
