@@ -520,6 +520,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
         await Promise.all(slow.map((p) => p.closedWithin(3 * PROBE_INTERVAL_MS)));
       stopProbing();
       pace.stop();
+      await pace.sample(node);
       const floodMs = Date.now() - started;
       const cut = slow.filter((p) => !p.open);
       const lastCut = Math.max(0, ...cut.map((p) => (p.closedAt ?? started) - started));
@@ -642,6 +643,7 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
         await new Promise((resolve) => setTimeout(resolve, 3 * PROBE_INTERVAL_MS));
       stopProbing();
       pace.stop();
+      await pace.sample(node);
       const cutAfter = streamClosedAt === undefined ? undefined : streamClosedAt - started;
       const floodersCut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
       return {

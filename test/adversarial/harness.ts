@@ -899,7 +899,7 @@ export class Pace {
   #busy = false;
 
   constructor(node: NodeProcess, intervalMs = 250) {
-    this.#timer = setInterval(() => {
+    const poll = (): void => {
       if (this.#busy) return;
       this.#busy = true;
       void node
@@ -923,7 +923,16 @@ export class Pace {
           this.#last = sum;
         })
         .finally(() => (this.#busy = false));
-    }, intervalMs);
+    };
+    poll();
+    this.#timer = setInterval(poll, intervalMs);
+  }
+
+  /** One more sample of the node's memory and counters (at the end of a flood). */
+  async sample(node: NodeProcess): Promise<void> {
+    const { memory } = await node.info();
+    for (const [name, value] of Object.entries(memory ?? {}))
+      this.peakMemory[name] = Math.max(this.peakMemory[name] ?? 0, value);
   }
 
   /** Stops polling. */
