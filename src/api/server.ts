@@ -11,7 +11,8 @@
  * | GET    | /              | the status page (HTML; /status.js, /status.css beside it)          |
  * | GET    | /health        | `{"status":"ok"}`                                                  |
  * | GET    | /metrics       | Prometheus text (src/daemon/metrics.ts)                            |
- * | GET    | /v1/info       | version, state, uptime, tor, nick, role, location, network, directories, peers, counters |
+ * | GET    | /v1/info       | version, state, uptime, tor, nick, role, location, network, directories, peers, counters, memory |
+ * | POST   | /v1/gc         | full garbage collection (node --expose-gc) -> `{"before":{…},"after":{…},"durationMs"}` |
  * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped,
  *                           orderbookRequest, channel; on a directory node: relay |
  * | POST   | /v1/pubmsg     | `{"message":"!orderbook"}` -> `{"directories":n,"confirmed":b}`   |
@@ -22,12 +23,14 @@
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
- * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, and for a privmsg or pubmsg 502
- * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`).
+ * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, for a privmsg or pubmsg 502
+ * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`), and 501
+ * (`POST /v1/gc` without `--expose-gc`).
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import { hasCode, HttpError, OnionmcError } from '../errors.js';
+import { fullGc, memoryFigures } from './memory.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
 import { ApiListenError, claimSocketPath, resolveGroup, withUmask } from './unix-socket.js';
 import type { Logger } from '../log.js';
@@ -288,8 +291,18 @@ export class ApiServer {
           return;
         }
         case 'GET /v1/info':
-          this.#json(res, 200, this.#backend.info());
+          this.#json(res, 200, { ...this.#backend.info(), memory: memoryFigures() });
           return;
+        case 'POST /v1/gc': {
+          // No body is read: a body sent anyway is discarded with the request.
+          const result = fullGc();
+          this.#logger.info(
+            { heapUsedBytes: result.after.heapUsedBytes, durationMs: result.durationMs },
+            'full garbage collection asked through the API',
+          );
+          this.#json(res, 200, result);
+          return;
+        }
         case 'GET /v1/events':
           this.#events(res);
           return;
@@ -358,6 +371,7 @@ export class ApiServer {
               '/metrics',
               '/health',
               '/v1/info',
+              '/v1/gc',
               '/v1/events',
               '/v1/orderbook',
               '/v1/orderbook/answer',
@@ -374,7 +388,8 @@ export class ApiServer {
       }
     } catch (err) {
       const [status, code, message] = errorReply(err);
-      if (status >= 500) this.#logger.error({ err }, 'api request failed');
+      // 501 is a documented answer (POST /v1/gc without --expose-gc), not a failure of ours.
+      if (status >= 500 && status !== 501) this.#logger.error({ err }, 'api request failed');
       this.#json(res, status, { error: { code, message } });
     }
   }

@@ -1,14 +1,16 @@
 /**
- * The CI share of the adversarial suite (issue 12 item 5): every case of cases.ts at small sizes
- * (30 idle peers, 1 s floods, 200-peer storm), each against a fresh `onionmc run` directory node
- * process. `npm run adversarial` runs the same cases at the issue's sizes and prints figures.
+ * The CI share of the adversarial suite (issue 12 item 5): the cases of cases.ts at small sizes
+ * (20 idle peers, floods of at most 3,000 lines, 200-peer storm, 500 churn cycles), each against a
+ * fresh `onionmc run` directory node process. `npm run adversarial` runs the same cases at the
+ * issue's sizes and prints figures.
  *
- * What holds today is asserted: the node stays up and exits 0 on SIGTERM, the well-behaved pair
- * loses nothing, and every protocol-abuse step closes or ignores the offender as expected while
- * no spoofed or stolen-nick message reaches the pair. What needs the limits of issue 12 (flooders
- * limited and cut, slow readers and stalled event streams cut, the pair's latency within 2x quiet)
- * is written below behind {@link LIMITS_IMPLEMENTED}: set it to true (or run with
- * ONIONMC_ADV_LIMITS=1) once the limits are in.
+ * Asserted: the node stays up and exits 0 on SIGTERM; the well-behaved pair loses nothing; every
+ * protocol-abuse step closes or ignores the offender as expected and no spoofed or stolen-nick
+ * message reaches the pair; flooders are limited within 1 s and cut; slow readers and a stalled
+ * `/v1/events` reader are cut while peers that read are not; RSS stays under 150 MB; a storm is
+ * answered within 3 s; the heap after a full GC comes back after churn. The pair's latency ratios
+ * are figures only here (a loaded 2-core CI machine makes them noise); `npm run adversarial`
+ * checks them.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,11 +18,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CASES, CI_SIZES, protocolAbuse, type CaseResult } from './cases.js';
 import { CLI_PATH, ROOT, killAllNodes } from './harness.js';
-
-/** Flip to true when the limits of issue 12 land (token buckets, queue caps, connection caps). */
-const LIMITS_IMPLEMENTED = process.env.ONIONMC_ADV_LIMITS === '1';
-/** `it` for assertions that need the limits; skipped until {@link LIMITS_IMPLEMENTED}. */
-const limitIt = LIMITS_IMPLEMENTED ? it : it.skip;
 
 /** One run per case, shared by the tests that read it. */
 const runs = new Map<string, Promise<CaseResult>>();
@@ -92,60 +89,53 @@ describe.each([
   );
 });
 
-describe('attacks that need the limits of issue 12', () => {
-  for (const key of [
-    'pubmsg-flood',
-    'privmsg-flood',
-    'slow-readers',
-    'stalled-events',
-    'many-flooders',
-  ]) {
-    limitIt(
-      `${key}: flooders are limited within 1 s and cut when they persist`,
+describe('the limits of issue 12 (CI sizes)', () => {
+  for (const key of ['pubmsg-flood', 'privmsg-flood', 'many-flooders']) {
+    it(
+      `${key}: flooders are limited within 1 s and cut when they persist; RSS under 150 MB`,
       async () => {
         const r = await result(key);
-        expect(check(r, 'flooders limited within').pass).toBe(true);
-        expect(check(r, 'persistent flooders disconnected').pass).toBe(true);
-      },
-      CASE_TIMEOUT_MS,
-    );
-    limitIt(
-      `${key}: the pair's p99 stays within 2x quiet and RSS under 150 MB`,
-      async () => {
-        const r = await result(key);
-        expect(check(r, 'pair p99 within').pass).toBe(true);
-        expect(check(r, 'RSS under').pass).toBe(true);
+        expect(check(r, 'flooders limited within')).toMatchObject({ pass: true });
+        expect(check(r, 'persistent flooders disconnected')).toMatchObject({ pass: true });
+        expect(check(r, 'RSS under')).toMatchObject({ pass: true });
       },
       CASE_TIMEOUT_MS,
     );
   }
-  limitIt(
-    'slow readers are cut',
+  it(
+    'slow readers are cut once their queue passes max_queued_bytes; peers that read are not',
     async () => {
-      expect(check(await result('slow-readers'), 'slow readers disconnected').pass).toBe(true);
+      const r = await result('slow-readers');
+      expect(check(r, 'slow readers disconnected')).toMatchObject({ pass: true });
+      expect(r.figures['slow readers cut']).toBe(CI_SIZES.slowReaders);
+      expect(check(r, 'peers that read are not cut')).toMatchObject({ pass: true });
+      expect(check(r, 'RSS under')).toMatchObject({ pass: true });
     },
     CASE_TIMEOUT_MS,
   );
-  limitIt(
-    'a stalled /v1/events reader is cut',
+  it(
+    'a stalled /v1/events reader is cut once it passes api_event_buffer_bytes; the victim is not',
     async () => {
-      expect(check(await result('stalled-events'), 'stalled event stream cut').pass).toBe(true);
+      const r = await result('stalled-events');
+      expect(check(r, 'stalled event stream cut')).toMatchObject({ pass: true });
+      expect(check(r, 'peers that read are not cut')).toMatchObject({ pass: true });
+      expect(check(r, 'RSS under')).toMatchObject({ pass: true });
     },
     CASE_TIMEOUT_MS,
   );
-  limitIt(
-    'a storm is answered within 3 s with the pair p99 within 5x quiet',
+  it(
+    'a storm is answered within 3 s',
     async () => {
-      const r = await result('storm');
-      expect(check(r, 'storm answered within').pass).toBe(true);
-      expect(check(r, 'pair p99 within').pass).toBe(true);
+      expect(check(await result('storm'), 'storm answered within')).toMatchObject({ pass: true });
     },
     CASE_TIMEOUT_MS,
   );
-  limitIt(
-    'churn leaves RSS within 10 MB of the start',
+  it(
+    `churn leaves the heap after a full GC within ${CI_SIZES.churnHeapTargetMb} MB of the start`,
     async () => {
-      expect(check(await result('churn'), 'RSS back within').pass).toBe(true);
+      expect(check(await result('churn'), 'heap after GC back within')).toMatchObject({
+        pass: true,
+      });
     },
     CASE_TIMEOUT_MS,
   );

@@ -11,6 +11,7 @@
 import net from 'node:net';
 import {
   Pair,
+  Pace,
   LimitWatch,
   NodeProcess,
   RawPeer,
@@ -18,10 +19,13 @@ import {
   connectPeers,
   flood,
   frame,
+  pacedFlood,
+  probeClosed,
   handshakeLine,
   randomNick,
   waitUntil,
   type FloodStats,
+  type MemoryAfterGc,
   type PairResult,
   type PhaseStats,
 } from './harness.js';
@@ -38,12 +42,20 @@ export interface Sizes {
   /** Wait after an attack before reading the "final" RSS. */
   readonly settleMs: number;
   readonly slowReaders: number;
+  /** Flooders pacing themselves under the limits (slow-readers and stalled-events cases). */
+  readonly pacedFlooders: number;
   readonly pubFlooders: number;
   readonly privFlooders: number;
   readonly stormPeers: number;
   readonly stormWindowMs: number;
   readonly silentConnections: number;
   readonly churnCycles: number;
+  /**
+   * How much the heap after a full GC may grow over the churn, MB (issue 12: "within a few MB"):
+   * 5 MB over 5,000 cycles, 1 MB over 500, so anything over about 1-2 KiB left behind per
+   * connection (a map entry with its nick, a timer, a listener closure, a child logger) fails it.
+   */
+  readonly churnHeapTargetMb: number;
 }
 
 /** The issue's sizes (`npm run adversarial`). */
@@ -55,12 +67,14 @@ export const FULL_SIZES: Sizes = {
   graceMs: 30_000,
   settleMs: 3_000,
   slowReaders: 50,
+  pacedFlooders: 4,
   pubFlooders: 10,
   privFlooders: 10,
   stormPeers: 2_000,
   stormWindowMs: 1_000,
   silentConnections: 2_000,
   churnCycles: 5_000,
+  churnHeapTargetMb: 5,
 };
 
 /** The CI share inside `npm test`: small and short. */
@@ -72,12 +86,14 @@ export const CI_SIZES: Sizes = {
   graceMs: 10_000,
   settleMs: 300,
   slowReaders: 10,
+  pacedFlooders: 2,
   pubFlooders: 2,
   privFlooders: 2,
   stormPeers: 200,
   stormWindowMs: 200,
   silentConnections: 200,
-  churnCycles: 200,
+  churnCycles: 500,
+  churnHeapTargetMb: 1,
 };
 
 /** One target checked. */
@@ -118,7 +134,6 @@ const RSS_TARGET_MB = 150;
 const SILENT_TARGET_MB = 30;
 const STORM_TARGET_MS = 3_000;
 const LIMIT_WITHIN_MS = 1_000;
-const CHURN_TARGET_MB = 10;
 
 const fmt = (n: number | undefined, digits = 1): string =>
   n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
@@ -150,7 +165,14 @@ async function runCase(
   name: string,
   sizes: Sizes,
   attack: (ctx: Ctx) => Promise<AttackOutcome>,
-  options: { pairTargetX?: number; rssTarget?: boolean } = {},
+  options: {
+    pairTargetX?: number;
+    rssTarget?: boolean;
+    /** More `[MESSAGING:onion]` keys for the node (limits set explicitly). */
+    extraConfig?: Readonly<Record<string, string>>;
+    /** Run after the final RSS was read, before the node stops (more measurements). */
+    afterSettle?: (node: NodeProcess, result: CaseResult) => Promise<void>;
+  } = {},
 ): Promise<CaseResult> {
   const result: CaseResult = {
     name,
@@ -176,7 +198,7 @@ async function runCase(
   let idle: RawPeer[] = [];
   let pair: Pair | undefined;
   try {
-    node = await NodeProcess.start();
+    node = await NodeProcess.start(options.extraConfig);
     idle = await connectPeers(node.port, sizes.idlePeers);
     pair = new Pair(node.port);
     await pair.ready();
@@ -254,6 +276,7 @@ async function runCase(
       });
     }
     result.checks.push(...outcome.checks);
+    await options.afterSettle?.(node, result);
   } catch (err) {
     result.error = err instanceof Error ? err.message : String(err);
     result.checks.push({ target: 'case ran', pass: false, value: result.error });
@@ -354,48 +377,208 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
-/** Peers that never read while one peer floods pubmsgs. */
+/**
+ * The limits the paced cases (slow readers, stalled event stream) give the node explicitly: the
+ * defaults of docs/limits.md (src/node/directory-limits.ts, src/peer/connection.ts,
+ * src/api/server.ts), written into its config so that the flooders pace against known figures
+ * whatever the defaults become.
+ */
+export const PACED_LIMITS = {
+  /** Messages per second per connection (`limit_message_rate`). */
+  messageRate: 500,
+  /** Pubmsg deliveries per second per connection (`limit_fanout_rate`). */
+  fanoutRate: 20_000,
+  /** Pubmsg deliveries per second of the whole node (`limit_node_fanout_rate`). */
+  nodeFanoutRate: 100_000,
+  /** Bytes queued for a peer before it is cut (`max_queued_bytes`). */
+  queuedBytes: 1024 * 1024,
+  /** Unsent bytes of a `/v1/events` stream before it is cut (`api_event_buffer_bytes`). */
+  eventBufferBytes: 1024 * 1024,
+} as const;
+
+const PACED_CONFIG: Readonly<Record<string, string>> = {
+  limit_message_rate: String(PACED_LIMITS.messageRate),
+  limit_fanout_rate: String(PACED_LIMITS.fanoutRate),
+  limit_node_fanout_rate: String(PACED_LIMITS.nodeFanoutRate),
+  max_queued_bytes: String(PACED_LIMITS.queuedBytes),
+  api_event_buffer_bytes: String(PACED_LIMITS.eventBufferBytes),
+};
+
+/** Paced flooders aim at this share of a limit: just under it. */
+/**
+ * The paced floods last up to twice `floodMs`, at least this long; they end as soon as their goal
+ * is reached. Each slow reader must be sent about 5 MB, and with 356 peers every 40 kB pubmsg is
+ * 14 MB of loopback writes: on a loaded 2-core machine (load average 11) the node relayed 8 per
+ * second, so 15 s were not enough; at the CI sizes `floodMs` (1 s) is too short anyway.
+ */
+const PACED_MIN_FLOOD_MS = 10_000;
+const pacedFloodMs = (s: Sizes): number => Math.max(2 * s.floodMs, PACED_MIN_FLOOD_MS);
+/** How often a socket that does not read writes, to see whether the node closed it. */
+const PROBE_INTERVAL_MS = 100;
+
+const PACE_SHARE = 0.8;
+/**
+ * Lines the paced flooders together may be ahead of a peer that reads (12 lines of 40,000 bytes,
+ * under half of `max_queued_bytes`): they self-clock on it. This bounds what the node can have
+ * read and not yet written to a reader, so the loopback traffic to the hundreds of peers that do
+ * read stays what this process can read, and only the peers that do not read fall behind. It
+ * also keeps what the node relays in one event-loop turn under the queue cap: the node counts
+ * bytes queued in the current turn against `max_queued_bytes` (src/peer/connection.ts
+ * sendEncoded), so more than 1 MiB relayed in one turn evicts peers that read too; the
+ * `turn-burst` case shows that on its own.
+ */
+const PACED_WINDOW_LINES = 12;
+/** The largest line a peer may send: 40,000 bytes with its CR LF (docs/protocol.md §1.3). */
+const MAX_SEND_LINE = 40_000;
+
+/** A framed line of `type` whose `line` is `head` padded with `a`s to exactly {@link MAX_SEND_LINE} bytes. */
+function maxSizeFrame(type: number, head: string): Buffer {
+  const pad = MAX_SEND_LINE - frame(type, head).length;
+  return frame(type, head + 'a'.repeat(Math.max(0, pad)));
+}
+
+/** Handshaked peers the node lists now (`GET /v1/info`). */
+async function handshakedPeers(node: NodeProcess): Promise<number> {
+  const info = await node.api('GET', '/v1/info');
+  const peers = (info.body as { peers?: { state?: string }[] } | undefined)?.peers ?? [];
+  return peers.filter((p) => p.state === 'handshaked').length;
+}
+
+const mb = (bytes: number): string => fmt(bytes / (1024 * 1024));
+
+/** The node's peak memory while a {@link Pace} polled it: V8 heap and Buffers, MB. */
+function peakMemoryFigures(pace: Pace): Record<string, string> {
+  const m = pace.peakMemory;
+  return {
+    'node peak heap used / Buffers, sampled every 250 ms (MB)': `${mb(m.heapUsedBytes ?? NaN)} / ${mb(m.arrayBuffersBytes ?? NaN)}`,
+  };
+}
+
+/**
+ * Peers that never read while several flooders send the largest pubmsgs (40,000 bytes) as fast as
+ * their limits allow (a smart attacker: {@link PACE_SHARE} of the per-connection message and
+ * fan-out rates, and of the node's fan-out rate shared among them; slower when the node reports
+ * drops). Each slow reader must be cut once the node queued more than `max_queued_bytes` for it;
+ * everything the kernel's socket buffers hold comes on top (about 4 MB per loopback connection
+ * here), so each needs about 5 MB of pubmsgs relayed to it. The flood ends once every slow reader
+ * is cut (or after `floodMs`). Peers that read are not cut.
+ */
 export function slowReaders(sizes: Sizes): Promise<CaseResult> {
   return runCase(
-    `${sizes.slowReaders} slow readers during a pubmsg flood`,
+    `${sizes.slowReaders} slow readers during paced 40 kB pubmsg floods`,
     sizes,
-    async ({ node, sizes: s }) => {
+    async ({ node, sizes: s, idle }) => {
       const slow = await connectPeers(node.port, s.slowReaders);
       for (const p of slow) p.stopReading();
-      const attacker = new RawPeer(node.port);
-      await attacker.handshake();
+      // A peer that reads: how much each slow reader was sent, and the flooders' clock.
+      const observer = new RawPeer(node.port);
+      let observed = 0;
+      let observedBytes = 0;
+      observer.onLine((line) => {
+        if (line.includes('!PUBLIC!hp2 ')) {
+          observed++;
+          observedBytes += line.length + 2;
+        }
+      });
+      await observer.handshake();
+      const flooders = await connectPeers(node.port, s.pacedFlooders);
+      const fanout = Math.max(1, (await handshakedPeers(node)) - 1);
+      const rate =
+        PACE_SHARE *
+        Math.min(
+          PACED_LIMITS.messageRate,
+          PACED_LIMITS.fanoutRate / fanout,
+          PACED_LIMITS.nodeFanoutRate / (flooders.length * fanout),
+        );
+      const relayedAtCut: number[] = [];
       const started = Date.now();
-      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
+      for (const p of slow) void p.closed().then(() => relayedAtCut.push(observedBytes));
+      // The slow readers do not read, so only a write of theirs shows that the node cut them.
+      const stopProbing = probeClosed(
+        slow.map((p) => p.socket),
+        frame(999, 'still here?'),
+        PROBE_INTERVAL_MS,
+      );
+      const pace = new Pace(node);
+      const pacedMs = pacedFloodMs(s);
+      let sent = 0;
+      const results = await Promise.all(
+        flooders.map((f) =>
+          pacedFlood(f, maxSizeFrame(687, `${f.nick}!PUBLIC!hp2 `), {
+            ratePerSecond: rate,
+            durationMs: pacedMs,
+            maxLines: Math.ceil((rate * pacedMs) / 1000) + 1,
+            pace,
+            onSend: () => sent++,
+            hold: () => sent - observed > PACED_WINDOW_LINES,
+            done: () => slow.every((p) => !p.open),
+          }),
+        ),
+      );
+      // A cut the last probe has not shown yet shows within two more probes.
+      if (slow.some((p) => p.open))
+        await Promise.all(slow.map((p) => p.closedWithin(3 * PROBE_INTERVAL_MS)));
+      stopProbing();
+      pace.stop();
+      await pace.sample(node);
+      const floodMs = Date.now() - started;
       const cut = slow.filter((p) => !p.open);
       const lastCut = Math.max(0, ...cut.map((p) => (p.closedAt ?? started) - started));
+      // A slow reader still open passes only if less than the cap was ever relayed to it: then
+      // the node cannot have queued more than the cap for it.
+      const uncutUnderCap =
+        slow.length - cut.length > 0 && observedBytes < PACED_LIMITS.queuedBytes;
+      const readersCut = [...idle, observer].filter((p) => !p.open).length;
+      const floodersCut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
+      const sortedAtCut = [...relayedAtCut].sort((a, b) => a - b);
       return {
         attackers: [
-          floodSummary('flooder', f),
+          `${flooders.length} paced flooders at ${fmt(rate)} pubmsgs/s each (x pace ${fmt(pace.factor, 2)} at the end, ${pace.slowdowns} slowdowns, ${pace.drops} drops): sent ${sent} in ${floodMs} ms, ${floodersCut} cut`,
           `slow readers cut ${cut.length}/${slow.length}${cut.length > 0 ? `, last at ${lastCut} ms` : ''}`,
         ],
-        figures: { 'slow readers cut': cut.length },
+        figures: {
+          'fan-out per pubmsg': fanout,
+          'relayed to each peer by flood end (MB)': mb(observedBytes),
+          'relayed to a slow reader when cut (MB, min-max)':
+            sortedAtCut.length > 0
+              ? `${mb(sortedAtCut[0] ?? 0)}-${mb(sortedAtCut[sortedAtCut.length - 1] ?? 0)}`
+              : '-',
+          'slow readers cut': cut.length,
+          ...peakMemoryFigures(pace),
+        },
         checks: [
           {
-            target: 'slow readers disconnected',
-            pass: cut.length === slow.length,
-            value: `${cut.length}/${slow.length}${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}`,
+            target: 'slow readers disconnected (or never sent more than the queue cap)',
+            pass: cut.length === slow.length || uncutUnderCap,
+            value: `${cut.length}/${slow.length} cut${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}; ${mb(observedBytes)} MB relayed to each, cap ${mb(PACED_LIMITS.queuedBytes)} MB`,
+          },
+          {
+            target: 'peers that read are not cut',
+            pass: readersCut === 0,
+            value: `${readersCut} of ${idle.length + 1} cut`,
           },
         ],
-        flooders: [f],
         cleanup: () => {
-          attacker.destroy();
+          closePeers(flooders);
           closePeers(slow);
+          observer.destroy();
         },
       };
     },
-    { pairTargetX: PAIR_TARGET_X },
+    { pairTargetX: PAIR_TARGET_X, extraConfig: PACED_CONFIG },
   );
 }
 
-/** A /v1/events reader that never reads, during a privmsg flood. */
+/**
+ * A `/v1/events` reader that never reads while flooders send the largest privmsgs (40,000 bytes)
+ * to one victim nick, each at {@link PACE_SHARE} of the per-connection message rate (slower when
+ * the node reports drops). Every relayed privmsg is a `relay` event of about the same size on the
+ * stream, so the stream passes `api_event_buffer_bytes` (plus the unix socket's buffers) within
+ * about 30 privmsgs and must be cut. The flood ends once it is (or after `floodMs`).
+ */
 export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
   return runCase(
-    'stalled /v1/events reader during a privmsg flood',
+    'stalled /v1/events reader during paced 40 kB privmsg floods',
     sizes,
     async ({ node, sizes: s }) => {
       const stream = net.connect(node.apiPath);
@@ -416,40 +599,149 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
         }),
       );
       stream.pause();
-      const attacker = new RawPeer(node.port);
-      await attacker.handshake();
       const victim = new RawPeer(node.port);
+      let received = 0;
+      let receivedBytes = 0;
+      victim.onLine((line) => {
+        if (line.includes('!tx ')) {
+          received++;
+          receivedBytes += line.length + 2;
+        }
+      });
       await victim.handshake();
+      const flooders = await connectPeers(node.port, s.pacedFlooders);
+      const rate = PACE_SHARE * PACED_LIMITS.messageRate;
+      const pace = new Pace(node);
+      const pacedMs = pacedFloodMs(s);
+      let sent = 0;
+      let relayedAtCut: number | undefined;
       const started = Date.now();
-      const f = await flood(
-        attacker,
-        fillLine(attacker.nick, victim.nick),
-        s.floodMs,
-        s.floodMaxLines,
+      // The stream is not read, so only a write shows that the node cut it: a pipelined request
+      // the server would answer after the stream, never.
+      const stopProbing = probeClosed(
+        [stream],
+        Buffer.from('GET /health HTTP/1.1\r\nHost: onionmc\r\n\r\n'),
+        PROBE_INTERVAL_MS,
       );
+      const results = await Promise.all(
+        flooders.map((f) =>
+          pacedFlood(f, maxSizeFrame(685, `${f.nick}!${victim.nick}!tx `), {
+            ratePerSecond: rate,
+            durationMs: pacedMs,
+            maxLines: Math.ceil((rate * pacedMs) / 1000) + 1,
+            pace,
+            onSend: () => sent++,
+            hold: () => sent - received > PACED_WINDOW_LINES,
+            done: () => {
+              if (streamClosedAt !== undefined) relayedAtCut ??= receivedBytes;
+              return streamClosedAt !== undefined;
+            },
+          }),
+        ),
+      );
+      if (streamClosedAt === undefined)
+        await new Promise((resolve) => setTimeout(resolve, 3 * PROBE_INTERVAL_MS));
+      stopProbing();
+      pace.stop();
+      await pace.sample(node);
       const cutAfter = streamClosedAt === undefined ? undefined : streamClosedAt - started;
+      const floodersCut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
       return {
         attackers: [
-          floodSummary('flooder', f),
+          `${flooders.length} paced flooders at ${fmt(rate)} privmsgs/s each (x pace ${fmt(pace.factor, 2)} at the end, ${pace.slowdowns} slowdowns, ${pace.drops} drops): sent ${sent}, ${floodersCut} cut`,
           `event stream ${cutAfter === undefined ? 'never cut' : `cut at ${cutAfter} ms`}`,
         ],
-        figures: {},
+        figures: {
+          'relayed to the victim by the cut (MB)':
+            relayedAtCut === undefined ? '-' : mb(relayedAtCut),
+          'relayed to the victim by flood end (MB)': mb(receivedBytes),
+          ...peakMemoryFigures(pace),
+        },
         checks: [
           {
             target: 'stalled event stream cut',
             pass: cutAfter !== undefined,
-            value: cutAfter === undefined ? 'never cut' : `cut at ${cutAfter} ms`,
+            value:
+              cutAfter === undefined
+                ? `never cut (${mb(receivedBytes)} MB of privmsgs relayed, cap ${mb(PACED_LIMITS.eventBufferBytes)} MB)`
+                : `cut at ${cutAfter} ms, after ${mb(relayedAtCut ?? receivedBytes)} MB of privmsgs`,
+          },
+          {
+            target: 'peers that read are not cut',
+            pass: victim.open,
+            value: victim.open ? 'victim open' : 'victim cut',
           },
         ],
-        flooders: [f],
         cleanup: () => {
           stream.destroy();
-          attacker.destroy();
+          closePeers(flooders);
           victim.destroy();
         },
       };
     },
-    { pairTargetX: PAIR_TARGET_X },
+    { pairTargetX: PAIR_TARGET_X, extraConfig: PACED_CONFIG },
+  );
+}
+
+/**
+ * Four peers each write 16 of the largest pubmsgs (40,000 bytes) at once, five times, 1 s apart:
+ * under every limit (80 of 1,000 messages and, with 300 peers, 24,000 of 40,000 deliveries of
+ * burst per connection; 96,000 of 200,000 deliveries of burst for the node). The node reads up to
+ * 16 lines per connection per turn (docs/limits.md "fair reading"), so it may relay 64 such
+ * pubmsgs, 2.56 MB, to every peer within one event-loop turn. Peers that read must not be cut for that: a queue cap that counts what was
+ * queued in the current turn, before the socket was given a chance to take it, evicts every peer.
+ */
+export function turnBurst(sizes: Sizes): Promise<CaseResult> {
+  const bursts = 5;
+  const linesPerBurst = 16;
+  const senderCount = 4;
+  return runCase(
+    `${senderCount} peers bursting ${linesPerBurst} 40 kB pubmsgs each, ${bursts} times`,
+    sizes,
+    async ({ node, idle }) => {
+      const senders = await connectPeers(node.port, senderCount);
+      const observer = new RawPeer(node.port);
+      let observed = 0;
+      observer.onLine((line) => {
+        if (line.includes('!PUBLIC!hp2 ')) observed++;
+      });
+      await observer.handshake();
+      const readers = [...idle, observer];
+      let done = 0;
+      for (let b = 0; b < bursts && readers.every((p) => p.open); b++) {
+        for (const sender of senders) {
+          const line = maxSizeFrame(687, `${sender.nick}!PUBLIC!hp2 `);
+          sender.write(Buffer.concat(Array.from({ length: linesPerBurst }, () => line)));
+        }
+        done++;
+        const expected = done * linesPerBurst * senders.length;
+        await waitUntil(
+          'the observer to get the burst (or be cut)',
+          () => observed >= expected || !observer.open,
+          10_000,
+        ).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+      const readersCut = readers.filter((p) => !p.open).length;
+      return {
+        attackers: [
+          `${done} bursts of ${linesPerBurst} x ${senderCount} pubmsgs of 40 kB; ${observed} reached the observer; senders ${senders.filter((p) => p.open).length}/${senderCount} open`,
+        ],
+        figures: { 'pubmsgs relayed to a reader': observed },
+        checks: [
+          {
+            target: 'peers that read are not cut',
+            pass: readersCut === 0,
+            value: `${readersCut} of ${readers.length} cut`,
+          },
+        ],
+        cleanup: () => {
+          closePeers(senders);
+          observer.destroy();
+        },
+      };
+    },
+    { pairTargetX: 0, extraConfig: PACED_CONFIG },
   );
 }
 
@@ -531,9 +823,10 @@ export function reconnectStorm(sizes: Sizes): Promise<CaseResult> {
         figures: { 'last handshake answered (ms)': allAnswered ? last : `>${last}` },
         checks: [
           {
+            // Answered means accepted: a node that refuses part of a storm has not served it.
             target: `storm answered within ${STORM_TARGET_MS} ms`,
-            pass: allAnswered && last <= STORM_TARGET_MS,
-            value: `${answeredAt.size}/${peers.length} answered, last after ${last} ms`,
+            pass: allAnswered && accepted === peers.length && last <= STORM_TARGET_MS,
+            value: `${answeredAt.size}/${peers.length} answered (${accepted} accepted), last after ${last} ms`,
           },
         ],
         cleanup: () => {
@@ -585,14 +878,20 @@ export function silentConnections(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
-/** `churnCycles` connect-handshake-disconnect cycles; RSS before and after. */
+/**
+ * `churnCycles` connect-handshake-disconnect cycles (20 at a time). Target: the node's heap after
+ * a full garbage collection (`POST /v1/gc`) returns to within `churnHeapTargetMb` of
+ * where it was before the churn, so nothing per connection is left behind (issue 12 item 3). RSS
+ * before and after is reported, not a target: the allocator keeps pages it got during the churn
+ * (docs/limits.md "Memory bound").
+ */
 export function churn(sizes: Sizes): Promise<CaseResult> {
-  let before = Number.NaN;
+  let before: MemoryAfterGc | undefined;
   return runCase(
     `${sizes.churnCycles} connect-handshake-disconnect cycles`,
     sizes,
     async ({ node, sizes: s }) => {
-      before = node.rssMb();
+      before = await node.afterGc();
       let done = 0;
       let refused = 0;
       const worker = async (): Promise<void> => {
@@ -608,21 +907,45 @@ export function churn(sizes: Sizes): Promise<CaseResult> {
       await Promise.all(Array.from({ length: 20 }, () => worker()));
       return {
         attackers: [`${done} cycles in ${Date.now() - started} ms, ${refused} refused`],
-        figures: { 'RSS before (MB)': fmt(before, 0) },
+        figures: {},
         checks: [],
       };
     },
-    { pairTargetX: 0, rssTarget: false },
-  ).then((r) => {
-    const delta = r.finalRssMb - before;
-    r.figures['RSS after - before (MB)'] = fmt(delta);
-    r.checks.push({
-      target: `RSS back within ${CHURN_TARGET_MB} MB of the start (heap after GC: not reported by the node)`,
-      pass: delta < CHURN_TARGET_MB,
-      value: `${fmt(before, 0)} -> ${fmt(r.finalRssMb, 0)} MB (+${fmt(delta)})`,
-    });
-    return r;
-  });
+    {
+      pairTargetX: 0,
+      rssTarget: false,
+      afterSettle: async (node, r) => {
+        // Measure once the node has seen every churned connection close: it lists only the
+        // idle peers again (the pair stopped too). Bounded; a node that still lists more is
+        // measured anyway and the figure shows it.
+        await waitUntil(
+          'the node to list only the idle peers',
+          async () => {
+            const info = await node.api('GET', '/v1/info');
+            const peers = (info.body as { peers?: unknown[] } | undefined)?.peers;
+            return Array.isArray(peers) && peers.length <= sizes.idlePeers;
+          },
+          10_000,
+          100,
+        ).catch(() => undefined);
+        const after = await node.afterGc();
+        const b = before ?? { heapMb: NaN, heapTotalMb: NaN, externalMb: NaN, rssMb: NaN };
+        const heapDelta = after.heapMb - b.heapMb;
+        r.figures['heap after GC before/after (MB)'] = `${fmt(b.heapMb)} -> ${fmt(after.heapMb)}`;
+        r.figures['heap reserved after GC before/after (MB)'] =
+          `${fmt(b.heapTotalMb)} -> ${fmt(after.heapTotalMb)}`;
+        r.figures['external after GC before/after (MB)'] =
+          `${fmt(b.externalMb)} -> ${fmt(after.externalMb)}`;
+        r.figures['RSS after GC before/after (MB)'] =
+          `${fmt(b.rssMb, 0)} -> ${fmt(after.rssMb, 0)}`;
+        r.checks.push({
+          target: `heap after GC back within ${sizes.churnHeapTargetMb} MB of the start`,
+          pass: heapDelta < sizes.churnHeapTargetMb,
+          value: `${fmt(b.heapMb)} -> ${fmt(after.heapMb)} MB (${heapDelta >= 0 ? '+' : ''}${fmt(heapDelta)}); RSS ${fmt(b.rssMb, 0)} -> ${fmt(after.rssMb, 0)} MB`,
+        });
+      },
+    },
+  );
 }
 
 /** What a protocol-abuse step expects of the node. */
@@ -912,6 +1235,7 @@ export const CASES: readonly { key: string; run: (sizes: Sizes) => Promise<CaseR
   { key: 'privmsg-flood', run: privmsgFlood },
   { key: 'slow-readers', run: slowReaders },
   { key: 'stalled-events', run: stalledEventStream },
+  { key: 'turn-burst', run: turnBurst },
   { key: 'many-flooders', run: manyFlooders },
   { key: 'storm', run: reconnectStorm },
   { key: 'silent', run: silentConnections },

@@ -37,6 +37,8 @@ export const ROOT = ((): string => {
 /** The compiled CLI the node runs from (`npm run build` makes it). */
 export const CLI_PATH = path.join(ROOT, 'dist', 'cli', 'main.js');
 
+const MIB = 1024 * 1024;
+
 /** File descriptors asked for the node (`ulimit -n`); the hard limit is used if lower. */
 export const NODE_NOFILE = 65_536;
 
@@ -127,6 +129,20 @@ export function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   }
 }
 
+/**
+ * More `[MESSAGING:onion]` keys for every node, from `ONIONMC_ADV_CONFIG` (`key=value,key=value`),
+ * over the case's own: to check by hand that a target fails with its mechanism turned off, e.g.
+ * `ONIONMC_ADV_CONFIG=max_queued_bytes=1073741824`.
+ */
+function configFromEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (process.env.ONIONMC_ADV_CONFIG ?? '').split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return out;
+}
+
 /** Node processes started and not yet seen to exit: killed when this process exits. */
 const LIVE_NODES = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -140,6 +156,17 @@ process.once('exit', () => {
 export function killAllNodes(): void {
   for (const child of LIVE_NODES) child.kill('SIGKILL');
   LIVE_NODES.clear();
+}
+
+/** The node's memory right after a full garbage collection, MiB. */
+export interface MemoryAfterGc {
+  /** V8 heap in use: live objects only, right after the collection. */
+  readonly heapMb: number;
+  /** V8 heap reserved (pages V8 keeps for later). */
+  readonly heapTotalMb: number;
+  /** Outside the V8 heap: Buffers and other native memory held by JavaScript objects. */
+  readonly externalMb: number;
+  readonly rssMb: number;
 }
 
 /** A directory node process under test. */
@@ -170,7 +197,8 @@ export class NodeProcess {
 
   /**
    * Starts a directory node: writes its joinmarket.cfg (testing mode, loopback, local API on a unix
-   * socket), spawns `onionmc run` through `sh -c 'ulimit -n ...; exec node ...'` with
+   * socket), spawns `node --expose-gc` (for `POST /v1/gc`) `onionmc run` through
+   * `sh -c 'ulimit -n ...; exec node ...'` with
    * ONIONMC_ALLOW_ROOT=1 (the node runs as root in CI), and waits until its API answers.
    * @param extraConfig - more `key = value` lines for [MESSAGING:onion] (limits, once they exist).
    */
@@ -199,7 +227,7 @@ export class NodeProcess {
         `directory_nodes = 127.0.0.1:${port}`,
         'regtest_count = 1,1',
         `api = unix:${apiPath}`,
-        ...Object.entries(extraConfig).map(([k, v]) => `${k} = ${v}`),
+        ...Object.entries({ ...extraConfig, ...configFromEnv() }).map(([k, v]) => `${k} = ${v}`),
         '',
       ].join('\n'),
     );
@@ -211,6 +239,8 @@ export class NodeProcess {
         // Raise the soft limit as far as allowed, then become the node (same pid).
         `ulimit -n ${NODE_NOFILE} 2>/dev/null || ulimit -n "$(ulimit -H -n)"; exec "$0" "$@"`,
         process.execPath,
+        // POST /v1/gc (the heap after a full collection, for the churn case) needs it.
+        '--expose-gc',
         CLI_PATH,
         'run',
         '--config',
@@ -276,6 +306,28 @@ export class NodeProcess {
     this.#rssTimer.unref();
   }
 
+  /**
+   * Runs a full garbage collection in the node (`POST /v1/gc`; the node runs with `--expose-gc`)
+   * and returns the memory figures after it.
+   * @throws Error when the node does not answer 200.
+   */
+  async afterGc(): Promise<MemoryAfterGc> {
+    const res = await this.api('POST', '/v1/gc');
+    const after = (res.body as { after?: Record<string, unknown> } | undefined)?.after ?? {};
+    const mb = (key: string): number => {
+      const v = after[key];
+      if (res.status !== 200 || typeof v !== 'number')
+        throw new Error(`POST /v1/gc answered ${res.status}: ${JSON.stringify(res.body)}`);
+      return v / MIB;
+    };
+    return {
+      heapMb: mb('heapUsedBytes'),
+      heapTotalMb: mb('heapTotalBytes'),
+      externalMb: mb('externalBytes'),
+      rssMb: mb('rssBytes'),
+    };
+  }
+
   /** One local API request; resolves with the status and the parsed JSON body. */
   api(method: string, urlPath: string): Promise<{ status: number; body: unknown }> {
     return new Promise((resolve, reject) => {
@@ -303,9 +355,18 @@ export class NodeProcess {
 
   /** The node's counters (`/v1/info`), or {} when it does not answer. */
   async counters(): Promise<Record<string, number>> {
+    return (await this.info()).counters ?? {};
+  }
+
+  /** The node's counters and memory figures (`/v1/info`, bytes), or {} when it does not answer. */
+  async info(): Promise<{
+    counters: Record<string, number> | undefined;
+    memory: Record<string, number> | undefined;
+  }> {
     const res = await this.api('GET', '/v1/info').catch(() => undefined);
-    const counters = (res?.body as { counters?: Record<string, number> } | undefined)?.counters;
-    return counters ?? {};
+    const body = res?.body as
+      { counters?: Record<string, number>; memory?: Record<string, number> } | undefined;
+    return { counters: body?.counters, memory: body?.memory };
   }
 
   /** The last lines of the node's log. */
@@ -456,7 +517,10 @@ export class RawPeer {
     return !this.open;
   }
 
-  /** Stops reading (the kernel buffers fill, then the node's queue for us grows). */
+  /**
+   * Stops reading (the kernel buffers fill, then the node's queue for us grows). A socket that
+   * does not read does not see the node's close either: see {@link probeClosed}.
+   */
   stopReading(): void {
     this.socket.pause();
   }
@@ -700,7 +764,8 @@ export interface FloodStats {
 
 /**
  * A flooder: writes `line` (a full framed line) in batches of 64 whenever its socket drains,
- * until `durationMs` passed, `maxLines` were written, or the node closed it. Then, unless `keep`,
+ * until `durationMs` passed, `maxLines` were written, or the node closed it. After `maxLines` it
+ * waits up to `lingerMs` for the node to read what it wrote (and cut it). Then, unless `keep`,
  * it resets its connection (RST): what it wrote and the node has not read yet is discarded, so the
  * backlog an unlimited node is left with ends with the flood (a 15 s flood left over a minute of
  * backlog on a loaded 2-core machine otherwise). Resolves with what it sent.
@@ -711,6 +776,7 @@ export async function flood(
   durationMs: number,
   maxLines = Number.POSITIVE_INFINITY,
   keep = false,
+  lingerMs = 2_000,
 ): Promise<FloodStats> {
   const batch = Buffer.concat(Array.from({ length: 64 }, () => lineBytes));
   const started = Date.now();
@@ -740,6 +806,9 @@ export async function flood(
     };
     pump();
   });
+  // A flood that stopped at its line count (the CI share) leaves the node its backlog to read:
+  // give it the time to do so, and to cut the flooder, before resetting.
+  if (!keep && peer.open && stats.sent >= maxLines) await peer.closedWithin(lingerMs);
   if (!keep && peer.open) {
     selfClosed = true;
     peer.socket.resetAndDestroy();
@@ -807,4 +876,155 @@ export class LimitWatch {
     if (Object.keys(final).length > 0) this.last = final;
     return this.last;
   }
+}
+
+/**
+ * The pace of {@link pacedFlood}ers: a factor (0..1] of their nominal rate, lowered when the
+ * node reports drops of the kind a paced flooder must not cause (`dropped.*-limited`, read from
+ * `GET /v1/info`) and raised again slowly while none come. So a flooder that meant to stay just
+ * under the limits stays under them even when the node charges differently than assumed (a
+ * size-aware pubmsg cost, say).
+ */
+export class Pace {
+  factor = 1;
+  /** `dropped.*-limited` counted while pacing (should stay near 0). */
+  drops = 0;
+  /** How often the factor was lowered. */
+  slowdowns = 0;
+  /** Highest `/v1/info` memory figures seen while pacing (bytes, by name: `heapUsedBytes`, ...). */
+  readonly peakMemory: Record<string, number> = {};
+  readonly #timer: NodeJS.Timeout;
+  #last: number | undefined;
+  #quietTicks = 0;
+  #busy = false;
+
+  constructor(node: NodeProcess, intervalMs = 250) {
+    const poll = (): void => {
+      if (this.#busy) return;
+      this.#busy = true;
+      void node
+        .info()
+        .then(({ counters, memory }) => {
+          const c = counters ?? {};
+          for (const [name, value] of Object.entries(memory ?? {}))
+            this.peakMemory[name] = Math.max(this.peakMemory[name] ?? 0, value);
+          let sum = 0;
+          for (const [name, value] of Object.entries(c))
+            if (/^dropped\..*limited$/.test(name)) sum += value;
+          if (this.#last !== undefined && sum > this.#last) {
+            this.drops += sum - this.#last;
+            this.factor = Math.max(0.05, this.factor * 0.7);
+            this.slowdowns++;
+            this.#quietTicks = 0;
+          } else if (++this.#quietTicks >= 4) {
+            this.factor = Math.min(1, this.factor + 0.05);
+            this.#quietTicks = 0;
+          }
+          this.#last = sum;
+        })
+        .finally(() => (this.#busy = false));
+    };
+    poll();
+    this.#timer = setInterval(poll, intervalMs);
+  }
+
+  /** One more sample of the node's memory and counters (at the end of a flood). */
+  async sample(node: NodeProcess): Promise<void> {
+    const { memory } = await node.info();
+    for (const [name, value] of Object.entries(memory ?? {}))
+      this.peakMemory[name] = Math.max(this.peakMemory[name] ?? 0, value);
+  }
+
+  /** Stops polling. */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** Options of {@link pacedFlood}. */
+export interface PacedFloodOptions {
+  /** Lines per second at pace factor 1. */
+  readonly ratePerSecond: number;
+  readonly durationMs: number;
+  readonly maxLines: number;
+  /** Shared pace (lowered when the node reports drops); default: always 1. */
+  readonly pace?: Pace;
+  /** Checked every tick: true ends the flood early (its goal is reached). */
+  readonly done?: () => boolean;
+  /**
+   * Checked every tick: true holds sending (self-clocking: the node's readers have not caught up
+   * yet). Time held earns no credit: the flooder never bursts above its rate afterwards.
+   */
+  readonly hold?: () => boolean;
+  /** Called for every line written (shared counters of several flooders). */
+  readonly onSend?: () => void;
+}
+
+/**
+ * A flooder that paces itself: `line` at `ratePerSecond` × the pace factor, in ticks of 10 ms,
+ * never more than 50 ms of credit at once (so no burst above the rate), until `durationMs`,
+ * `maxLines`, `done()`, or the node closed it. It keeps its connection open afterwards (the
+ * caller closes it). Resolves with what it sent.
+ */
+export async function pacedFlood(
+  peer: RawPeer,
+  line: Buffer,
+  options: PacedFloodOptions,
+): Promise<FloodStats> {
+  const started = Date.now();
+  const deadline = started + options.durationMs;
+  const stats: FloodStats = { nick: peer.nick, sent: 0, disconnectedAfterMs: undefined };
+  let ended = false;
+  void peer.closed().then(() => {
+    if (!ended) stats.disconnectedAfterMs = (peer.closedAt ?? Date.now()) - started;
+  });
+  let credit = 0;
+  let last = performance.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      const rate = options.ratePerSecond * (options.pace?.factor ?? 1);
+      credit = Math.min(credit + ((now - last) / 1000) * rate, Math.max(1, rate * 0.05));
+      last = now;
+      if (
+        Date.now() >= deadline ||
+        !peer.open ||
+        stats.sent >= options.maxLines ||
+        options.done?.() === true
+      ) {
+        clearInterval(timer);
+        ended = true;
+        resolve();
+        return;
+      }
+      if (options.hold?.() === true || peer.socket.writableLength > 0) return;
+      while (credit >= 1 && stats.sent < options.maxLines && options.hold?.() !== true) {
+        credit -= 1;
+        stats.sent++;
+        peer.write(line);
+        options.onSend?.();
+      }
+    }, 10);
+  });
+  return stats;
+}
+
+/**
+ * Writes `probe` to every socket in `sockets` that is still open, every `intervalMs`, until the
+ * returned function is called. A socket that does not read never sees the other side close it;
+ * a write does: once the node closed its end, the write is answered with a reset and the socket
+ * closes (`close` event), paused or not. The probe must be something the node ignores (an
+ * unknown message type for a peer; a pipelined request for an HTTP stream).
+ */
+export function probeClosed(
+  sockets: readonly net.Socket[],
+  probe: Buffer,
+  intervalMs = 100,
+): () => void {
+  const timer = setInterval(() => {
+    for (const socket of sockets) if (!socket.destroyed) socket.write(probe);
+  }, intervalMs);
+  return () => {
+    clearInterval(timer);
+  };
 }
