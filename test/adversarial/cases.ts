@@ -9,6 +9,7 @@
  * answered within 3 s with the pair's p99 within 5x quiet and nothing lost.
  */
 import net from 'node:net';
+import { DELIVERY_UNIT_BYTES } from '../../src/node/directory-limits.js';
 import {
   Pair,
   Pace,
@@ -377,6 +378,9 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
+/** The largest line a peer may send: 40,000 bytes with its CR LF (docs/protocol.md §1.3). */
+const MAX_SEND_LINE = 40_000;
+
 /**
  * The limits the paced cases (slow readers, stalled event stream) give the node explicitly: the
  * defaults of docs/limits.md (src/node/directory-limits.ts, src/peer/connection.ts,
@@ -386,10 +390,15 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
 export const PACED_LIMITS = {
   /** Messages per second per connection (`limit_message_rate`). */
   messageRate: 500,
-  /** Pubmsg deliveries per second per connection (`limit_fanout_rate`). */
-  fanoutRate: 20_000,
-  /** Pubmsg deliveries per second of the whole node (`limit_node_fanout_rate`). */
-  nodeFanoutRate: 100_000,
+  /**
+   * Pubmsg delivery units per second per connection (`limit_fanout_rate`): the default (20,000)
+   * times the units of one of the cases' 40 kB lines (a pubmsg costs one unit per started KiB per
+   * recipient, src/node/directory-limits.ts), so that these cases, which test the queue caps, may
+   * relay as many of them as the default allows ordinary pubmsgs.
+   */
+  fanoutRate: 20_000 * Math.ceil(MAX_SEND_LINE / DELIVERY_UNIT_BYTES),
+  /** Pubmsg delivery units per second of the whole node (`limit_node_fanout_rate`), likewise. */
+  nodeFanoutRate: 100_000 * Math.ceil(MAX_SEND_LINE / DELIVERY_UNIT_BYTES),
   /** Bytes queued for a peer before it is cut (`max_queued_bytes`). */
   queuedBytes: 1024 * 1024,
   /** Unsent bytes of a `/v1/events` stream before it is cut (`api_event_buffer_bytes`). */
@@ -417,6 +426,8 @@ const pacedFloodMs = (s: Sizes): number => Math.max(2 * s.floodMs, PACED_MIN_FLO
 const PROBE_INTERVAL_MS = 100;
 
 const PACE_SHARE = 0.8;
+/** Delivery units one 40 kB pubmsg costs per recipient. */
+const LINE_UNITS = Math.ceil(MAX_SEND_LINE / DELIVERY_UNIT_BYTES);
 /**
  * Lines the paced flooders together may be ahead of a peer that reads (12 lines of 40,000 bytes,
  * under half of `max_queued_bytes`): they self-clock on it. This bounds what the node can have
@@ -428,8 +439,6 @@ const PACE_SHARE = 0.8;
  * `turn-burst` case shows that on its own.
  */
 const PACED_WINDOW_LINES = 12;
-/** The largest line a peer may send: 40,000 bytes with its CR LF (docs/protocol.md §1.3). */
-const MAX_SEND_LINE = 40_000;
 
 /** A framed line of `type` whose `line` is `head` padded with `a`s to exactly {@link MAX_SEND_LINE} bytes. */
 function maxSizeFrame(type: number, head: string): Buffer {
@@ -487,8 +496,8 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
         PACE_SHARE *
         Math.min(
           PACED_LIMITS.messageRate,
-          PACED_LIMITS.fanoutRate / fanout,
-          PACED_LIMITS.nodeFanoutRate / (flooders.length * fanout),
+          PACED_LIMITS.fanoutRate / (fanout * LINE_UNITS),
+          PACED_LIMITS.nodeFanoutRate / (flooders.length * fanout * LINE_UNITS),
         );
       const relayedAtCut: number[] = [];
       const started = Date.now();
