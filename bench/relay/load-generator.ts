@@ -7,11 +7,13 @@
  *   real 793 handshake (docs/protocol.md §2.3) and waits for the 795, 200 at a time.
  * - `flood`: SENDERS peers write pre-built privmsgs (a realistic `!fill` body) to random other peers,
  *   64 per batch, whenever their socket drains, with at most 20,000 privmsgs in flight: the relay's
- *   saturation rate, counted at the recipients.
+ *   saturation rate, counted at the recipients. With `perSenderRate`, each sender is paced to at
+ *   most that many privmsgs/s (batches of 8): well-behaved peers under a node's rate limits.
  * - `latency`: privmsgs at a fixed total RATE per second, spread over SENDERS, each carrying its
  *   send time; the recipients record send-to-receive time (same process clock).
  * - `fanout`: FANOUT_SENDERS peers send pubmsgs (an offer) with at most max(20,000, 2 × peers)
- *   deliveries in flight; deliveries are counted at every recipient.
+ *   deliveries in flight (each paced to `perSenderRate` pubmsgs/s when given); deliveries are
+ *   counted at every recipient.
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
@@ -22,14 +24,26 @@ import { onionAddressFromPublicKey } from '../../src/wire/location.js';
 /** A phase request from the orchestrator. */
 export type GeneratorCommand =
   | { readonly phase: 'connect'; readonly port: number; readonly peers: number }
-  | { readonly phase: 'flood'; readonly seconds: number; readonly senders: number }
+  | {
+      readonly phase: 'flood';
+      readonly seconds: number;
+      readonly senders: number;
+      /** Privmsgs/s per sender at most (a well-behaved peer); default: as fast as it drains. */
+      readonly perSenderRate?: number;
+    }
   | {
       readonly phase: 'latency';
       readonly seconds: number;
       readonly senders: number;
       readonly rate: number;
     }
-  | { readonly phase: 'fanout'; readonly seconds: number; readonly senders: number }
+  | {
+      readonly phase: 'fanout';
+      readonly seconds: number;
+      readonly senders: number;
+      /** Pubmsgs/s per sender at most (a well-behaved peer); default: as fast as it drains. */
+      readonly perSenderRate?: number;
+    }
   | { readonly phase: 'exit' };
 
 /** What a phase reports back. */
@@ -51,6 +65,7 @@ export interface GeneratorReport {
 const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 const IN_FLIGHT_PRIVMSGS = 20_000;
 const FRAMES_PER_BATCH = 64;
+const PACED_FRAMES_PER_BATCH = 8;
 const MAX_LATENCY_SAMPLES = 1_000_000;
 const DRAIN_WAIT_MS = 10_000;
 const BODY_TAIL = `1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)} 03${'ef'.repeat(32)} ${'M'.repeat(96)}`;
@@ -150,8 +165,32 @@ function randomOther(from: number): string {
   return nicks[to] ?? '';
 }
 
-async function flood(seconds: number, senders: number): Promise<GeneratorReport> {
+/**
+ * Delay in ms before a sender paced at `rate`/s that sent `sentBySender` since `started` may send
+ * `next` more; 0 when it may now (unpaced when `rate` is undefined).
+ */
+function paceDelay(
+  rate: number | undefined,
+  started: number,
+  sentBySender: number,
+  next: number,
+): number {
+  if (rate === undefined) return 0;
+  // A sender held back (by the in-flight cap) never catches up by more than half a second's
+  // worth at once: a well-behaved peer stays within a token bucket's burst.
+  const now = Date.now();
+  const credit = Math.max(sentBySender, ((now - started) * rate) / 1000 - rate / 2);
+  const dueAt = started + ((credit + next) * 1000) / rate;
+  return Math.max(0, Math.ceil(dueAt - now));
+}
+
+async function flood(
+  seconds: number,
+  senders: number,
+  perSenderRate: number | undefined,
+): Promise<GeneratorReport> {
   const count = Math.min(senders, sockets.length);
+  const perBatch = perSenderRate === undefined ? FRAMES_PER_BATCH : PACED_FRAMES_PER_BATCH;
   const startCount = privmsgs;
   let sent = 0;
   const cpu0 = process.cpuUsage();
@@ -162,17 +201,24 @@ async function flood(seconds: number, senders: number): Promise<GeneratorReport>
     const from = nicks[s] ?? '';
     if (socket === undefined) continue;
     const batch = Buffer.from(
-      Array.from({ length: FRAMES_PER_BATCH }, () =>
-        privmsgFrame(from, randomOther(s), undefined),
-      ).join(''),
+      Array.from({ length: perBatch }, () => privmsgFrame(from, randomOther(s), undefined)).join(
+        '',
+      ),
     );
+    let sentBySender = 0;
     const pump = (): void => {
       if (Date.now() >= deadline) return;
       if (sent - (privmsgs - startCount) >= IN_FLIGHT_PRIVMSGS) {
         setTimeout(pump, 1);
         return;
       }
-      sent += FRAMES_PER_BATCH;
+      const wait = paceDelay(perSenderRate, started, sentBySender, perBatch);
+      if (wait > 0) {
+        setTimeout(pump, wait);
+        return;
+      }
+      sent += perBatch;
+      sentBySender += perBatch;
       if (socket.write(batch)) setImmediate(pump);
       else socket.once('drain', pump);
     };
@@ -239,7 +285,11 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
   };
 }
 
-async function fanout(seconds: number, senders: number): Promise<GeneratorReport> {
+async function fanout(
+  seconds: number,
+  senders: number,
+  perSenderRate: number | undefined,
+): Promise<GeneratorReport> {
   const count = Math.max(1, Math.min(senders, sockets.length));
   const copies = sockets.length - 1;
   const window = Math.max(IN_FLIGHT_PRIVMSGS, 2 * copies);
@@ -254,13 +304,20 @@ async function fanout(seconds: number, senders: number): Promise<GeneratorReport
     const frame = Buffer.from(
       `${encodeEnvelope(687, `${nicks[s] ?? ''}!PUBLIC!sw0reloffer 0 27300 1000000 0 0.00002`)}\r\n`,
     );
+    let sentBySender = 0;
     const pump = (): void => {
       if (Date.now() >= deadline) return;
       if (sent * copies - (pubmsgs - startCount) >= window) {
         setTimeout(pump, 1);
         return;
       }
+      const wait = paceDelay(perSenderRate, started, sentBySender, 1);
+      if (wait > 0) {
+        setTimeout(pump, wait);
+        return;
+      }
       sent++;
+      sentBySender++;
       if (socket.write(frame)) setImmediate(pump);
       else socket.once('drain', pump);
     };
@@ -299,11 +356,11 @@ process.on('message', (command: GeneratorCommand) => {
         };
       }
       case 'flood':
-        return flood(command.seconds, command.senders);
+        return flood(command.seconds, command.senders, command.perSenderRate);
       case 'latency':
         return latency(command.seconds, command.senders, command.rate);
       case 'fanout':
-        return fanout(command.seconds, command.senders);
+        return fanout(command.seconds, command.senders, command.perSenderRate);
       case 'exit':
         for (const socket of sockets) socket.destroy();
         sockets = [];
