@@ -389,7 +389,10 @@ async function measure(kind: RelayKind): Promise<Row> {
     // An orderly exit, so that --cpu-prof writes its profile.
     const exited = new Promise<void>((resolve) => {
       if (relay.exitCode !== null) resolve();
-      else relay.once('exit', () => resolve());
+      else
+        relay.once('exit', () => {
+          resolve();
+        });
     });
     if (relay.connected) relay.send({ exit: true });
     const timer = setTimeout(() => relay.kill('SIGKILL'), 10_000);

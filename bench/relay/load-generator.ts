@@ -66,6 +66,8 @@ const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 const IN_FLIGHT_PRIVMSGS = 20_000;
 const FRAMES_PER_BATCH = 64;
 const PACED_FRAMES_PER_BATCH = 8;
+/** Pubmsgs in flight in the fan-out phase (deliveries: times the recipients, at most 200,000). */
+const FANOUT_WINDOW_PUBMSGS = 100;
 const MAX_LATENCY_SAMPLES = 1_000_000;
 const DRAIN_WAIT_MS = 10_000;
 const BODY_TAIL = `1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)} 03${'ef'.repeat(32)} ${'M'.repeat(96)}`;
@@ -292,7 +294,7 @@ async function fanout(
 ): Promise<GeneratorReport> {
   const count = Math.max(1, Math.min(senders, sockets.length));
   const copies = sockets.length - 1;
-  const window = Math.max(IN_FLIGHT_PRIVMSGS, 2 * copies);
+  const window = Math.max(IN_FLIGHT_PRIVMSGS, Math.min(FANOUT_WINDOW_PUBMSGS * copies, 200_000));
   const startCount = pubmsgs;
   let sent = 0;
   const cpu0 = process.cpuUsage();
