@@ -12,7 +12,9 @@
  *   well-behaved peers (each below its limits): what the limits cost.
  *
  * Phases, each bounded in time and count:
- * 1. connect: PEERS peers connect and handshake (793/795, docs/protocol.md §2.3-§2.4): RSS per peer;
+ * 1. connect: PEERS peers connect and handshake (793/795, docs/protocol.md §2.3-§2.4): RSS per
+ *    peer; then a warm-up, not measured: a well-behaved flood (as 3.) for up to 3 s, so that the
+ *    measured phases run on optimised code;
  * 2. flood: SENDERS peers send privmsgs as fast as the relay takes them (≤ 20,000 in flight):
  *    relayed privmsgs/s at saturation and the relay's CPU µs per relayed privmsg (not for
  *    onionmc-default: flooding is what its limits stop);
@@ -49,6 +51,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     'fanout-senders': { type: 'string', default: '4' },
     relays: { type: 'string', default: 'baseline,onionmc,onionmc-default' },
+    phases: { type: 'string', default: 'flood,well-behaved,latency,fanout' },
     json: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
   },
@@ -84,7 +87,17 @@ for (const r of values.relays.split(',')) {
   }
   RELAYS.push(r as RelayKind);
 }
+const PHASE_NAMES = ['flood', 'well-behaved', 'latency', 'fanout'] as const;
+const PHASES = new Set<string>(values.phases.split(','));
+for (const p of PHASES) {
+  if (!(PHASE_NAMES as readonly string[]).includes(p)) {
+    process.stderr.write(`--phases takes ${PHASE_NAMES.join(', ')}, not ${p}\n`);
+    process.exit(2);
+  }
+}
 const PHASE_TIMEOUT_MS = SECONDS * 3000 + 60_000;
+/** Seconds of the unmeasured warm-up phase. */
+const WARMUP_SECONDS = Math.min(3, SECONDS);
 /** Well-behaved peers: 95% of the default per-connection message rate (500/s, docs/limits.md). */
 const WB_RATE = 0.95 * DEFAULT_DIRECTORY_LIMITS.messages.ratePerSecond;
 /** Senders of the well-behaved flood: every peer, at most 2,000 (offered ≥ 950,000/s then). */
@@ -170,6 +183,9 @@ interface Stats {
   readonly rssBytes: number;
   readonly peers: number;
   readonly counters: Record<string, number>;
+  /** The relay's event-loop delay since the previous stats request, ms. */
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
 }
 let statsId = 0;
 async function relayStats(relay: ChildProcess, gc = false): Promise<Stats> {
@@ -263,10 +279,13 @@ interface Row {
   readonly relay: RelayKind;
   readonly flood?: PhaseResult;
   readonly wellBehaved?: PhaseResult;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly latencyLost: number;
-  readonly fanout: PhaseResult;
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  readonly latencyLost?: number;
+  /** Event-loop delay p99 during the latency phase, ms: the relay's, the generator's. */
+  readonly relayLoopDelayP99Ms?: number;
+  readonly generatorLoopDelayP99Ms?: number;
+  readonly fanout?: PhaseResult;
   readonly rssPerPeerKiB: number;
   readonly rssMiB: number;
 }
@@ -324,8 +343,19 @@ async function measure(kind: RelayKind): Promise<Row> {
       `${PEERS} peers handshaked in ${connect.elapsedS.toFixed(1)} s; RSS after a full GC ${(empty.rssBytes / 2 ** 20).toFixed(1)} MiB empty, ${(withPeers.rssBytes / 2 ** 20).toFixed(1)} MiB with peers (${rssPerPeerKiB.toFixed(1)} KiB/peer)`,
     );
 
+    // Warm-up, not measured: a short well-behaved flood, so that every relay's measured phases run
+    // on optimised code (the first seconds of a fresh process run interpreted code), in the same
+    // order for all.
+    const warm = await runPhase(generator, {
+      phase: 'flood',
+      seconds: WARMUP_SECONDS,
+      senders: WB_SENDERS,
+      perSenderRate: WB_RATE,
+    });
+    say(`warm-up: ${int(warm.receivedTotal)} privmsgs relayed in ${warm.elapsedS.toFixed(1)} s`);
+
     let flood: PhaseResult | undefined;
-    if (kind !== 'onionmc-default') {
+    if (kind !== 'onionmc-default' && PHASES.has('flood')) {
       const f = await measuredPhase(relay, generator, {
         phase: 'flood',
         seconds: SECONDS,
@@ -338,7 +368,7 @@ async function measure(kind: RelayKind): Promise<Row> {
     }
 
     let wellBehaved: PhaseResult | undefined;
-    if (kind !== 'baseline') {
+    if (kind !== 'baseline' && PHASES.has('well-behaved')) {
       const w = await measuredPhase(relay, generator, {
         phase: 'flood',
         seconds: SECONDS,
@@ -351,36 +381,49 @@ async function measure(kind: RelayKind): Promise<Row> {
       );
     }
 
-    const l = await measuredPhase(relay, generator, {
-      phase: 'latency',
-      seconds: SECONDS,
-      senders: SENDERS,
-      rate: RATE,
-    });
-    const lat = l.report;
-    say(
-      `latency at ${int(RATE)} privmsgs/s offered: ${int(lat.sent)} sent, ${describeLoss(l.result)}; p50 ${((lat.p50Us ?? 0) / 1000).toFixed(2)} ms, p99 ${((lat.p99Us ?? 0) / 1000).toFixed(2)} ms, max ${((lat.maxUs ?? 0) / 1000).toFixed(1)} ms; generator CPU ${l.result.generatorCpuPct.toFixed(0)}% of a core`,
-    );
+    let latency: { lat: GeneratorReport; lost: number; relayLoopP99Ms: number } | undefined;
+    if (PHASES.has('latency')) {
+      const l = await measuredPhase(relay, generator, {
+        phase: 'latency',
+        seconds: SECONDS,
+        senders: SENDERS,
+        rate: RATE,
+      });
+      const lat = l.report;
+      say(
+        `latency at ${int(RATE)} privmsgs/s offered: ${int(lat.sent)} sent, ${describeLoss(l.result)}; p50 ${((lat.p50Us ?? 0) / 1000).toFixed(2)} ms, p99 ${((lat.p99Us ?? 0) / 1000).toFixed(2)} ms, max ${((lat.maxUs ?? 0) / 1000).toFixed(1)} ms; event-loop delay p99/max: relay ${l.after.loopDelayP99Ms.toFixed(1)}/${l.after.loopDelayMaxMs.toFixed(1)} ms, generator ${(lat.loopDelayP99Ms ?? 0).toFixed(1)}/${(lat.loopDelayMaxMs ?? 0).toFixed(1)} ms; generator CPU ${l.result.generatorCpuPct.toFixed(0)}% of a core`,
+      );
+      latency = { lat, lost: l.result.lost, relayLoopP99Ms: l.after.loopDelayP99Ms };
+    }
 
-    const paced = kind === 'onionmc-default';
-    const p = await measuredPhase(relay, generator, {
-      phase: 'fanout',
-      seconds: SECONDS,
-      senders: FANOUT_SENDERS,
-      ...(paced ? { perSenderRate: WB_FANOUT_RATE } : {}),
-    });
-    const fanout = p.result;
-    say(
-      `fan-out: ${FANOUT_SENDERS} senders${paced ? ` at ≤ ${WB_FANOUT_RATE.toFixed(1)} pubmsgs/s each` : ''}, ${int(p.report.receivedInWindow)} deliveries in ${p.report.elapsedS.toFixed(1)} s (${int(fanout.perS)}/s), ${describeLoss(fanout)}; relay CPU ${fanout.cpuUsPerMessage.toFixed(2)} µs/delivery, generator CPU ${fanout.generatorCpuPct.toFixed(0)}% of a core; RSS ${(p.after.rssBytes / 2 ** 20).toFixed(0)} MiB`,
-    );
+    let fanout: PhaseResult | undefined;
+    if (PHASES.has('fanout')) {
+      const paced = kind === 'onionmc-default';
+      const p = await measuredPhase(relay, generator, {
+        phase: 'fanout',
+        seconds: SECONDS,
+        senders: FANOUT_SENDERS,
+        ...(paced ? { perSenderRate: WB_FANOUT_RATE } : {}),
+      });
+      fanout = p.result;
+      say(
+        `fan-out: ${FANOUT_SENDERS} senders${paced ? ` at ≤ ${WB_FANOUT_RATE.toFixed(1)} pubmsgs/s each` : ''}, ${int(p.report.receivedInWindow)} deliveries in ${p.report.elapsedS.toFixed(1)} s (${int(fanout.perS)}/s), ${describeLoss(fanout)}; relay CPU ${fanout.cpuUsPerMessage.toFixed(2)} µs/delivery, generator CPU ${fanout.generatorCpuPct.toFixed(0)}% of a core; RSS ${(p.after.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+      );
+    }
     return {
       relay: kind,
       ...(flood !== undefined ? { flood } : {}),
       ...(wellBehaved !== undefined ? { wellBehaved } : {}),
-      p50Ms: (lat.p50Us ?? 0) / 1000,
-      p99Ms: (lat.p99Us ?? 0) / 1000,
-      latencyLost: l.result.lost,
-      fanout,
+      ...(latency !== undefined
+        ? {
+            p50Ms: (latency.lat.p50Us ?? 0) / 1000,
+            p99Ms: (latency.lat.p99Us ?? 0) / 1000,
+            latencyLost: latency.lost,
+            relayLoopDelayP99Ms: latency.relayLoopP99Ms,
+            generatorLoopDelayP99Ms: latency.lat.loopDelayP99Ms ?? 0,
+          }
+        : {}),
+      ...(fanout !== undefined ? { fanout } : {}),
       rssPerPeerKiB,
       rssMiB: withPeers.rssBytes / 2 ** 20,
     };
@@ -423,7 +466,7 @@ process.stdout.write(
 );
 for (const r of rows) {
   process.stdout.write(
-    `${formatRow([r.relay, fmt(r.flood?.perS), fmt(r.flood?.cpuUsPerMessage ?? r.wellBehaved?.cpuUsPerMessage, 1), fmt(r.wellBehaved?.perS), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), int(r.fanout.perS), r.rssPerPeerKiB.toFixed(1), r.rssMiB.toFixed(0)])}\n`,
+    `${formatRow([r.relay, fmt(r.flood?.perS), fmt(r.flood?.cpuUsPerMessage ?? r.wellBehaved?.cpuUsPerMessage, 1), fmt(r.wellBehaved?.perS), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.fanout?.perS), r.rssPerPeerKiB.toFixed(1), r.rssMiB.toFixed(0)])}\n`,
   );
 }
 const base = rows.find((r) => r.relay === 'baseline');
@@ -431,12 +474,12 @@ const ours = rows.find((r) => r.relay === 'onionmc');
 const limited = rows.find((r) => r.relay === 'onionmc-default');
 if (base !== undefined && ours !== undefined) {
   process.stdout.write(
-    `${formatRow(['onionmc/baseline', ratio(ours.flood?.perS, base.flood?.perS), ratio(ours.flood?.cpuUsPerMessage, base.flood?.cpuUsPerMessage), '-', ratio(ours.p50Ms, base.p50Ms), ratio(ours.p99Ms, base.p99Ms), ratio(ours.fanout.perS, base.fanout.perS), ratio(ours.rssPerPeerKiB, base.rssPerPeerKiB), ratio(ours.rssMiB, base.rssMiB)])}\n`,
+    `${formatRow(['onionmc/baseline', ratio(ours.flood?.perS, base.flood?.perS), ratio(ours.flood?.cpuUsPerMessage, base.flood?.cpuUsPerMessage), '-', ratio(ours.p50Ms, base.p50Ms), ratio(ours.p99Ms, base.p99Ms), ratio(ours.fanout?.perS, base.fanout?.perS), ratio(ours.rssPerPeerKiB, base.rssPerPeerKiB), ratio(ours.rssMiB, base.rssMiB)])}\n`,
   );
 }
 if (ours !== undefined && limited !== undefined) {
   process.stdout.write(
-    `${formatRow(['default/bench', '-', ratio(limited.wellBehaved?.cpuUsPerMessage, ours.wellBehaved?.cpuUsPerMessage), ratio(limited.wellBehaved?.perS, ours.wellBehaved?.perS), ratio(limited.p50Ms, ours.p50Ms), ratio(limited.p99Ms, ours.p99Ms), ratio(limited.fanout.perS, ours.fanout.perS), '-', '-'])}\n`,
+    `${formatRow(['default/bench', '-', ratio(limited.wellBehaved?.cpuUsPerMessage, ours.wellBehaved?.cpuUsPerMessage), ratio(limited.wellBehaved?.perS, ours.wellBehaved?.perS), ratio(limited.p50Ms, ours.p50Ms), ratio(limited.p99Ms, ours.p99Ms), ratio(limited.fanout?.perS, ours.fanout?.perS), '-', '-'])}\n`,
   );
 }
 process.stdout.write(
@@ -452,7 +495,8 @@ for (const r of rows) {
   for (const [name, p] of phases)
     if (p !== undefined && (p.lost > 0 || p.peersLost > 0))
       lossLines.push(`${r.relay} ${name}: ${describeLoss(p)} of ${int(p.sent)}`);
-  if (r.latencyLost > 0) lossLines.push(`${r.relay} latency: ${int(r.latencyLost)} lost`);
+  if (r.latencyLost !== undefined && r.latencyLost > 0)
+    lossLines.push(`${r.relay} latency: ${int(r.latencyLost)} lost`);
 }
 process.stdout.write(
   lossLines.length === 0 ? 'nothing lost in any phase\n' : `LOST: ${lossLines.join('; ')}\n`,

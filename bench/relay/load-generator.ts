@@ -17,6 +17,7 @@
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeClientHandshake } from '../../src/wire/handshake.js';
 import { onionAddressFromPublicKey } from '../../src/wire/location.js';
@@ -60,6 +61,9 @@ export interface GeneratorReport {
   readonly p50Us?: number;
   readonly p99Us?: number;
   readonly maxUs?: number;
+  /** This process's event-loop delay during the phase (latency phase), ms: its own share. */
+  readonly loopDelayP99Ms?: number;
+  readonly loopDelayMaxMs?: number;
 }
 
 const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
@@ -254,6 +258,8 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
   let sent = 0;
   const cpu0 = process.cpuUsage();
   const started = nowUs();
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const due = Math.min(total, Math.floor(((nowUs() - started) * rate) / 1e6));
@@ -271,6 +277,7 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
   const elapsedS = (nowUs() - started) / 1e6;
   const receivedInWindow = privmsgs - startCount;
   await waitFor(() => privmsgs - startCount >= sent, DRAIN_WAIT_MS, 20);
+  loopDelay.disable();
   const cpu = process.cpuUsage(cpu0);
   latencies = undefined;
   samples.sort((a, b) => a - b);
@@ -284,6 +291,8 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
     p50Us: percentile(samples, 50),
     p99Us: percentile(samples, 99),
     maxUs: samples[samples.length - 1] ?? 0,
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6,
   };
 }
 

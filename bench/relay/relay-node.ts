@@ -10,10 +10,12 @@
  *
  * IPC: sends `{ ready: true }` once listening; answers each `{ stats: id, gc? }` (gc: run a full
  * collection first, when started with --expose-gc) with
- * `{ stats: id, cpuUs, rssBytes, peers, counters }` (process.cpuUsage user + system;
- * process.memoryUsage().rss; handshaked peers; the relay's counters);
+ * `{ stats: id, cpuUs, rssBytes, peers, counters, loopDelayP99Ms, loopDelayMaxMs }`
+ * (process.cpuUsage user + system; process.memoryUsage().rss; handshaked peers; the relay's
+ * counters; its event-loop delay since the previous stats request);
  * exits on `{ exit: true }` or when the IPC channel closes.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { RunningRelay } from './directory-adapter.js';
 
@@ -40,6 +42,9 @@ else if (values.kind === 'baseline')
 else throw new Error(`--kind must be onionmc or baseline, not ${String(values.kind)}`);
 
 const gc = (globalThis as { gc?: () => void }).gc;
+/** Event-loop delay since the previous stats request (1 ms resolution): the relay's own stalls. */
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 
 process.on('message', (message: { stats?: number; gc?: boolean; exit?: boolean }) => {
   if (message.exit === true) {
@@ -56,7 +61,10 @@ process.on('message', (message: { stats?: number; gc?: boolean; exit?: boolean }
       rssBytes: process.memoryUsage().rss,
       peers: relay.handshakedPeers(),
       counters: relay.counters(),
+      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      loopDelayMaxMs: loopDelay.max / 1e6,
     });
+    loopDelay.reset();
   }
 });
 process.on('disconnect', () => {
