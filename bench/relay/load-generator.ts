@@ -172,22 +172,35 @@ function randomOther(from: number): string {
 }
 
 /**
- * Delay in ms before a sender paced at `rate`/s that sent `sentBySender` since `started` may send
- * `next` more; 0 when it may now (unpaced when `rate` is undefined).
+ * Pacing of one well-behaved sender: a token bucket of `rate` messages/s that holds at most half a
+ * second's worth (or one batch), so that a sender held back by the in-flight cap never catches up
+ * in a burst larger than a rate limiter's.
  */
-function paceDelay(
-  rate: number | undefined,
-  started: number,
-  sentBySender: number,
-  next: number,
-): number {
-  if (rate === undefined) return 0;
-  // A sender held back (by the in-flight cap) never catches up by more than half a second's
-  // worth at once: a well-behaved peer stays within a token bucket's burst.
-  const now = Date.now();
-  const credit = Math.max(sentBySender, ((now - started) * rate) / 1000 - rate / 2);
-  const dueAt = started + ((credit + next) * 1000) / rate;
-  return Math.max(0, Math.ceil(dueAt - now));
+class Pacer {
+  readonly #rate: number | undefined;
+  #tokens: number;
+  #at: number;
+
+  constructor(rate: number | undefined, started: number) {
+    this.#rate = rate;
+    this.#tokens = 0;
+    this.#at = started;
+  }
+
+  /** Ms to wait before `count` more may go (then call again); 0: they may go now, and are charged. */
+  delay(count: number): number {
+    const rate = this.#rate;
+    if (rate === undefined) return 0;
+    const now = Date.now();
+    const cap = Math.max(count, rate / 2);
+    this.#tokens = Math.min(cap, this.#tokens + ((now - this.#at) * rate) / 1000);
+    this.#at = now;
+    if (this.#tokens >= count) {
+      this.#tokens -= count;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((count - this.#tokens) * 1000) / rate));
+  }
 }
 
 async function flood(
@@ -211,20 +224,19 @@ async function flood(
         '',
       ),
     );
-    let sentBySender = 0;
+    const pacer = new Pacer(perSenderRate, started);
     const pump = (): void => {
       if (Date.now() >= deadline) return;
       if (sent - (privmsgs - startCount) >= IN_FLIGHT_PRIVMSGS) {
         setTimeout(pump, 1);
         return;
       }
-      const wait = paceDelay(perSenderRate, started, sentBySender, perBatch);
+      const wait = pacer.delay(perBatch);
       if (wait > 0) {
         setTimeout(pump, wait);
         return;
       }
       sent += perBatch;
-      sentBySender += perBatch;
       if (socket.write(batch)) setImmediate(pump);
       else socket.once('drain', pump);
     };
@@ -315,20 +327,19 @@ async function fanout(
     const frame = Buffer.from(
       `${encodeEnvelope(687, `${nicks[s] ?? ''}!PUBLIC!sw0reloffer 0 27300 1000000 0 0.00002`)}\r\n`,
     );
-    let sentBySender = 0;
+    const pacer = new Pacer(perSenderRate, started);
     const pump = (): void => {
       if (Date.now() >= deadline) return;
       if (sent * copies - (pubmsgs - startCount) >= window) {
         setTimeout(pump, 1);
         return;
       }
-      const wait = paceDelay(perSenderRate, started, sentBySender, 1);
+      const wait = pacer.delay(1);
       if (wait > 0) {
         setTimeout(pump, wait);
         return;
       }
       sent++;
-      sentBySender++;
       if (socket.write(frame)) setImmediate(pump);
       else socket.once('drain', pump);
     };
