@@ -31,7 +31,10 @@
  * `JSON {...}` for bench/table.ts.
  *
  *   npm run bench -- [--peers 500] [--senders 250] [--rate 1000] [--seconds 10]
- *                    [--fanout-senders 4] [--relays baseline,onionmc,onionmc-default] [--json]
+ *                    [--fanout-senders 4] [--relays baseline,onionmc,onionmc-default]
+ *                    [--phases flood,well-behaved,latency,fanout] [--cpu-prof DIR] [--json]
+ *
+ * `--cpu-prof DIR`: each onionmc process writes a V8 CPU profile to DIR when it exits.
  *
  * docs/performance.md has the figures and how to reproduce them.
  */
