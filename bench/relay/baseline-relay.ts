@@ -96,6 +96,8 @@ export async function startBaselineRelay(port: number, fd: number): Promise<Runn
   return {
     port,
     ownEntry,
+    handshakedPeers: () => handshaked.size,
+    counters: () => ({}),
     close: () =>
       new Promise((resolve) => {
         server.close(() => {

@@ -7,14 +7,17 @@
  *   real 793 handshake (docs/protocol.md §2.3) and waits for the 795, 200 at a time.
  * - `flood`: SENDERS peers write pre-built privmsgs (a realistic `!fill` body) to random other peers,
  *   64 per batch, whenever their socket drains, with at most 20,000 privmsgs in flight: the relay's
- *   saturation rate, counted at the recipients.
+ *   saturation rate, counted at the recipients. With `perSenderRate`, each sender is paced to at
+ *   most that many privmsgs/s (batches of 8): well-behaved peers under a node's rate limits.
  * - `latency`: privmsgs at a fixed total RATE per second, spread over SENDERS, each carrying its
  *   send time; the recipients record send-to-receive time (same process clock).
  * - `fanout`: FANOUT_SENDERS peers send pubmsgs (an offer) with at most max(20,000, 2 × peers)
- *   deliveries in flight; deliveries are counted at every recipient.
+ *   deliveries in flight (each paced to `perSenderRate` pubmsgs/s when given); deliveries are
+ *   counted at every recipient.
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeClientHandshake } from '../../src/wire/handshake.js';
 import { onionAddressFromPublicKey } from '../../src/wire/location.js';
@@ -22,14 +25,26 @@ import { onionAddressFromPublicKey } from '../../src/wire/location.js';
 /** A phase request from the orchestrator. */
 export type GeneratorCommand =
   | { readonly phase: 'connect'; readonly port: number; readonly peers: number }
-  | { readonly phase: 'flood'; readonly seconds: number; readonly senders: number }
+  | {
+      readonly phase: 'flood';
+      readonly seconds: number;
+      readonly senders: number;
+      /** Privmsgs/s per sender at most (a well-behaved peer); default: as fast as it drains. */
+      readonly perSenderRate?: number;
+    }
   | {
       readonly phase: 'latency';
       readonly seconds: number;
       readonly senders: number;
       readonly rate: number;
     }
-  | { readonly phase: 'fanout'; readonly seconds: number; readonly senders: number }
+  | {
+      readonly phase: 'fanout';
+      readonly seconds: number;
+      readonly senders: number;
+      /** Pubmsgs/s per sender at most (a well-behaved peer); default: as fast as it drains. */
+      readonly perSenderRate?: number;
+    }
   | { readonly phase: 'exit' };
 
 /** What a phase reports back. */
@@ -46,11 +61,17 @@ export interface GeneratorReport {
   readonly p50Us?: number;
   readonly p99Us?: number;
   readonly maxUs?: number;
+  /** This process's event-loop delay during the phase (latency phase), ms: its own share. */
+  readonly loopDelayP99Ms?: number;
+  readonly loopDelayMaxMs?: number;
 }
 
 const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 const IN_FLIGHT_PRIVMSGS = 20_000;
 const FRAMES_PER_BATCH = 64;
+const PACED_FRAMES_PER_BATCH = 8;
+/** Pubmsgs in flight in the fan-out phase (deliveries: times the recipients, at most 200,000). */
+const FANOUT_WINDOW_PUBMSGS = 100;
 const MAX_LATENCY_SAMPLES = 1_000_000;
 const DRAIN_WAIT_MS = 10_000;
 const BODY_TAIL = `1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)} 03${'ef'.repeat(32)} ${'M'.repeat(96)}`;
@@ -150,8 +171,45 @@ function randomOther(from: number): string {
   return nicks[to] ?? '';
 }
 
-async function flood(seconds: number, senders: number): Promise<GeneratorReport> {
+/**
+ * Pacing of one well-behaved sender: a token bucket of `rate` messages/s that holds at most half a
+ * second's worth (or one batch), so that a sender held back by the in-flight cap never catches up
+ * in a burst larger than a rate limiter's.
+ */
+class Pacer {
+  readonly #rate: number | undefined;
+  #tokens: number;
+  #at: number;
+
+  constructor(rate: number | undefined, started: number) {
+    this.#rate = rate;
+    this.#tokens = 0;
+    this.#at = started;
+  }
+
+  /** Ms to wait before `count` more may go (then call again); 0: they may go now, and are charged. */
+  delay(count: number): number {
+    const rate = this.#rate;
+    if (rate === undefined) return 0;
+    const now = Date.now();
+    const cap = Math.max(count, rate / 2);
+    this.#tokens = Math.min(cap, this.#tokens + ((now - this.#at) * rate) / 1000);
+    this.#at = now;
+    if (this.#tokens >= count) {
+      this.#tokens -= count;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((count - this.#tokens) * 1000) / rate));
+  }
+}
+
+async function flood(
+  seconds: number,
+  senders: number,
+  perSenderRate: number | undefined,
+): Promise<GeneratorReport> {
   const count = Math.min(senders, sockets.length);
+  const perBatch = perSenderRate === undefined ? FRAMES_PER_BATCH : PACED_FRAMES_PER_BATCH;
   const startCount = privmsgs;
   let sent = 0;
   const cpu0 = process.cpuUsage();
@@ -162,17 +220,23 @@ async function flood(seconds: number, senders: number): Promise<GeneratorReport>
     const from = nicks[s] ?? '';
     if (socket === undefined) continue;
     const batch = Buffer.from(
-      Array.from({ length: FRAMES_PER_BATCH }, () =>
-        privmsgFrame(from, randomOther(s), undefined),
-      ).join(''),
+      Array.from({ length: perBatch }, () => privmsgFrame(from, randomOther(s), undefined)).join(
+        '',
+      ),
     );
+    const pacer = new Pacer(perSenderRate, started);
     const pump = (): void => {
       if (Date.now() >= deadline) return;
       if (sent - (privmsgs - startCount) >= IN_FLIGHT_PRIVMSGS) {
         setTimeout(pump, 1);
         return;
       }
-      sent += FRAMES_PER_BATCH;
+      const wait = pacer.delay(perBatch);
+      if (wait > 0) {
+        setTimeout(pump, wait);
+        return;
+      }
+      sent += perBatch;
       if (socket.write(batch)) setImmediate(pump);
       else socket.once('drain', pump);
     };
@@ -206,6 +270,8 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
   let sent = 0;
   const cpu0 = process.cpuUsage();
   const started = nowUs();
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const due = Math.min(total, Math.floor(((nowUs() - started) * rate) / 1e6));
@@ -223,6 +289,7 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
   const elapsedS = (nowUs() - started) / 1e6;
   const receivedInWindow = privmsgs - startCount;
   await waitFor(() => privmsgs - startCount >= sent, DRAIN_WAIT_MS, 20);
+  loopDelay.disable();
   const cpu = process.cpuUsage(cpu0);
   latencies = undefined;
   samples.sort((a, b) => a - b);
@@ -236,13 +303,19 @@ async function latency(seconds: number, senders: number, rate: number): Promise<
     p50Us: percentile(samples, 50),
     p99Us: percentile(samples, 99),
     maxUs: samples[samples.length - 1] ?? 0,
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6,
   };
 }
 
-async function fanout(seconds: number, senders: number): Promise<GeneratorReport> {
+async function fanout(
+  seconds: number,
+  senders: number,
+  perSenderRate: number | undefined,
+): Promise<GeneratorReport> {
   const count = Math.max(1, Math.min(senders, sockets.length));
   const copies = sockets.length - 1;
-  const window = Math.max(IN_FLIGHT_PRIVMSGS, 2 * copies);
+  const window = Math.max(IN_FLIGHT_PRIVMSGS, Math.min(FANOUT_WINDOW_PUBMSGS * copies, 200_000));
   const startCount = pubmsgs;
   let sent = 0;
   const cpu0 = process.cpuUsage();
@@ -254,10 +327,16 @@ async function fanout(seconds: number, senders: number): Promise<GeneratorReport
     const frame = Buffer.from(
       `${encodeEnvelope(687, `${nicks[s] ?? ''}!PUBLIC!sw0reloffer 0 27300 1000000 0 0.00002`)}\r\n`,
     );
+    const pacer = new Pacer(perSenderRate, started);
     const pump = (): void => {
       if (Date.now() >= deadline) return;
       if (sent * copies - (pubmsgs - startCount) >= window) {
         setTimeout(pump, 1);
+        return;
+      }
+      const wait = pacer.delay(1);
+      if (wait > 0) {
+        setTimeout(pump, wait);
         return;
       }
       sent++;
@@ -299,11 +378,11 @@ process.on('message', (command: GeneratorCommand) => {
         };
       }
       case 'flood':
-        return flood(command.seconds, command.senders);
+        return flood(command.seconds, command.senders, command.perSenderRate);
       case 'latency':
         return latency(command.seconds, command.senders, command.rate);
       case 'fanout':
-        return fanout(command.seconds, command.senders);
+        return fanout(command.seconds, command.senders, command.perSenderRate);
       case 'exit':
         for (const socket of sockets) socket.destroy();
         sockets = [];

@@ -102,14 +102,17 @@ export type Liveness = 'alive' | 'probe' | 'waiting' | 'dead';
 
 /**
  * Flushes the output of every connection that was sent something in this event-loop turn: one
- * `setImmediate` for all connections, so N peers written in a turn cost one timer, not N.
+ * `setImmediate` for all connections, so N peers written in a turn cost one timer, not N. A
+ * connection is listed when its first frame of the turn is queued; one flushed early (close(),
+ * flush()) or destroyed stays listed and is skipped (its queue is empty), which costs less per
+ * frame than keeping a Set exact.
  */
 class FlushScheduler {
-  readonly #dirty = new Set<PeerConnection>();
+  #dirty: PeerConnection[] = [];
   #scheduled: NodeJS.Immediate | undefined;
 
   add(conn: PeerConnection): void {
-    this.#dirty.add(conn);
+    this.#dirty.push(conn);
     if (this.#scheduled !== undefined) return;
     this.#scheduled = setImmediate(() => {
       this.#scheduled = undefined;
@@ -117,17 +120,10 @@ class FlushScheduler {
     });
   }
 
-  delete(conn: PeerConnection): void {
-    this.#dirty.delete(conn);
-    if (this.#dirty.size === 0 && this.#scheduled !== undefined) {
-      clearImmediate(this.#scheduled);
-      this.#scheduled = undefined;
-    }
-  }
-
   flushAll(): void {
-    const dirty = [...this.#dirty];
-    this.#dirty.clear();
+    const dirty = this.#dirty;
+    if (dirty.length === 0) return;
+    this.#dirty = [];
     for (const conn of dirty) conn.flush();
   }
 }
@@ -156,6 +152,11 @@ export class PeerConnection implements FairReadable {
   /** Frames sent in this turn, written together by {@link flush}. */
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
+  /**
+   * Bytes that may still be queued this turn before the peer counts as a slow reader: the cap
+   * minus the socket's write buffer (read once, at the turn's first frame) minus {@link #pending}.
+   */
+  #budget = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   /** When a liveness probe went out (0: none outstanding). */
@@ -372,20 +373,27 @@ export class PeerConnection implements FairReadable {
    */
   sendEncoded(frame: Uint8Array): boolean {
     if (this.#closed) return false;
-    if (this.#pendingBytes + frame.length + this.#socket.writableLength > this.#maxQueuedBytes) {
-      this.logger.warn(
-        { queuedBytes: this.queuedBytes, frameBytes: frame.length },
-        'peer is not reading; disconnecting',
-      );
-      this.destroy(
-        'slow-reader',
-        new OnionmcError('ERR_SLOW_READER', 'peer is not reading (send queue full)'),
-      );
-      return false;
+    const bytes = frame.length;
+    let budget = this.#budget;
+    if (this.#pending.length === 0 || bytes > budget) {
+      // The turn's first frame, or over the budget read earlier: the socket may have drained since.
+      budget = this.#maxQueuedBytes - this.#socket.writableLength - this.#pendingBytes;
+      if (bytes > budget) {
+        this.logger.warn(
+          { queuedBytes: this.queuedBytes, frameBytes: bytes },
+          'peer is not reading; disconnecting',
+        );
+        this.destroy(
+          'slow-reader',
+          new OnionmcError('ERR_SLOW_READER', 'peer is not reading (send queue full)'),
+        );
+        return false;
+      }
     }
+    this.#budget = budget - bytes;
     if (this.#pending.length === 0) scheduler.add(this);
     this.#pending.push(frame);
-    this.#pendingBytes += frame.length;
+    this.#pendingBytes += bytes;
     return true;
   }
 
@@ -393,11 +401,13 @@ export class PeerConnection implements FairReadable {
   flush(): void {
     const pending = this.#pending;
     if (pending.length === 0) return;
+    const bytes = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
-    scheduler.delete(this);
     if (this.#closed && this.#socket.writableEnded) return;
-    this.#socket.write(pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending));
+    this.#socket.write(
+      pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending, bytes),
+    );
   }
 
   /**
@@ -424,7 +434,6 @@ export class PeerConnection implements FairReadable {
     if (!this.#closed) {
       this.#pending = [];
       this.#pendingBytes = 0;
-      scheduler.delete(this);
       this.#finish(reason, err);
     }
     clearTimeout(this.#drainTimer);

@@ -140,6 +140,38 @@ describe('PeerConnection writes', () => {
   });
 });
 
+describe('PeerConnection queue cap within one turn', () => {
+  it('takes frames up to exactly the cap in a turn and destroys at the first byte over', async () => {
+    const { ours } = await socketPair();
+    const writes = recordWrites(ours);
+    const line = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!hp2 ${'x'.repeat(100)}`);
+    const { conn, closes } = open(ours, { maxQueuedBytes: 3 * line.length });
+    expect(conn.sendEncoded(line)).toBe(true);
+    expect(conn.sendEncoded(line)).toBe(true);
+    expect(conn.sendEncoded(line)).toBe(true);
+    expect(conn.queuedBytes).toBe(3 * line.length);
+    expect(conn.sendEncoded(frame(789, ''))).toBe(false);
+    expect(closes.map((c) => c.reason)).toEqual(['slow-reader']);
+    // Destroyed in the turn: what was queued is dropped, never written.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toHaveLength(0);
+  });
+
+  it('sends again after an early flush() in the same turn, each byte once and in order', async () => {
+    const { ours, theirs } = await socketPair();
+    const writes = recordWrites(ours);
+    const { conn } = open(ours);
+    const a = frame(687, 'J5aaaaaaaaaaaaaa!PUBLIC!one');
+    const b = frame(687, 'J5aaaaaaaaaaaaaa!PUBLIC!two');
+    conn.sendEncoded(a);
+    conn.flush();
+    conn.sendEncoded(b);
+    const expected = Buffer.concat([a, b]);
+    expect(await readAll(theirs, expected.length)).toEqual(expected);
+    expect(writes).toEqual([Buffer.from(a), Buffer.from(b)]);
+  });
+});
+
 describe('PeerConnection life', () => {
   it('close() flushes what was queued, then ends; close and destroy are idempotent', async () => {
     const { ours, theirs } = await socketPair();
