@@ -25,6 +25,13 @@ import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-
  */
 export const MAX_QUEUED_BYTES_PER_PEER = 1024 * 1024;
 
+/**
+ * Bytes queued in one event-loop turn after which they are written at once instead of at the end
+ * of the turn: a turn that relays megabytes (long pubmsgs to many peers) must not count against a
+ * reading peer's {@link MAX_QUEUED_BYTES_PER_PEER} as if that peer were not reading.
+ */
+export const FLUSH_EARLY_BYTES = 256 * 1024;
+
 /** How long {@link PeerConnection.close} waits for the peer to take our last bytes and FIN. */
 export const CLOSE_DRAIN_TIMEOUT_MS = 10_000;
 
@@ -394,6 +401,9 @@ export class PeerConnection implements FairReadable {
     if (this.#pending.length === 0) scheduler.add(this);
     this.#pending.push(frame);
     this.#pendingBytes += bytes;
+    // A big turn goes out as it grows: what counts against the cap is then what the peer has not
+    // taken, never what one turn relays to a peer that reads.
+    if (this.#pendingBytes >= FLUSH_EARLY_BYTES) this.flush();
     return true;
   }
 
@@ -405,6 +415,13 @@ export class PeerConnection implements FairReadable {
     this.#pending = [];
     this.#pendingBytes = 0;
     if (this.#closed && this.#socket.writableEnded) return;
+    if (pending.length > 1 && this.#socket.writableLength > 0) {
+      // The peer is behind: the frames wait in the socket's buffer, so they are queued as they
+      // are (one vectored write once the socket drains). A broadcast's frame is then one buffer
+      // for every peer that is behind, not a copy per peer.
+      for (const frame of pending) this.#socket.write(frame);
+      return;
+    }
     this.#socket.write(
       pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending, bytes),
     );

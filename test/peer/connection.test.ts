@@ -172,6 +172,51 @@ describe('PeerConnection queue cap within one turn', () => {
   });
 });
 
+describe('PeerConnection big turns and peers that are behind', () => {
+  it('does not cut a peer that reads when one turn relays more than the queue cap', async () => {
+    const { ours, theirs } = await socketPair();
+    const cap = 1024 * 1024;
+    const { conn, closes } = open(ours, { maxQueuedBytes: cap });
+    const line = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!big ${'x'.repeat(39_000)}`);
+    const count = Math.ceil((3 * cap) / line.length);
+    const received = readAll(theirs, count * line.length);
+    // One turn, three times the cap: written as it grows (FLUSH_EARLY_BYTES), not held to the end.
+    for (let i = 0; i < count; i++) expect(conn.sendEncoded(line)).toBe(true);
+    expect(conn.isOpen).toBe(true);
+    expect((await received).length).toBe(count * line.length);
+    expect(closes).toEqual([]);
+  });
+
+  it('queues the frames themselves, not a copy, for a peer whose socket is behind', async () => {
+    const { ours, theirs } = await socketPair();
+    theirs.pause();
+    const { conn } = open(ours, { maxQueuedBytes: 64 * 1024 * 1024 });
+    const big = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!fill ${'x'.repeat(39_000)}`);
+    // Fill the kernel's buffers until the socket keeps bytes of its own (bounded: 64 MB at most).
+    for (let i = 0; i < 1_600 && ours.writableLength === 0; i++) {
+      conn.sendEncoded(big);
+      conn.flush();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(ours.writableLength).toBeGreaterThan(0);
+    const written: Uint8Array[] = [];
+    const target = ours as unknown as { write: (chunk: Uint8Array) => boolean };
+    const write = target.write.bind(ours);
+    target.write = (chunk) => {
+      written.push(chunk);
+      return write(chunk);
+    };
+    const a = frame(687, 'J5aaaaaaaaaaaaaa!PUBLIC!one');
+    const b = frame(687, 'J5aaaaaaaaaaaaaa!PUBLIC!two');
+    conn.sendEncoded(a);
+    conn.sendEncoded(b);
+    conn.flush();
+    expect(written).toHaveLength(2);
+    expect(written[0]).toBe(a);
+    expect(written[1]).toBe(b);
+  });
+});
+
 describe('PeerConnection life', () => {
   it('close() flushes what was queued, then ends; close and destroy are idempotent', async () => {
     const { ours, theirs } = await socketPair();
