@@ -416,7 +416,8 @@ export class ApiServer {
     this.#streams.add(res);
     // A client that does not read is cut once its unsent events pass the cap (docs/limits.md).
     const send = (name: string, payload: unknown): void => {
-      if (res.destroyed) return;
+      // Ended by close() (the daemon stopping) while the node still emits: nothing more to send.
+      if (res.destroyed || res.writableEnded) return;
       res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
       if (res.writableLength > this.maxEventBufferBytes) {
         this.#streams.delete(res);

@@ -113,3 +113,38 @@ describe('close with stalled clients', () => {
     }
   }, 30_000);
 });
+
+describe('events after close', () => {
+  it('drops an event emitted after close() ended the streams instead of writing after the end', async () => {
+    let emit: ((name: string, payload: unknown) => void) | undefined;
+    const api = new ApiServer(
+      {
+        info: () => ({}),
+        client: undefined,
+        directory: undefined,
+        subscribe: (listener) => {
+          emit = listener;
+          return () => undefined;
+        },
+      },
+      silentLogger(),
+    );
+    await api.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 });
+    const endpoint = api.endpoint;
+    if (endpoint?.kind !== 'tcp') throw new Error('the API did not listen on TCP');
+    const client = net.createConnection(endpoint.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    const subscribed = new Promise<void>((resolve) => {
+      client.once('data', () => {
+        resolve();
+      });
+    });
+    client.write('GET /v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await subscribed;
+    const closing = api.close();
+    // The daemon stopping still emits (a peer link closing): an uncaught write-after-end before.
+    expect(() => emit?.('peer', { nick: 'J5xxxxxxxxxxxxxx' })).not.toThrow();
+    client.destroy();
+    await closing;
+  });
+});
