@@ -12,6 +12,7 @@
  * | GET    | /health        | `{"status":"ok"}`                                                  |
  * | GET    | /metrics       | Prometheus text (src/daemon/metrics.ts)                            |
  * | GET    | /v1/info       | version, state, uptime, tor, nick, role, location, network, directories, peers, counters, memory |
+ * | GET    | /v1/counters   | `{"counters":{…},"memory":{…}}`: /v1/info's cheap part, for polling |
  * | POST   | /v1/gc         | full garbage collection (node --expose-gc) -> `{"before":{…},"after":{…},"durationMs"}` |
  * | GET    | /v1/events     | SSE: privmsg, pubmsg, nickLeave, directory, peer, peerlist, dropped,
  *                           orderbookRequest, channel; on a directory node: relay |
@@ -293,6 +294,15 @@ export class ApiServer {
         case 'GET /v1/info':
           this.#json(res, 200, { ...this.#backend.info(), memory: memoryFigures() });
           return;
+        case 'GET /v1/counters': {
+          // The cheap part of /v1/info, for polling: no peer list (thousands on a directory node).
+          const node = this.#backend.directory ?? this.#backend.client;
+          this.#json(res, 200, {
+            counters: node?.counters.snapshot() ?? {},
+            memory: memoryFigures(),
+          });
+          return;
+        }
         case 'POST /v1/gc': {
           // No body is read: a body sent anyway is discarded with the request.
           const result = fullGc();

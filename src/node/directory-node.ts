@@ -282,7 +282,7 @@ export class DirectoryNode {
         this.#handleClose(peer, err);
       },
     });
-    conn.logger.debug('peer connected');
+    conn.log('debug', {}, 'peer connected');
   }
 
   #handleEnvelope(peer: DirectoryPeer, envelope: Envelope): void {
@@ -354,7 +354,8 @@ export class DirectoryNode {
     this.#byNick.set(peer.nick, peer);
     this.#handshaked.add(peer);
     this.counters.add('handshake.accepted');
-    peer.conn.logger.info(
+    peer.conn.log(
+      'info',
       { nick: peer.nick, location: peer.location, verified: peer.verified },
       'peer handshaked',
     );
@@ -367,7 +368,7 @@ export class DirectoryNode {
     if (!wasHandshaked || peer.nick === undefined || !this.#started) return;
     this.#handshaked.delete(peer);
     if (this.#byNick.get(peer.nick) === peer) this.#byNick.delete(peer.nick);
-    peer.conn.logger.info({ nick: peer.nick, reason: err?.message }, 'peer left');
+    peer.conn.log('info', { nick: peer.nick, reason: err?.message }, 'peer left');
     // Tell everybody else (docs/protocol.md §3.3 case 2): our own entry plus `nick;location;D`;
     // departures in the same event-loop turn go out together (directory-departures.ts).
     this.#departures.add(peer.nick, peer.location);

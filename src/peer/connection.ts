@@ -201,6 +201,15 @@ export class PeerConnection implements FairReadable {
     return this.#logger;
   }
 
+  /**
+   * Logs through {@link logger} only when `level` is enabled: the per-connection logger is not
+   * made for lines that would be dropped (a handshake and a departure per connection, at the
+   * default level of a busy node).
+   */
+  log(level: 'debug' | 'info', bindings: object, message: string): void {
+    if (this.#parentLogger.isLevelEnabled(level)) this.logger[level](bindings, message);
+  }
+
   /** True until the connection closed or was destroyed. */
   get isOpen(): boolean {
     return !this.#closed;

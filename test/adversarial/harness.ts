@@ -241,6 +241,8 @@ export class NodeProcess {
         process.execPath,
         // POST /v1/gc (the heap after a full collection, for the churn case) needs it.
         '--expose-gc',
+        // More node flags for investigations, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+        ...(process.env.ONIONMC_ADV_NODE_ARGS ?? '').split(' ').filter(Boolean),
         CLI_PATH,
         'run',
         '--config',
@@ -353,17 +355,21 @@ export class NodeProcess {
     });
   }
 
-  /** The node's counters (`/v1/info`), or {} when it does not answer. */
+  /** The node's counters (`/v1/counters`), or {} when it does not answer. */
   async counters(): Promise<Record<string, number>> {
     return (await this.info()).counters ?? {};
   }
 
-  /** The node's counters and memory figures (`/v1/info`, bytes), or {} when it does not answer. */
+  /**
+   * The node's counters and memory figures (`/v1/counters`, bytes), or {} when it does not answer.
+   * Not `/v1/info`: with thousands of peers its peer list takes the node milliseconds to write,
+   * which polling would add to the pair's latency.
+   */
   async info(): Promise<{
     counters: Record<string, number> | undefined;
     memory: Record<string, number> | undefined;
   }> {
-    const res = await this.api('GET', '/v1/info').catch(() => undefined);
+    const res = await this.api('GET', '/v1/counters').catch(() => undefined);
     const body = res?.body as
       { counters?: Record<string, number>; memory?: Record<string, number> } | undefined;
     return { counters: body?.counters, memory: body?.memory };

@@ -267,6 +267,16 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     expect(peers).toMatchObject(expected.map((p) => ({ ...p, state: 'handshaked' })));
   });
 
+  it('GET /v1/counters: the counters of /v1/info and memory figures, no peer list', async () => {
+    const counters = (await directoryApi.call('GET', '/v1/counters')) as {
+      counters: Record<string, number>;
+      memory: Record<string, number>;
+    };
+    expect(Object.keys(counters).sort()).toEqual(['counters', 'memory']);
+    expect(counters.counters['handshake.accepted']).toBeGreaterThanOrEqual(2);
+    expect(counters.memory.rssBytes).toBeGreaterThan(0);
+  });
+
   it('GET /v1/info of the maker and the taker: the directory link is handshaked', async () => {
     const directoryEntry = {
       location: directoryLocation,
