@@ -120,20 +120,51 @@ class FlushScheduler {
 
   add(conn: PeerConnection): void {
     this.#dirty.push(conn);
-    if (this.#scheduled !== undefined) return;
-    this.#scheduled = setImmediate(() => {
-      this.#scheduled = undefined;
-      this.flushAll();
-    });
+    this.#schedule();
   }
 
-  flushAll(): void {
+  /**
+   * Writes every dirty connection's frames: first those with little to write (a privmsg, a
+   * handshake answer), then the big ones (a broadcast of long lines), so that one peer's big
+   * broadcast does not hold everybody's small messages back. With `sliced`, stops after
+   * {@link FLUSH_SLICE_MS} and leaves the rest to the next event-loop iteration (reading in
+   * between), so that an iteration stays short whatever was queued.
+   */
+  flushAll(sliced = false): void {
     const dirty = this.#dirty;
     if (dirty.length === 0) return;
     this.#dirty = [];
-    for (const conn of dirty) conn.flush();
+    let big: PeerConnection[] | undefined;
+    for (const conn of dirty) {
+      if (conn.pendingBytes <= SMALL_FLUSH_BYTES) conn.flush();
+      else (big ??= []).push(conn);
+    }
+    if (big === undefined) return;
+    const started = sliced ? performance.now() : 0;
+    for (let i = 0; i < big.length; i++) {
+      (big[i] as PeerConnection).flush();
+      if (sliced && performance.now() - started >= FLUSH_SLICE_MS && i + 1 < big.length) {
+        for (let j = i + 1; j < big.length; j++) this.#dirty.push(big[j] as PeerConnection);
+        this.#schedule();
+        return;
+      }
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled !== undefined) return;
+    this.#scheduled = setImmediate(() => {
+      this.#scheduled = undefined;
+      this.flushAll(true);
+    });
   }
 }
+
+/** Bytes a connection has to write at most to count as small in {@link FlushScheduler.flushAll}. */
+const SMALL_FLUSH_BYTES = 4 * 1024;
+
+/** Time in ms the writes of big turns may take in one event-loop iteration (see flushAll). */
+const FLUSH_SLICE_MS = 1;
 
 const scheduler = new FlushScheduler();
 let nextConnectionId = 1;
@@ -213,6 +244,11 @@ export class PeerConnection implements FairReadable {
   /** True until the connection closed or was destroyed. */
   get isOpen(): boolean {
     return !this.#closed;
+  }
+
+  /** Bytes of this turn's frames not yet written to the socket. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
   }
 
   /** Bytes waiting for the peer: this turn's unflushed frames plus the socket's write buffer. */

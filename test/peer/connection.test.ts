@@ -6,7 +6,11 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { PeerConnection, type CloseReason } from '../../src/peer/connection.js';
+import {
+  flushAllConnections,
+  PeerConnection,
+  type CloseReason,
+} from '../../src/peer/connection.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { encodeLine } from '../../src/wire/framing.js';
 import { INBOX_PAUSE_BYTES } from '../../src/peer/fair-reader.js';
@@ -214,6 +218,33 @@ describe('PeerConnection big turns and peers that are behind', () => {
     expect(written).toHaveLength(2);
     expect(written[0]).toBe(a);
     expect(written[1]).toBe(b);
+  });
+});
+
+describe('PeerConnection flush order', () => {
+  it('writes the connections with little to write before those with a big turn', async () => {
+    const big = await socketPair();
+    const small = await socketPair();
+    const order: string[] = [];
+    for (const [name, socket] of [
+      ['big', big.ours],
+      ['small', small.ours],
+    ] as const) {
+      const target = socket as unknown as { write: (chunk: Uint8Array) => boolean };
+      const write = target.write.bind(socket);
+      target.write = (chunk) => {
+        order.push(name);
+        return write(chunk);
+      };
+    }
+    const b = open(big.ours);
+    const s = open(small.ours);
+    // The big turn is queued first: 5 lines of 20 kB.
+    for (let i = 0; i < 5; i++)
+      b.conn.sendEncoded(frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!big ${'x'.repeat(20_000)}`));
+    s.conn.sendEncoded(frame(685, 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!tx small'));
+    flushAllConnections();
+    expect(order).toEqual(['small', 'big']);
   });
 });
 
