@@ -391,14 +391,13 @@ export const PACED_LIMITS = {
   /** Messages per second per connection (`limit_message_rate`). */
   messageRate: 500,
   /**
-   * Pubmsg delivery units per second per connection (`limit_fanout_rate`): the default (20,000)
-   * times the units of one of the cases' 40 kB lines (a pubmsg costs one unit per started KiB per
-   * recipient, src/node/directory-limits.ts), so that these cases, which test the queue caps, may
-   * relay as many of them as the default allows ordinary pubmsgs.
+   * Pubmsg delivery units per second per connection (`limit_fanout_rate`): a pubmsg costs one
+   * unit per started KiB per recipient (src/node/directory-limits.ts), so 40 for each recipient
+   * of one of these cases' 40 kB lines.
    */
-  fanoutRate: 20_000 * Math.ceil(MAX_SEND_LINE / DELIVERY_UNIT_BYTES),
-  /** Pubmsg delivery units per second of the whole node (`limit_node_fanout_rate`), likewise. */
-  nodeFanoutRate: 100_000 * Math.ceil(MAX_SEND_LINE / DELIVERY_UNIT_BYTES),
+  fanoutRate: 20_000,
+  /** Pubmsg delivery units per second of the whole node (`limit_node_fanout_rate`). */
+  nodeFanoutRate: 100_000,
   /** Bytes queued for a peer before it is cut (`max_queued_bytes`). */
   queuedBytes: 1024 * 1024,
   /** Unsent bytes of a `/v1/events` stream before it is cut (`api_event_buffer_bytes`). */
@@ -415,13 +414,13 @@ const PACED_CONFIG: Readonly<Record<string, string>> = {
 
 /** Paced flooders aim at this share of a limit: just under it. */
 /**
- * The paced floods last up to twice `floodMs`, at least this long; they end as soon as their goal
+ * The paced floods last up to three times `floodMs`, at least this long; they end as soon as their goal
  * is reached. Each slow reader must be sent about 5 MB, and with 356 peers every 40 kB pubmsg is
  * 14 MB of loopback writes: on a loaded 2-core machine (load average 11) the node relayed 8 per
  * second, so 15 s were not enough; at the CI sizes `floodMs` (1 s) is too short anyway.
  */
 const PACED_MIN_FLOOD_MS = 10_000;
-const pacedFloodMs = (s: Sizes): number => Math.max(2 * s.floodMs, PACED_MIN_FLOOD_MS);
+const pacedFloodMs = (s: Sizes): number => Math.max(3 * s.floodMs, PACED_MIN_FLOOD_MS);
 /** How often a socket that does not read writes, to see whether the node closed it. */
 const PROBE_INTERVAL_MS = 100;
 
@@ -694,8 +693,8 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
 
 /**
  * Four peers each write 16 of the largest pubmsgs (40,000 bytes) at once, five times, 1 s apart:
- * under every limit (80 of 1,000 messages and, with 300 peers, 24,000 of 40,000 deliveries of
- * burst per connection; 96,000 of 200,000 deliveries of burst for the node). The node reads up to
+ * under every limit of {@link TURN_BURST_CONFIG} (80 of 1,000 messages and, with 300 peers, 24,000
+ * of 40,000 deliveries of burst per connection; 96,000 of 200,000 deliveries of burst for the node). The node reads up to
  * 16 lines per connection per turn (docs/limits.md "fair reading"), so it may relay 64 such
  * pubmsgs, 2.56 MB, to every peer within one event-loop turn. Peers that read must not be cut for that: a queue cap that counts what was
  * queued in the current turn, before the socket was given a chance to take it, evicts every peer.
@@ -750,9 +749,21 @@ export function turnBurst(sizes: Sizes): Promise<CaseResult> {
         },
       };
     },
-    { pairTargetX: 0, extraConfig: PACED_CONFIG },
+    { pairTargetX: 0, extraConfig: TURN_BURST_CONFIG },
   );
 }
+
+/**
+ * The turn-burst case tests the write path, not the fan-out limits: its budgets are the defaults
+ * in deliveries (a delivery of a 40 kB line costs 40 units), so that its bursts stay under them.
+ */
+const TURN_BURST_CONFIG: Readonly<Record<string, string>> = {
+  ...PACED_CONFIG,
+  limit_fanout_rate: String(20_000 * LINE_UNITS),
+  limit_fanout_burst: String(40_000 * LINE_UNITS),
+  limit_node_fanout_rate: String(100_000 * LINE_UNITS),
+  limit_node_fanout_burst: String(200_000 * LINE_UNITS),
+};
 
 /** Many flooders at once: pubmsg flooders and privmsg flooders at one victim nick. */
 export function manyFlooders(sizes: Sizes): Promise<CaseResult> {
