@@ -274,8 +274,8 @@ export class DirectoryNode {
     conn.start({
       // Charged per line before decoding: a flooder's dropped lines cost no JSON parsing.
       admitLine: () => this.#limits.admitMessage(peer),
-      onEnvelope: (envelope) => {
-        this.#handleEnvelope(peer, envelope);
+      onEnvelope: (envelope, raw) => {
+        this.#handleEnvelope(peer, envelope, raw);
       },
       onClose: (err, reason) => {
         if (reason === 'slow-reader') this.counters.add('evicted.slow-reader');
@@ -285,7 +285,7 @@ export class DirectoryNode {
     conn.log('debug', {}, 'peer connected');
   }
 
-  #handleEnvelope(peer: DirectoryPeer, envelope: Envelope): void {
+  #handleEnvelope(peer: DirectoryPeer, envelope: Envelope, raw?: Uint8Array): void {
     switch (envelope.type) {
       case MessageType.HANDSHAKE:
         this.#admission.handleHandshake(peer, envelope.line);
@@ -294,7 +294,7 @@ export class DirectoryNode {
         this.#relay.handlePubmsg(peer, envelope.line);
         return;
       case MessageType.PRIVMSG:
-        this.#relay.handlePrivmsg(peer, envelope.line);
+        this.#relay.handlePrivmsg(peer, envelope.line, raw);
         return;
       case MessageType.GETPEERLIST:
         this.#relay.handleGetPeerlist(peer);

@@ -6,7 +6,7 @@
  */
 import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
-import { encodeEnvelope } from '../wire/envelope.js';
+import { encodeEnvelope, verbatimFrame } from '../wire/envelope.js';
 import { encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, type PeerlistEntry } from '../wire/peerlist.js';
@@ -124,8 +124,12 @@ export class DirectoryRelay {
     this.#ctx.counters.add('relayed.pubmsg-copies', recipients);
   }
 
-  /** A 685 privmsg: sent to the owner of the recipient nick (docs/protocol.md §4.4, §3.3 case 1). */
-  handlePrivmsg(peer: DirectoryPeer, line: string): void {
+  /**
+   * A 685 privmsg: sent to the owner of the recipient nick (docs/protocol.md §4.4, §3.3 case 1).
+   * `raw`, the received bytes of the envelope, is relayed as it is when it already is the form
+   * re-serialising gives ({@link verbatimFrame}).
+   */
+  handlePrivmsg(peer: DirectoryPeer, line: string, raw?: Uint8Array): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
     const recipient = this.#ctx.byNick.get(parsed.to);
@@ -134,7 +138,9 @@ export class DirectoryRelay {
       this.#ctx.counters.add(dropCounter('unknown-recipient'));
       return;
     }
-    const frame = this.#relayFrame(MessageType.PRIVMSG, line);
+    const frame =
+      (raw !== undefined ? verbatimFrame(MessageType.PRIVMSG, raw, line) : undefined) ??
+      this.#relayFrame(MessageType.PRIVMSG, line);
     if (frame === undefined) return;
     recipient.conn.sendEncoded(frame);
     // The reference then tells the recipient where the sender is (docs/protocol.md §3.3 case 1): the sender's

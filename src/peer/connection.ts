@@ -67,8 +67,11 @@ export type CloseReason =
 
 /** What the owner of a connection is told. */
 export interface ConnectionHandlers {
-  /** One decoded envelope, in arrival order. Exceptions thrown here close the connection. */
-  onEnvelope(envelope: Envelope): void;
+  /**
+   * One decoded envelope, in arrival order, with the received bytes of its line (without the
+   * delimiter; valid only during the call). Exceptions thrown here close the connection.
+   */
+  onEnvelope(envelope: Envelope, raw: Uint8Array): void;
   /**
    * Called for each received line before it is decoded: false drops the line undecoded (a rate
    * limit; src/node/directory-limits.ts), so a peer over its limit costs us no JSON parsing. The
@@ -377,7 +380,7 @@ export class PeerConnection implements FairReadable {
         break;
       }
       try {
-        this.#handlers?.onEnvelope(envelope);
+        this.#handlers?.onEnvelope(envelope, bytes);
       } catch (err) {
         this.logger.error({ err }, 'handler failed; closing the connection');
         this.destroy('handler-failed', err instanceof Error ? err : new Error(String(err)));

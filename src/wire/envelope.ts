@@ -42,6 +42,14 @@ export function exceedsJsonNestingDepth(
   text: string,
   maxDepth: number = MAX_JSON_NESTING_DEPTH,
 ): boolean {
+  // Depth never passes the number of `{` and `[` in the text: counted natively first, so that an
+  // ordinary envelope (one `{`) is not walked character by character.
+  let opens = 0;
+  for (const open of ['{', '[']) {
+    for (let i = text.indexOf(open); i >= 0 && opens <= maxDepth; i = text.indexOf(open, i + 1))
+      opens++;
+  }
+  if (opens <= maxDepth) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -79,6 +87,40 @@ export function encodeEnvelope(type: number, line: string): string {
   // Same bytes as pyJsonDumps({ type, line }), without the generic walk: this is the relay hot path.
   return `{"type": ${type}, "line": ${pyJsonString(line)}}`;
 }
+
+/**
+ * The frame {@link encodeEnvelope}`(type, line)` plus CR LF would be, taken from the received bytes
+ * of that envelope when they already are exactly that: `{"type": <type>, "line": "<line>"}` with
+ * nothing in `line` that Python's `json.dumps` escapes (only bytes 0x20-0x7e, no `"` or `\`). A
+ * directory node then relays a privmsg without re-serialising it, byte for byte what re-serialising
+ * gives (docs/protocol.md §1.2, §4.4).
+ * @param raw - one received line, without its delimiter.
+ * @param line - the `line` that `raw` decodes to ({@link decodeEnvelope}).
+ * @returns a new Buffer of `raw` and CR LF, or undefined when `raw` is not in that form.
+ */
+export function verbatimFrame(type: number, raw: Uint8Array, line: string): Buffer | undefined {
+  const prefix = VERBATIM_PREFIXES.get(type);
+  // `raw` is the prefix, `line` itself and `"}` exactly when it has that length (anything else
+  // in it, an escape or another key, makes it longer than what it decodes to) and those ends.
+  if (prefix === undefined || raw.length !== prefix.length + line.length + 2) return undefined;
+  if (raw[raw.length - 2] !== 0x22 /* " */ || raw[raw.length - 1] !== 0x7d /* } */)
+    return undefined;
+  if (Buffer.compare(prefix, raw.subarray(0, prefix.length)) !== 0) return undefined;
+  if (!NOTHING_TO_ESCAPE.test(line)) return undefined;
+  const frame = Buffer.allocUnsafe(raw.length + 2);
+  frame.set(raw, 0);
+  frame[raw.length] = 0x0d;
+  frame[raw.length + 1] = 0x0a;
+  return frame;
+}
+
+/** What Python's `json.dumps` writes as it is: printable ASCII but `"` and `\`. */
+const NOTHING_TO_ESCAPE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `{"type": N, "line": "` of the types relayed verbatim. */
+const VERBATIM_PREFIXES = new Map<number, Buffer>(
+  [685, 687].map((type) => [type, Buffer.from(`{"type": ${type}, "line": "`)]),
+);
 
 /**
  * Parses one received line as an envelope (docs/protocol.md §1.2): a JSON object whose `type` is an integer

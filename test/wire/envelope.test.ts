@@ -6,8 +6,9 @@ import {
   encodeEnvelope,
   exceedsJsonNestingDepth,
   MAX_JSON_NESTING_DEPTH,
+  verbatimFrame,
 } from '../../src/wire/envelope.js';
-import { LineDecoder } from '../../src/wire/framing.js';
+import { encodeLine, LineDecoder } from '../../src/wire/framing.js';
 import { MessageType } from '../../src/wire/message-types.js';
 import { transcriptLines, vectors } from './fixtures.js';
 
@@ -216,6 +217,46 @@ describe('envelope properties', () => {
           expect(/^[\x20-\x7e]*$/.test(text)).toBe(true);
         },
       ),
+    );
+  });
+});
+
+describe('verbatimFrame', () => {
+  const frameOf = (type: number, line: string): Buffer => encodeLine(encodeEnvelope(type, line));
+
+  it('gives the received bytes back when they are what re-serialising gives, else undefined', () => {
+    const plain = 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!fill 0 100000 abc sig';
+    expect(verbatimFrame(685, Buffer.from(encodeEnvelope(685, plain)), plain)).toEqual(
+      frameOf(685, plain),
+    );
+    // Not canonical: other spacing, other key order, an escape, non-ASCII, another type.
+    for (const raw of [
+      `{"type":685,"line":"${plain}"}`,
+      `{"line": "${plain}", "type": 685}`,
+      encodeEnvelope(685, 'a"b'),
+      encodeEnvelope(685, 'a\\b'),
+      encodeEnvelope(685, 'caf\u00e9'),
+      `{"type": 685, "line": "café"}`,
+      encodeEnvelope(793, plain),
+    ])
+      expect(
+        verbatimFrame(685, Buffer.from(raw, 'utf8'), (JSON.parse(raw) as { line: string }).line),
+      ).toBeUndefined();
+  });
+
+  it('never differs from re-serialising what the received bytes decode to', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), fc.boolean(), (line, spaced) => {
+        const text = spaced
+          ? encodeEnvelope(685, line)
+          : `{"type":685,"line":${JSON.stringify(line)}}`;
+        const raw = Buffer.from(text, 'utf8');
+        const decoded = decodeEnvelope(text);
+        const verbatim = verbatimFrame(685, raw, decoded.line);
+        if (verbatim === undefined) return;
+        expect(verbatim).toEqual(frameOf(decoded.type, decoded.line));
+      }),
+      { numRuns: 2_000 },
     );
   });
 });
