@@ -96,7 +96,7 @@ export class PrivmsgConfirmations {
     if (this.#pending >= this.#maxPending)
       throw new OnionmcError(
         'ERR_BUSY',
-        `${this.#maxPending} privmsgs already wait for confirmation; retry when some are answered`,
+        `${this.#maxPending} messages (privmsgs and pubmsgs) already wait for confirmation; retry when some are answered`,
       );
     this.#pending++;
   }

@@ -47,7 +47,7 @@ export class FairReadScheduler {
   readonly #now: () => number;
   #ready = new Set<FairReadable>();
   #scheduled: NodeJS.Immediate | undefined;
-  /** When lines were first handled on arrival in this iteration (0: not yet). */
+  /** When lines were first handled on arrival in this iteration (valid while #inlineReset is set). */
   #inlineSince = 0;
   #inlineReset: NodeJS.Immediate | undefined;
 
