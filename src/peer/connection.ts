@@ -14,9 +14,9 @@ import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
+import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 
 const LF = 0x0a;
-import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
