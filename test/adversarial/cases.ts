@@ -346,6 +346,39 @@ export function pubmsgFlood(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
+/**
+ * The issue's case as it reads: `slowReaders` peers that never read while one peer floods
+ * `!orderbook` pubmsgs as fast as it can for `floodMs`. The limits cut such a flooder at once, so
+ * the slow readers are never sent much; the paced case below fills them.
+ */
+export function slowReadersFlood(sizes: Sizes): Promise<CaseResult> {
+  return runCase(
+    `${sizes.slowReaders} slow readers during a pubmsg flood (1 peer, !orderbook)`,
+    sizes,
+    async ({ node, sizes: s }) => {
+      const slow = await connectPeers(node.port, s.slowReaders);
+      for (const p of slow) p.stopReading();
+      const attacker = new RawPeer(node.port);
+      await attacker.handshake();
+      const f = await flood(attacker, orderbookLine(attacker.nick), s.floodMs, s.floodMaxLines);
+      return {
+        attackers: [
+          floodSummary('flooder', f),
+          `slow readers open ${slow.filter((p) => p.open).length}/${slow.length}`,
+        ],
+        figures: { 'flooder sent': f.sent },
+        checks: [],
+        flooders: [f],
+        cleanup: () => {
+          attacker.destroy();
+          closePeers(slow);
+        },
+      };
+    },
+    { pairTargetX: PAIR_TARGET_X },
+  );
+}
+
 /** One peer floods privmsgs at one nick for `floodMs`. */
 export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
   return runCase(
@@ -1253,6 +1286,7 @@ export async function protocolAbuse(sizes: Sizes): Promise<CaseResult & { steps:
 export const CASES: readonly { key: string; run: (sizes: Sizes) => Promise<CaseResult> }[] = [
   { key: 'pubmsg-flood', run: pubmsgFlood },
   { key: 'privmsg-flood', run: privmsgFlood },
+  { key: 'slow-readers-flood', run: slowReadersFlood },
   { key: 'slow-readers', run: slowReaders },
   { key: 'stalled-events', run: stalledEventStream },
   { key: 'turn-burst', run: turnBurst },
