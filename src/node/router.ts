@@ -307,18 +307,26 @@ export class Router {
   ): Promise<SendResult> {
     const wireBody = this.#seal(to, cmd, body, options);
     try {
-      const signature = await this.#ctx.signer.signPrivmsg({
-        to,
-        cmd,
-        body: wireBody,
-        hostid: HOSTID_ONION,
-      });
-      if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
-      return this.#send(to, cmd, this.#frame(to, cmd, wireBody, signature), options);
+      return this.#send(to, cmd, await this.#signedFrame(to, cmd, wireBody), options);
     } catch (err) {
       this.#abandon(to, cmd, wireBody);
       throw err;
     }
+  }
+
+  /**
+   * Signs a sealed privmsg (docs/protocol.md §5.6) and frames it, once the signer answers.
+   * @throws OnionmcError `ERR_CLOSED` when the node stopped meanwhile; the signer's error.
+   */
+  async #signedFrame(to: string, cmd: string, wireBody: string): Promise<Uint8Array> {
+    const signature = await this.#ctx.signer.signPrivmsg({
+      to,
+      cmd,
+      body: wireBody,
+      hostid: HOSTID_ONION,
+    });
+    if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
+    return this.#frame(to, cmd, wireBody, signature);
   }
 
   /**
@@ -343,14 +351,7 @@ export class Router {
     try {
       const wireBody = this.#seal(to, cmd, body, options);
       try {
-        const signature = await this.#ctx.signer.signPrivmsg({
-          to,
-          cmd,
-          body: wireBody,
-          hostid: HOSTID_ONION,
-        });
-        if (!this.#ctx.running) throw new OnionmcError('ERR_CLOSED', 'the node stopped');
-        return await this.#deliver(to, cmd, this.#frame(to, cmd, wireBody, signature), options);
+        return await this.#deliver(to, cmd, await this.#signedFrame(to, cmd, wireBody), options);
       } catch (err) {
         this.#abandon(to, cmd, wireBody);
         throw err;
