@@ -431,6 +431,11 @@ export class ApiServer {
       res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
       if (res.writableLength > this.maxEventBufferBytes) {
         this.#streams.delete(res);
+        // Counted where operators read counters (/v1/info, /v1/counters, /metrics).
+        (this.#backend.directory ?? this.#backend.client)?.counters.add(
+          'evicted.slow-event-stream',
+        );
+        this.#logger.warn('event stream client is not reading; stream cut');
         res.destroy();
       }
     };

@@ -65,6 +65,7 @@ describe('/v1/events buffer cap', () => {
       client.resume();
       await closed;
       expect(received).toBeLessThan(6_000_000);
+      expect(dn.node.counters.get('evicted.slow-event-stream')).toBe(1);
       // The node goes on relaying.
       expect(dn.node.stats().handshaked).toBe(2);
     } finally {
