@@ -242,18 +242,39 @@ async function flood(
     };
     pump();
   }
-  await sleep(Math.max(0, deadline - Date.now()));
-  const receivedInWindow = privmsgs - startCount;
-  const elapsedS = (Date.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  await waitFor(() => privmsgs - startCount >= sent, DRAIN_WAIT_MS, 20);
+  return endPhase(
+    'flood',
+    { started, deadline, cpu0 },
+    () => privmsgs - startCount,
+    () => sent,
+  );
+}
+
+/**
+ * Ends a timed phase: waits for its deadline, takes what arrived by then and this process's CPU
+ * time, then waits (at most {@link DRAIN_WAIT_MS}) for the rest of what was sent.
+ * @param received - messages counted at the recipients since the phase began.
+ * @param sent - messages sent (read once the deadline passed).
+ */
+async function endPhase(
+  phase: string,
+  clock: { started: number; deadline: number; cpu0: NodeJS.CpuUsage },
+  received: () => number,
+  sent: () => number,
+): Promise<GeneratorReport> {
+  await sleep(Math.max(0, clock.deadline - Date.now()));
+  const receivedInWindow = received();
+  const elapsedS = (Date.now() - clock.started) / 1000;
+  const cpu = process.cpuUsage(clock.cpu0);
+  const expected = sent();
+  await waitFor(() => received() >= expected, DRAIN_WAIT_MS, 20);
   return {
-    phase: 'flood',
+    phase,
     elapsedS,
     cpuUs: cpu.user + cpu.system,
-    sent,
+    sent: expected,
     receivedInWindow,
-    receivedTotal: privmsgs - startCount,
+    receivedTotal: received(),
   };
 }
 
@@ -345,19 +366,12 @@ async function fanout(
     };
     pump();
   }
-  await sleep(Math.max(0, deadline - Date.now()));
-  const receivedInWindow = pubmsgs - startCount;
-  const elapsedS = (Date.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  await waitFor(() => pubmsgs - startCount >= sent * copies, DRAIN_WAIT_MS, 20);
-  return {
-    phase: 'fanout',
-    elapsedS,
-    cpuUs: cpu.user + cpu.system,
-    sent: sent * copies,
-    receivedInWindow,
-    receivedTotal: pubmsgs - startCount,
-  };
+  return endPhase(
+    'fanout',
+    { started, deadline, cpu0 },
+    () => pubmsgs - startCount,
+    () => sent * copies,
+  );
 }
 
 process.on('message', (command: GeneratorCommand) => {

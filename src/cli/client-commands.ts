@@ -8,6 +8,7 @@ import { createParser } from 'eventsource-parser';
 import { ApiClient } from '../api/client.js';
 import type { ApiEndpoint } from '../api/server.js';
 import { OnionmcError } from '../errors.js';
+import type { OrderbookEntry } from '../node/offers.js';
 
 /** Largest event the `listen` command buffers, characters (a line is at most 40,000 bytes). */
 export const LISTEN_MAX_EVENT_CHARS = 1024 * 1024;
@@ -141,19 +142,9 @@ export async function peersCommand(api: ApiClient, json: boolean, out: Output): 
   for (const line of table(header, rows)) out.line(line);
 }
 
-interface OrderbookOffer {
-  nick: string;
-  type: string;
-  oid: number;
-  minsize: number;
-  maxsize: number;
-  txfee: number;
-  cjfee: string;
-}
-
 /** `onionmc orderbook`: the offers the daemon has seen, as JoinMarket's orderbook watcher lists them. */
 export async function orderbookCommand(api: ApiClient, json: boolean, out: Output): Promise<void> {
-  const { offers } = (await call(api, 'GET', '/v1/orderbook')) as { offers: OrderbookOffer[] };
+  const { offers } = (await call(api, 'GET', '/v1/orderbook')) as { offers: OrderbookEntry[] };
   if (json) {
     out.line(JSON.stringify(offers, null, 2));
     return;

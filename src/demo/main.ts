@@ -11,6 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ApiEvent } from '../api/client.js';
+import type { OrderbookEntry } from '../node/offers.js';
 import { publicKeyHexFromPrivateKey, signMessage, verifyMessage } from '../message/signing.js';
 import { Cluster, pollUntil } from './cluster.js';
 
@@ -25,16 +26,6 @@ interface InfoShape {
   location: string;
   directories?: { location: string; state: string }[];
   peers?: { nick: string; direction: string }[];
-}
-interface OfferShape {
-  nick: string;
-  type: string;
-  oid: number;
-  minsize: number;
-  maxsize: number;
-  txfee: number;
-  cjfee: string;
-  source: string;
 }
 
 function say(line: string): void {
@@ -147,15 +138,13 @@ async function main(): Promise<number> {
     const offers = await pollUntil(
       step,
       async () => {
-        const book = (await taker.api.call('GET', '/v1/orderbook')) as { offers: OfferShape[] };
+        const book = (await taker.api.call('GET', '/v1/orderbook')) as { offers: OrderbookEntry[] };
         const signed = book.offers.filter((o) => o.source === 'privmsg');
         return signed.length === 3 ? signed : undefined;
       },
       STEP_TIMEOUT_MS,
     );
-    const bond = (offers as (OfferShape & { fidelityBond?: string })[]).find(
-      (o) => o.nick === nick('maker1'),
-    )?.fidelityBond;
+    const bond = offers.find((o) => o.nick === nick('maker1'))?.fidelityBond;
     const [bondPub, bondSig] = Buffer.from(bond ?? '', 'base64')
       .toString()
       .split('|');
