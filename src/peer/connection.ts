@@ -16,8 +16,6 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.
 import { LineDecoder, encodeLine } from '../wire/framing.js';
 import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 
-const LF = 0x0a;
-
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
  * 1 MiB, about 26 maximum-size lines (40,000 bytes each, docs/protocol.md §1.3) or a full
@@ -179,7 +177,7 @@ export class PeerConnection implements FairReadable {
   readonly direction: Direction;
   /** `ip:port` (or `unix`) of the other end, as the socket reports it; for logs. */
   readonly remote: string;
-  /** When the last complete line arrived, in ms of the injected clock. */
+  /** When complete lines were last taken from this connection (arrived and handled), in ms of the injected clock. */
   lastReceivedAt: number;
 
   readonly #socket: net.Socket;
@@ -341,7 +339,6 @@ export class PeerConnection implements FairReadable {
       this.#protocolViolation(err);
       return;
     }
-    if (chunk.includes(LF)) this.lastReceivedAt = this.#now();
     // Lines are taken from the chunks one at a time, as they are handled: a connection handles at
     // most its share now, the rest waits (undecoded) for the scheduler's rounds.
     // Unless this iteration's time for that is used up (fair-reader.ts).
@@ -391,6 +388,8 @@ export class PeerConnection implements FairReadable {
       this.#waiting = false;
       return false;
     }
+    // Liveness from the lines the decoder found, not a second scan of every chunk.
+    if (handled > 0) this.lastReceivedAt = this.#now();
     // Fewer than `max` handled: the decoder ran out of complete lines. Then what it holds is at
     // most the start of one line, which only more reading can complete.
     this.#waiting = handled === max;
