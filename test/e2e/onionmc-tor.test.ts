@@ -638,14 +638,20 @@ describeWithTor('onionmc over a private Tor network (directory node, maker, take
       STEP_TIMEOUT_MS,
     );
     expect((got.data as { via: { kind: string } }).via.kind).toBe('directory');
-    await takerEvents.waitFor(
-      'a direct link from the taker to the maker',
-      (e) =>
-        e.event === 'peer' &&
-        (e.data as { nick: string; up: boolean }).nick === makerNick &&
-        (e.data as { up: boolean }).up,
-      STEP_TIMEOUT_MS,
-    );
+    // Each side sends its 793 on connect (docs/protocol.md §2.3), so the taker can see the link
+    // up before the maker has read the taker's handshake: wait for both ends.
+    const linkUp = (nick: string) => (e: { event: string; data: unknown }) =>
+      e.event === 'peer' &&
+      (e.data as { nick: string; up: boolean }).nick === nick &&
+      (e.data as { up: boolean }).up;
+    await Promise.all([
+      takerEvents.waitFor(
+        'a direct link from the taker to the maker',
+        linkUp(makerNick),
+        STEP_TIMEOUT_MS,
+      ),
+      makerEvents.waitFor('the direct link at the maker', linkUp(takerNick), STEP_TIMEOUT_MS),
+    ]);
 
     // Both ways over the direct link, encrypted end to end (docs/protocol.md §7).
     const pubkey = (await nodes
