@@ -66,7 +66,7 @@ export class DepartureAnnouncer {
       // A peer that took over a departed nick (a verified newcomer) is not told its own nick left.
       const own = other.nick !== undefined && goneNicks.has(other.nick);
       for (const frame of own ? this.#frames(gone.filter((d) => d.nick !== other.nick)) : frames) {
-        other.conn.sendEncoded(frame);
+        other.conn.sendEncoded(frame, true);
       }
     }
     this.#onAnnounced(gone.length);

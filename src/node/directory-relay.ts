@@ -117,7 +117,7 @@ export class DirectoryRelay {
     let recipients = 0;
     for (const other of this.#ctx.handshaked) {
       if (other === peer || other.nick === parsed.from) continue;
-      if (other.conn.sendEncoded(frame)) recipients++;
+      if (other.conn.sendEncoded(frame, true)) recipients++;
     }
     this.#emitRelay('pubmsg', parsed.from, PUBLIC_NICK, parsed.message, line);
     this.#ctx.counters.add('relayed.pubmsg');

@@ -108,44 +108,102 @@ export interface LivenessPolicy {
 /** What {@link PeerConnection.liveness} advises. */
 export type Liveness = 'alive' | 'probe' | 'waiting' | 'dead';
 
+/** What the {@link FlushScheduler} writes: a {@link PeerConnection}. */
+export interface Flushable {
+  /** Bytes queued and not yet written. */
+  readonly pendingBytes: number;
+  /** Writes what is queued. */
+  flush(): void;
+}
+
 /**
  * Flushes the output of every connection that was sent something in this event-loop turn: one
  * `setImmediate` for all connections, so N peers written in a turn cost one timer, not N. A
  * connection is listed when its first frame of the turn is queued; one flushed early (close(),
  * flush()) or destroyed stays listed and is skipped (its queue is empty), which costs less per
  * frame than keeping a Set exact.
+ *
+ * Two classes, so that nobody's reply waits behind a broadcast: a connection with a frame meant
+ * for it alone (a relayed privmsg, an answer) is *urgent* and written first, every iteration in
+ * full; one that was only sent copies of broadcasts (pubmsg fan-out, departures: one write per
+ * recipient, thousands per pubmsg) is written in {@link BROADCAST_SLICE_MS} slices per iteration,
+ * in the order they were queued, the rest left for the next iteration (where further broadcasts
+ * join the same write). A broadcast thus never stalls the event loop, and a flood of pubmsgs
+ * costs the well-behaved peers' privmsgs nothing but their own write.
  */
-class FlushScheduler {
-  #dirty: PeerConnection[] = [];
+export class FlushScheduler {
+  readonly #now: () => number;
+  #urgent: Flushable[] = [];
+  #broadcast: Flushable[] = [];
+  /** Index of the first {@link #broadcast} entry not yet flushed. */
+  #broadcastAt = 0;
   #scheduled: NodeJS.Immediate | undefined;
 
-  add(conn: PeerConnection): void {
-    this.#dirty.push(conn);
+  /** @param now clock in ms for the time slices (default `performance.now`), injectable for tests. */
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** Lists `conn`, whose first frame of the turn was just queued. */
+  add(conn: Flushable, urgent: boolean): void {
+    (urgent ? this.#urgent : this.#broadcast).push(conn);
+    this.#schedule();
+  }
+
+  /** Lists `conn` as urgent too: it already waits with broadcasts and was just sent its own frame. */
+  promote(conn: Flushable): void {
+    this.#urgent.push(conn);
     this.#schedule();
   }
 
   /**
-   * Writes every dirty connection's frames: first those with little to write (a privmsg, a
-   * handshake answer), then the big ones (a broadcast of long lines), so that one peer's big
-   * broadcast does not hold everybody's small messages back. With `sliced`, stops after
-   * {@link FLUSH_SLICE_MS} and leaves the rest to the next event-loop iteration (reading in
-   * between), so that an iteration stays short whatever was queued.
+   * Writes the listed connections' frames: every urgent one, those with little to write (a
+   * privmsg, a handshake answer) before the big ones, then broadcasts. With `sliced`, the big
+   * urgent writes stop after {@link FLUSH_SLICE_MS} and the broadcasts after
+   * {@link BROADCAST_SLICE_MS}, the rest left to the next event-loop iteration (reading in
+   * between), so that an iteration stays short whatever was queued. Without, everything is
+   * written now.
    */
   flushAll(sliced = false): void {
-    const dirty = this.#dirty;
-    if (dirty.length === 0) return;
-    this.#dirty = [];
-    let big: PeerConnection[] | undefined;
-    for (const conn of dirty) {
+    this.flushUrgent(sliced);
+    const list = this.#broadcast;
+    if (list.length === this.#broadcastAt) return;
+    const started = sliced ? this.#now() : 0;
+    let i = this.#broadcastAt;
+    // The clock is read every 32 writes: a write costs microseconds, the clock almost as much.
+    while (i < list.length) {
+      (list[i++] as Flushable).flush();
+      if (sliced && (i & 31) === 0 && this.#now() - started >= BROADCAST_SLICE_MS) break;
+    }
+    if (i < list.length) {
+      // Drop the written head now and then, so a list that never empties does not grow.
+      if (i >= 4096) {
+        this.#broadcast = list.slice(i);
+        this.#broadcastAt = 0;
+      } else this.#broadcastAt = i;
+      this.#schedule();
+    } else {
+      this.#broadcast = [];
+      this.#broadcastAt = 0;
+    }
+  }
+
+  /** Writes the urgent connections' frames (see {@link flushAll}). */
+  flushUrgent(sliced = false): void {
+    const urgent = this.#urgent;
+    if (urgent.length === 0) return;
+    this.#urgent = [];
+    let big: Flushable[] | undefined;
+    for (const conn of urgent) {
       if (conn.pendingBytes <= SMALL_FLUSH_BYTES) conn.flush();
       else (big ??= []).push(conn);
     }
     if (big === undefined) return;
-    const started = sliced ? performance.now() : 0;
+    const started = sliced ? this.#now() : 0;
     for (let i = 0; i < big.length; i++) {
-      (big[i] as PeerConnection).flush();
-      if (sliced && performance.now() - started >= FLUSH_SLICE_MS && i + 1 < big.length) {
-        for (let j = i + 1; j < big.length; j++) this.#dirty.push(big[j] as PeerConnection);
+      (big[i] as Flushable).flush();
+      if (sliced && this.#now() - started >= FLUSH_SLICE_MS && i + 1 < big.length) {
+        for (let j = i + 1; j < big.length; j++) this.#urgent.push(big[j] as Flushable);
         this.#schedule();
         return;
       }
@@ -162,16 +220,27 @@ class FlushScheduler {
 }
 
 /** Bytes a connection has to write at most to count as small in {@link FlushScheduler.flushAll}. */
-const SMALL_FLUSH_BYTES = 4 * 1024;
+export const SMALL_FLUSH_BYTES = 4 * 1024;
 
 /** Time in ms the writes of big turns may take in one event-loop iteration (see flushAll). */
-const FLUSH_SLICE_MS = 1;
+export const FLUSH_SLICE_MS = 1;
+
+/**
+ * Time in ms that writing broadcasts (connections sent nothing but broadcast copies) may take in
+ * one event-loop iteration (see FlushScheduler). On an otherwise idle node iterations follow each
+ * other at once, so this bounds the latency broadcasts add to everything else, not their rate.
+ */
+export const BROADCAST_SLICE_MS = 2;
 
 const scheduler = new FlushScheduler();
+// Privmsgs relayed by a round of the fair reader go out at once, not an iteration later.
+fairReadScheduler.afterRound = () => {
+  scheduler.flushUrgent(true);
+};
 let nextConnectionId = 1;
 
 /** A framed, envelope-level connection to one peer. */
-export class PeerConnection implements FairReadable {
+export class PeerConnection implements FairReadable, Flushable {
   /** Process-unique id, for logs and maps. */
   readonly id: number;
   readonly direction: Direction;
@@ -190,6 +259,8 @@ export class PeerConnection implements FairReadable {
   #closed = false;
   /** Frames sent in this turn, written together by {@link flush}. */
   #pending: Uint8Array[] = [];
+  /** Whether {@link #pending} holds a frame that is not a broadcast copy (see FlushScheduler). */
+  #urgent = false;
   #pendingBytes = 0;
   /**
    * Bytes that may still be queued this turn before the peer counts as a slow reader: the cap
@@ -423,9 +494,11 @@ export class PeerConnection implements FairReadable {
    * the same buffer may be queued to many connections. Everything queued in one event-loop turn
    * goes out in one socket write at the end of the turn (or at {@link flush}). Destroys the
    * connection (`slow-reader`) when more than `maxQueuedBytes` would wait for the peer.
+   * @param broadcast true for a copy of a frame sent to many peers (a pubmsg, departures): such
+   *   writes may wait behind this turn's other writes, a few ms at most (see FlushScheduler).
    * @returns false when the connection is closed (or was just destroyed as a slow reader).
    */
-  sendEncoded(frame: Uint8Array): boolean {
+  sendEncoded(frame: Uint8Array, broadcast = false): boolean {
     if (this.#closed) return false;
     const bytes = frame.length;
     let budget = this.#budget;
@@ -445,7 +518,13 @@ export class PeerConnection implements FairReadable {
       }
     }
     this.#budget = budget - bytes;
-    if (this.#pending.length === 0) scheduler.add(this);
+    if (this.#pending.length === 0) {
+      this.#urgent = !broadcast;
+      scheduler.add(this, !broadcast);
+    } else if (!broadcast && !this.#urgent) {
+      this.#urgent = true;
+      scheduler.promote(this);
+    }
     this.#pending.push(frame);
     this.#pendingBytes += bytes;
     // A big turn goes out as it grows: what counts against the cap is then what the peer has not

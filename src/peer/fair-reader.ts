@@ -50,6 +50,8 @@ export class FairReadScheduler {
   /** When lines were first handled on arrival in this iteration (valid while #inlineReset is set). */
   #inlineSince = 0;
   #inlineReset: NodeJS.Immediate | undefined;
+  /** Called after each scheduled round (the connection layer writes what the round queued). */
+  afterRound: (() => void) | undefined;
 
   /**
    * @param linesPerTurn lines per reader per round; a positive integer.
@@ -140,6 +142,7 @@ export class FairReadScheduler {
     this.#scheduled = setImmediate(() => {
       this.#scheduled = undefined;
       this.runRound();
+      this.afterRound?.();
     });
   }
 }
