@@ -740,7 +740,17 @@ export class Pair {
 
   #summarise(raw: RawPairResult): PairResult {
     const phases: Record<string, PhaseStats> = {};
-    for (const [name, p] of Object.entries(raw.phases)) {
+    // 'attack-window': the attack and its tail together (cases.ts runCase).
+    const attack = raw.phases['attack'];
+    const tail = raw.phases['attack-tail'];
+    const all = { ...raw.phases };
+    if (attack !== undefined && tail !== undefined) {
+      all['attack-window'] = {
+        sent: attack.sent + tail.sent,
+        latencies: [...attack.latencies, ...tail.latencies],
+      };
+    }
+    for (const [name, p] of Object.entries(all)) {
       phases[name] = {
         sent: p.sent,
         received: p.latencies.length,

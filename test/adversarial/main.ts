@@ -44,6 +44,9 @@ function row(r: CaseResult): string[] {
     fmt(r.quiet?.p99),
     fmt(r.attack?.p99),
     String(r.figures['p99 ratio'] ?? '-'),
+    r.attackActive === undefined
+      ? '-'
+      : `${fmt(r.attackActive.max)} / ${String(r.attackActiveMs ?? '-')}`,
     String(r.pairLost),
     `${fmt(r.startRssMb, 0)}/${fmt(r.peakRssMb, 0)}/${fmt(r.finalRssMb, 0)}`,
     r.limitedAfterMs === undefined ? 'no' : `${r.limitedAfterMs} ms`,
@@ -57,6 +60,7 @@ const header = [
   'quiet p99 ms',
   'attack p99 ms',
   'x quiet',
+  'worst while active ms / active ms',
   'lost',
   'RSS start/peak/final MB',
   'limited',
