@@ -138,20 +138,22 @@ export class DirectoryRelay {
       this.#ctx.counters.add(dropCounter('unknown-recipient'));
       return;
     }
-    const frame =
-      (raw !== undefined ? verbatimFrame(MessageType.PRIVMSG, raw, line) : undefined) ??
-      this.#relayFrame(MessageType.PRIVMSG, line);
-    if (frame === undefined) return;
-    recipient.conn.sendEncoded(frame);
     // The reference then tells the recipient where the sender is (docs/protocol.md §3.3 case 1): the sender's
     // entry when it serves an onion, and always our own entry (first, as in the transcript). The
     // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
-    // entries whole (docs/protocol.md §3.2).
-    recipient.conn.sendEncoded(
-      recipient.features.has('peerlist_features')
-        ? peer.relayPeerlistFrameWithFeatures
-        : peer.relayPeerlistFrame,
-    );
+    // entries whole (docs/protocol.md §3.2). Both frames go in one Buffer: one queued frame, one write.
+    const entry = recipient.features.has('peerlist_features')
+      ? peer.relayPeerlistFrameWithFeatures
+      : peer.relayPeerlistFrame;
+    const verbatim =
+      raw !== undefined ? verbatimFrame(MessageType.PRIVMSG, raw, line, entry) : undefined;
+    if (verbatim !== undefined) {
+      recipient.conn.sendEncoded(verbatim);
+    } else {
+      const frame = this.#relayFrame(MessageType.PRIVMSG, line);
+      if (frame === undefined) return;
+      recipient.conn.sendEncoded(Buffer.concat([frame, entry]));
+    }
     this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
     this.#ctx.counters.add('relayed.privmsg');
   }

@@ -224,6 +224,14 @@ describe('envelope properties', () => {
 describe('verbatimFrame', () => {
   const frameOf = (type: number, line: string): Buffer => encodeLine(encodeEnvelope(type, line));
 
+  it('puts a suffix (the peerlist frame relayed with a privmsg) after the CR LF in one Buffer', () => {
+    const plain = 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!fill 0 100000 abc sig';
+    const entry = frameOf(789, 'J5aaaaaaaaaaaaaa;abc.onion:5222');
+    expect(verbatimFrame(685, Buffer.from(encodeEnvelope(685, plain)), plain, entry)).toEqual(
+      Buffer.concat([frameOf(685, plain), entry]),
+    );
+  });
+
   it('gives the received bytes back when they are what re-serialising gives, else undefined', () => {
     const plain = 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!fill 0 100000 abc sig';
     expect(verbatimFrame(685, Buffer.from(encodeEnvelope(685, plain)), plain)).toEqual(
