@@ -62,7 +62,7 @@ export interface Sizes {
 /** The issue's sizes (`npm run adversarial`). */
 export const FULL_SIZES: Sizes = {
   idlePeers: 300,
-  quietMs: 5_000,
+  quietMs: 15_000,
   floodMs: 15_000,
   floodMaxLines: Number.POSITIVE_INFINITY,
   graceMs: 30_000,
@@ -205,16 +205,18 @@ async function runCase(
   let node: NodeProcess | undefined;
   let idle: RawPeer[] = [];
   let pair: Pair | undefined;
+  let watch: LimitWatch | undefined;
   try {
     node = await NodeProcess.start(options.extraConfig);
     idle = await connectPeers(node.port, sizes.idlePeers);
     pair = new Pair(node.port);
     await pair.ready();
+    watch = await LimitWatch.start(node);
     pair.phase('quiet');
     await new Promise((resolve) => setTimeout(resolve, sizes.quietMs));
     result.startRssMb = node.rssMb();
     node.sampleRss();
-    const watch = await LimitWatch.start(node);
+    await watch.arm();
     const attackStarted = Date.now();
     pair.phase('attack');
     const outcome = await attack({ node, sizes, pair, idle });
@@ -300,6 +302,7 @@ async function runCase(
     result.error = err instanceof Error ? err.message : String(err);
     result.checks.push({ target: 'case ran', pass: false, value: result.error });
   } finally {
+    watch?.cancel();
     if (pair !== undefined) await pair.stop(0).catch(() => undefined);
     closePeers(idle);
     if (node !== undefined) {

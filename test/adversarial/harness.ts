@@ -860,8 +860,9 @@ export function limitCount(counters: Readonly<Record<string, number>>): number {
  */
 export class LimitWatch {
   readonly #node: NodeProcess;
-  readonly #base: number;
-  readonly #started = Date.now();
+  #base: number;
+  /** When {@link arm} was called (undefined: polling only, no limit expected yet). */
+  #started: number | undefined;
   readonly #timer: NodeJS.Timeout;
   #busy = false;
   /** ms after the start that a limit counter first rose. */
@@ -880,16 +881,35 @@ export class LimitWatch {
         .counters()
         .then((c) => {
           if (Object.keys(c).length > 0) this.last = c;
-          if (this.firstLimitAfterMs === undefined && limitCount(c) > this.#base)
+          if (
+            this.#started !== undefined &&
+            this.firstLimitAfterMs === undefined &&
+            limitCount(c) > this.#base
+          )
             this.firstLimitAfterMs = Date.now() - this.#started;
         })
         .finally(() => (this.#busy = false));
     }, intervalMs);
   }
 
-  /** Reads the baseline, then polls. */
+  /**
+   * Starts polling. Started before the quiet phase, so that the pair's quiet and attack latencies
+   * both include what answering the polls costs the node.
+   */
   static async start(node: NodeProcess, intervalMs = 200): Promise<LimitWatch> {
     return new LimitWatch(node, await node.counters(), intervalMs);
+  }
+
+  /** The attack starts now: reads the baseline that {@link firstLimitAfterMs} counts from. */
+  async arm(): Promise<void> {
+    const base = await this.#node.counters();
+    this.#base = limitCount(base);
+    this.#started = Date.now();
+  }
+
+  /** Stops polling, nothing read (a case that failed). Idempotent. */
+  cancel(): void {
+    clearInterval(this.#timer);
   }
 
   /** Stops polling; returns the limit counters that rose, with their increase. */
