@@ -396,7 +396,7 @@ export class Router {
   #hasRoute(to: string, cmd: string, options: PrivmsgOptions): boolean {
     const known = this.#ctx.peers.get(to);
     if (known === undefined) return false;
-    const directOk = options.route !== 'directory' && cmd !== 'hp2';
+    const directOk = mayGoDirect(cmd, options);
     if (directOk) this.#peerLinks.maybeDial(to, known);
     if (directOk && known.link?.state === 'handshaked') return true;
     return [...known.directories].some((d) => d.isUp);
@@ -492,8 +492,7 @@ export class Router {
   ): { via: Via; conn: PeerConnection; canConfirm: boolean } | undefined {
     const ctx = this.#ctx;
     const known = ctx.peers.get(to);
-    // ng makers ignore an `!hp2` arriving over a direct link (docs/protocol.md §13.2).
-    const directOk = options.route !== 'directory' && cmd !== 'hp2';
+    const directOk = mayGoDirect(cmd, options);
     if (known !== undefined && directOk) this.#peerLinks.maybeDial(to, known);
     const direct = directOk ? known?.link : undefined;
     if (
@@ -529,6 +528,14 @@ export class Router {
   #canConfirm(link: { features: ReadonlySet<string> }): boolean {
     return link.features.has('ping') && this.#ctx.options.features?.ping === true;
   }
+}
+
+/**
+ * Whether a privmsg may take a direct link: not when the caller asked for a directory node, and
+ * never for `!hp2`, which ng makers ignore on a direct link (docs/protocol.md §13.2).
+ */
+function mayGoDirect(cmd: string, options: PrivmsgOptions): boolean {
+  return options.route !== 'directory' && cmd !== 'hp2';
 }
 
 function notRoutable(to: string): OnionmcError {
