@@ -20,13 +20,11 @@ import {
   type ClientNode,
   type ClientNodeEvents,
 } from '../../src/node/client-node.js';
-import { encodeEnvelope } from '../../src/wire/envelope.js';
-import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
 import { ScriptedServer } from '../integration/transcript.js';
 import type { DirectoryNode } from '../../src/node/directory-node.js';
 import { pollUntil } from '../helpers/poll.js';
 import { BoundServer } from '../helpers/ports.js';
-import { startClient, startDirectory, type NodeEvent } from './harness.js';
+import { directoryHandshake, startClient, startDirectory, type NodeEvent } from './harness.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -452,36 +450,10 @@ describe('relocation', () => {
 });
 
 /** A 795 from a directory that advertises `ping` (as ng's do). */
-const DN_HANDSHAKE_WITH_PING = encodeEnvelope(
-  795,
-  encodeDirectoryHandshake({
-    appName: 'joinmarket',
-    directory: true,
-    protoVerMin: 5,
-    protoVerMax: 5,
-    features: { ping: true },
-    accepted: true,
-    nick: 'J5Ckon1LuuapPSBM',
-    network: 'testnet',
-    motd: '',
-  }),
-);
+const DN_HANDSHAKE_WITH_PING = directoryHandshake({ ping: true }, 'J5Ckon1LuuapPSBM');
 
 /** The same 795 without `ping` (as a reference directory sends: `features: {}`). */
-const DN_HANDSHAKE_WITHOUT_PING = encodeEnvelope(
-  795,
-  encodeDirectoryHandshake({
-    appName: 'joinmarket',
-    directory: true,
-    protoVerMin: 5,
-    protoVerMax: 5,
-    features: {},
-    accepted: true,
-    nick: 'J5Ckon1LuuapPSBM',
-    network: 'testnet',
-    motd: '',
-  }),
-);
+const DN_HANDSHAKE_WITHOUT_PING = directoryHandshake({}, 'J5Ckon1LuuapPSBM');
 
 describe('directory liveness', () => {
   it('pings an idle directory that advertised ping and keeps it when it answers', async () => {

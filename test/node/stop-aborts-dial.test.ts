@@ -10,10 +10,9 @@ import { createNickIdentity } from '../../src/message/nick.js';
 import { ClientNode } from '../../src/node/client-node.js';
 import { SocksDialer } from '../../src/peer/socks-transport.js';
 import { TcpDialer, type Dialer } from '../../src/peer/transport.js';
-import { encodeDirectoryHandshake } from '../../src/wire/handshake.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { ScriptedServer } from '../integration/transcript.js';
-import { recordEvents } from './harness.js';
+import { directoryHandshake, recordEvents } from './harness.js';
 import { onionAddressFromPublicKey } from '../../src/wire/location.js';
 
 const ONION = onionAddressFromPublicKey(Uint8Array.from({ length: 32 }, (_, i) => i));
@@ -127,22 +126,7 @@ it('stop() aborts a pending direct SOCKS dial to a maker', async () => {
   await taker.start();
   const link = await dn.connection(0);
   await link.next(); // the taker's 793
-  link.send(
-    encodeEnvelope(
-      795,
-      encodeDirectoryHandshake({
-        appName: 'joinmarket',
-        directory: true,
-        protoVerMin: 5,
-        protoVerMax: 5,
-        features: {},
-        accepted: true,
-        nick: 'J5Ckon1LuuapPSBM',
-        network: 'testnet',
-        motd: '',
-      }),
-    ),
-  );
+  link.send(directoryHandshake({}, 'J5Ckon1LuuapPSBM'));
   const maker = createNickIdentity().nick;
   link.send(encodeEnvelope(789, `${maker};${ONION}:5222`));
   await events.waitFor('the peerlist', (e) => e.name === 'peerlist');
