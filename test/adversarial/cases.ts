@@ -315,11 +315,14 @@ async function runCase(
   return result;
 }
 
-/** Counts lines received by `peer` that contain `marker`. */
-function countLines(peer: RawPeer, marker: string): { count: number } {
-  const counter = { count: 0 };
+/** Counts lines received by `peer` that contain `marker`, and their bytes (with CR LF). */
+function countLines(peer: RawPeer, marker: string): { count: number; bytes: number } {
+  const counter = { count: 0, bytes: 0 };
   peer.onLine((line) => {
-    if (line.includes(marker)) counter.count++;
+    if (line.includes(marker)) {
+      counter.count++;
+      counter.bytes += line.length + 2;
+    }
   });
   return counter;
 }
@@ -534,14 +537,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
       for (const p of slow) p.stopReading();
       // A peer that reads: how much each slow reader was sent, and the flooders' clock.
       const observer = new RawPeer(node.port);
-      let observed = 0;
-      let observedBytes = 0;
-      observer.onLine((line) => {
-        if (line.includes('!PUBLIC!hp2 ')) {
-          observed++;
-          observedBytes += line.length + 2;
-        }
-      });
+      const observed = countLines(observer, '!PUBLIC!hp2 ');
       await observer.handshake();
       const flooders = await connectPeers(node.port, s.pacedFlooders);
       const fanout = Math.max(1, (await handshakedPeers(node)) - 1);
@@ -554,7 +550,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
         );
       const relayedAtCut: number[] = [];
       const started = Date.now();
-      for (const p of slow) void p.closed().then(() => relayedAtCut.push(observedBytes));
+      for (const p of slow) void p.closed().then(() => relayedAtCut.push(observed.bytes));
       // The slow readers do not read, so only a write of theirs shows that the node cut them.
       const stopProbing = probeClosed(
         slow.map((p) => p.socket),
@@ -572,7 +568,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
             maxLines: Math.ceil((rate * pacedMs) / 1000) + 1,
             pace,
             onSend: () => sent++,
-            hold: () => sent - observed > PACED_WINDOW_LINES,
+            hold: () => sent - observed.count > PACED_WINDOW_LINES,
             done: () => slow.every((p) => !p.open),
           }),
         ),
@@ -589,7 +585,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
       // A slow reader still open passes only if less than the cap was ever relayed to it: then
       // the node cannot have queued more than the cap for it.
       const uncutUnderCap =
-        slow.length - cut.length > 0 && observedBytes < PACED_LIMITS.queuedBytes;
+        slow.length - cut.length > 0 && observed.bytes < PACED_LIMITS.queuedBytes;
       const readersCut = [...idle, observer].filter((p) => !p.open).length;
       const floodersCut = results.filter((f) => f.disconnectedAfterMs !== undefined).length;
       const sortedAtCut = [...relayedAtCut].sort((a, b) => a - b);
@@ -600,7 +596,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
         ],
         figures: {
           'fan-out per pubmsg': fanout,
-          'relayed to each peer by flood end (MB)': mb(observedBytes),
+          'relayed to each peer by flood end (MB)': mb(observed.bytes),
           'relayed to a slow reader when cut (MB, min-max)':
             sortedAtCut.length > 0
               ? `${mb(sortedAtCut[0] ?? 0)}-${mb(sortedAtCut[sortedAtCut.length - 1] ?? 0)}`
@@ -612,7 +608,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
           {
             target: 'slow readers disconnected (or never sent more than the queue cap)',
             pass: cut.length === slow.length || uncutUnderCap,
-            value: `${cut.length}/${slow.length} cut${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}; ${mb(observedBytes)} MB relayed to each, cap ${mb(PACED_LIMITS.queuedBytes)} MB`,
+            value: `${cut.length}/${slow.length} cut${cut.length > 0 ? ` (last at ${lastCut} ms)` : ''}; ${mb(observed.bytes)} MB relayed to each, cap ${mb(PACED_LIMITS.queuedBytes)} MB`,
           },
           {
             target: 'peers that read are not cut',
@@ -662,14 +658,7 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
       );
       stream.pause();
       const victim = new RawPeer(node.port);
-      let received = 0;
-      let receivedBytes = 0;
-      victim.onLine((line) => {
-        if (line.includes('!tx ')) {
-          received++;
-          receivedBytes += line.length + 2;
-        }
-      });
+      const received = countLines(victim, '!tx ');
       await victim.handshake();
       const flooders = await connectPeers(node.port, s.pacedFlooders);
       const rate = PACE_SHARE * PACED_LIMITS.messageRate;
@@ -693,9 +682,9 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
             maxLines: Math.ceil((rate * pacedMs) / 1000) + 1,
             pace,
             onSend: () => sent++,
-            hold: () => sent - received > PACED_WINDOW_LINES,
+            hold: () => sent - received.count > PACED_WINDOW_LINES,
             done: () => {
-              if (streamClosedAt !== undefined) relayedAtCut ??= receivedBytes;
+              if (streamClosedAt !== undefined) relayedAtCut ??= received.bytes;
               return streamClosedAt !== undefined;
             },
           }),
@@ -716,7 +705,7 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
         figures: {
           'relayed to the victim by the cut (MB)':
             relayedAtCut === undefined ? '-' : mb(relayedAtCut),
-          'relayed to the victim by flood end (MB)': mb(receivedBytes),
+          'relayed to the victim by flood end (MB)': mb(received.bytes),
           ...peakMemoryFigures(pace),
         },
         checks: [
@@ -725,8 +714,8 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
             pass: cutAfter !== undefined,
             value:
               cutAfter === undefined
-                ? `never cut (${mb(receivedBytes)} MB of privmsgs relayed, cap ${mb(PACED_LIMITS.eventBufferBytes)} MB)`
-                : `cut at ${cutAfter} ms, after ${mb(relayedAtCut ?? receivedBytes)} MB of privmsgs`,
+                ? `never cut (${mb(received.bytes)} MB of privmsgs relayed, cap ${mb(PACED_LIMITS.eventBufferBytes)} MB)`
+                : `cut at ${cutAfter} ms, after ${mb(relayedAtCut ?? received.bytes)} MB of privmsgs`,
           },
           {
             target: 'peers that read are not cut',
@@ -763,10 +752,7 @@ export function turnBurst(sizes: Sizes): Promise<CaseResult> {
     async ({ node, idle }) => {
       const senders = await connectPeers(node.port, senderCount);
       const observer = new RawPeer(node.port);
-      let observed = 0;
-      observer.onLine((line) => {
-        if (line.includes('!PUBLIC!hp2 ')) observed++;
-      });
+      const observed = countLines(observer, '!PUBLIC!hp2 ');
       await observer.handshake();
       const readers = [...idle, observer];
       let done = 0;
@@ -779,7 +765,7 @@ export function turnBurst(sizes: Sizes): Promise<CaseResult> {
         const expected = done * linesPerBurst * senders.length;
         await waitUntil(
           'the observer to get the burst (or be cut)',
-          () => observed >= expected || !observer.open,
+          () => observed.count >= expected || !observer.open,
           10_000,
         ).catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -787,9 +773,9 @@ export function turnBurst(sizes: Sizes): Promise<CaseResult> {
       const readersCut = readers.filter((p) => !p.open).length;
       return {
         attackers: [
-          `${done} bursts of ${linesPerBurst} x ${senderCount} pubmsgs of 40 kB; ${observed} reached the observer; senders ${senders.filter((p) => p.open).length}/${senderCount} open`,
+          `${done} bursts of ${linesPerBurst} x ${senderCount} pubmsgs of 40 kB; ${observed.count} reached the observer; senders ${senders.filter((p) => p.open).length}/${senderCount} open`,
         ],
-        figures: { 'pubmsgs relayed to a reader': observed },
+        figures: { 'pubmsgs relayed to a reader': observed.count },
         checks: [
           {
             target: 'peers that read are not cut',
