@@ -253,19 +253,36 @@ describe('a route that cannot confirm', () => {
   });
 });
 
+/**
+ * An onionmc directory node with the features the daemon gives it (src/daemon/daemon.ts
+ * directoryFeatures), a maker (with `makerFeatures` when given) that published an offer, and a
+ * taker that has heard it; all stopped after the test.
+ */
+async function makerAndTakerOnDirectory(makerFeatures?: Record<string, boolean>): Promise<{
+  dn: Awaited<ReturnType<typeof startDirectory>>;
+  maker: Awaited<ReturnType<typeof startClient>>;
+  taker: Awaited<ReturnType<typeof startClient>>;
+}> {
+  const dn = await startDirectory({ features: { peerlist_features: true, ping: true } });
+  stops.push(() => dn.node.stop());
+  const maker = await startClient(
+    'maker',
+    [dn.location],
+    makerFeatures !== undefined ? { features: makerFeatures } : {},
+  );
+  stops.push(() => maker.node.stop());
+  const taker = await startClient('taker', [dn.location]);
+  stops.push(() => taker.node.stop());
+  maker.node.setOffers([
+    { type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' },
+  ]);
+  await taker.events.waitFor('the offer pubmsg', (e) => e.name === 'pubmsg');
+  return { dn, maker, taker };
+}
+
 describe('onionmc directory node and direct links', () => {
   it('confirms through an onionmc directory node and over a direct link', async () => {
-    // The features the daemon gives a directory node (src/daemon/daemon.ts directoryFeatures).
-    const dn = await startDirectory({ features: { peerlist_features: true, ping: true } });
-    stops.push(() => dn.node.stop());
-    const maker = await startClient('maker', [dn.location]);
-    stops.push(() => maker.node.stop());
-    const taker = await startClient('taker', [dn.location]);
-    stops.push(() => taker.node.stop());
-    maker.node.setOffers([
-      { type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' },
-    ]);
-    await taker.events.waitFor('the offer pubmsg', (e) => e.name === 'pubmsg');
+    const { dn, maker, taker } = await makerAndTakerOnDirectory();
     // No direct link yet: through the directory node, and a direct dial starts (docs/protocol.md §4.3 step 4).
     const viaDirectory = await taker.node.privmsgConfirmed(maker.node.nick, 'error', 'one');
     expect(viaDirectory).toEqual({
@@ -288,19 +305,8 @@ describe('onionmc directory node and direct links', () => {
 
 describe('a direct link to a peer without ping', () => {
   it('answers confirmed: false (a 798 is sent only where ping was advertised)', async () => {
-    const dn = await startDirectory({ features: { peerlist_features: true, ping: true } });
-    stops.push(() => dn.node.stop());
     // A maker that does not advertise ping (as ng makers on their direct links).
-    const maker = await startClient('maker', [dn.location], {
-      features: { peerlist_features: true },
-    });
-    stops.push(() => maker.node.stop());
-    const taker = await startClient('taker', [dn.location]);
-    stops.push(() => taker.node.stop());
-    maker.node.setOffers([
-      { type: 'sw0reloffer', oid: 0, minsize: 1000, maxsize: 100000, txfee: 0, cjfee: '0.0002' },
-    ]);
-    await taker.events.waitFor('the offer pubmsg', (e) => e.name === 'pubmsg');
+    const { maker, taker } = await makerAndTakerOnDirectory({ peerlist_features: true });
     expect((await taker.node.privmsgConfirmed(maker.node.nick, 'error', 'one')).confirmed).toBe(
       true,
     );

@@ -311,6 +311,34 @@ describe('PeerConnection life', () => {
   });
 });
 
+/**
+ * Starts `conn`, has the other end write `count` copies of `line` at once, and resolves once
+ * `count` envelopes were handled or the connection closed; `onEach` runs for each envelope.
+ * @returns how many envelopes were handled.
+ */
+async function handleWritten(
+  conn: PeerConnection,
+  theirs: net.Socket,
+  line: Uint8Array,
+  count: number,
+  onEach: () => void = () => undefined,
+): Promise<number> {
+  let handled = 0;
+  await new Promise<void>((resolve) => {
+    conn.start({
+      onEnvelope: () => {
+        onEach();
+        if (++handled === count) resolve();
+      },
+      onClose: () => {
+        resolve();
+      },
+    });
+    theirs.write(Buffer.concat(Array.from({ length: count }, () => line)));
+  });
+  return handled;
+}
+
 describe('PeerConnection reads', () => {
   it('skips a line its owner does not admit without decoding it', async () => {
     const { ours, theirs } = await socketPair();
@@ -343,24 +371,13 @@ describe('PeerConnection reads', () => {
   it('keeps a backlog undecoded and bounded: the socket is paused past INBOX_PAUSE_BYTES', async () => {
     const { ours, theirs } = await socketPair();
     const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
-    let handled = 0;
     let maxInbox = 0;
     // 4 MB in one go: far more than one socket read and the pause threshold.
     const line = encodeLine(encodeEnvelope(685, 'x'.repeat(180)));
     const count = Math.ceil((4 * 1024 * 1024) / line.length);
-    let done: () => void = () => undefined;
-    const all = new Promise<void>((resolve) => (done = resolve));
-    conn.start({
-      onEnvelope: () => {
-        maxInbox = Math.max(maxInbox, conn.inboxBytes);
-        if (++handled === count) done();
-      },
-      onClose: () => {
-        done();
-      },
+    const handled = await handleWritten(conn, theirs, line, count, () => {
+      maxInbox = Math.max(maxInbox, conn.inboxBytes);
     });
-    theirs.write(Buffer.concat(Array.from({ length: count }, () => line)));
-    await all;
     expect(handled).toBe(count);
     // What waits is the pause threshold plus the socket reads already under way (64 KiB each),
     // never the megabytes the peer sent.
@@ -375,20 +392,7 @@ describe('PeerConnection reads', () => {
     // is more than INBOX_PAUSE_BYTES, and only more reading can complete it.
     const line = encodeLine(encodeEnvelope(685, 'y'.repeat(30_000)));
     const count = 200;
-    let handled = 0;
-    let done: () => void = () => undefined;
-    const all = new Promise<void>((resolve) => (done = resolve));
-    conn.start({
-      onEnvelope: () => {
-        if (++handled === count) done();
-      },
-      onClose: () => {
-        done();
-      },
-    });
-    theirs.write(Buffer.concat(Array.from({ length: count }, () => line)));
-    await all;
-    expect(handled).toBe(count);
+    expect(await handleWritten(conn, theirs, line, count)).toBe(count);
     expect(conn.isOpen).toBe(true);
   });
 });
