@@ -42,11 +42,17 @@ export interface ChannelLine {
  * @returns `undefined` when there are fewer than 3 fields or either nick is empty.
  */
 export function parseChannelLine(line: string): ChannelLine | undefined {
-  const fields = line.split(COMMAND_PREFIX);
-  if (fields.length < 3) return undefined;
-  const [from, to] = fields;
-  if (from === undefined || to === undefined || from === '' || to === '') return undefined;
-  return { from, to, message: COMMAND_PREFIX + fields.slice(2).join(COMMAND_PREFIX) };
+  // Field 0 ends at the first `!`, field 1 at the second; `!` + the rest rejoined is the line from
+  // the second `!` on. Sliced, not split: a relayed line is long and only its nicks are needed.
+  const first = line.indexOf(COMMAND_PREFIX);
+  if (first <= 0) return undefined;
+  const second = line.indexOf(COMMAND_PREFIX, first + 1);
+  if (second <= first + 1) return undefined;
+  return {
+    from: line.slice(0, first),
+    to: line.slice(first + 1, second),
+    message: line.slice(second),
+  };
 }
 
 /**

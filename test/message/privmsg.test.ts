@@ -65,6 +65,21 @@ describe('parseChannelLine (docs/protocol.md §4.1)', () => {
     expect(parseChannelLine(line)).toBeUndefined();
   });
 
+  it('agrees with the reference receiver: split on "!", rejoin the rest', () => {
+    // R: src/jmdaemon/onionmc.py receive_msg, written out as it does it.
+    const byReference = (line: string) => {
+      const fields = line.split('!');
+      if (fields.length < 3 || fields[0] === '' || fields[1] === '') return undefined;
+      return { from: fields[0], to: fields[1], message: '!' + fields.slice(2).join('!') };
+    };
+    fc.assert(
+      fc.property(fc.stringMatching(/^[!ab ]{0,12}$/), (line) => {
+        expect(parseChannelLine(line)).toEqual(byReference(line));
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+
   it('gives "!" for an empty command part', () => {
     expect(parseChannelLine('A!B!')).toEqual({ from: 'A', to: 'B', message: '!' });
   });
