@@ -9,7 +9,7 @@ import type net from 'node:net';
 import type { Logger } from '../log.js';
 import { formatPubmsgLine } from '../message/privmsg.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
-import { encodeEnvelope, type Envelope } from '../wire/envelope.js';
+import { encodeEnvelope, type ReceivedEnvelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlistEntry } from '../wire/peerlist.js';
@@ -285,7 +285,7 @@ export class DirectoryNode {
     conn.log('debug', {}, 'peer connected');
   }
 
-  #handleEnvelope(peer: DirectoryPeer, envelope: Envelope, raw?: Uint8Array): void {
+  #handleEnvelope(peer: DirectoryPeer, envelope: ReceivedEnvelope, raw: Uint8Array): void {
     switch (envelope.type) {
       case MessageType.HANDSHAKE:
         this.#admission.handleHandshake(peer, envelope.line);
@@ -294,7 +294,7 @@ export class DirectoryNode {
         this.#relay.handlePubmsg(peer, envelope.line);
         return;
       case MessageType.PRIVMSG:
-        this.#relay.handlePrivmsg(peer, envelope.line, raw);
+        this.#relay.handlePrivmsg(peer, envelope.line, envelope.canonical ? raw : undefined);
         return;
       case MessageType.GETPEERLIST:
         this.#relay.handleGetPeerlist(peer);

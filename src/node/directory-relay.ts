@@ -6,7 +6,7 @@
  */
 import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
-import { encodeEnvelope, verbatimFrame } from '../wire/envelope.js';
+import { canonicalFrame, encodeEnvelope } from '../wire/envelope.js';
 import { encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, type PeerlistEntry } from '../wire/peerlist.js';
@@ -126,10 +126,10 @@ export class DirectoryRelay {
 
   /**
    * A 685 privmsg: sent to the owner of the recipient nick (docs/protocol.md §4.4, §3.3 case 1).
-   * `raw`, the received bytes of the envelope, is relayed as it is when it already is the form
-   * re-serialising gives ({@link verbatimFrame}).
+   * `canonicalRaw`, the received bytes of the envelope when they are canonical (what
+   * re-serialising gives; src/wire/envelope.ts), is relayed as it is ({@link canonicalFrame}).
    */
-  handlePrivmsg(peer: DirectoryPeer, line: string, raw?: Uint8Array): void {
+  handlePrivmsg(peer: DirectoryPeer, line: string, canonicalRaw?: Uint8Array): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
     const recipient = this.#ctx.byNick.get(parsed.to);
@@ -145,10 +145,8 @@ export class DirectoryRelay {
     const entry = recipient.features.has('peerlist_features')
       ? peer.relayPeerlistFrameWithFeatures
       : peer.relayPeerlistFrame;
-    const verbatim =
-      raw !== undefined ? verbatimFrame(MessageType.PRIVMSG, raw, line, entry) : undefined;
-    if (verbatim !== undefined) {
-      recipient.conn.sendEncoded(verbatim);
+    if (canonicalRaw !== undefined) {
+      recipient.conn.sendEncoded(canonicalFrame(canonicalRaw, entry));
     } else {
       const frame = this.#relayFrame(MessageType.PRIVMSG, line);
       if (frame === undefined) return;

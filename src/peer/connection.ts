@@ -12,7 +12,7 @@
 import type net from 'node:net';
 import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { decodeEnvelope, encodeEnvelope, type Envelope } from '../wire/envelope.js';
+import { decodeReceivedEnvelope, encodeEnvelope, type ReceivedEnvelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
 import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 
@@ -67,9 +67,10 @@ export type CloseReason =
 export interface ConnectionHandlers {
   /**
    * One decoded envelope, in arrival order, with the received bytes of its line (without the
-   * delimiter; valid only during the call). Exceptions thrown here close the connection.
+   * delimiter; valid only during the call) and whether they are canonical (relayable as they
+   * are). Exceptions thrown here close the connection.
    */
-  onEnvelope(envelope: Envelope, raw: Uint8Array): void;
+  onEnvelope(envelope: ReceivedEnvelope, raw: Uint8Array): void;
   /**
    * Called for each received line before it is decoded: false drops the line undecoded (a rate
    * limit; src/node/directory-limits.ts), so a peer over its limit costs us no JSON parsing. The
@@ -437,14 +438,14 @@ export class PeerConnection implements FairReadable, Flushable {
     let handled = 0;
     while (handled < max && !this.#closed) {
       let bytes: Uint8Array | undefined;
-      let envelope: Envelope;
+      let envelope: ReceivedEnvelope;
       try {
         bytes = this.#decoder.nextLine();
         if (bytes === undefined) break;
         handled++;
         const handlers = this.#handlers;
         if (handlers?.admitLine !== undefined && !handlers.admitLine()) continue;
-        envelope = decodeEnvelope(this.#decoder.decode(bytes));
+        envelope = decodeReceivedEnvelope(bytes, this.#decoder);
       } catch (err) {
         this.#protocolViolation(err);
         break;

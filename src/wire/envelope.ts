@@ -4,7 +4,7 @@
  * JSON object with an integer `type` and a string `line`, ignoring other keys.
  */
 import { ProtocolError } from '../errors.js';
-import { isSendableType, messageTypeName } from './message-types.js';
+import { isSendableType, MessageType, messageTypeName } from './message-types.js';
 import { pyJsonString } from './pyjson.js';
 
 /** One decoded line: the envelope type number and its `line` text. */
@@ -88,32 +88,80 @@ export function encodeEnvelope(type: number, line: string): string {
   return `{"type": ${type}, "line": ${pyJsonString(line)}}`;
 }
 
+/** What Python's `json.dumps` writes as it is: printable ASCII but `"` and `\`. */
+const NOTHING_TO_ESCAPE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `{"type": 685, "line": "`: the bytes before a canonical privmsg's `line`. */
+const PRIVMSG_PREFIX = Buffer.from('{"type": 685, "line": "');
+/** `{"type": 687, "line": "`: the bytes before a canonical pubmsg's `line`. */
+const PUBMSG_PREFIX = Buffer.from('{"type": 687, "line": "');
+/** Both prefixes differ only in their last type digit, at this offset. */
+const TYPE_DIGIT_AT = 11;
+
+/** A received envelope, and whether its bytes are exactly what encoding it gives. */
+export interface ReceivedEnvelope extends Envelope {
+  /**
+   * True when the received bytes are {@link encodeEnvelope}`(type, line)` byte for byte, so that a
+   * directory node may relay them as they are ({@link canonicalFrame}; docs/protocol.md §1.2,
+   * §4.4). Detected for 685 and 687 only: `{"type": <type>, "line": "<line>"}` with nothing in
+   * `line` that Python's `json.dumps` escapes (only bytes 0x20-0x7e, no `"` or `\`).
+   */
+  readonly canonical: boolean;
+}
+
 /**
- * The frame {@link encodeEnvelope}`(type, line)` plus CR LF would be, taken from the received bytes
- * of that envelope when they already are exactly that: `{"type": <type>, "line": "<line>"}` with
- * nothing in `line` that Python's `json.dumps` escapes (only bytes 0x20-0x7e, no `"` or `\`). A
- * directory node then relays a privmsg without re-serialising it, byte for byte what re-serialising
- * gives (docs/protocol.md §1.2, §4.4).
- * @param raw - one received line, without its delimiter.
- * @param line - the `line` that `raw` decodes to ({@link decodeEnvelope}).
- * @param suffix - bytes to put after the CR LF in the same Buffer (another frame queued with it:
- *   one allocation and one write instead of two and a concatenation).
- * @returns a new Buffer of `raw`, CR LF and `suffix`, or undefined when `raw` is not in that form.
+ * Decodes the bytes of one received line (without its delimiter) as an envelope: what
+ * {@link decodeEnvelope}`(text.decode(raw))` gives, plus whether the bytes are canonical. A 685 or 687
+ * in canonical form, what every JoinMarket peer sends, is read straight from the bytes (one
+ * ASCII slice for `line`; no UTF-8 decoding of the whole line, no `JSON.parse`): the relay hot
+ * path of a directory node (docs/protocol.md §4.4).
+ *
+ * @param text - the strict UTF-8 decoding used for every other line (a LineDecoder, whose
+ *   `decode` throws ProtocolError on invalid UTF-8, or a fatal TextDecoder).
+ * @throws ProtocolError what `text.decode` or {@link decodeEnvelope} throw, for lines that are not
+ *   canonical.
  */
-export function verbatimFrame(
-  type: number,
+export function decodeReceivedEnvelope(
   raw: Uint8Array,
-  line: string,
-  suffix?: Uint8Array,
-): Buffer | undefined {
-  const prefix = VERBATIM_PREFIXES.get(type);
-  // `raw` is the prefix, `line` itself and `"}` exactly when it has that length (anything else
-  // in it, an escape or another key, makes it longer than what it decodes to) and those ends.
-  if (prefix === undefined || raw.length !== prefix.length + line.length + 2) return undefined;
-  if (raw[raw.length - 2] !== 0x22 /* " */ || raw[raw.length - 1] !== 0x7d /* } */)
-    return undefined;
-  if (Buffer.compare(prefix, raw.subarray(0, prefix.length)) !== 0) return undefined;
-  if (!NOTHING_TO_ESCAPE.test(line)) return undefined;
+  text: { decode(raw: Uint8Array): string },
+): ReceivedEnvelope {
+  const prefix =
+    raw[TYPE_DIGIT_AT] === 0x35 /* 5 */
+      ? PRIVMSG_PREFIX
+      : raw[TYPE_DIGIT_AT] === 0x37 /* 7 */
+        ? PUBMSG_PREFIX
+        : undefined;
+  const end = raw.length - 2;
+  if (
+    prefix !== undefined &&
+    end >= prefix.length &&
+    raw[end] === 0x22 /* " */ &&
+    raw[end + 1] === 0x7d /* } */ &&
+    prefix.compare(raw, 0, prefix.length) === 0
+  ) {
+    // `line` holds no `"` (checked below), so the `"}` at the end closes it: the line is exactly
+    // the bytes between, and, all printable ASCII, decodes to them one character per byte.
+    const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+    const line = bytes.toString('latin1', prefix.length, end);
+    if (NOTHING_TO_ESCAPE.test(line)) {
+      return {
+        type: prefix === PRIVMSG_PREFIX ? MessageType.PRIVMSG : MessageType.PUBMSG,
+        line,
+        canonical: true,
+      };
+    }
+  }
+  const { type, line } = decodeEnvelope(text.decode(raw));
+  return { type, line, canonical: false };
+}
+
+/**
+ * The frame of a canonical received envelope ({@link ReceivedEnvelope.canonical}): its bytes,
+ * CR LF, then `suffix` (another frame queued with it: one Buffer and one write instead of two and
+ * a concatenation). Byte for byte what framing {@link encodeEnvelope}`(type, line)` gives.
+ * @param raw - the received line, without its delimiter.
+ */
+export function canonicalFrame(raw: Uint8Array, suffix?: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(raw.length + 2 + (suffix?.length ?? 0));
   frame.set(raw, 0);
   frame[raw.length] = 0x0d;
@@ -121,14 +169,6 @@ export function verbatimFrame(
   if (suffix !== undefined) frame.set(suffix, raw.length + 2);
   return frame;
 }
-
-/** What Python's `json.dumps` writes as it is: printable ASCII but `"` and `\`. */
-const NOTHING_TO_ESCAPE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** `{"type": N, "line": "` of the types relayed verbatim. */
-const VERBATIM_PREFIXES = new Map<number, Buffer>(
-  [685, 687].map((type) => [type, Buffer.from(`{"type": ${type}, "line": "`)]),
-);
 
 /**
  * Parses one received line as an envelope (docs/protocol.md §1.2): a JSON object whose `type` is an integer

@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { hasCode, ProtocolError } from '../../src/errors.js';
 import {
+  canonicalFrame,
   decodeEnvelope,
+  decodeReceivedEnvelope,
   encodeEnvelope,
   exceedsJsonNestingDepth,
   MAX_JSON_NESTING_DEPTH,
-  verbatimFrame,
 } from '../../src/wire/envelope.js';
 import { encodeLine, LineDecoder } from '../../src/wire/framing.js';
 import { MessageType } from '../../src/wire/message-types.js';
@@ -221,50 +222,97 @@ describe('envelope properties', () => {
   });
 });
 
-describe('verbatimFrame', () => {
+describe('decodeReceivedEnvelope and canonicalFrame', () => {
   const frameOf = (type: number, line: string): Buffer => encodeLine(encodeEnvelope(type, line));
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const plain = 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!fill 0 100000 abc sig';
 
-  it('puts a suffix (the peerlist frame relayed with a privmsg) after the CR LF in one Buffer', () => {
-    const plain = 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!fill 0 100000 abc sig';
-    const entry = frameOf(789, 'J5aaaaaaaaaaaaaa;abc.onion:5222');
-    expect(verbatimFrame(685, Buffer.from(encodeEnvelope(685, plain)), plain, entry)).toEqual(
-      Buffer.concat([frameOf(685, plain), entry]),
-    );
+  it('reads a canonical 685 or 687 from its bytes and marks it canonical', () => {
+    for (const type of [MessageType.PRIVMSG, MessageType.PUBMSG]) {
+      const raw = Buffer.from(encodeEnvelope(type, plain));
+      expect(decodeReceivedEnvelope(raw, utf8)).toEqual({ type, line: plain, canonical: true });
+      // A plain Uint8Array view (not a Buffer) too.
+      const view = new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
+      expect(decodeReceivedEnvelope(view, utf8)).toEqual({ type, line: plain, canonical: true });
+    }
+    expect(decodeReceivedEnvelope(Buffer.from(encodeEnvelope(685, '')), utf8)).toEqual({
+      type: 685,
+      line: '',
+      canonical: true,
+    });
   });
 
-  it('gives the received bytes back when they are what re-serialising gives, else undefined', () => {
-    const plain = 'J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!fill 0 100000 abc sig';
-    expect(verbatimFrame(685, Buffer.from(encodeEnvelope(685, plain)), plain)).toEqual(
-      frameOf(685, plain),
-    );
-    // Not canonical: other spacing, other key order, an escape, non-ASCII, another type.
-    for (const raw of [
+  it('decodes anything else as decodeEnvelope does, not canonical', () => {
+    // Other spacing, other key order, an escape, non-ASCII, another type, an extra key.
+    for (const text of [
       `{"type":685,"line":"${plain}"}`,
       `{"line": "${plain}", "type": 685}`,
       encodeEnvelope(685, 'a"b'),
       encodeEnvelope(685, 'a\\b'),
-      encodeEnvelope(685, 'caf\u00e9'),
+      encodeEnvelope(687, 'caf\u00e9'),
       `{"type": 685, "line": "café"}`,
       encodeEnvelope(793, plain),
-    ])
-      expect(
-        verbatimFrame(685, Buffer.from(raw, 'utf8'), (JSON.parse(raw) as { line: string }).line),
-      ).toBeUndefined();
+      `{"type": 685, "line": "${plain}", "x": "y"}`,
+      // Byte 11 as in a privmsg or pubmsg, another type.
+      `{"type": 695, "line": "${plain}"}`,
+      `{"type": 587, "line": "${plain}"}`,
+    ]) {
+      const decoded = decodeEnvelope(text);
+      expect(decodeReceivedEnvelope(Buffer.from(text, 'utf8'), utf8)).toEqual({
+        ...decoded,
+        canonical: false,
+      });
+    }
   });
 
-  it('never differs from re-serialising what the received bytes decode to', () => {
+  it("throws what decodeEnvelope throws, and the line decoder's error for invalid UTF-8", () => {
+    for (const text of [
+      '{"type": 685, "line": "a"',
+      '{"type": 685, "line": 5}',
+      '[]',
+      '{"TYPE": 685, "line": "a"}',
+    ]) {
+      expect(() => decodeReceivedEnvelope(Buffer.from(text), utf8)).toThrow(ProtocolError);
+    }
+    // Starts like a canonical privmsg, but 0xff is no UTF-8: the slow path's decoder throws.
+    const bad = Buffer.concat([
+      Buffer.from('{"type": 685, "line": "a'),
+      Buffer.from([0xff]),
+      Buffer.from('"}'),
+    ]);
+    const decoder = new LineDecoder();
+    expect(() => decodeReceivedEnvelope(bad, decoder)).toThrow(/UTF-8/);
+  });
+
+  it('never differs from decodeEnvelope, and a canonical frame is what re-serialising gives', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), fc.boolean(), (line, spaced) => {
-        const text = spaced
-          ? encodeEnvelope(685, line)
-          : `{"type":685,"line":${JSON.stringify(line)}}`;
-        const raw = Buffer.from(text, 'utf8');
-        const decoded = decodeEnvelope(text);
-        const verbatim = verbatimFrame(685, raw, decoded.line);
-        if (verbatim === undefined) return;
-        expect(verbatim).toEqual(frameOf(decoded.type, decoded.line));
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 60 }),
+        fc.constantFrom(685, 687, 793),
+        fc.boolean(),
+        (line, type, spaced) => {
+          const text = spaced
+            ? encodeEnvelope(type, line)
+            : `{"type":${type},"line":${JSON.stringify(line)}}`;
+          const raw = Buffer.from(text, 'utf8');
+          const received = decodeReceivedEnvelope(raw, utf8);
+          expect({ type: received.type, line: received.line }).toEqual(decodeEnvelope(text));
+          if (received.canonical) expect(canonicalFrame(raw)).toEqual(frameOf(type, line));
+          // Canonical exactly when the bytes are the encoding, for the relayed types.
+          expect(received.canonical).toBe(
+            type !== 793 &&
+              raw.equals(Buffer.from(encodeEnvelope(type, line))) &&
+              /^[\x20-\x7e]*$/.test(line),
+          );
+        },
+      ),
       { numRuns: 2_000 },
     );
+  });
+
+  it('puts a suffix (the peerlist frame relayed with a privmsg) after the CR LF in one Buffer', () => {
+    const entry = frameOf(789, 'J5aaaaaaaaaaaaaa;abc.onion:5222');
+    const raw = Buffer.from(encodeEnvelope(685, plain));
+    expect(canonicalFrame(raw, entry)).toEqual(Buffer.concat([frameOf(685, plain), entry]));
   });
 });

@@ -7,7 +7,9 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { ProtocolError } from '../../../src/errors.js';
 import {
+  canonicalFrame,
   decodeEnvelope,
+  decodeReceivedEnvelope,
   encodeEnvelope,
   exceedsJsonNestingDepth,
   MAX_JSON_NESTING_DEPTH,
@@ -320,6 +322,42 @@ const jsonProperties: FuzzProperty[] = [
           if (!r.ok || !isSendableType(r.value.type)) return true;
           const again = decodeEnvelope(encodeEnvelope(r.value.type, r.value.line));
           return isDeepStrictEqual(again, r.value);
+        },
+      ),
+  }),
+  fuzzProperty({
+    name: 'envelope: decodeReceivedEnvelope of any received bytes equals decodeEnvelope of their UTF-8, or ProtocolError; canonical ones re-frame byte for byte',
+    runs: 80_000,
+    property: () =>
+      fc.property(
+        fc.oneof(
+          envelopeText.map((text) => Buffer.from(text, 'utf8')),
+          fc
+            .tuple(fc.constantFrom(685, 687), utf16String({ maxLength: 60 }))
+            .map(([type, line]) => Buffer.from(encodeEnvelope(type, line), 'utf8')),
+          fc
+            .tuple(fc.constantFrom(685, 687), fc.uint8Array({ maxLength: 40 }))
+            .map(([type, bytes]) =>
+              Buffer.concat([Buffer.from(`{"type": ${type}, "line": "`), bytes, Buffer.from('"}')]),
+            ),
+        ),
+        (raw) => {
+          const utf8 = new LineDecoder();
+          const r = onlyTyped('decodeReceivedEnvelope', ['ERR_PROTOCOL'], () =>
+            decodeReceivedEnvelope(raw, utf8),
+          );
+          const text = new TextDecoder('utf-8', { fatal: false }).decode(raw);
+          const expected = onlyTyped('decodeEnvelope', ['ERR_PROTOCOL'], () =>
+            decodeEnvelope(text),
+          );
+          if (!r.ok) return r.error instanceof ProtocolError;
+          if (!expected.ok) return false;
+          if (r.value.type !== expected.value.type || r.value.line !== expected.value.line)
+            return false;
+          return (
+            !r.value.canonical ||
+            canonicalFrame(raw).equals(encodeLine(encodeEnvelope(r.value.type, r.value.line)))
+          );
         },
       ),
   }),
