@@ -6,6 +6,7 @@
  */
 import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
+import { frameArena } from '../peer/frame-arena.js';
 import { canonicalFrame, encodeEnvelope } from '../wire/envelope.js';
 import { encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
@@ -146,7 +147,8 @@ export class DirectoryRelay {
       ? peer.relayPeerlistFrameWithFeatures
       : peer.relayPeerlistFrame;
     if (canonicalRaw !== undefined) {
-      recipient.conn.sendEncoded(canonicalFrame(canonicalRaw, entry));
+      // From the reused slab: the connection gives the frame back once written (frame-arena.ts).
+      recipient.conn.sendEncoded(canonicalFrame(canonicalRaw, entry, frameArena));
     } else {
       const frame = this.#relayFrame(MessageType.PRIVMSG, line);
       if (frame === undefined) return;

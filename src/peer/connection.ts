@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { decodeReceivedEnvelope, encodeEnvelope, type ReceivedEnvelope } from '../wire/envelope.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
 import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
+import { frameArena } from './frame-arena.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
@@ -260,14 +261,18 @@ export class PeerConnection implements FairReadable, Flushable {
   readonly #now: () => number;
   #handlers: ConnectionHandlers | undefined;
   #closed = false;
-  /** Frames sent in this turn, written together by {@link flush}. */
-  #pending: Uint8Array[] = [];
-  /** Whether {@link #pending} holds a frame that is not a broadcast copy (see FlushScheduler). */
+  /**
+   * The first frame sent in this turn, and the others after it: written together by
+   * {@link flush}. Most turns send a peer one frame, which then costs no array.
+   */
+  #pending: Uint8Array | undefined;
+  #pendingMore: Uint8Array[] | undefined;
+  /** Whether this turn's frames hold one that is not a broadcast copy (see FlushScheduler). */
   #urgent = false;
   #pendingBytes = 0;
   /**
    * Bytes that may still be queued this turn before the peer counts as a slow reader: the cap
-   * minus the socket's write buffer (read once, at the turn's first frame) minus {@link #pending}.
+   * minus the socket's write buffer (read once, at the turn's first frame) minus this turn's frames.
    */
   #budget = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -502,10 +507,14 @@ export class PeerConnection implements FairReadable, Flushable {
    * @returns false when the connection is closed (or was just destroyed as a slow reader).
    */
   sendEncoded(frame: Uint8Array, broadcast = false): boolean {
-    if (this.#closed) return false;
+    if (this.#closed) {
+      frameArena.release(frame, false);
+      return false;
+    }
     const bytes = frame.length;
     let budget = this.#budget;
-    if (this.#pending.length === 0 || bytes > budget) {
+    const first = this.#pending === undefined;
+    if (first || bytes > budget) {
       // The turn's first frame, or over the budget read earlier: the socket may have drained since.
       budget = this.#maxQueuedBytes - this.#socket.writableLength - this.#pendingBytes;
       if (bytes > budget) {
@@ -517,18 +526,22 @@ export class PeerConnection implements FairReadable, Flushable {
           'slow-reader',
           new OnionmcError('ERR_SLOW_READER', 'peer is not reading (send queue full)'),
         );
+        frameArena.release(frame, false);
         return false;
       }
     }
     this.#budget = budget - bytes;
-    if (this.#pending.length === 0) {
+    if (first) {
       this.#urgent = !broadcast;
       scheduler.add(this, !broadcast);
-    } else if (!broadcast && !this.#urgent) {
-      this.#urgent = true;
-      scheduler.promote(this);
+      this.#pending = frame;
+    } else {
+      if (!broadcast && !this.#urgent) {
+        this.#urgent = true;
+        scheduler.promote(this);
+      }
+      (this.#pendingMore ??= []).push(frame);
     }
-    this.#pending.push(frame);
     this.#pendingBytes += bytes;
     // A big turn goes out as it grows: what counts against the cap is then what the peer has not
     // taken, never what one turn relays to a peer that reads.
@@ -538,22 +551,36 @@ export class PeerConnection implements FairReadable, Flushable {
 
   /** Writes what was queued in this turn now, in one socket write. Called at the end of a turn. */
   flush(): void {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
+    const first = this.#pending;
+    if (first === undefined) return;
+    const more = this.#pendingMore;
     const bytes = this.#pendingBytes;
-    this.#pending = [];
+    this.#pending = undefined;
+    this.#pendingMore = undefined;
     this.#pendingBytes = 0;
-    if (this.#closed && this.#socket.writableEnded) return;
-    if (pending.length > 1 && this.#socket.writableLength > 0) {
+    const socket = this.#socket;
+    if (this.#closed && socket.writableEnded) {
+      releaseFrames(first, more, false);
+      return;
+    }
+    if (more === undefined) {
+      socket.write(first);
+      // Still counted by the socket: the kernel did not take it all, Node keeps the frame.
+      frameArena.release(first, socket.writableLength > 0);
+      return;
+    }
+    if (socket.writableLength > 0) {
       // The peer is behind: the frames wait in the socket's buffer, so they are queued as they
       // are (one vectored write once the socket drains). A broadcast's frame is then one buffer
       // for every peer that is behind, not a copy per peer.
-      for (const frame of pending) this.#socket.write(frame);
+      socket.write(first);
+      for (const frame of more) socket.write(frame);
+      releaseFrames(first, more, true);
       return;
     }
-    this.#socket.write(
-      pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending, bytes),
-    );
+    more.unshift(first);
+    socket.write(Buffer.concat(more, bytes));
+    releaseFrames(more[0] as Uint8Array, more, false);
   }
 
   /**
@@ -578,7 +605,9 @@ export class PeerConnection implements FairReadable, Flushable {
   /** Aborts the connection now, dropping anything queued. Idempotent; `onClose` is called once. */
   destroy(reason: CloseReason = 'closed', err?: Error): void {
     if (!this.#closed) {
-      this.#pending = [];
+      if (this.#pending !== undefined) releaseFrames(this.#pending, this.#pendingMore, false);
+      this.#pending = undefined;
+      this.#pendingMore = undefined;
       this.#pendingBytes = 0;
       this.#finish(reason, err);
     }
@@ -596,6 +625,15 @@ export class PeerConnection implements FairReadable, Flushable {
     this.#handlers = undefined;
     handlers?.onClose(err, reason);
   }
+}
+
+/**
+ * Gives the frames of a turn back to the {@link frameArena} (those from it): written (`retained`:
+ * still held by the socket) or dropped. `more` may hold `first` again (it is released once).
+ */
+function releaseFrames(first: Uint8Array, more: Uint8Array[] | undefined, retained: boolean): void {
+  if (more?.[0] !== first) frameArena.release(first, retained);
+  if (more !== undefined) for (const frame of more) frameArena.release(frame, retained);
 }
 
 /** Flushes every connection's output now (for shutdown paths and tests). */

@@ -46,6 +46,8 @@ export class FairReadScheduler {
   readonly #sliceMs: number;
   readonly #now: () => number;
   #ready = new Set<FairReadable>();
+  /** The previous round's set, emptied, reused as the next one's (no Set allocated per round). */
+  #spare = new Set<FairReadable>();
   #scheduled: NodeJS.Immediate | undefined;
   /** When lines were first handled on arrival in this iteration (valid while #inlineReset is set). */
   #inlineSince = 0;
@@ -122,7 +124,7 @@ export class FairReadScheduler {
   runRound(): void {
     const started = this.#now();
     const round = this.#ready;
-    this.#ready = new Set();
+    this.#ready = this.#spare;
     const again: FairReadable[] = [];
     let timeUp = false;
     for (const reader of round) {
@@ -133,6 +135,8 @@ export class FairReadScheduler {
       if (reader.drainSome(this.#linesPerTurn)) again.push(reader);
       timeUp = this.#now() - started >= this.#sliceMs;
     }
+    round.clear();
+    this.#spare = round;
     for (const reader of again) this.#ready.add(reader);
     if (this.#ready.size > 0) this.#schedule();
   }

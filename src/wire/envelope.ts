@@ -98,6 +98,9 @@ const PUBMSG_PREFIX = Buffer.from('{"type": 687, "line": "');
 /** Both prefixes differ only in their last type digit, at this offset. */
 const TYPE_DIGIT_AT = 11;
 
+/** Plain allocation, the default memory of {@link canonicalFrame}. */
+const NEW_BUFFERS = { take: (bytes: number): Buffer => Buffer.allocUnsafe(bytes) };
+
 /** A received envelope, and whether its bytes are exactly what encoding it gives. */
 export interface ReceivedEnvelope extends Envelope {
   /**
@@ -160,9 +163,15 @@ export function decodeReceivedEnvelope(
  * CR LF, then `suffix` (another frame queued with it: one Buffer and one write instead of two and
  * a concatenation). Byte for byte what framing {@link encodeEnvelope}`(type, line)` gives.
  * @param raw - the received line, without its delimiter.
+ * @param memory - where the frame's Buffer comes from (a directory node's relay takes it from a
+ *   reused slab, src/peer/frame-arena.ts); default a new Buffer.
  */
-export function canonicalFrame(raw: Uint8Array, suffix?: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(raw.length + 2 + (suffix?.length ?? 0));
+export function canonicalFrame(
+  raw: Uint8Array,
+  suffix?: Uint8Array,
+  memory: { take(bytes: number): Buffer } = NEW_BUFFERS,
+): Buffer {
+  const frame = memory.take(raw.length + 2 + (suffix?.length ?? 0));
   frame.set(raw, 0);
   frame[raw.length] = 0x0d;
   frame[raw.length + 1] = 0x0a;

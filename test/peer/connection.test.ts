@@ -11,7 +11,8 @@ import {
   PeerConnection,
   type CloseReason,
 } from '../../src/peer/connection.js';
-import { encodeEnvelope } from '../../src/wire/envelope.js';
+import { canonicalFrame, encodeEnvelope } from '../../src/wire/envelope.js';
+import { frameArena } from '../../src/peer/frame-arena.js';
 import { encodeLine } from '../../src/wire/framing.js';
 import { INBOX_PAUSE_BYTES } from '../../src/peer/fair-reader.js';
 
@@ -218,6 +219,56 @@ describe('PeerConnection big turns and peers that are behind', () => {
     expect(written).toHaveLength(2);
     expect(written[0]).toBe(a);
     expect(written[1]).toBe(b);
+  });
+});
+
+describe('PeerConnection and the frame arena (relayed privmsgs)', () => {
+  const privmsg = (text: string): Buffer =>
+    Buffer.from(encodeEnvelope(685, `J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!${text}`));
+
+  it('gives written and dropped frames back, so the slab is reused from its start', async () => {
+    const { ours, theirs } = await socketPair();
+    const { conn } = open(ours);
+    const raws = ['one', 'two', 'three'].map(privmsg);
+    const expected = Buffer.concat(raws.map((raw) => canonicalFrame(raw)));
+    const received = readAll(theirs, expected.length);
+    for (const raw of raws) conn.sendEncoded(canonicalFrame(raw, undefined, frameArena));
+    expect(frameArena.outstanding).toBe(3);
+    conn.flush();
+    expect(frameArena.outstanding).toBe(0);
+    expect(frameArena.used).toBe(0);
+    expect(await received).toEqual(expected);
+    // Dropped unsent (the connection is gone): given back too.
+    conn.destroy();
+    expect(conn.sendEncoded(canonicalFrame(raws[0] as Buffer, undefined, frameArena))).toBe(false);
+    expect(frameArena.outstanding).toBe(0);
+  });
+
+  it('never reuses slab memory that a socket still holds (a peer that is behind)', async () => {
+    const { ours, theirs } = await socketPair();
+    theirs.pause();
+    const { conn } = open(ours, { maxQueuedBytes: 64 * 1024 * 1024 });
+    const big = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!fill ${'x'.repeat(39_000)}`);
+    let filler = 0;
+    // Fill the kernel's buffers until the socket keeps bytes of its own (bounded: 64 MB at most).
+    for (let i = 0; i < 1_600 && ours.writableLength === 0; i++) {
+      conn.sendEncoded(big);
+      conn.flush();
+      filler += big.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(ours.writableLength).toBeGreaterThan(0);
+    // Same length, other bytes: carved at the same offset if the slab were reused too early.
+    const first = privmsg('AAAAAAAA');
+    const second = privmsg('BBBBBBBB');
+    conn.sendEncoded(canonicalFrame(first, undefined, frameArena));
+    conn.flush();
+    conn.sendEncoded(canonicalFrame(second, undefined, frameArena));
+    conn.flush();
+    const tail = Buffer.concat([canonicalFrame(first), canonicalFrame(second)]);
+    const received = readAll(theirs, filler + tail.length);
+    theirs.resume();
+    expect((await received).subarray(filler)).toEqual(tail);
   });
 });
 

@@ -310,9 +310,14 @@ describe('decodeReceivedEnvelope and canonicalFrame', () => {
     );
   });
 
-  it('puts a suffix (the peerlist frame relayed with a privmsg) after the CR LF in one Buffer', () => {
+  it('puts a suffix (the peerlist frame relayed with a privmsg) after the CR LF, in memory it is given', () => {
     const entry = frameOf(789, 'J5aaaaaaaaaaaaaa;abc.onion:5222');
     const raw = Buffer.from(encodeEnvelope(685, plain));
-    expect(canonicalFrame(raw, entry)).toEqual(Buffer.concat([frameOf(685, plain), entry]));
+    const expected = Buffer.concat([frameOf(685, plain), entry]);
+    expect(canonicalFrame(raw, entry)).toEqual(expected);
+    const slab = Buffer.alloc(1024, 0x41);
+    const frame = canonicalFrame(raw, entry, { take: (bytes) => slab.subarray(10, 10 + bytes) });
+    expect(frame).toEqual(expected);
+    expect(frame.buffer).toBe(slab.buffer);
   });
 });
