@@ -33,7 +33,10 @@
  *   npm run bench -- [--peers 500] [--senders 250] [--rate 1000] [--seconds 10]
  *                    [--fanout-senders 4] [--relays baseline,onionmc,onionmc-default]
  *                    [--phases flood,well-behaved,latency,fanout] [--cpu-prof DIR] [--json]
+ *                    [--repeat 1]
  *
+ * `--repeat N`: N rounds, the relays taking turns; the table holds each figure's median over the
+ * rounds (losses summed), and a line gives the rounds' onionmc/baseline ratios one by one.
  * `--cpu-prof DIR`: each onionmc process writes a V8 CPU profile to DIR when it exits.
  *
  * docs/performance.md has the figures and how to reproduce them.
@@ -57,6 +60,7 @@ const { values } = parseArgs({
     phases: { type: 'string', default: 'flood,well-behaved,latency,fanout' },
     json: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 
@@ -82,6 +86,7 @@ const SENDERS = intOption(
 const RATE = intOption('rate', values.rate, 1, 100_000);
 const SECONDS = intOption('seconds', values.seconds, 1, 300);
 const FANOUT_SENDERS = intOption('fanout-senders', values['fanout-senders'], 1, PEERS);
+const REPEAT = intOption('repeat', values.repeat, 1, 20);
 const RELAYS: RelayKind[] = [];
 for (const r of values.relays.split(',')) {
   if (!(RELAY_KINDS as readonly string[]).includes(r)) {
@@ -447,6 +452,63 @@ async function measure(kind: RelayKind): Promise<Row> {
   }
 }
 
+/** The median of `xs` (not empty). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** The median of the figures that are there, or undefined when none is. */
+function medianOf(xs: (number | undefined)[]): number | undefined {
+  const got = xs.filter((x): x is number => x !== undefined);
+  return got.length === 0 ? undefined : median(got);
+}
+
+/** A phase over several rounds: rate, CPU and generator CPU the medians; what was lost, summed. */
+function medianPhase(ps: (PhaseResult | undefined)[]): PhaseResult | undefined {
+  const got = ps.filter((p): p is PhaseResult => p !== undefined);
+  if (got.length === 0) return undefined;
+  const drops: Record<string, number> = {};
+  for (const p of got) for (const [k, v] of Object.entries(p.drops)) drops[k] = (drops[k] ?? 0) + v;
+  const sum = (f: (p: PhaseResult) => number): number => got.reduce((a, p) => a + f(p), 0);
+  return {
+    perS: median(got.map((p) => p.perS)),
+    cpuUsPerMessage: median(got.map((p) => p.cpuUsPerMessage)),
+    sent: sum((p) => p.sent),
+    lost: sum((p) => p.lost),
+    generatorCpuPct: median(got.map((p) => p.generatorCpuPct)),
+    drops,
+    peersLost: sum((p) => p.peersLost),
+  };
+}
+
+/** One relay's row over several rounds (see {@link medianPhase}); one round's row as it is. */
+function medianRow(rs: Row[]): Row {
+  if (rs.length === 1) return rs[0] as Row;
+  const opt = <K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } =>
+    (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
+  const lost = rs.map((r) => r.latencyLost).filter((x): x is number => x !== undefined);
+  return {
+    relay: (rs[0] as Row).relay,
+    ...opt('flood', medianPhase(rs.map((r) => r.flood))),
+    ...opt('wellBehaved', medianPhase(rs.map((r) => r.wellBehaved))),
+    ...opt('p50Ms', medianOf(rs.map((r) => r.p50Ms))),
+    ...opt('p99Ms', medianOf(rs.map((r) => r.p99Ms))),
+    ...opt('latencyLost', lost.length === 0 ? undefined : lost.reduce((a, b) => a + b, 0)),
+    ...opt('relayLoopDelayP99Ms', medianOf(rs.map((r) => r.relayLoopDelayP99Ms))),
+    ...opt('generatorLoopDelayP99Ms', medianOf(rs.map((r) => r.generatorLoopDelayP99Ms))),
+    ...opt('fanout', medianPhase(rs.map((r) => r.fanout))),
+    rssPerPeerKiB: median(rs.map((r) => r.rssPerPeerKiB)),
+    rssMiB: median(rs.map((r) => r.rssMiB)),
+  };
+}
+
+const fmt = (n: number | undefined, digits = 0): string =>
+  n === undefined ? '-' : digits === 0 ? int(n) : n.toFixed(digits);
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined || b <= 0 ? '-' : `${(a / b).toFixed(2)}×`;
+
 function formatRow(cells: string[]): string {
   const widths = [16, 10, 15, 15, 13, 8, 8, 16, 13, 8];
   return cells
@@ -457,15 +519,34 @@ function formatRow(cells: string[]): string {
 process.stdout.write(
   `relay benchmark: ${PEERS} peers, ${SENDERS} senders, ${RATE} privmsgs/s offered for latency, ${SECONDS} s per phase, ${FANOUT_SENDERS} pubmsg senders; ${PIN ? 'relay pinned to core 0, generator to core 1' : 'not pinned (no taskset or one core)'}; ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, load average ${os.loadavg()[0]?.toFixed(2) ?? '?'}\n`,
 );
-const rows: Row[] = [];
-for (const kind of RELAYS) rows.push(await measure(kind));
+// With --repeat, the relays take turns (the order reversed every other round, so that a drift of
+// the machine's speed over the run weighs on all alike) and each figure is the median of its rounds:
+// on a shared or virtual machine one run's figures move by tens of percent (docs/performance.md).
+const rounds: Row[][] = [];
+for (let round = 0; round < REPEAT; round++) {
+  if (REPEAT > 1) process.stdout.write(`round ${round + 1} of ${REPEAT}\n`);
+  const order = round % 2 === 0 ? RELAYS : [...RELAYS].reverse();
+  const measured: Row[] = [];
+  for (const kind of order) measured.push(await measure(kind));
+  rounds.push(RELAYS.map((kind) => measured.find((r) => r.relay === kind) as Row));
+}
+const rows: Row[] = RELAYS.map((_, i) => medianRow(rounds.map((round) => round[i] as Row)));
+if (REPEAT > 1) {
+  const roundRatios = (of: (r: Row) => number | undefined): string =>
+    rounds
+      .map((round) => {
+        const b = round.find((r) => r.relay === 'baseline');
+        const o = round.find((r) => r.relay === 'onionmc');
+        return b !== undefined && o !== undefined ? ratio(of(o), of(b)) : '-';
+      })
+      .join(' ');
+  process.stdout.write(
+    `\nonionmc/baseline by round: privmsg/s ${roundRatios((r) => r.flood?.perS)}; CPU µs/privmsg ${roundRatios((r) => r.flood?.cpuUsPerMessage)}; fan-out ${roundRatios((r) => r.fanout?.perS)}\n`,
+  );
+}
 
-const fmt = (n: number | undefined, digits = 0): string =>
-  n === undefined ? '-' : digits === 0 ? int(n) : n.toFixed(digits);
-const ratio = (a: number | undefined, b: number | undefined): string =>
-  a === undefined || b === undefined || b <= 0 ? '-' : `${(a / b).toFixed(2)}×`;
 process.stdout.write(
-  `\n${formatRow(['relay', 'privmsg/s', 'CPU µs/privmsg', 'well-behaved/s', 'w-b CPU µs', 'p50 ms', 'p99 ms', 'fan-out deliv/s', 'RSS KiB/peer', 'RSS MiB'])}\n`,
+  `${REPEAT > 1 ? `\nmedians of ${REPEAT} rounds:` : ''}\n${formatRow(['relay', 'privmsg/s', 'CPU µs/privmsg', 'well-behaved/s', 'w-b CPU µs', 'p50 ms', 'p99 ms', 'fan-out deliv/s', 'RSS KiB/peer', 'RSS MiB'])}\n`,
 );
 for (const r of rows) {
   process.stdout.write(
@@ -506,5 +587,5 @@ process.stdout.write(
 );
 if (values.json)
   process.stdout.write(
-    `JSON ${JSON.stringify({ peers: PEERS, senders: SENDERS, rate: RATE, seconds: SECONDS, loadAverage: os.loadavg()[0], rows })}\n`,
+    `JSON ${JSON.stringify({ peers: PEERS, senders: SENDERS, rate: RATE, seconds: SECONDS, repeat: REPEAT, loadAverage: os.loadavg()[0], rows })}\n`,
   );

@@ -5,8 +5,9 @@
  * PASS/FAIL. Every run is bounded (`--seconds` per phase); the default set takes about 8 minutes
  * on a 2-core machine.
  *
- *   npm run bench:table -- [--peers 100,500,1000,10000] [--seconds 5]
+ *   npm run bench:table -- [--peers 100,500,1000,10000] [--seconds 5] [--repeat 1]
  *
+ * `--repeat N`: each peer count runs N rounds (bench/relay.ts `--repeat`): medians.
  * The targets are ratios to the baseline relay in the same run, so they hold up on a busy
  * machine better than the absolute figures; re-run on a quiet machine for the published table.
  */
@@ -19,6 +20,7 @@ const { values } = parseArgs({
   options: {
     peers: { type: 'string', default: '100,500,1000,10000' },
     seconds: { type: 'string', default: '5' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 const PEER_COUNTS = values.peers.split(',').map(Number);
@@ -29,6 +31,11 @@ if (PEER_COUNTS.some((n) => !Number.isInteger(n) || n < 2 || n > 10_000)) {
 const SECONDS = Number(values.seconds);
 if (!Number.isInteger(SECONDS) || SECONDS < 1 || SECONDS > 60) {
   process.stderr.write(`--seconds takes an integer in [1, 60], not ${values.seconds}\n`);
+  process.exit(2);
+}
+const REPEAT = Number(values.repeat);
+if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 20) {
+  process.stderr.write(`--repeat takes an integer in [1, 20], not ${values.repeat}\n`);
   process.exit(2);
 }
 
@@ -64,7 +71,16 @@ function runRelayBench(peers: number): Promise<Run> {
   const script = fileURLToPath(new URL('./relay.js', import.meta.url));
   const child = spawn(
     process.execPath,
-    [script, '--peers', String(peers), '--seconds', String(SECONDS), '--json'],
+    [
+      script,
+      '--peers',
+      String(peers),
+      '--seconds',
+      String(SECONDS),
+      '--repeat',
+      String(REPEAT),
+      '--json',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';
