@@ -56,20 +56,41 @@ export const DELIVERY_UNIT_BYTES = 1024;
 /** Most nicks remembered as refused; the oldest ban is forgotten first beyond it. */
 export const MAX_BANNED_NICKS = 10_000;
 
-/** One connection's buckets (created at accept, dropped with the connection). */
+/**
+ * One connection's buckets (created at accept, dropped with the connection). `messages`, charged
+ * for every line, is made at once; the others when first charged: a bucket starts full and never
+ * holds more than full, so one made at its first use holds what one made at accept would, and
+ * most connections never send a pubmsg or getpeerlist (four objects less per peer).
+ */
 export class PeerBuckets {
   readonly messages: TokenBucket;
-  readonly deliveries: TokenBucket;
-  readonly orderbook: TokenBucket;
-  readonly getpeerlist: TokenBucket;
-  readonly offences: TokenBucket;
+  readonly #policy: DirectoryLimitsPolicy;
+  readonly #now: () => number;
+  #deliveries: TokenBucket | undefined;
+  #orderbook: TokenBucket | undefined;
+  #getpeerlist: TokenBucket | undefined;
+  #offences: TokenBucket | undefined;
 
   constructor(policy: DirectoryLimitsPolicy, now: () => number) {
     this.messages = new TokenBucket(policy.messages, now);
-    this.deliveries = new TokenBucket(policy.deliveries, now);
-    this.orderbook = new TokenBucket(policy.orderbook, now);
-    this.getpeerlist = new TokenBucket(policy.getpeerlist, now);
-    this.offences = new TokenBucket(policy.offences, now);
+    this.#policy = policy;
+    this.#now = now;
+  }
+
+  get deliveries(): TokenBucket {
+    return (this.#deliveries ??= new TokenBucket(this.#policy.deliveries, this.#now));
+  }
+
+  get orderbook(): TokenBucket {
+    return (this.#orderbook ??= new TokenBucket(this.#policy.orderbook, this.#now));
+  }
+
+  get getpeerlist(): TokenBucket {
+    return (this.#getpeerlist ??= new TokenBucket(this.#policy.getpeerlist, this.#now));
+  }
+
+  get offences(): TokenBucket {
+    return (this.#offences ??= new TokenBucket(this.#policy.offences, this.#now));
   }
 }
 

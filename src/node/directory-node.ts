@@ -328,29 +328,30 @@ export class DirectoryNode {
   #register(peer: DirectoryPeer): void {
     if (peer.nick === undefined || peer.location === undefined) return;
     peer.state = 'handshaked';
-    peer.entry = encodePeerlistEntry({
+    const entry = encodePeerlistEntry({
       nick: peer.nick,
       location: peer.location,
       disconnected: false,
     });
-    peer.entryWithFeatures =
-      peer.features.size > 0
-        ? encodePeerlistEntry({
-            nick: peer.nick,
-            location: peer.location,
-            disconnected: false,
-            features: [...peer.features],
-          })
-        : peer.entry;
-    const peerlistFrame = (entry: string): Uint8Array =>
+    const peerlistFrame = (ofPeer: string): Uint8Array =>
       encodeLine(
         encodeEnvelope(
           MessageType.PEERLIST,
-          peer.isServing ? `${this.#ownEntry},${entry}` : this.#ownEntry,
+          peer.isServing ? `${this.#ownEntry},${ofPeer}` : this.#ownEntry,
         ),
       );
-    peer.relayPeerlistFrame = peerlistFrame(peer.entry);
-    peer.relayPeerlistFrameWithFeatures = peerlistFrame(peer.entryWithFeatures);
+    peer.relayPeerlistFrame = peerlistFrame(entry);
+    peer.relayPeerlistFrameWithFeatures =
+      peer.features.size > 0
+        ? peerlistFrame(
+            encodePeerlistEntry({
+              nick: peer.nick,
+              location: peer.location,
+              disconnected: false,
+              features: [...peer.features],
+            }),
+          )
+        : peer.relayPeerlistFrame;
     this.#byNick.set(peer.nick, peer);
     this.#handshaked.add(peer);
     this.counters.add('handshake.accepted');

@@ -132,26 +132,28 @@ export interface DirectoryPeerInfo {
   readonly remote: string;
 }
 
+/** The features of a peer that announced none: one shared empty set, not one per connection. */
+const NO_FEATURES: ReadonlySet<string> = new Set();
+/** The peerlist frame of a peer not yet handshaked. */
+const NO_FRAME = new Uint8Array();
+
 /** What the directory node keeps per connection. */
 export class DirectoryPeer {
   state: 'connected' | 'authenticating' | 'handshaked' | 'closed' = 'connected';
   nick: string | undefined;
   location: string | undefined;
-  features: ReadonlySet<string> = new Set();
+  features: ReadonlySet<string> = NO_FEATURES;
   /** True once the peer proved it holds its nick's key (docs/protocol.md §9.6). */
   verified = false;
   /** The compressed pubkey (hex) the peer proved, once {@link verified}. */
   verifiedKey: string | undefined;
-  /** `nick;location`, cached: it is sent after every relay of this peer's privmsgs. */
-  entry = '';
-  /** `nick;location;F:…`, for recipients that advertised peerlist_features (docs/protocol.md §3.4). */
-  entryWithFeatures = '';
   /**
    * The 789 frames sent after relaying this peer's privmsgs (docs/protocol.md §3.3 case 1), encoded once at
-   * registration: plain, and with `;F:` for recipients that advertised peerlist_features.
+   * registration: plain, and with `;F:` for recipients that advertised peerlist_features (the
+   * same Buffer when the peer has no features). Empty before.
    */
-  relayPeerlistFrame: Uint8Array = new Uint8Array();
-  relayPeerlistFrameWithFeatures: Uint8Array = new Uint8Array();
+  relayPeerlistFrame: Uint8Array = NO_FRAME;
+  relayPeerlistFrameWithFeatures: Uint8Array = NO_FRAME;
   /** The exact 793 line and the challenge we sent, during nick authentication. */
   handshakeLine = '';
   challenge: NickAuthChallenge | undefined;
