@@ -501,7 +501,9 @@ export class PeerConnection implements FairReadable, Flushable {
    * Queues an already framed line (an envelope plus CRLF), e.g. one encoded once for a broadcast:
    * the same buffer may be queued to many connections. Everything queued in one event-loop turn
    * goes out in one socket write at the end of the turn (or at {@link flush}). Destroys the
-   * connection (`slow-reader`) when more than `maxQueuedBytes` would wait for the peer.
+   * connection (`slow-reader`) when more than `maxQueuedBytes` would wait for the peer. A frame
+   * taken from the {@link frameArena} is queued to ONE connection only, which gives it back once
+   * written or dropped (src/peer/frame-arena.ts).
    * @param broadcast true for a copy of a frame sent to many peers (a pubmsg, departures): such
    *   writes may wait behind this turn's other writes, a few ms at most (see FlushScheduler).
    * @returns false when the connection is closed (or was just destroyed as a slow reader).
