@@ -2,8 +2,8 @@
  * One command for the relay table of docs/performance.md: runs bench/relay.ts (baseline,
  * onionmc with the `bench` limits, onionmc with the default limits) at each peer count, one after
  * the other, and prints the markdown table, the ratios and each target of issues 8 and 12 as
- * PASS/FAIL. Every run is bounded (`--seconds` per phase); the default set takes about 8 minutes
- * on a 2-core machine.
+ * PASS/FAIL. Every run is bounded (`--seconds` per phase); the default set takes about 4-5
+ * minutes per round on a 2-core machine.
  *
  *   npm run bench:table -- [--peers 100,500,1000,10000] [--seconds 5] [--repeat 1]
  *
