@@ -340,6 +340,7 @@ export class DirectoryNode {
           peer.isServing ? `${this.#ownEntry},${ofPeer}` : this.#ownEntry,
         ),
       );
+    peer.wantsPeerlistFeatures = peer.features.has('peerlist_features');
     peer.relayPeerlistFrame = peerlistFrame(entry);
     peer.relayPeerlistFrameWithFeatures =
       peer.features.size > 0

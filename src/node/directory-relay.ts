@@ -143,7 +143,7 @@ export class DirectoryRelay {
     // entry when it serves an onion, and always our own entry (first, as in the transcript). The
     // entry carries `;F:` only for a recipient that asked for it: reference clients drop such
     // entries whole (docs/protocol.md §3.2). Both frames go in one Buffer: one queued frame, one write.
-    const entry = recipient.features.has('peerlist_features')
+    const entry = recipient.wantsPeerlistFeatures
       ? peer.relayPeerlistFrameWithFeatures
       : peer.relayPeerlistFrame;
     if (canonicalRaw !== undefined) {

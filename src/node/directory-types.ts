@@ -154,6 +154,11 @@ export class DirectoryPeer {
    */
   relayPeerlistFrame: Uint8Array = NO_FRAME;
   relayPeerlistFrameWithFeatures: Uint8Array = NO_FRAME;
+  /**
+   * Whether this peer advertised peerlist_features (docs/protocol.md §3.4), so that it is sent
+   * the senders' `;F:` frames: set at registration, read for every privmsg relayed to it.
+   */
+  wantsPeerlistFeatures = false;
   /** The exact 793 line and the challenge we sent, during nick authentication. */
   handshakeLine = '';
   challenge: NickAuthChallenge | undefined;
