@@ -423,7 +423,8 @@ export class PeerConnection implements FairReadable, Flushable {
     // Unless this iteration's time for that is used up (fair-reader.ts).
     if (
       !this.#waiting &&
-      (!fairReadScheduler.mayHandleNow() || this.drainSome(fairReadScheduler.linesPerTurn))
+      (!fairReadScheduler.mayHandleNow() ||
+        this.drainSome(fairReadScheduler.linesPerTurn, fairReadScheduler.inlineTimeUp))
     ) {
       this.#waiting = true;
       fairReadScheduler.add(this);
@@ -436,11 +437,13 @@ export class PeerConnection implements FairReadable, Flushable {
   /**
    * Handles up to `max` waiting lines (called by the fair read scheduler, src/peer/fair-reader.ts;
    * not for owners). A line the owner's {@link ConnectionHandlers.admitLine} refuses is skipped
-   * undecoded. Resumes reading once few bytes wait.
+   * undecoded. Stops early, after a line, once `timeUp` says the caller's time slice is spent.
+   * Resumes reading once few bytes wait.
    * @returns true when lines may still be waiting (the caller queues it for another round).
    */
-  drainSome(max: number): boolean {
+  drainSome(max: number, timeUp?: () => boolean): boolean {
     let handled = 0;
+    let outOfTime = false;
     while (handled < max && !this.#closed) {
       let bytes: Uint8Array | undefined;
       let envelope: ReceivedEnvelope;
@@ -462,6 +465,10 @@ export class PeerConnection implements FairReadable, Flushable {
         this.destroy('handler-failed', err instanceof Error ? err : new Error(String(err)));
         break;
       }
+      if (timeUp?.() === true) {
+        outOfTime = true;
+        break;
+      }
     }
     if (this.#closed) {
       this.#waiting = false;
@@ -469,9 +476,9 @@ export class PeerConnection implements FairReadable, Flushable {
     }
     // Liveness from the lines the decoder found, not a second scan of every chunk.
     if (handled > 0) this.lastReceivedAt = this.#now();
-    // Fewer than `max` handled: the decoder ran out of complete lines. Then what it holds is at
-    // most the start of one line, which only more reading can complete.
-    this.#waiting = handled === max;
+    // Fewer than `max` handled, in time: the decoder ran out of complete lines. Then what it holds
+    // is at most the start of one line, which only more reading can complete.
+    this.#waiting = handled === max || outOfTime;
     if (this.#socket.isPaused() && (!this.#waiting || this.inboxBytes <= INBOX_PAUSE_BYTES)) {
       this.#socket.resume();
     }

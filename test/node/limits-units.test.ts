@@ -116,6 +116,31 @@ describe('FairReadScheduler', () => {
     expect(scheduler.waiting).toBe(0);
   });
 
+  it("gives each reader the round's clock, so one reader's costly lines end its turn early", () => {
+    const clock = { now: 0 };
+    const scheduler = new FairReadScheduler(16, 1, () => clock.now);
+    const log: string[] = [];
+    // 0.4 ms per line, stopping when told the slice is spent (as PeerConnection does).
+    class CostlyReader extends FakeReader {
+      override drainSome(max: number, timeUp?: () => boolean): boolean {
+        for (let i = 0; i < max && this.lines > 0; i++) {
+          clock.now += 0.4;
+          this.log.push(this.name);
+          this.lines--;
+          if (timeUp?.() === true) break;
+        }
+        return this.lines > 0;
+      }
+    }
+    scheduler.add(new CostlyReader('flood', 10, log));
+    scheduler.add(new FakeReader('quiet', 1, log));
+    scheduler.runRound();
+    // Three lines make 1.2 ms, past the 1 ms slice: the round ends; quiet goes first next.
+    expect(log).toEqual(['flood', 'flood', 'flood']);
+    scheduler.runRound();
+    expect(log.slice(3)).toEqual(['quiet', 'flood', 'flood', 'flood']);
+  });
+
   it('lets lines be handled on arrival only for a time slice per event-loop iteration', async () => {
     const clock = { now: 100 };
     const scheduler = new FairReadScheduler(16, 1, () => clock.now);

@@ -419,6 +419,35 @@ describe('PeerConnection reads', () => {
     expect(conn.isOpen).toBe(true);
   });
 
+  it('ends a turn after the line that spends its time slice, however few lines it handled', async () => {
+    const { ours, theirs } = await socketPair();
+    const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
+    const handled: string[] = [];
+    let beforeNextIteration: number | undefined;
+    const all = new Promise<void>((resolve) => {
+      conn.start({
+        onEnvelope: (envelope) => {
+          if (handled.length === 0)
+            setImmediate(() => {
+              beforeNextIteration = handled.length;
+            });
+          handled.push(envelope.line);
+          // A costly line (a pubmsg relayed to many peers): 1.5 ms, more than the 1 ms slice.
+          const until = performance.now() + 1.5;
+          while (performance.now() < until);
+          if (handled.length === 16) resolve();
+        },
+        onClose: () => undefined,
+      });
+    });
+    const lines = Array.from({ length: 16 }, (_, i) => `J5aaaaaaaaaaaaaa!PUBLIC!n ${i}`);
+    theirs.write(Buffer.concat(lines.map((line) => frame(687, line))));
+    await all;
+    // One line on arrival, then the rest one per round, other connections served in between.
+    expect(beforeNextIteration).toBe(1);
+    expect(handled).toEqual(lines);
+  });
+
   it('keeps a backlog undecoded and bounded: the socket is paused past INBOX_PAUSE_BYTES', async () => {
     const { ours, theirs } = await socketPair();
     const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
