@@ -587,9 +587,8 @@ export class PeerConnection implements FairReadable, Flushable {
       releaseFrames(first, more, true);
       return;
     }
-    more.unshift(first);
-    socket.write(Buffer.concat(more, bytes));
-    releaseFrames(more[0] as Uint8Array, more, false);
+    socket.write(Buffer.concat([first, ...more], bytes));
+    releaseFrames(first, more, false);
   }
 
   /**
@@ -638,10 +637,10 @@ export class PeerConnection implements FairReadable, Flushable {
 
 /**
  * Gives the frames of a turn back to the {@link frameArena} (those from it): written (`retained`:
- * still held by the socket) or dropped. `more` may hold `first` again (it is released once).
+ * still held by the socket) or dropped.
  */
 function releaseFrames(first: Uint8Array, more: Uint8Array[] | undefined, retained: boolean): void {
-  if (more?.[0] !== first) frameArena.release(first, retained);
+  frameArena.release(first, retained);
   if (more !== undefined) for (const frame of more) frameArena.release(frame, retained);
 }
 

@@ -77,7 +77,7 @@ export class FrameArena implements FrameAllocator {
    * taken. Frames not from the current slab are ignored.
    */
   release(frame: Uint8Array, retained: boolean): void {
-    if (frame.buffer !== this.#slab.buffer) return;
+    if (!this.owns(frame)) return;
     if (retained) {
       this.#slab = Buffer.allocUnsafeSlow(this.#size);
       this.#used = 0;
