@@ -7,6 +7,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import {
+  CONCAT_MAX_BYTES,
   flushAllConnections,
   PeerConnection,
   type CloseReason,
@@ -222,6 +223,35 @@ describe('PeerConnection big turns and peers that are behind', () => {
   });
 });
 
+describe('PeerConnection big turns: the frames themselves, in one vectored write', () => {
+  it('writes a big turn of shared broadcast frames uncopied, corked, byte for byte', async () => {
+    const { ours, theirs } = await socketPair();
+    const { conn } = open(ours);
+    const written: { chunk: Uint8Array; corked: boolean }[] = [];
+    const target = ours as unknown as { write: (chunk: Uint8Array) => boolean };
+    const write = target.write.bind(ours);
+    target.write = (chunk) => {
+      written.push({ chunk, corked: ours.writableCorked > 0 });
+      return write(chunk);
+    };
+    const a = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!one ${'x'.repeat(39_000)}`);
+    const b = frame(687, `J5bbbbbbbbbbbbbb!PUBLIC!two ${'y'.repeat(39_000)}`);
+    expect(a.length + b.length).toBeGreaterThan(CONCAT_MAX_BYTES);
+    const expected = Buffer.concat([a, b]);
+    const received = readAll(theirs, expected.length);
+    conn.sendEncoded(a, true);
+    conn.sendEncoded(b, true);
+    conn.flush();
+    // The very Buffers every recipient shares, not a copy per peer; corked, so one writev.
+    expect(written.map((w) => w.chunk)).toEqual([a, b]);
+    expect(written[0]?.chunk).toBe(a);
+    expect(written[1]?.chunk).toBe(b);
+    expect(written.every((w) => w.corked)).toBe(true);
+    expect(ours.writableCorked).toBe(0);
+    expect(await received).toEqual(expected);
+  });
+});
+
 describe('PeerConnection and the frame arena (relayed privmsgs)', () => {
   const privmsg = (text: string): Buffer =>
     Buffer.from(encodeEnvelope(685, `J5aaaaaaaaaaaaaa!J5bbbbbbbbbbbbbb!${text}`));
@@ -284,7 +314,8 @@ describe('PeerConnection flush order', () => {
       const target = socket as unknown as { write: (chunk: Uint8Array) => boolean };
       const write = target.write.bind(socket);
       target.write = (chunk) => {
-        order.push(name);
+        // A big turn is several corked write() calls (one writev): one entry per connection.
+        if (order.at(-1) !== name) order.push(name);
         return write(chunk);
       };
     }
