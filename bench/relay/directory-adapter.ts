@@ -37,6 +37,8 @@ export type LimitsProfile = 'default' | 'bench';
 export const BENCH_LIMIT_KEYS: Readonly<Record<string, number>> = {
   limit_message_rate: 100_000_000,
   limit_message_burst: 100_000_000,
+  limit_read_rate: 1_000_000_000,
+  limit_read_burst: 1_000_000_000,
   limit_fanout_rate: 100_000_000,
   limit_fanout_burst: 100_000_000,
   limit_node_fanout_rate: 100_000_000,

@@ -16,6 +16,8 @@ import { DEFAULT_LISTEN_BACKLOG } from '../peer/transport.js';
 export const LIMIT_KEYS = [
   'limit_message_rate',
   'limit_message_burst',
+  'limit_read_rate',
+  'limit_read_burst',
   'limit_fanout_rate',
   'limit_fanout_burst',
   'limit_orderbook_interval',
@@ -81,6 +83,12 @@ export function readLimits(r: LimitsReader): LimitsConfig {
       messages: {
         ratePerSecond: count('limit_message_rate', d.messages.ratePerSecond),
         burst: count('limit_message_burst', d.messages.burst),
+      },
+      readBytes: {
+        ratePerSecond: r.integer('limit_read_rate', d.readBytes.ratePerSecond, 1024, MAX_BYTES),
+        // At least the longest line a peer may send (docs/protocol.md §1.3), so that one line
+        // never owes more than a second of the rate on top of the burst.
+        burst: r.integer('limit_read_burst', d.readBytes.burst, 65_536, MAX_BYTES),
       },
       deliveries: {
         ratePerSecond: count('limit_fanout_rate', d.deliveries.ratePerSecond),

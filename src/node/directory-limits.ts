@@ -16,6 +16,13 @@ export interface DirectoryLimitsPolicy {
   /** Messages (any envelope) per connection. ng: 500/s, burst 1,000 (docs/protocol.md §9.3). */
   readonly messages: TokenBucketPolicy;
   /**
+   * Bytes of received lines handled per connection: a peer over it is read slower, nothing is
+   * dropped (src/peer/connection.ts `readRate`). The message bucket counts lines whatever their
+   * length, so without this one connection could make the node handle 500 lines of 40,000 bytes
+   * (docs/protocol.md §1.3) a second, 20 MB/s.
+   */
+  readonly readBytes: TokenBucketPolicy;
+  /**
    * Pubmsg delivery units per connection: a pubmsg relayed to N peers costs N units per started
    * KiB of its line ({@link DELIVERY_UNIT_BYTES}), so N for an ordinary offer or `!orderbook`.
    */
@@ -38,6 +45,7 @@ export interface DirectoryLimitsPolicy {
 /** Defaults (docs/limits.md). */
 export const DEFAULT_DIRECTORY_LIMITS: DirectoryLimitsPolicy = {
   messages: { ratePerSecond: 500, burst: 1_000 },
+  readBytes: { ratePerSecond: 1_000_000, burst: 2_000_000 },
   deliveries: { ratePerSecond: 20_000, burst: 40_000 },
   orderbook: { ratePerSecond: 0.1, burst: 3 },
   getpeerlist: { ratePerSecond: 0.1, burst: 3 },

@@ -259,6 +259,7 @@ export class DirectoryNode {
       logger: this.#logger,
       ...(options.now !== undefined ? { now: options.now } : {}),
       ...(options.maxQueuedBytes !== undefined ? { maxQueuedBytes: options.maxQueuedBytes } : {}),
+      readRate: this.#limits.policy.readBytes,
     });
     const peer = new DirectoryPeer(conn, this.#limits.newPeer());
     this.#peers.add(peer);
@@ -274,6 +275,9 @@ export class DirectoryNode {
     conn.start({
       // Charged per line before decoding: a flooder's dropped lines cost no JSON parsing.
       admitLine: () => this.#limits.admitMessage(peer),
+      onThrottled: () => {
+        this.counters.add('throttled.read-rate');
+      },
       onEnvelope: (envelope, raw) => {
         this.#handleEnvelope(peer, envelope, raw);
       },

@@ -16,6 +16,7 @@ import { decodeReceivedEnvelope, encodeEnvelope, type ReceivedEnvelope } from '.
 import { LineDecoder, encodeLine } from '../wire/framing.js';
 import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 import { frameArena } from './frame-arena.js';
+import { TokenBucket, type TokenBucketPolicy } from '../util/token-bucket.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
@@ -79,6 +80,11 @@ export interface ConnectionHandlers {
    */
   admitLine?(): boolean;
   /**
+   * The connection went over its {@link ConnectionOptions.readRate} and waits before its next
+   * line is handled (`waitMs`); for counting. Absent: not told.
+   */
+  onThrottled?(waitMs: number): void;
+  /**
    * The connection closed. `reason` says why; `err` is the underlying error when there was one.
    * Called once.
    */
@@ -93,6 +99,13 @@ export interface ConnectionOptions {
   readonly maxQueuedBytes?: number;
   /** Receive limit per line in bytes; default the framing layer's 65,536 (docs/protocol.md §1.3). */
   readonly maxLineBytes?: number;
+  /**
+   * Bytes of received lines handled per second, and the burst, in bytes (each line is charged its
+   * length once handled). A peer that sends faster is read slower: its lines wait, its socket is
+   * paused, TCP pushes back on it; nothing is dropped. Absent: not limited. Measured on the real
+   * clock (`performance.now`), whatever {@link now} is.
+   */
+  readonly readRate?: TokenBucketPolicy;
   /** Clock in ms, injectable for tests; default `Date.now`. */
   readonly now?: () => number;
 }
@@ -234,6 +247,12 @@ export const SMALL_FLUSH_BYTES = 4 * 1024;
  */
 export const CONCAT_MAX_BYTES = 4 * 1024;
 
+/**
+ * Longest wait, in ms, of a connection over its read rate before the rate is looked at again (a
+ * bucket with a very low rate could otherwise owe minutes).
+ */
+export const MAX_THROTTLE_WAIT_MS = 1_000;
+
 /** Time in ms the writes of big turns may take in one event-loop iteration (see flushAll). */
 export const FLUSH_SLICE_MS = 1;
 
@@ -287,8 +306,14 @@ export class PeerConnection implements FairReadable, Flushable {
   #drainTimer: NodeJS.Timeout | undefined;
   /** When a liveness probe went out (0: none outstanding). */
   #probedAt = 0;
-  /** True while lines wait for a turn of the fair read scheduler (fair-reader.ts). */
+  /**
+   * True while lines wait: for a turn of the fair read scheduler (fair-reader.ts), or for the
+   * read rate ({@link #throttleTimer}).
+   */
   #waiting = false;
+  readonly #readBucket: TokenBucket | undefined;
+  /** Set while the connection is over its read rate: its lines wait until this fires. */
+  #throttleTimer: NodeJS.Timeout | undefined;
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.id = nextConnectionId++;
@@ -298,6 +323,11 @@ export class PeerConnection implements FairReadable, Flushable {
     this.lastReceivedAt = this.#now();
     this.#decoder = new LineDecoder(options.maxLineBytes);
     this.#maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES_PER_PEER;
+    // On the real clock, not the injected one: the rate paces real reads, with a real timer.
+    this.#readBucket =
+      options.readRate !== undefined
+        ? new TokenBucket(options.readRate, () => performance.now())
+        : undefined;
     this.remote =
       socket.remoteAddress !== undefined
         ? `${socket.remoteAddress}:${socket.remotePort ?? 0}`
@@ -445,20 +475,29 @@ export class PeerConnection implements FairReadable, Flushable {
   /**
    * Handles up to `max` waiting lines (called by the fair read scheduler, src/peer/fair-reader.ts;
    * not for owners). A line the owner's {@link ConnectionHandlers.admitLine} refuses is skipped
-   * undecoded. Stops early, after a line, once `timeUp` says the caller's time slice is spent.
-   * Resumes reading once few bytes wait.
+   * undecoded. Stops early, after a line, once `timeUp` says the caller's time slice is spent, or
+   * once the line spent more than the read rate allows: then the connection queues itself again
+   * when the rate has paid for it. Resumes reading once few bytes wait.
    * @returns true when lines may still be waiting (the caller queues it for another round).
    */
   drainSome(max: number, timeUp?: () => boolean): boolean {
     let handled = 0;
     let outOfTime = false;
+    const bucket = this.#readBucket;
+    // Ms until the read rate has paid for the lines handled so far (0: nothing owed).
+    let owedMs = bucket?.spend(0) ?? 0;
     while (handled < max && !this.#closed) {
+      if (owedMs > 0) {
+        this.#throttle(owedMs);
+        break;
+      }
       let bytes: Uint8Array | undefined;
       let envelope: ReceivedEnvelope;
       try {
         bytes = this.#decoder.nextLine();
         if (bytes === undefined) break;
         handled++;
+        if (bucket !== undefined) owedMs = bucket.spend(bytes.length);
         const handlers = this.#handlers;
         if (handlers?.admitLine !== undefined && !handlers.admitLine()) continue;
         envelope = decodeReceivedEnvelope(bytes, this.#decoder);
@@ -486,11 +525,29 @@ export class PeerConnection implements FairReadable, Flushable {
     if (handled > 0) this.lastReceivedAt = this.#now();
     // Fewer than `max` handled, in time: the decoder ran out of complete lines. Then what it holds
     // is at most the start of one line, which only more reading can complete.
-    this.#waiting = handled === max || outOfTime;
+    const throttled = this.#throttleTimer !== undefined;
+    this.#waiting = throttled || handled === max || outOfTime;
     if (this.#socket.isPaused() && (!this.#waiting || this.inboxBytes <= INBOX_PAUSE_BYTES)) {
       this.#socket.resume();
     }
-    return this.#waiting;
+    // A throttled connection is queued by its timer, not by the caller.
+    return this.#waiting && !throttled;
+  }
+
+  /**
+   * Over the read rate: the next line waits `waitMs` (at most {@link MAX_THROTTLE_WAIT_MS}, after
+   * which the rate is looked at again), then the connection queues itself for a round.
+   */
+  #throttle(waitMs: number): void {
+    clearTimeout(this.#throttleTimer);
+    this.#throttleTimer = setTimeout(
+      () => {
+        this.#throttleTimer = undefined;
+        if (!this.#closed) fairReadScheduler.add(this);
+      },
+      Math.min(Math.ceil(waitMs), MAX_THROTTLE_WAIT_MS),
+    );
+    this.#handlers?.onThrottled?.(waitMs);
   }
 
   #protocolViolation(err: unknown): void {
@@ -647,6 +704,8 @@ export class PeerConnection implements FairReadable, Flushable {
     this.#closed = true;
     this.#waiting = false;
     fairReadScheduler.delete(this);
+    clearTimeout(this.#throttleTimer);
+    this.#throttleTimer = undefined;
     clearTimeout(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
     const handlers = this.#handlers;

@@ -49,6 +49,19 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Spends `cost` tokens whether or not the bucket holds them: it may go into debt, which the
+   * rate pays off (for a cost known only once the work is done, such as the length of a line
+   * already received). A bucket without refilling (rate 0) stays in debt.
+   * @returns ms until the bucket is out of debt again; 0 when it is not in debt.
+   */
+  spend(cost: number): number {
+    this.#refill();
+    this.#tokens -= cost;
+    if (this.#tokens >= 0) return 0;
+    return this.#rate > 0 ? (-this.#tokens * 1000) / this.#rate : Infinity;
+  }
+
   #refill(): void {
     const now = this.#now();
     const elapsed = now - this.#at;

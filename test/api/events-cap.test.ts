@@ -22,6 +22,7 @@ describe('/v1/events buffer cap', () => {
     const dn = await fx.directory({
       limits: {
         messages: unlimited,
+        readBytes: unlimited,
         deliveries: unlimited,
         orderbook: unlimited,
         getpeerlist: unlimited,

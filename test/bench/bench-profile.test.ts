@@ -28,7 +28,13 @@ describe('relay benchmark limit profiles', () => {
       requireDirectoryNodes: false,
     });
     const d = DEFAULT_LIMITS_CONFIG;
-    for (const name of ['messages', 'deliveries', 'globalDeliveries', 'offences'] as const) {
+    for (const name of [
+      'messages',
+      'readBytes',
+      'deliveries',
+      'globalDeliveries',
+      'offences',
+    ] as const) {
       expect(limits.policy[name].ratePerSecond).toBeGreaterThan(100 * d.policy[name].ratePerSecond);
       expect(limits.policy[name].burst).toBeGreaterThan(100 * d.policy[name].burst);
     }

@@ -44,6 +44,8 @@ describe('limit keys (docs/limits.md)', () => {
         [
           'limit_message_rate = 100',
           'limit_message_burst = 200',
+          'limit_read_rate = 300000',
+          'limit_read_burst = 600000',
           'limit_fanout_rate = 1000',
           'limit_fanout_burst = 2000',
           'limit_orderbook_interval = 20',
@@ -68,6 +70,7 @@ describe('limit keys (docs/limits.md)', () => {
     expect(config.limits).toEqual({
       policy: {
         messages: { ratePerSecond: 100, burst: 200 },
+        readBytes: { ratePerSecond: 300_000, burst: 600_000 },
         deliveries: { ratePerSecond: 1000, burst: 2000 },
         orderbook: { ratePerSecond: 0.05, burst: 2 },
         getpeerlist: { ratePerSecond: 0.2, burst: 4 },

@@ -25,6 +25,7 @@ function limits(overrides: Partial<DirectoryLimitsPolicy>): DirectoryLimitsPolic
   const big = { ratePerSecond: 1e9, burst: 1e9 };
   return {
     messages: big,
+    readBytes: big,
     deliveries: big,
     orderbook: big,
     getpeerlist: big,
@@ -73,6 +74,21 @@ describe('rate limits', () => {
     expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
     // Another nick on another connection is not punished for it.
     await fx.join(dn);
+  });
+
+  it('reads a peer over its byte rate slower and counts it, relaying all it sent', async () => {
+    const dn = await fx.directory({
+      limits: limits({ readBytes: { ratePerSecond: 200_000, burst: 65_536 } }),
+    });
+    const a = await fx.join(dn);
+    const b = await fx.join(dn);
+    // 20 privmsgs of about 10 kB: three times the burst.
+    for (let i = 0; i < 20; i++) a.privmsg(b.nick, 'tx', `big${i} ${'q'.repeat(10_000)}`);
+    for (let i = 0; i < 20; i++) await nextPrivmsgWith(b, `big${i} `);
+    const counters = dn.node.counters;
+    expect(counters.get('throttled.read-rate')).toBeGreaterThan(0);
+    expect(counters.get('dropped.rate-limited')).toBe(0);
+    expect(counters.get('disconnected.flooding')).toBe(0);
   });
 
   it('charges a pubmsg by its fan-out', async () => {
@@ -200,7 +216,11 @@ describe('connection caps', () => {
 
 describe('bounded memory', () => {
   it('cuts a peer that does not read while the others get every pubmsg', async () => {
-    const dn = await fx.directory({ maxQueuedBytes: 256 * 1024 });
+    const dn = await fx.directory({
+      maxQueuedBytes: 256 * 1024,
+      // 18 MB from one sender: its read rate out of the way (the default would take 18 s).
+      limits: { ...DEFAULT_DIRECTORY_LIMITS, readBytes: { ratePerSecond: 1e9, burst: 1e9 } },
+    });
     const sender = await fx.join(dn);
     const reader = await fx.join(dn);
     const slow = await fx.join(dn);

@@ -28,6 +28,19 @@ describe('TokenBucket', () => {
     expect(bucket.take(3)).toBe(true);
   });
 
+  it('spends into debt and says how long the rate takes to pay it off', () => {
+    const clock = { now: 0 };
+    const bucket = new TokenBucket({ ratePerSecond: 1_000, burst: 100 }, () => clock.now);
+    expect(bucket.spend(60)).toBe(0);
+    expect(bucket.spend(90)).toBe(50); // 50 tokens of debt at 1,000/s
+    expect(bucket.take()).toBe(false);
+    clock.now += 50;
+    expect(bucket.available).toBe(0);
+    expect(bucket.spend(0)).toBe(0);
+    const never = new TokenBucket({ ratePerSecond: 0, burst: 1 }, () => clock.now);
+    expect(never.spend(2)).toBe(Infinity);
+  });
+
   it('ignores a clock that goes back', () => {
     const clock = { now: 1_000 };
     const bucket = new TokenBucket({ ratePerSecond: 1, burst: 1 }, () => clock.now);

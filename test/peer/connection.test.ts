@@ -496,6 +496,50 @@ describe('PeerConnection reads', () => {
     expect(conn.inboxBytes).toBe(0);
   });
 
+  it('reads a peer over its read rate slower, in order, dropping nothing', async () => {
+    const { ours, theirs } = await socketPair();
+    const rate = { ratePerSecond: 1_000_000, burst: 65_536 };
+    const started = Date.now();
+    const conn = new PeerConnection(ours, {
+      direction: 'inbound',
+      logger: silentLogger(),
+      readRate: rate,
+    });
+    const count = 40; // 400 kB: six times the burst
+    const lines = Array.from({ length: count }, (_, i) =>
+      encodeLine(encodeEnvelope(685, `${String(i).padStart(2, '0')} ${'z'.repeat(10_000)}`)),
+    );
+    const lineBytes = (lines[0] as Uint8Array).length - 2; // charged without its CRLF
+    const order: number[] = [];
+    let handled = 0;
+    let throttled = 0;
+    let overRate = 0;
+    const all = new Promise<void>((resolve) => {
+      conn.start({
+        onEnvelope: (envelope) => {
+          order.push(Number(envelope.line.slice(0, 2)));
+          // Every line is handled only when what came before fits the burst plus the rate since
+          // the bucket was made.
+          const allowed = rate.burst + (rate.ratePerSecond * (Date.now() - started + 1)) / 1000;
+          if (handled * lineBytes > allowed) overRate++;
+          if (++handled === count) resolve();
+        },
+        onThrottled: (waitMs) => {
+          expect(waitMs).toBeGreaterThan(0);
+          throttled++;
+        },
+        onClose: () => undefined,
+      });
+    });
+    theirs.write(Buffer.concat(lines));
+    await all;
+    expect(order).toEqual(lines.map((_, i) => i));
+    expect(overRate).toBe(0);
+    expect(throttled).toBeGreaterThan(0);
+    expect(conn.isOpen).toBe(true);
+    expect(conn.inboxBytes).toBe(0);
+  });
+
   it('reads on when what waits is the start of a line longer than the pause threshold', async () => {
     const { ours, theirs } = await socketPair();
     const conn = new PeerConnection(ours, { direction: 'inbound', logger: silentLogger() });
