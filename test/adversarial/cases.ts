@@ -448,6 +448,11 @@ export const PACED_LIMITS = {
   /** Messages per second per connection (`limit_message_rate`). */
   messageRate: 500,
   /**
+   * Bytes of lines read per second per connection (`limit_read_rate`): 25 of these cases' 40 kB
+   * lines. Over it a connection is read slower, nothing dropped (src/peer/connection.ts).
+   */
+  readRate: 1_000_000,
+  /**
    * Pubmsg delivery units per second per connection (`limit_fanout_rate`): a pubmsg costs one
    * unit per started KiB per recipient (src/node/directory-limits.ts), so 40 for each recipient
    * of one of these cases' 40 kB lines.
@@ -463,6 +468,7 @@ export const PACED_LIMITS = {
 
 const PACED_CONFIG: Readonly<Record<string, string>> = {
   limit_message_rate: String(PACED_LIMITS.messageRate),
+  limit_read_rate: String(PACED_LIMITS.readRate),
   limit_fanout_rate: String(PACED_LIMITS.fanoutRate),
   limit_node_fanout_rate: String(PACED_LIMITS.nodeFanoutRate),
   max_queued_bytes: String(PACED_LIMITS.queuedBytes),
@@ -545,6 +551,7 @@ export function slowReaders(sizes: Sizes): Promise<CaseResult> {
         PACE_SHARE *
         Math.min(
           PACED_LIMITS.messageRate,
+          PACED_LIMITS.readRate / MAX_SEND_LINE,
           PACED_LIMITS.fanoutRate / (fanout * LINE_UNITS),
           PACED_LIMITS.nodeFanoutRate / (flooders.length * fanout * LINE_UNITS),
         );
@@ -661,7 +668,8 @@ export function stalledEventStream(sizes: Sizes): Promise<CaseResult> {
       const received = countLines(victim, '!tx ');
       await victim.handshake();
       const flooders = await connectPeers(node.port, s.pacedFlooders);
-      const rate = PACE_SHARE * PACED_LIMITS.messageRate;
+      const rate =
+        PACE_SHARE * Math.min(PACED_LIMITS.messageRate, PACED_LIMITS.readRate / MAX_SEND_LINE);
       const pace = new Pace(node);
       const pacedMs = pacedFloodMs(s);
       let sent = 0;
