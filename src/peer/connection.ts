@@ -264,6 +264,8 @@ export const FLUSH_SLICE_MS = 1;
 export const BROADCAST_SLICE_MS = 2;
 
 const scheduler = new FlushScheduler();
+/** The real clock in ms, one function for every connection's read rate. */
+const realClock = (): number => performance.now();
 // Privmsgs relayed by a round of the fair reader go out at once, not an iteration later.
 fairReadScheduler.afterRound = () => {
   scheduler.flushUrgent(true);
@@ -326,7 +328,7 @@ export class PeerConnection implements FairReadable, Flushable {
     // On the real clock, not the injected one: the rate paces real reads, with a real timer.
     this.#readBucket =
       options.readRate !== undefined
-        ? new TokenBucket(options.readRate, () => performance.now())
+        ? new TokenBucket(options.readRate, realClock)
         : undefined;
     this.remote =
       socket.remoteAddress !== undefined
