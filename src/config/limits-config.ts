@@ -86,8 +86,8 @@ export function readLimits(r: LimitsReader): LimitsConfig {
       },
       readBytes: {
         ratePerSecond: r.integer('limit_read_rate', d.readBytes.ratePerSecond, 1024, MAX_BYTES),
-        // At least the longest line a peer may send (docs/protocol.md §1.3), so that one line
-        // never owes more than a second of the rate on top of the burst.
+        // At least the longest line a peer may send (65,536 bytes, docs/protocol.md §1.3): a full
+        // bucket then pays for any one line at once.
         burst: r.integer('limit_read_burst', d.readBytes.burst, 65_536, MAX_BYTES),
       },
       deliveries: {

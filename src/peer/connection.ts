@@ -13,10 +13,10 @@ import type net from 'node:net';
 import { OnionmcError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeReceivedEnvelope, encodeEnvelope, type ReceivedEnvelope } from '../wire/envelope.js';
+import { TokenBucket, type TokenBucketPolicy } from '../util/token-bucket.js';
 import { LineDecoder, encodeLine } from '../wire/framing.js';
 import { fairReadScheduler, INBOX_PAUSE_BYTES, type FairReadable } from './fair-reader.js';
 import { frameArena } from './frame-arena.js';
-import { TokenBucket, type TokenBucketPolicy } from '../util/token-bucket.js';
 
 /**
  * Bytes we let queue up for one peer before we treat it as a slow consumer and disconnect it:
@@ -327,9 +327,7 @@ export class PeerConnection implements FairReadable, Flushable {
     this.#maxQueuedBytes = options.maxQueuedBytes ?? MAX_QUEUED_BYTES_PER_PEER;
     // On the real clock, not the injected one: the rate paces real reads, with a real timer.
     this.#readBucket =
-      options.readRate !== undefined
-        ? new TokenBucket(options.readRate, realClock)
-        : undefined;
+      options.readRate !== undefined ? new TokenBucket(options.readRate, realClock) : undefined;
     this.remote =
       socket.remoteAddress !== undefined
         ? `${socket.remoteAddress}:${socket.remotePort ?? 0}`
