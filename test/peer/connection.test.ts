@@ -499,7 +499,8 @@ describe('PeerConnection reads', () => {
   it('reads a peer over its read rate slower, in order, dropping nothing', async () => {
     const { ours, theirs } = await socketPair();
     const rate = { ratePerSecond: 1_000_000, burst: 65_536 };
-    const started = Date.now();
+    // The read rate's clock (src/peer/connection.ts), read before its bucket is made.
+    const started = performance.now();
     const conn = new PeerConnection(ours, {
       direction: 'inbound',
       logger: silentLogger(),
@@ -512,7 +513,7 @@ describe('PeerConnection reads', () => {
     const lineBytes = (lines[0] as Uint8Array).length - 2; // charged without its CRLF
     const order: number[] = [];
     let handled = 0;
-    let throttled = 0;
+    const waits: number[] = [];
     let overRate = 0;
     const all = new Promise<void>((resolve) => {
       conn.start({
@@ -520,14 +521,11 @@ describe('PeerConnection reads', () => {
           order.push(Number(envelope.line.slice(0, 2)));
           // Every line is handled only when what came before fits the burst plus the rate since
           // the bucket was made.
-          const allowed = rate.burst + (rate.ratePerSecond * (Date.now() - started + 1)) / 1000;
+          const allowed = rate.burst + (rate.ratePerSecond * (performance.now() - started)) / 1000;
           if (handled * lineBytes > allowed) overRate++;
           if (++handled === count) resolve();
         },
-        onThrottled: (waitMs) => {
-          expect(waitMs).toBeGreaterThan(0);
-          throttled++;
-        },
+        onThrottled: (waitMs) => waits.push(waitMs),
         onClose: () => undefined,
       });
     });
@@ -535,7 +533,8 @@ describe('PeerConnection reads', () => {
     await all;
     expect(order).toEqual(lines.map((_, i) => i));
     expect(overRate).toBe(0);
-    expect(throttled).toBeGreaterThan(0);
+    expect(waits.length).toBeGreaterThan(0);
+    expect(Math.min(...waits)).toBeGreaterThan(0);
     expect(conn.isOpen).toBe(true);
     expect(conn.inboxBytes).toBe(0);
   });
