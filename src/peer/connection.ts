@@ -241,9 +241,10 @@ export const SMALL_FLUSH_BYTES = 4 * 1024;
 
 /**
  * Bytes of a turn's frames that {@link PeerConnection.flush} copies into one Buffer for its write;
- * a bigger turn is written as the frames themselves, corked (one vectored write). Copies up to
- * this size come from Node's shared Buffer pool (`Buffer.allocUnsafe` pools under half of its
- * 8 KiB), so they cost no memory of their own; bigger ones would each be a new allocation.
+ * a bigger turn (or any turn of a peer that is behind) is written as the frames themselves, corked
+ * (one vectored write). Copies up to this size come from Node's shared Buffer pool
+ * (`Buffer.allocUnsafe` pools under half of its 8 KiB), so they cost no memory of their own;
+ * bigger ones would each be a new allocation.
  */
 export const CONCAT_MAX_BYTES = 4 * 1024;
 
@@ -643,24 +644,17 @@ export class PeerConnection implements FairReadable, Flushable {
       frameArena.release(first, socket.writableLength > 0);
       return;
     }
-    if (socket.writableLength > 0) {
-      // The peer is behind: the frames wait in the socket's buffer, so they are queued as they
-      // are (one vectored write once the socket drains). A broadcast's frame is then one buffer
-      // for every peer that is behind, not a copy per peer.
-      socket.write(first);
-      for (const frame of more) socket.write(frame);
-      releaseFrames(first, more, true);
-      return;
-    }
-    if (bytes <= CONCAT_MAX_BYTES) {
+    if (bytes <= CONCAT_MAX_BYTES && socket.writableLength === 0) {
       socket.write(Buffer.concat([first, ...more], bytes));
       releaseFrames(first, more, false);
       return;
     }
-    // A big turn (broadcasts of long lines that waited for their slice, often several per peer)
-    // goes out as one vectored write of the frames themselves: a copy per peer would be one new
-    // Buffer per recipient, which V8 counts towards its next full collection (a paced 40 kB
-    // pubmsg flood to 356 peers copied 40-90 MB/s and ran a 2-9 ms mark-compact every second).
+    // The frames themselves, in one vectored write, for a peer that is behind (they wait in the
+    // socket's buffer until it drains) and for a big turn (broadcasts of long lines that waited for
+    // their slice, often several per peer): a broadcast's frame stays one Buffer for every peer,
+    // where a copy per peer would be a new Buffer per recipient, which V8 counts towards its next
+    // full collection (a paced 40 kB pubmsg flood to 356 peers copied 40-90 MB/s and ran a 2-9 ms
+    // mark-compact every second).
     socket.cork();
     socket.write(first);
     for (const frame of more) socket.write(frame);
