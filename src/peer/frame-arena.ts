@@ -16,17 +16,13 @@
  * kernel did not take at once, which Node keeps until it is sent).
  */
 
+import type { FrameAllocator } from '../wire/envelope.js';
+
 /** Bytes of one slab: some 580 relayed privmsgs of one event-loop turn. */
 export const FRAME_ARENA_BYTES = 256 * 1024;
 
 /** Frames longer than this are allocated on their own, not carved from the slab. */
 export const FRAME_ARENA_MAX_FRAME_BYTES = 8 * 1024;
-
-/** What takes frames: {@link FrameArena}, or plain allocation. */
-export interface FrameAllocator {
-  /** A Buffer of `bytes` bytes, contents undefined. */
-  take(bytes: number): Buffer;
-}
 
 /**
  * Frames carved from one reused slab. Each frame taken must be queued to ONE connection, which

@@ -98,8 +98,14 @@ const PUBMSG_PREFIX = Buffer.from('{"type": 687, "line": "');
 /** Both prefixes differ only in their last type digit, at this offset. */
 const TYPE_DIGIT_AT = 11;
 
+/** Where {@link canonicalFrame} takes its Buffer from: a reused slab (src/peer/frame-arena.ts), or plain allocation. */
+export interface FrameAllocator {
+  /** A Buffer of `bytes` bytes, contents undefined. */
+  take(bytes: number): Buffer;
+}
+
 /** Plain allocation, the default memory of {@link canonicalFrame}. */
-const NEW_BUFFERS = { take: (bytes: number): Buffer => Buffer.allocUnsafe(bytes) };
+const NEW_BUFFERS: FrameAllocator = { take: (bytes) => Buffer.allocUnsafe(bytes) };
 
 /** A received envelope, and whether its bytes are exactly what encoding it gives. */
 export interface ReceivedEnvelope extends Envelope {
@@ -169,7 +175,7 @@ export function decodeReceivedEnvelope(
 export function canonicalFrame(
   raw: Uint8Array,
   suffix?: Uint8Array,
-  memory: { take(bytes: number): Buffer } = NEW_BUFFERS,
+  memory: FrameAllocator = NEW_BUFFERS,
 ): Buffer {
   const frame = memory.take(raw.length + 2 + (suffix?.length ?? 0));
   frame.set(raw, 0);
