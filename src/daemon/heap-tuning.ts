@@ -1,0 +1,32 @@
+/**
+ * How the daemon's V8 heap grows (docs/performance.md, "Heap growth"): a fixed old-generation
+ * growing factor instead of V8's dynamic one.
+ *
+ * V8 sets the next full collection's limit to the live old generation times a factor it derives
+ * from how fast the program allocates in the old generation compared with how fast it marks. A
+ * relay promotes almost nothing (a privmsg's objects die young), so V8 sees a fast collector and
+ * a slow allocator and keeps the limit tight, about 1.6 times the live heap. With 10,000 peers
+ * (some 39 MB live) that leaves less headroom than the young generation can promote at once,
+ * so V8 starts incremental marking after every few scavenges: a mark-compact every 0.5-1 s that
+ * frees 1-3 MB of the old generation, each 8-14 ms of pause plus some 70 ms of marking on a helper
+ * thread.
+ * Twice the live heap as the limit leaves that headroom.
+ */
+
+/** The V8 flag that fixes the growing factor at `1 + percent / 100`. */
+export const HEAP_GROWING_FLAG = '--heap-growing-percent';
+
+/** The factor the daemon asks for: the limit is twice the live old generation. */
+export const HEAP_GROWING_PERCENT = 100;
+
+/**
+ * The V8 flag string the daemon sets at start (with `v8.setFlagsFromString`), or undefined when
+ * the process was started with its own `--heap-growing-percent` (or its underscore spelling),
+ * which wins.
+ *
+ * @param execArgv the Node flags the process was started with (`process.execArgv`).
+ */
+export function heapGrowingFlag(execArgv: readonly string[]): string | undefined {
+  const own = execArgv.some((arg) => /^--heap[-_]growing[-_]percent(=|$)/.test(arg));
+  return own ? undefined : `${HEAP_GROWING_FLAG}=${String(HEAP_GROWING_PERCENT)}`;
+}
