@@ -43,25 +43,42 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { listeningFd, listenOnFreePort, portOf } from '../src/demo/cluster.js';
 import { DEFAULT_DIRECTORY_LIMITS } from '../src/node/directory-limits.js';
+import { benchOptions } from './options.js';
 import type { GeneratorCommand, GeneratorReport } from './relay/load-generator.js';
 
-const { values } = parseArgs({
-  options: {
-    peers: { type: 'string', default: '500' },
-    senders: { type: 'string' },
-    rate: { type: 'string', default: '1000' },
-    seconds: { type: 'string', default: '10' },
-    'fanout-senders': { type: 'string', default: '4' },
-    relays: { type: 'string', default: 'baseline,onionmc,onionmc-default' },
-    phases: { type: 'string', default: 'flood,well-behaved,latency,fanout' },
-    json: { type: 'boolean', default: false },
-    'cpu-prof': { type: 'string' },
-    repeat: { type: 'string', default: '1' },
-  },
+const USAGE = `
+npm run bench -- [--peers 500] [--senders 250] [--rate 1000] [--seconds 10]
+                 [--fanout-senders 4] [--relays baseline,onionmc,onionmc-default]
+                 [--phases flood,well-behaved,latency,fanout] [--cpu-prof DIR] [--json]
+                 [--repeat 1]
+
+onionmc's directory node against a minimal baseline relay, with the same load generator.
+  --peers N            connected, handshaked peers (2-10000)
+  --senders N          flooding senders (default: half the peers, at most 250)
+  --rate N             privmsgs/s offered in the latency phase
+  --seconds N          length of each measured phase
+  --fanout-senders N   pubmsg senders in the fan-out phase
+  --relays LIST        which relays, in this order
+  --phases LIST        which phases
+  --cpu-prof DIR       each onionmc process writes a V8 CPU profile to DIR
+  --json               a last line JSON {...} (for bench/table.ts)
+  --repeat N           rounds, the relays taking turns; the table holds medians
+docs/performance.md has the figures and how to reproduce them.`;
+
+const values = benchOptions('npm run bench', USAGE, {
+  peers: { type: 'string', default: '500' },
+  senders: { type: 'string' },
+  rate: { type: 'string', default: '1000' },
+  seconds: { type: 'string', default: '10' },
+  'fanout-senders': { type: 'string', default: '4' },
+  relays: { type: 'string', default: 'baseline,onionmc,onionmc-default' },
+  phases: { type: 'string', default: 'flood,well-behaved,latency,fanout' },
+  json: { type: 'boolean', default: false },
+  'cpu-prof': { type: 'string' },
+  repeat: { type: 'string', default: '1' },
 });
 
 function intOption(name: string, text: string, min: number, max: number): number {

@@ -14,14 +14,21 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchOptions } from './options.js';
 
-const { values } = parseArgs({
-  options: {
-    peers: { type: 'string', default: '100,500,1000,10000' },
-    seconds: { type: 'string', default: '5' },
-    repeat: { type: 'string', default: '1' },
-  },
+const USAGE = `
+npm run bench:table -- [--peers 100,500,1000,10000] [--seconds 5] [--repeat 1]
+
+Runs npm run bench at each peer count and prints the table of docs/performance.md, the ratios
+and each target as PASS/FAIL.
+  --peers LIST   peer counts (2-10000 each)
+  --seconds N    length of each measured phase (1-60)
+  --repeat N     rounds per peer count (1-20); each figure is the median`;
+
+const values = benchOptions('npm run bench:table', USAGE, {
+  peers: { type: 'string', default: '100,500,1000,10000' },
+  seconds: { type: 'string', default: '5' },
+  repeat: { type: 'string', default: '1' },
 });
 const PEER_COUNTS = values.peers.split(',').map(Number);
 if (PEER_COUNTS.some((n) => !Number.isInteger(n) || n < 2 || n > 10_000)) {

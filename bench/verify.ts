@@ -21,7 +21,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import * as tiny from 'tiny-secp256k1';
 import { bitcoinMessageHash } from '../src/message/hash.js';
@@ -33,8 +32,18 @@ import {
   useSignatureBackend,
   verifyMessage,
 } from '../src/message/signing.js';
+import { benchOptions } from './options.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' } } });
+const USAGE = `
+npm run bench:verify -- [--seconds 2]
+
+Verifies the signed privmsgs of test/fixtures/vectors.json with each secp256k1 candidate and
+prints verifies per CPU-second. Pin it to one core with taskset -c 1 (docs/performance.md).
+  --seconds N   time per candidate (0.2-60)`;
+
+const values = benchOptions('npm run bench:verify', USAGE, {
+  seconds: { type: 'string', default: '2' },
+});
 const SECONDS = Math.min(60, Math.max(0.2, Number(values.seconds)));
 const MAX_ITERATIONS = 5_000_000;
 
