@@ -11,6 +11,7 @@ import {
 } from '../node/directory-types.js';
 import { MAX_QUEUED_BYTES_PER_PEER } from '../peer/connection.js';
 import { DEFAULT_LISTEN_BACKLOG } from '../peer/transport.js';
+import { MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
 
 /** The limit keys (all onionmc's own). */
 export const LIMIT_KEYS = [
@@ -86,9 +87,9 @@ export function readLimits(r: LimitsReader): LimitsConfig {
       },
       readBytes: {
         ratePerSecond: r.integer('limit_read_rate', d.readBytes.ratePerSecond, 1024, MAX_BYTES),
-        // At least the longest line a peer may send (65,536 bytes, docs/protocol.md §1.3): a full
-        // bucket then pays for any one line at once.
-        burst: r.integer('limit_read_burst', d.readBytes.burst, 65_536, MAX_BYTES),
+        // At least the longest line a peer may send (docs/protocol.md §1.3): a full bucket then
+        // pays for any one line at once.
+        burst: r.integer('limit_read_burst', d.readBytes.burst, MAX_RECEIVE_LINE_BYTES, MAX_BYTES),
       },
       deliveries: {
         ratePerSecond: count('limit_fanout_rate', d.deliveries.ratePerSecond),
