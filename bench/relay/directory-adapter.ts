@@ -7,9 +7,8 @@
  * (docs/limits.md). When the DirectoryNode constructor or its transport changes, only this file
  * changes.
  */
-import v8 from 'node:v8';
 import { parseConfig } from '../../src/config/config.js';
-import { heapGrowingFlag } from '../../src/daemon/heap-tuning.js';
+import { applyHeapGrowingFlag } from '../../src/daemon/heap-tuning.js';
 import { silentLogger } from '../../src/log.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import { DirectoryNode } from '../../src/node/directory-node.js';
@@ -70,9 +69,8 @@ export async function startOnionmcDirectory(
   fd: number,
   profile: LimitsProfile,
 ): Promise<RunningRelay> {
-  // The heap growth `onionmc run` sets for its process (src/daemon/heap-tuning.ts).
-  const heapFlag = heapGrowingFlag(process.execArgv);
-  if (heapFlag !== undefined) v8.setFlagsFromString(heapFlag);
+  // The heap growth `onionmc run` sets for its process.
+  applyHeapGrowingFlag();
   const config = parseConfig(benchConfigText(profile), `bench-${profile}.cfg`, {
     requireDirectoryNodes: false,
   });

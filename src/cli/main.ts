@@ -7,14 +7,13 @@
  * answers a client command; 70 internal error. A failure prints one line on stderr (a list of
  * configuration problems prints one line each), never a stack trace.
  */
-import v8 from 'node:v8';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ApiClient } from '../api/client.js';
 import type { ApiEndpoint } from '../api/server.js';
 import { ApiListenError } from '../api/unix-socket.js';
 import { loadConfig, parseApiEndpointValue, type OnionmcConfig } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { heapGrowingFlag } from '../daemon/heap-tuning.js';
+import { applyHeapGrowingFlag } from '../daemon/heap-tuning.js';
 import { VERSION } from '../daemon/version.js';
 import { ConfigError, OnionmcError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../log.js';
@@ -102,10 +101,7 @@ interface RunOptions extends LocationOptions {
 
 async function runNode(options: RunOptions): Promise<number> {
   refuseRoot(options.allowRoot);
-  // A fixed heap growing factor (src/daemon/heap-tuning.ts): V8 reads it whenever it sets the
-  // next collection's limit, so setting it now, before any peer connects, is enough.
-  const heapFlag = heapGrowingFlag(process.execArgv);
-  if (heapFlag !== undefined) v8.setFlagsFromString(heapFlag);
+  applyHeapGrowingFlag();
   const datadir = resolveDatadir(options.datadir);
   const config = await loadConfig(resolveConfigFile(datadir, options.config));
   const logger = makeLogger(options.logLevel, options.pretty);

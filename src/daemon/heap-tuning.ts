@@ -11,6 +11,7 @@
  * the old generation, each 8-14 ms of pause plus some 70 ms of marking on a helper thread. Twice
  * the live heap as the limit leaves that headroom.
  */
+import v8 from 'node:v8';
 
 /** The V8 flag that fixes the growing factor at `1 + percent / 100`. */
 export const HEAP_GROWING_FLAG = '--heap-growing-percent';
@@ -28,4 +29,17 @@ export const HEAP_GROWING_PERCENT = 100;
 export function heapGrowingFlag(execArgv: readonly string[]): string | undefined {
   const own = execArgv.some((arg) => /^--heap[-_]growing[-_]percent(=|$)/.test(arg));
   return own ? undefined : `${HEAP_GROWING_FLAG}=${String(HEAP_GROWING_PERCENT)}`;
+}
+
+/**
+ * Sets {@link heapGrowingFlag}'s flag for this process, unless its node command line gave one:
+ * what `onionmc run` does at start, before any peer connects (V8 reads the flag whenever it sets
+ * the next collection's limit), and the benchmark's onionmc process the same way.
+ *
+ * @returns the flag set, or undefined when the command line's own was left in place.
+ */
+export function applyHeapGrowingFlag(): string | undefined {
+  const flag = heapGrowingFlag(process.execArgv);
+  if (flag !== undefined) v8.setFlagsFromString(flag);
+  return flag;
 }
