@@ -34,8 +34,9 @@ export interface DirectoryLimitsPolicy {
   /** Pubmsg deliveries of the whole node, all connections together. */
   readonly globalDeliveries: TokenBucketPolicy;
   /**
-   * Over-limit messages a connection may send: each one drop takes a token; with none left the
-   * peer is disconnected (`flooding`) and its nick refused for {@link banMs}.
+   * Over-limit messages a connection may send: each one drop takes a token, and each
+   * {@link READ_WAIT_MS_PER_OFFENCE} ms waited over the read rate one; with none left the peer is
+   * disconnected (`flooding`) and its nick refused for {@link banMs}.
    */
   readonly offences: TokenBucketPolicy;
   /** How long a disconnected flooder's nick is refused at handshake, in ms. */
@@ -60,6 +61,15 @@ export const DEFAULT_DIRECTORY_LIMITS: DirectoryLimitsPolicy = {
  * 40,000 bytes, docs/protocol.md §1.3) at the price of short ones.
  */
 export const DELIVERY_UNIT_BYTES = 1024;
+
+/**
+ * Ms a connection waits over its read rate per offence it is charged
+ * ({@link DirectoryLimits.readThrottled}). A peer that keeps sending faster than its read rate
+ * waits all the time, 100 offences a second: twice what the default offence rate pays back, so it
+ * is disconnected after about 10 s (burst 500 / (100 - 50) per s). A burst that is over the rate for
+ * under half the time is never disconnected for it.
+ */
+export const READ_WAIT_MS_PER_OFFENCE = 10;
 
 /** Most nicks remembered as refused; the oldest ban is forgotten first beyond it. */
 export const MAX_BANNED_NICKS = 10_000;
@@ -190,6 +200,17 @@ export class DirectoryLimits {
     return false;
   }
 
+  /**
+   * The connection is over its read rate and waits `waitMs` before its next line (nothing is
+   * dropped: TCP slows the peer down). Counted `throttled.read-rate`, and charged one offence per
+   * {@link READ_WAIT_MS_PER_OFFENCE} ms waited: a peer that persists is disconnected as a flooder
+   * (`disconnected.flooding`) and its nick refused, as for over-limit messages.
+   */
+  readThrottled(peer: DirectoryPeer, waitMs: number): void {
+    this.#counters.add('throttled.read-rate');
+    this.#offend(peer, Math.ceil(waitMs / READ_WAIT_MS_PER_OFFENCE), 'read-rate');
+  }
+
   /** Empties the ban list (stop). */
   clear(): void {
     this.#banned.clear();
@@ -197,7 +218,22 @@ export class DirectoryLimits {
 
   #overLimit(peer: DirectoryPeer, reason: DropReason): void {
     this.#counters.add(dropCounter(reason));
-    if (peer.buckets.offences.take() || !peer.conn.isOpen) return;
+    this.#offend(peer, 1, reason);
+  }
+
+  /**
+   * Charges `cost` offences. Tolerated while the bucket holds at least one offence; the charge may
+   * then overdraw it, a debt its rate pays back (so one long wait over the read rate never
+   * disconnects a peer by itself, whatever `limit_offence_burst` is). With less than one offence
+   * left, the peer is disconnected and its nick refused.
+   */
+  #offend(peer: DirectoryPeer, cost: number, reason: DropReason | 'read-rate'): void {
+    const offences = peer.buckets.offences;
+    if (offences.available >= 1) {
+      offences.spend(cost);
+      return;
+    }
+    if (!peer.conn.isOpen) return;
     // Persistent: disconnect, and refuse the nick for a while.
     if (peer.nick !== undefined) this.#ban(peer.nick);
     peer.conn.logger.warn({ nick: peer.nick, reason }, 'peer keeps flooding; disconnecting');

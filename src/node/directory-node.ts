@@ -275,8 +275,8 @@ export class DirectoryNode {
     conn.start({
       // Charged per line before decoding: a flooder's dropped lines cost no JSON parsing.
       admitLine: () => this.#limits.admitMessage(peer),
-      onThrottled: () => {
-        this.counters.add('throttled.read-rate');
+      onThrottled: (waitMs) => {
+        this.#limits.readThrottled(peer, waitMs);
       },
       onEnvelope: (envelope, raw) => {
         this.#handleEnvelope(peer, envelope, raw);

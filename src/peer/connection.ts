@@ -80,8 +80,9 @@ export interface ConnectionHandlers {
    */
   admitLine?(): boolean;
   /**
-   * The connection went over its {@link ConnectionOptions.readRate} and waits before its next
-   * line is handled (`waitMs`); for counting. Absent: not told.
+   * The connection went over its {@link ConnectionOptions.readRate} and its next line waits
+   * `waitMs` before the rate is looked at again (at most {@link MAX_THROTTLE_WAIT_MS}; a longer
+   * debt is told again in parts, so the calls add up to the time waited). Absent: not told.
    */
   onThrottled?(waitMs: number): void;
   /**
@@ -541,14 +542,12 @@ export class PeerConnection implements FairReadable, Flushable {
    */
   #throttle(waitMs: number): void {
     clearTimeout(this.#throttleTimer);
-    this.#throttleTimer = setTimeout(
-      () => {
-        this.#throttleTimer = undefined;
-        if (!this.#closed) fairReadScheduler.add(this);
-      },
-      Math.min(Math.ceil(waitMs), MAX_THROTTLE_WAIT_MS),
-    );
-    this.#handlers?.onThrottled?.(waitMs);
+    const delayMs = Math.min(Math.ceil(waitMs), MAX_THROTTLE_WAIT_MS);
+    this.#throttleTimer = setTimeout(() => {
+      this.#throttleTimer = undefined;
+      if (!this.#closed) fairReadScheduler.add(this);
+    }, delayMs);
+    this.#handlers?.onThrottled?.(delayMs);
   }
 
   #protocolViolation(err: unknown): void {

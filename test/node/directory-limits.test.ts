@@ -91,6 +91,35 @@ describe('rate limits', () => {
     expect(counters.get('disconnected.flooding')).toBe(0);
   });
 
+  it('disconnects a peer that stays over its byte rate and refuses its nick', async () => {
+    const dn = await fx.directory({
+      limits: limits({
+        readBytes: { ratePerSecond: 200_000, burst: 65_536 },
+        // 10 offences: 100 ms waited over the read rate (READ_WAIT_MS_PER_OFFENCE).
+        offences: { ratePerSecond: 0, burst: 10 },
+      }),
+    });
+    const a = await fx.join(dn);
+    const b = await fx.join(dn);
+    const flooder = await fx.join(dn);
+    // Within the burst (about 60 kB): never throttled, relayed whole.
+    for (let i = 0; i < 6; i++) a.privmsg(b.nick, 'tx', `fits${i} ${'q'.repeat(10_000)}`);
+    for (let i = 0; i < 6; i++) await nextPrivmsgWith(b, `fits${i} `);
+    // About 400 kB: some 1.7 s of waiting at 200 kB/s after the burst.
+    for (let i = 0; i < 40; i++) flooder.privmsg(b.nick, 'tx', `big${i} ${'q'.repeat(10_000)}`);
+    await flooder.waitClosed();
+    const counters = dn.node.counters;
+    expect(counters.get('throttled.read-rate')).toBeGreaterThan(0);
+    expect(counters.get('disconnected.flooding')).toBe(1);
+    expect(counters.get('dropped.rate-limited')).toBe(0);
+    const again = await fx.connect(dn, { identity: flooder.identity });
+    again.sendHandshake();
+    expect(parseDirectoryHandshake((await again.nextEnvelope()).line)?.accepted).toBe(false);
+    // The pair is still served.
+    a.privmsg(b.nick, 'tx', 'after');
+    await nextPrivmsgWith(b, 'after');
+  });
+
   it('charges a pubmsg by its fan-out', async () => {
     const dn = await fx.directory({
       limits: limits({ deliveries: { ratePerSecond: 0, burst: 5 } }),

@@ -21,7 +21,11 @@ import {
 } from '../../src/message/nick-auth.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import { signPrivmsg } from '../../src/message/privmsg.js';
-import type { HeartbeatOptions, NickAuthPolicy } from '../../src/node/directory-node.js';
+import {
+  DEFAULT_DIRECTORY_LIMITS,
+  type HeartbeatOptions,
+  type NickAuthPolicy,
+} from '../../src/node/directory-node.js';
 import { CLOSE_DRAIN_TIMEOUT_MS, STOP_DRAIN_TIMEOUT_MS } from '../../src/peer/connection.js';
 import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
 import {
@@ -918,8 +922,12 @@ describe('robustness (docs/protocol.md §1.2, §1.3)', () => {
 
 describe('stop', () => {
   it('cuts off a peer that does not take its last bytes within the stop drain, not the 10 s close drain', async () => {
-    // A queue cap far above what is sent, so that the node keeps it all for the peer.
-    const dn = await fx.directory({ maxQueuedBytes: 64 * 1024 * 1024 });
+    // A queue cap far above what is sent, so that the node keeps it all for the peer; and a read
+    // rate the sender's 9 MB stays within (at the default it would be cut as a byte flooder).
+    const dn = await fx.directory({
+      maxQueuedBytes: 64 * 1024 * 1024,
+      limits: { ...DEFAULT_DIRECTORY_LIMITS, readBytes: { ratePerSecond: 1e9, burst: 1e9 } },
+    });
     const slow = await fx.join(dn);
     slow.peer.socket.pause();
     const sender = await fx.join(dn);
