@@ -68,6 +68,7 @@ describe('protocol abuse against a directory node process', () => {
 describe.each([
   ['pubmsg-flood'],
   ['privmsg-flood'],
+  ['byte-flood'],
   ['slow-readers'],
   ['stalled-events'],
   ['many-flooders'],
@@ -90,7 +91,7 @@ describe.each([
 });
 
 describe('the limits of issue 12 (CI sizes)', () => {
-  for (const key of ['pubmsg-flood', 'privmsg-flood', 'many-flooders']) {
+  for (const key of ['pubmsg-flood', 'privmsg-flood', 'byte-flood', 'many-flooders']) {
     it(
       `${key}: flooders are limited within 1 s and cut when they persist; RSS under 150 MB`,
       async () => {

@@ -57,6 +57,14 @@ export interface Sizes {
    * connection (a map entry with its nick, a timer, a listener closure, a child logger) fails it.
    */
   readonly churnHeapTargetMb: number;
+  /**
+   * `[MESSAGING:onion]` keys of the byte-flood case (none: the defaults). A peer that stays over
+   * its read rate is charged 100 offences a second and paid back 50
+   * (src/node/directory-limits.ts `READ_WAIT_MS_PER_OFFENCE`): the defaults let it send its 2 MB
+   * read burst, then cut it after about 10 s of persisting, within the issue's 15 s flood but not
+   * within a 1 s CI flood.
+   */
+  readonly byteFloodConfig: Readonly<Record<string, string>> | undefined;
 }
 
 /** The issue's sizes (`npm run adversarial`). */
@@ -76,6 +84,7 @@ export const FULL_SIZES: Sizes = {
   silentConnections: 2_000,
   churnCycles: 5_000,
   churnHeapTargetMb: 5,
+  byteFloodConfig: undefined,
 };
 
 /** The CI share inside `npm test`: small and short. */
@@ -95,6 +104,8 @@ export const CI_SIZES: Sizes = {
   silentConnections: 200,
   churnCycles: 500,
   churnHeapTargetMb: 1,
+  // Throttled from its first 64 KiB, cut after about 0.2 s of it.
+  byteFloodConfig: { limit_read_burst: '65536', limit_offence_burst: '10' },
 };
 
 /** One target checked. */
@@ -506,6 +517,50 @@ const PACED_WINDOW_LINES = 12;
 function maxSizeFrame(type: number, head: string): Buffer {
   const pad = MAX_SEND_LINE - frame(type, head).length;
   return frame(type, head + 'a'.repeat(Math.max(0, pad)));
+}
+
+/**
+ * One peer floods the largest privmsgs (40,000 bytes) at one nick: few lines, many bytes. The
+ * message bucket never sees it over its limit (25 lines a second are 1 MB/s); the read rate does:
+ * the node reads it slower, TCP slows it down, and once it has waited over that rate long enough
+ * (`limit_offence_burst`, see {@link Sizes.byteFloodConfig}) it is cut and its nick refused.
+ */
+export function byteFlood(sizes: Sizes): Promise<CaseResult> {
+  const config = sizes.byteFloodConfig;
+  return runCase(
+    'byte flood (1 peer, 40,000-byte privmsgs at 1 nick)',
+    sizes,
+    async ({ node, sizes: s }) => {
+      const attacker = new RawPeer(node.port);
+      await attacker.handshake();
+      const victim = new RawPeer(node.port);
+      const seen = countLines(victim, `"line": "${attacker.nick}!`);
+      await victim.handshake();
+      const f = await flood(
+        attacker,
+        maxSizeFrame(685, `${attacker.nick}!${victim.nick}!fill `),
+        s.floodMs,
+        s.floodMaxLines,
+      );
+      return {
+        attackers: [floodSummary('flooder', f)],
+        figures: {
+          'victim received by flood end (MB)': mb(seen.bytes),
+          'flooder sent (MB)': mb(f.sent * MAX_SEND_LINE),
+        },
+        checks: [],
+        flooders: [f],
+        cleanup: () => {
+          attacker.destroy();
+          victim.destroy();
+        },
+      };
+    },
+    {
+      pairTargetX: PAIR_TARGET_X,
+      ...(config !== undefined ? { extraConfig: config } : {}),
+    },
+  );
 }
 
 /** Handshaked peers the node lists now (`GET /v1/info`). */
@@ -1301,6 +1356,7 @@ export async function protocolAbuse(sizes: Sizes): Promise<CaseResult & { steps:
 export const CASES: readonly { key: string; run: (sizes: Sizes) => Promise<CaseResult> }[] = [
   { key: 'pubmsg-flood', run: pubmsgFlood },
   { key: 'privmsg-flood', run: privmsgFlood },
+  { key: 'byte-flood', run: byteFlood },
   { key: 'slow-readers-flood', run: slowReadersFlood },
   { key: 'slow-readers', run: slowReaders },
   { key: 'stalled-events', run: stalledEventStream },
