@@ -203,12 +203,13 @@ export class DirectoryLimits {
   /**
    * The connection is over its read rate and waits `waitMs` before its next line (nothing is
    * dropped: TCP slows the peer down). Counted `throttled.read-rate`, and charged one offence per
-   * {@link READ_WAIT_MS_PER_OFFENCE} ms waited: a peer that persists is disconnected as a flooder
+   * {@link READ_WAIT_MS_PER_OFFENCE} ms waited (a fraction for a shorter wait, so many short waits
+   * cost what one as long would): a peer that persists is disconnected as a flooder
    * (`disconnected.flooding`) and its nick refused, as for over-limit messages.
    */
   readThrottled(peer: DirectoryPeer, waitMs: number): void {
     this.#counters.add('throttled.read-rate');
-    this.#offend(peer, Math.ceil(waitMs / READ_WAIT_MS_PER_OFFENCE), 'read-rate');
+    this.#offend(peer, waitMs / READ_WAIT_MS_PER_OFFENCE, 'read-rate');
   }
 
   /** Empties the ban list (stop). */

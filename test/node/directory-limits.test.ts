@@ -120,6 +120,25 @@ describe('rate limits', () => {
     await nextPrivmsgWith(b, 'after');
   });
 
+  it('charges short waits over the byte rate by their length, not one offence each', async () => {
+    const dn = await fx.directory({
+      limits: limits({
+        readBytes: { ratePerSecond: 1_000_000, burst: 65_536 },
+        // 50 offences: 500 ms waited over the read rate.
+        offences: { ratePerSecond: 0, burst: 50 },
+      }),
+    });
+    const a = await fx.join(dn);
+    const b = await fx.join(dn);
+    // 150 lines of about 2 kB, 300 kB: some 235 ms of waiting after the burst, in a hundred waits
+    // of 2-3 ms. Counted one offence each, they would cut the peer.
+    for (let i = 0; i < 150; i++) a.privmsg(b.nick, 'tx', `short${i} ${'q'.repeat(2_000)}`);
+    for (let i = 0; i < 150; i++) await nextPrivmsgWith(b, `short${i} `);
+    const counters = dn.node.counters;
+    expect(counters.get('throttled.read-rate')).toBeGreaterThan(50);
+    expect(counters.get('disconnected.flooding')).toBe(0);
+  });
+
   it('charges a pubmsg by its fan-out', async () => {
     const dn = await fx.directory({
       limits: limits({ deliveries: { ratePerSecond: 0, burst: 5 } }),
