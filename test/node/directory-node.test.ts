@@ -923,7 +923,9 @@ describe('robustness (docs/protocol.md §1.2, §1.3)', () => {
 describe('stop', () => {
   it('cuts off a peer that does not take its last bytes within the stop drain, not the 10 s close drain', async () => {
     // A queue cap far above what is sent, so that the node keeps it all for the peer; and a read
-    // rate the sender's 9 MB stays within (at the default it would be cut as a byte flooder).
+    // rate the sender's 9 MB stays within: at the default 1 MB/s it would wait some 7 s over the
+    // rate, more than the offence budget allows when nothing refills it (this fixture's clock is
+    // frozen), and be cut as a byte flooder.
     const dn = await fx.directory({
       maxQueuedBytes: 64 * 1024 * 1024,
       limits: { ...DEFAULT_DIRECTORY_LIMITS, readBytes: { ratePerSecond: 1e9, burst: 1e9 } },
