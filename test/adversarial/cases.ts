@@ -414,10 +414,25 @@ export function slowReadersFlood(sizes: Sizes): Promise<CaseResult> {
   );
 }
 
-/** One peer floods privmsgs at one nick for `floodMs`. */
-export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
+/**
+ * One peer floods privmsgs at one nick (a victim that reads) for `floodMs`: the privmsg-flood and
+ * byte-flood cases, which differ in the line sent, what they report of it and the node's
+ * config.
+ * @param lineFor the framed line the attacker sends, from its nick to the victim's.
+ * @param figuresOf the case's figures from what reached the victim by the flood's end.
+ */
+function oneNickFlood(
+  name: string,
+  sizes: Sizes,
+  lineFor: (from: string, to: string) => Buffer,
+  figuresOf: (
+    seen: { count: number; bytes: number },
+    f: FloodStats,
+  ) => Record<string, string | number>,
+  extraConfig?: Readonly<Record<string, string>>,
+): Promise<CaseResult> {
   return runCase(
-    'privmsg flood (1 peer at 1 nick)',
+    name,
     sizes,
     async ({ node, sizes: s }) => {
       const attacker = new RawPeer(node.port);
@@ -427,13 +442,13 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
       await victim.handshake();
       const f = await flood(
         attacker,
-        fillLine(attacker.nick, victim.nick),
+        lineFor(attacker.nick, victim.nick),
         s.floodMs,
         s.floodMaxLines,
       );
       return {
         attackers: [floodSummary('flooder', f)],
-        figures: { 'victim received by flood end': seen.count, 'flooder sent': f.sent },
+        figures: figuresOf(seen, f),
         checks: [],
         flooders: [f],
         cleanup: () => {
@@ -442,8 +457,16 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
         },
       };
     },
-    { pairTargetX: PAIR_TARGET_X },
+    { pairTargetX: PAIR_TARGET_X, ...(extraConfig !== undefined ? { extraConfig } : {}) },
   );
+}
+
+/** One peer floods privmsgs at one nick for `floodMs`. */
+export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
+  return oneNickFlood('privmsg flood (1 peer at 1 nick)', sizes, fillLine, (seen, f) => ({
+    'victim received by flood end': seen.count,
+    'flooder sent': f.sent,
+  }));
 }
 
 /** The largest line a peer may send: 40,000 bytes with its CR LF (docs/protocol.md §1.3). */
@@ -526,40 +549,15 @@ function maxSizeFrame(type: number, head: string): Buffer {
  * (`limit_offence_burst`, see {@link Sizes.byteFloodConfig}) it is cut and its nick refused.
  */
 export function byteFlood(sizes: Sizes): Promise<CaseResult> {
-  const config = sizes.byteFloodConfig;
-  return runCase(
+  return oneNickFlood(
     'byte flood (1 peer, 40,000-byte privmsgs at 1 nick)',
     sizes,
-    async ({ node, sizes: s }) => {
-      const attacker = new RawPeer(node.port);
-      await attacker.handshake();
-      const victim = new RawPeer(node.port);
-      const seen = countLines(victim, `"line": "${attacker.nick}!`);
-      await victim.handshake();
-      const f = await flood(
-        attacker,
-        maxSizeFrame(685, `${attacker.nick}!${victim.nick}!fill `),
-        s.floodMs,
-        s.floodMaxLines,
-      );
-      return {
-        attackers: [floodSummary('flooder', f)],
-        figures: {
-          'victim received by flood end (MB)': mb(seen.bytes),
-          'flooder sent (MB)': mb(f.sent * MAX_SEND_LINE),
-        },
-        checks: [],
-        flooders: [f],
-        cleanup: () => {
-          attacker.destroy();
-          victim.destroy();
-        },
-      };
-    },
-    {
-      pairTargetX: PAIR_TARGET_X,
-      ...(config !== undefined ? { extraConfig: config } : {}),
-    },
+    (from, to) => maxSizeFrame(685, `${from}!${to}!fill `),
+    (seen, f) => ({
+      'victim received by flood end (MB)': mb(seen.bytes),
+      'flooder sent (MB)': mb(f.sent * MAX_SEND_LINE),
+    }),
+    sizes.byteFloodConfig,
   );
 }
 
