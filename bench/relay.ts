@@ -37,7 +37,8 @@
  *
  * `--repeat N`: N rounds, the relays taking turns; the table holds each figure's median over the
  * rounds (losses summed), and a line gives the rounds' onionmc/baseline ratios one by one.
- * `--cpu-prof DIR`: each onionmc process writes a V8 CPU profile to DIR when it exits.
+ * `--cpu-prof DIR`: each relay process writes a V8 CPU profile to DIR when it exits, named
+ * `<relay>-<ms since 1970>.cpuprofile`.
  *
  * docs/performance.md has the figures and how to reproduce them.
  */
@@ -63,7 +64,7 @@ onionmc's directory node against a minimal baseline relay, with the same load ge
   --fanout-senders N   pubmsg senders in the fan-out phase
   --relays LIST        which relays, in this order
   --phases LIST        which phases
-  --cpu-prof DIR       each onionmc process writes a V8 CPU profile to DIR
+  --cpu-prof DIR       each relay process writes a V8 CPU profile to DIR
   --json               a last line JSON {...} (for bench/table.ts)
   --repeat N           rounds, the relays taking turns; the table holds medians
 docs/performance.md has the figures and how to reproduce them.`;
@@ -323,8 +324,14 @@ async function measure(kind: RelayKind): Promise<Row> {
   const port = portOf(listener);
   const profile = kind === 'onionmc-default' ? 'default' : 'bench';
   const cpuProf =
-    values['cpu-prof'] !== undefined && kind !== 'baseline'
-      ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]
+    values['cpu-prof'] !== undefined
+      ? [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          values['cpu-prof'],
+          '--cpu-prof-name',
+          `${kind}-${String(Date.now())}.cpuprofile`,
+        ]
       : [];
   const relay = spawnChild(
     './relay/relay-node.js',
