@@ -13,7 +13,12 @@ import {
 import { fairReadScheduler } from '../../src/peer/fair-reader.js';
 import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
 import { MessageType } from '../../src/wire/message-types.js';
-import { DirectoryFixture, waitUntil, type RawClient } from './directory-clients.js';
+import {
+  DirectoryFixture,
+  waitUntil,
+  type RawClient,
+  type TestDirectory,
+} from './directory-clients.js';
 
 const fx = new DirectoryFixture();
 afterEach(async () => {
@@ -44,6 +49,21 @@ async function nextPrivmsgWith(client: RawClient, marker: string): Promise<void>
   }
 }
 
+/**
+ * Reconnects under `flooder`'s identity and checks that the handshake is refused because its nick
+ * was disconnected for flooding.
+ */
+async function expectNickRefusedAfterFlooding(
+  dn: TestDirectory,
+  flooder: RawClient,
+): Promise<void> {
+  const again = await fx.connect(dn, { identity: flooder.identity });
+  again.sendHandshake();
+  const reply = parseDirectoryHandshake((await again.nextEnvelope()).line);
+  expect(reply?.accepted).toBe(false);
+  expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
+}
+
 describe('rate limits', () => {
   it('limits a privmsg flooder, then disconnects it and refuses its nick; the pair loses nothing', async () => {
     const dn = await fx.directory({
@@ -67,11 +87,7 @@ describe('rate limits', () => {
     expect(counters.get('dropped.rate-limited')).toBe(11);
     expect(counters.get('disconnected.flooding')).toBe(1);
     // Reconnecting under the same nick is refused for a while.
-    const again = await fx.connect(dn, { identity: flooder.identity });
-    again.sendHandshake();
-    const reply = parseDirectoryHandshake((await again.nextEnvelope()).line);
-    expect(reply?.accepted).toBe(false);
-    expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
+    await expectNickRefusedAfterFlooding(dn, flooder);
     // Another nick on another connection is not punished for it.
     await fx.join(dn);
   });
@@ -112,9 +128,7 @@ describe('rate limits', () => {
     expect(counters.get('throttled.read-rate')).toBeGreaterThan(0);
     expect(counters.get('disconnected.flooding')).toBe(1);
     expect(counters.get('dropped.rate-limited')).toBe(0);
-    const again = await fx.connect(dn, { identity: flooder.identity });
-    again.sendHandshake();
-    expect(parseDirectoryHandshake((await again.nextEnvelope()).line)?.accepted).toBe(false);
+    await expectNickRefusedAfterFlooding(dn, flooder);
     // The pair is still served.
     a.privmsg(b.nick, 'tx', 'after');
     await nextPrivmsgWith(b, 'after');
