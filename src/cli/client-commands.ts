@@ -187,6 +187,8 @@ export async function sendCommand(
 /**
  * `onionmc listen`: prints the daemon's events as they come (`NAME JSON`, or one JSON object per
  * line with `json`), until `signal` aborts (resolves) or the daemon closes the stream (rejects).
+ * An event longer than {@link LISTEN_MAX_EVENT_CHARS} rejects with `ERR_API` and closes the stream;
+ * no daemon on `endpoint` rejects with {@link NoDaemonError}.
  * @param names only these events; empty: every event.
  * @param onOpen called once the stream is open (the CLI says so on stderr).
  */
@@ -210,6 +212,7 @@ export function listenCommand(
         return;
       }
       onOpen();
+      let overLong = false;
       const parser = createParser({
         maxBufferSize: LISTEN_MAX_EVENT_CHARS,
         onEvent(event) {
@@ -226,12 +229,23 @@ export function listenCommand(
           );
         },
         onError(err) {
-          req.destroy(err);
+          // An invalid `retry` or an unknown field is ignored (as an EventSource does); only an
+          // event over the cap ends the stream, with its own error rather than "no daemon".
+          if (err.type !== 'max-buffer-size-exceeded') return;
+          overLong = true;
+          reject(
+            new OnionmcError(
+              'ERR_API',
+              `GET /v1/events: an event passed ${String(LISTEN_MAX_EVENT_CHARS)} characters; stream closed`,
+            ),
+          );
+          req.destroy();
         },
       });
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        parser.feed(chunk);
+        // The parser throws once it gave up; chunks already read are not fed to it.
+        if (!overLong) parser.feed(chunk);
       });
       res.on('end', () => {
         reject(new OnionmcError('ERR_CLOSED', 'the daemon closed the event stream'));
