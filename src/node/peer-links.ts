@@ -39,6 +39,13 @@ export const PEER_REDIAL_BACKOFF: BackoffOptions = {
   stableMs: 0,
 };
 
+/**
+ * Most inbound direct links a maker holds at once, handshaked or not (ng's maker: 256); a
+ * connection beyond it is closed at once, nothing read (`refused.peer-links-full`). Without it a
+ * peer could hold any number of connections, each handshaked under a nick of its choosing.
+ */
+export const MAX_INBOUND_PEER_LINKS = 256;
+
 /** What the peer links tell the rest of the node. */
 export interface PeerLinkHooks {
   /** A 687 on a handshaked direct link. */
@@ -54,6 +61,8 @@ export class PeerLinks {
   readonly #ctx: ClientContext;
   readonly #hooks: PeerLinkHooks;
   readonly #links = new Set<PeerLink>();
+  /** Inbound links in {@link #links}. */
+  #inbound = 0;
 
   constructor(ctx: ClientContext, hooks: PeerLinkHooks) {
     this.#ctx = ctx;
@@ -75,6 +84,11 @@ export class PeerLinks {
 
   /** Takes an inbound socket (a maker's server). */
   accept(socket: net.Socket): void {
+    if (this.#inbound >= MAX_INBOUND_PEER_LINKS) {
+      this.#ctx.counters.add('refused.peer-links-full');
+      socket.destroy();
+      return;
+    }
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
       logger: this.#ctx.logger,
@@ -131,6 +145,7 @@ export class PeerLinks {
   #startLink(conn: PeerConnection, expectedNick: string | undefined): PeerLink {
     const link = new PeerLink(conn, expectedNick);
     this.#links.add(link);
+    if (conn.direction === 'inbound') this.#inbound++;
     conn.start({
       onEnvelope: (envelope) => {
         this.#handleEnvelope(link, envelope);
@@ -216,7 +231,7 @@ export class PeerLinks {
   }
 
   #handleClose(link: PeerLink): void {
-    this.#links.delete(link);
+    if (this.#links.delete(link) && link.conn.direction === 'inbound') this.#inbound--;
     const wasUp = link.state === 'handshaked';
     link.state = 'closed';
     if (!wasUp || link.nick === undefined) return;
