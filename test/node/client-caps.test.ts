@@ -1,17 +1,43 @@
 /**
  * What a remote peer can make a maker or taker hold is capped (docs/limits.md "Makers and
- * takers"): inbound direct links. Loopback only: a maker's own listener.
+ * takers"): inbound direct links, the table of known nicks. Loopback only: a
+ * maker's own listener, and a scripted directory node that relays whatever it is told (as a
+ * reference directory node does: it does not check the sender nick, docs/protocol.md §4.1).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createNickIdentity } from '../../src/message/nick.js';
+import { formatPubmsgLine } from '../../src/message/privmsg.js';
+import type { ClientNode } from '../../src/node/client-node.js';
+import { MAX_KNOWN_NICKS } from '../../src/node/client-context.js';
 import { MAX_INBOUND_PEER_LINKS } from '../../src/node/peer-links.js';
-import { ScriptedPeer } from '../integration/transcript.js';
+import { encodeEnvelope } from '../../src/wire/envelope.js';
+import { ScriptedPeer, ScriptedServer } from '../integration/transcript.js';
 import { pollUntil } from '../helpers/poll.js';
-import { startClient } from './harness.js';
+import { directoryHandshake, startClient } from './harness.js';
 
 const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const stop of stops.splice(0).reverse()) await stop();
 });
+
+/** A taker linked to one scripted directory node; returns the directory's end of the link. */
+async function takerBehindScriptedDirectory() {
+  const server = await ScriptedServer.listen();
+  stops.push(() => server.close());
+  const taker = await startClient('taker', [`127.0.0.1:${server.port}`], {
+    waitForDirectories: false,
+  });
+  stops.push(() => taker.node.stop());
+  const directory = await server.connection(0);
+  await directory.next(); // the taker's 793
+  directory.send(directoryHandshake({}, createNickIdentity().nick));
+  await taker.events.waitFor('the directory link', () => taker.node.hasDirectory);
+  return { taker, directory };
+}
+
+function pubmsg(from: string, message: string): string {
+  return encodeEnvelope(687, formatPubmsgLine(from, message));
+}
 
 describe('a maker', () => {
   it(`holds at most ${MAX_INBOUND_PEER_LINKS} inbound direct links; one more is closed at once`, async () => {
@@ -46,5 +72,50 @@ describe('a maker', () => {
       5_000,
       20,
     );
+  });
+});
+
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+
+/** The `i`-th of many well-formed nicks (`J5` + 14 base58 characters, docs/protocol.md §2.2). */
+function nick(i: number): string {
+  let digits = '';
+  for (let n = i; digits.length < 14; n = Math.floor(n / 58))
+    digits = `${BASE58.charAt(n % 58)}${digits}`;
+  return `J5${digits}`;
+}
+
+/** Resolves once the taker has handled a pubmsg from `from` (that is `message`, when given). */
+function heard(node: { on: ClientNode['on'] }, from: string, message?: string): Promise<void> {
+  return new Promise((resolve) => {
+    const off = node.on('pubmsg', (e) => {
+      if (e.from !== from || (message !== undefined && e.message !== message)) return;
+      off();
+      resolve();
+    });
+  });
+}
+
+const OFFER = '1000 100000 0 0.0002';
+
+describe('a taker behind a directory node that relays any sender nick', () => {
+  it(`remembers at most ${MAX_KNOWN_NICKS} nicks, forgetting the least recently heard`, async () => {
+    const { taker, directory } = await takerBehindScriptedDirectory();
+    const total = MAX_KNOWN_NICKS + 50;
+    const last = heard(taker.node, nick(total - 1));
+    for (let start = 0; start < total; start += 500) {
+      const lines: string[] = [];
+      for (let i = start; i < Math.min(total, start + 500); i++)
+        lines.push(pubmsg(nick(i), `!sw0reloffer 0 ${OFFER}`));
+      directory.socket.write(`${lines.join('\r\n')}\r\n`);
+    }
+    await last;
+    const makers = new Set(taker.node.orderbook.entries().map((e) => e.nick));
+    expect(makers.size).toBe(MAX_KNOWN_NICKS);
+    expect(makers.has(nick(0))).toBe(false);
+    expect(makers.has(nick(total - 1))).toBe(true);
+    expect(taker.node.canReach(nick(49))).toBe(false);
+    expect(taker.node.canReach(nick(50))).toBe(true);
+    expect(taker.node.counters.get('evicted.known-nick')).toBe(50);
   });
 });
