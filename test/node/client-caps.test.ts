@@ -1,14 +1,15 @@
 /**
  * What a remote peer can make a maker or taker hold is capped (docs/limits.md "Makers and
- * takers"): inbound direct links, the table of known nicks. Loopback only: a
+ * takers"): inbound direct links, the table of known nicks, offers per nick. Loopback only: a
  * maker's own listener, and a scripted directory node that relays whatever it is told (as a
  * reference directory node does: it does not check the sender nick, docs/protocol.md §4.1).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNickIdentity } from '../../src/message/nick.js';
-import { formatPubmsgLine } from '../../src/message/privmsg.js';
+import { formatPubmsgLine, signPrivmsg } from '../../src/message/privmsg.js';
 import type { ClientNode } from '../../src/node/client-node.js';
 import { MAX_KNOWN_NICKS } from '../../src/node/client-context.js';
+import { MAX_BOND_PROOF_CHARS, MAX_OFFERS_PER_NICK } from '../../src/node/offers.js';
 import { MAX_INBOUND_PEER_LINKS } from '../../src/node/peer-links.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
 import { ScriptedPeer, ScriptedServer } from '../integration/transcript.js';
@@ -117,5 +118,44 @@ describe('a taker behind a directory node that relays any sender nick', () => {
     expect(taker.node.canReach(nick(49))).toBe(false);
     expect(taker.node.canReach(nick(50))).toBe(true);
     expect(taker.node.counters.get('evicted.known-nick')).toBe(50);
+  });
+
+  it(`keeps at most ${MAX_OFFERS_PER_NICK} offers of one nick; its known offers still update`, async () => {
+    const { taker, directory } = await takerBehindScriptedDirectory();
+    const maker = nick(7);
+    for (let oid = 0; oid < MAX_OFFERS_PER_NICK * 4; oid++)
+      directory.send(pubmsg(maker, `!sw0reloffer ${oid} ${OFFER}`));
+    const update = '!sw0absoffer 0 1000 100000 0 5';
+    const done = heard(taker.node, maker, update);
+    directory.send(pubmsg(maker, update));
+    await done;
+    const offers = taker.node.orderbook.entries();
+    expect(offers.map((o) => o.oid)).toEqual(
+      Array.from({ length: MAX_OFFERS_PER_NICK }, (_, oid) => oid),
+    );
+    expect(offers[0]?.type).toBe('sw0absoffer');
+  });
+
+  it(`keeps a !tbond proof of at most ${MAX_BOND_PROOF_CHARS} characters`, async () => {
+    const { taker, directory } = await takerBehindScriptedDirectory();
+    const maker = createNickIdentity();
+    const send = (proof: string): void => {
+      const body = `0 ${OFFER}!tbond ${proof}`;
+      directory.send(encodeEnvelope(685, signPrivmsg(maker, taker.node.nick, 'sw0reloffer', body)));
+    };
+    const bondOf = () => taker.node.orderbook.entries()[0]?.fidelityBond;
+    const real = 'A'.repeat(336); // base64 of a 252-byte proof (docs/protocol.md §5.6)
+    send(real);
+    await taker.events.waitFor('the signed offer', () => bondOf() === real);
+    send('B'.repeat(MAX_BOND_PROOF_CHARS + 1));
+    // Handled after the long proof: once its offer shows, the long proof was handled.
+    directory.send(
+      encodeEnvelope(685, signPrivmsg(maker, taker.node.nick, 'sw0reloffer', `1 ${OFFER}`)),
+    );
+    await taker.events.waitFor(
+      'the second offer',
+      () => taker.node.orderbook.entries().length === 2,
+    );
+    expect(taker.node.orderbook.bonds()).toEqual([{ nick: maker.nick, proof: real }]);
   });
 });
