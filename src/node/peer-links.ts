@@ -40,9 +40,10 @@ export const PEER_REDIAL_BACKOFF: BackoffOptions = {
 };
 
 /**
- * Most inbound direct links a maker holds at once, handshaked or not (ng's maker: 256); a
- * connection beyond it is closed at once, nothing read (`refused.peer-links-full`). Without it a
- * peer could hold any number of connections, each handshaked under a nick of its choosing.
+ * Most inbound direct links a maker holds at once, handshaked or not (ng's maker: 256), a link we
+ * closed counting until the peer closes its end too; a connection beyond it is closed at once,
+ * nothing read (`refused.peer-links-full`). Without it a peer could hold any number of
+ * connections, each handshaked under a nick of its choosing.
  */
 export const MAX_INBOUND_PEER_LINKS = 256;
 
@@ -61,7 +62,10 @@ export class PeerLinks {
   readonly #ctx: ClientContext;
   readonly #hooks: PeerLinkHooks;
   readonly #links = new Set<PeerLink>();
-  /** Inbound links in {@link #links}. */
+  /**
+   * Inbound sockets not yet closed: the links', and those we closed whose other end stays open (a
+   * closed connection waits up to `CLOSE_DRAIN_TIMEOUT_MS` for the peer to take our last bytes).
+   */
   #inbound = 0;
 
   constructor(ctx: ClientContext, hooks: PeerLinkHooks) {
@@ -88,6 +92,12 @@ export class PeerLinks {
       this.#ctx.counters.add('refused.peer-links-full');
       socket.destroy();
       return;
+    }
+    if (!socket.closed) {
+      this.#inbound++;
+      socket.once('close', () => {
+        this.#inbound--;
+      });
     }
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
@@ -145,7 +155,6 @@ export class PeerLinks {
   #startLink(conn: PeerConnection, expectedNick: string | undefined): PeerLink {
     const link = new PeerLink(conn, expectedNick);
     this.#links.add(link);
-    if (conn.direction === 'inbound') this.#inbound++;
     conn.start({
       onEnvelope: (envelope) => {
         this.#handleEnvelope(link, envelope);
@@ -231,7 +240,7 @@ export class PeerLinks {
   }
 
   #handleClose(link: PeerLink): void {
-    if (this.#links.delete(link) && link.conn.direction === 'inbound') this.#inbound--;
+    this.#links.delete(link);
     const wasUp = link.state === 'handshaked';
     link.state = 'closed';
     if (!wasUp || link.nick === undefined) return;

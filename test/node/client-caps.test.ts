@@ -4,6 +4,8 @@
  * maker's own listener, and a scripted directory node that relays whatever it is told (as a
  * reference directory node does: it does not check the sender nick, docs/protocol.md §4.1).
  */
+import { once } from 'node:events';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNickIdentity } from '../../src/message/nick.js';
 import { formatPubmsgLine, signPrivmsg } from '../../src/message/privmsg.js';
@@ -12,6 +14,12 @@ import { MAX_KNOWN_NICKS } from '../../src/node/client-context.js';
 import { MAX_BOND_PROOF_CHARS, MAX_OFFERS_PER_NICK } from '../../src/node/offers.js';
 import { MAX_INBOUND_PEER_LINKS } from '../../src/node/peer-links.js';
 import { encodeEnvelope } from '../../src/wire/envelope.js';
+import {
+  encodeClientHandshake,
+  JM_APP_NAME,
+  JM_PROTOCOL_VERSION,
+} from '../../src/wire/handshake.js';
+import { NOT_SERVING_ONION } from '../../src/wire/location.js';
 import { ScriptedPeer, ScriptedServer } from '../integration/transcript.js';
 import { pollUntil } from '../helpers/poll.js';
 import { directoryHandshake, startClient } from './harness.js';
@@ -73,6 +81,47 @@ describe('a maker', () => {
       5_000,
       20,
     );
+  });
+  it('counts a link it replaced until the peer closes its end too', async () => {
+    const maker = await startClient('maker', [], { waitForDirectories: false });
+    stops.push(() => maker.node.stop());
+    const port = Number(maker.location.split(':')[1]);
+    const held: net.Socket[] = [];
+    stops.push(() => {
+      for (const socket of held) socket.destroy();
+      return Promise.resolve();
+    });
+    const handshake = encodeEnvelope(
+      793,
+      encodeClientHandshake({
+        appName: JM_APP_NAME,
+        directory: false,
+        locationString: NOT_SERVING_ONION,
+        protoVer: JM_PROTOCOL_VERSION,
+        features: {},
+        nick: createNickIdentity().nick,
+        network: 'testnet',
+      }),
+    );
+    // Each connection handshakes under the same nick, so the maker closes the one before
+    // ('replaced'); that peer keeps its end open.
+    let previousEnded: Promise<unknown> | undefined;
+    for (let i = 0; i < MAX_INBOUND_PEER_LINKS; i++) {
+      const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+      held.push(socket);
+      const ended = once(socket, 'end');
+      await once(socket, 'connect');
+      const peer = new ScriptedPeer(socket);
+      await peer.next(); // the maker's 793
+      peer.send(handshake);
+      await previousEnded;
+      previousEnded = ended;
+    }
+    const extra = await ScriptedPeer.connect(port);
+    held.push(extra.socket);
+    await extra.waitClosed();
+    expect(extra.lines).toEqual([]);
+    expect(maker.node.counters.get('refused.peer-links-full')).toBe(1);
   });
 });
 
