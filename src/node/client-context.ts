@@ -110,25 +110,49 @@ export interface KnownPeer {
   orderbookRequestDirectory: string | undefined;
 }
 
+/**
+ * Most nicks a maker or taker remembers (ng's directory node admits 10,000 peers). A reference
+ * directory node relays pubmsgs under any sender nick (docs/protocol.md §4.1) and announces no
+ * departure for nicks that never connected, and a direct link may handshake under any nick: past
+ * the cap the least recently heard nick without a direct link is forgotten as if it had left (its
+ * offers go, `nickLeave`), counted `evicted.known-nick`.
+ */
+export const MAX_KNOWN_NICKS = 10_000;
+
 /** The table of other nicks: their locations, the directories carrying them, direct links. */
 export class KnownPeers {
   readonly #known = new Map<string, KnownPeer>();
   readonly #newBackoff: () => Backoff;
   readonly #onLeft: (nick: string) => void;
+  readonly #onEvicted: (() => void) | undefined;
 
-  constructor(newBackoff: () => Backoff, onLeft: (nick: string) => void) {
+  /** @param onEvicted called for each nick forgotten past {@link MAX_KNOWN_NICKS}. */
+  constructor(newBackoff: () => Backoff, onLeft: (nick: string) => void, onEvicted?: () => void) {
     this.#newBackoff = newBackoff;
     this.#onLeft = onLeft;
+    this.#onEvicted = onEvicted;
   }
 
   get(nick: string): KnownPeer | undefined {
     return this.#known.get(nick);
   }
 
-  /** The entry of `nick`, created when missing. */
+  /** Number of known nicks. */
+  get size(): number {
+    return this.#known.size;
+  }
+
+  /**
+   * The entry of `nick`, created when missing (forgetting the least recently heard nick without
+   * a direct link when {@link MAX_KNOWN_NICKS} are known); `nick` becomes the most recently heard.
+   */
   ensure(nick: string): KnownPeer {
     let known = this.#known.get(nick);
-    if (known === undefined) {
+    if (known !== undefined) {
+      this.#known.delete(nick);
+      this.#known.set(nick, known);
+    } else {
+      if (this.#known.size >= MAX_KNOWN_NICKS) this.#evictOne();
       known = {
         location: undefined,
         directories: new Set(),
@@ -158,6 +182,17 @@ export class KnownPeers {
     ) {
       this.#known.delete(nick);
       this.#onLeft(nick);
+    }
+  }
+
+  /** Forgets the least recently heard nick that has no direct link nor a dial under way. */
+  #evictOne(): void {
+    for (const [nick, known] of this.#known) {
+      if (known.link !== undefined || known.dialing !== undefined) continue;
+      this.#known.delete(nick);
+      this.#onEvicted?.();
+      this.#onLeft(nick);
+      return;
     }
   }
 

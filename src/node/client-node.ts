@@ -123,6 +123,9 @@ export class ClientNode {
         this.orderbook.removeNick(nick);
         this.#events.emit('nickLeave', { nick });
       },
+      () => {
+        this.counters.add('evicted.known-nick');
+      },
     ));
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const node = this;

@@ -55,6 +55,11 @@ export class DirectoryNode {
   readonly #peers = new Set<DirectoryPeer>();
   readonly #byNick = new Map<string, DirectoryPeer>();
   readonly #handshaked = new Set<DirectoryPeer>();
+  /**
+   * Accepted sockets not yet closed: the peers' and those we closed whose other end stays open (a
+   * closed connection waits up to `CLOSE_DRAIN_TIMEOUT_MS` for the peer to take our last bytes).
+   */
+  #sockets = 0;
   readonly #ownEntry: string;
   readonly counters = new Counters();
   readonly #departures: DepartureAnnouncer;
@@ -245,8 +250,10 @@ export class DirectoryNode {
 
   #accept(socket: net.Socket): void {
     const options = this.#options;
+    // Sockets we closed count as not handshaked until they are gone: a peer refused at once (a
+    // bad 793) that keeps its end open would otherwise hold a socket for free.
     if (
-      this.#peers.size - this.#handshaked.size >=
+      this.#sockets - this.#handshaked.size >=
       (options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES)
     ) {
       // Full of connections that have not handshaked: refused at once, nothing kept.
@@ -254,6 +261,10 @@ export class DirectoryNode {
       socket.destroy();
       return;
     }
+    this.#sockets++;
+    socket.once('close', () => {
+      this.#sockets--;
+    });
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
       logger: this.#logger,

@@ -90,6 +90,19 @@ export interface OrderbookEntry extends Offer {
   readonly source: 'privmsg' | 'pubmsg';
 }
 
+/**
+ * Most offers kept per maker nick (a maker announces one or two; ng's maker one per fee kind):
+ * further offer ids of that nick are ignored until it cancels some; its known ones still update.
+ * With `MAX_KNOWN_NICKS` (client-context.ts) this bounds the orderbook whatever peers announce.
+ */
+export const MAX_OFFERS_PER_NICK = 16;
+
+/**
+ * Longest `!tbond` proof kept, in characters: a fidelity-bond proof is 252 bytes, 336 in base64
+ * (docs/protocol.md §5.6); a longer one is ignored.
+ */
+export const MAX_BOND_PROOF_CHARS = 1_024;
+
 /** The offers a node has seen, by maker nick then offer id. */
 export class Orderbook {
   readonly #byNick = new Map<string, Map<number, OrderbookEntry>>();
@@ -97,6 +110,7 @@ export class Orderbook {
 
   /** Records the `!tbond` proof a maker sent us (docs/protocol.md §5.2); the last one counts. */
   setBond(nick: string, proof: string): void {
+    if (proof.length > MAX_BOND_PROOF_CHARS) return;
     this.#bonds.set(nick, proof);
   }
 
@@ -107,7 +121,10 @@ export class Orderbook {
       .map(([nick, proof]) => ({ nick, proof }));
   }
 
-  /** Records an offer; a signed (privmsg) offer is never replaced by an unsigned one. */
+  /**
+   * Records an offer; a signed (privmsg) offer is never replaced by an unsigned one, and a new
+   * offer id past {@link MAX_OFFERS_PER_NICK} of its nick is ignored.
+   */
   add(nick: string, offer: Offer, source: OrderbookEntry['source']): void {
     let offers = this.#byNick.get(nick);
     if (offers === undefined) {
@@ -115,6 +132,7 @@ export class Orderbook {
       this.#byNick.set(nick, offers);
     }
     const existing = offers.get(offer.oid);
+    if (existing === undefined && offers.size >= MAX_OFFERS_PER_NICK) return;
     if (existing?.source === 'privmsg' && source === 'pubmsg') return;
     offers.set(offer.oid, { ...offer, nick, source });
   }

@@ -39,6 +39,14 @@ export const PEER_REDIAL_BACKOFF: BackoffOptions = {
   stableMs: 0,
 };
 
+/**
+ * Most inbound direct links a maker holds at once, handshaked or not (ng's maker: 256), a link we
+ * closed counting until the peer closes its end too; a connection beyond it is closed at once,
+ * nothing read (`refused.peer-links-full`). Without it a peer could hold any number of
+ * connections, each handshaked under a nick of its choosing.
+ */
+export const MAX_INBOUND_PEER_LINKS = 256;
+
 /** What the peer links tell the rest of the node. */
 export interface PeerLinkHooks {
   /** A 687 on a handshaked direct link. */
@@ -54,6 +62,11 @@ export class PeerLinks {
   readonly #ctx: ClientContext;
   readonly #hooks: PeerLinkHooks;
   readonly #links = new Set<PeerLink>();
+  /**
+   * Inbound sockets not yet closed: the links', and those we closed whose other end stays open (a
+   * closed connection waits up to `CLOSE_DRAIN_TIMEOUT_MS` for the peer to take our last bytes).
+   */
+  #inbound = 0;
 
   constructor(ctx: ClientContext, hooks: PeerLinkHooks) {
     this.#ctx = ctx;
@@ -75,6 +88,17 @@ export class PeerLinks {
 
   /** Takes an inbound socket (a maker's server). */
   accept(socket: net.Socket): void {
+    if (this.#inbound >= MAX_INBOUND_PEER_LINKS) {
+      this.#ctx.counters.add('refused.peer-links-full');
+      socket.destroy();
+      return;
+    }
+    if (!socket.closed) {
+      this.#inbound++;
+      socket.once('close', () => {
+        this.#inbound--;
+      });
+    }
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
       logger: this.#ctx.logger,

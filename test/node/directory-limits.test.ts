@@ -5,6 +5,8 @@
  * connection caps refuse at once; a slow reader is cut; churn leaves nothing behind. The clock
  * is injected and frozen, so buckets never refill during a test.
  */
+import net from 'node:net';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_DIRECTORY_LIMITS,
@@ -13,12 +15,8 @@ import {
 import { fairReadScheduler } from '../../src/peer/fair-reader.js';
 import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
 import { MessageType } from '../../src/wire/message-types.js';
-import {
-  DirectoryFixture,
-  waitUntil,
-  type RawClient,
-  type TestDirectory,
-} from './directory-clients.js';
+import { ScriptedPeer } from '../integration/transcript.js';
+import { DirectoryFixture, RawClient, waitUntil, type TestDirectory } from './directory-clients.js';
 
 const fx = new DirectoryFixture();
 afterEach(async () => {
@@ -251,6 +249,30 @@ describe('connection caps', () => {
     await third.waitClosed();
     expect(dn.node.counters.get('refused.pending-handshakes-full')).toBe(1);
     expect(dn.node.stats().connections).toBe(2);
+  });
+
+  it('counts a refused peer that keeps its end open against max_pending_handshakes', async () => {
+    const dn = await fx.directory({ maxPendingHandshakes: 2 });
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket = net.connect({ host: '127.0.0.1', port: dn.port, allowHalfOpen: true });
+        held.push(socket);
+        const ended = once(socket, 'end');
+        await once(socket, 'connect');
+        const client = new RawClient(new ScriptedPeer(socket));
+        client.sendHandshake({ network: 'mainnet' }); // refused: another network
+        const reply = parseDirectoryHandshake((await client.nextEnvelope()).line);
+        expect(reply?.accepted).toBe(false);
+        await ended; // the node closed its end; ours stays open, so its socket waits for us
+      }
+      expect(dn.node.stats().connections).toBe(0);
+      const third = await fx.connect(dn);
+      await third.waitClosed();
+      expect(dn.node.counters.get('refused.pending-handshakes-full')).toBe(1);
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
   });
 
   it('leaves nothing per connection behind after connect-handshake-disconnect churn', async () => {
