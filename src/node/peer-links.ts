@@ -40,10 +40,10 @@ export const PEER_REDIAL_BACKOFF: BackoffOptions = {
 };
 
 /**
- * Most inbound direct links a maker holds at once, handshaked or not (ng's maker: 256), a link we
- * closed counting until the peer closes its end too; a connection beyond it is closed at once,
- * nothing read (`refused.peer-links-full`). Without it a peer could hold any number of
- * connections, each handshaked under a nick of its choosing.
+ * Most inbound direct links a maker holds at once, handshaked or not (a maker negotiates with a
+ * few takers at a time), a link we closed counting until the peer closes its end too; a
+ * connection beyond it is closed at once, nothing read (`refused.peer-links-full`). Without it a
+ * peer could hold any number of connections, each handshaked under a nick of its choosing.
  */
 export const MAX_INBOUND_PEER_LINKS = 256;
 
