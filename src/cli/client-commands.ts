@@ -188,7 +188,8 @@ export async function sendCommand(
  * `onionmc listen`: prints the daemon's events as they come (`NAME JSON`, or one JSON object per
  * line with `json`), until `signal` aborts (resolves) or the daemon closes the stream (rejects).
  * An event longer than {@link LISTEN_MAX_EVENT_CHARS} rejects with `ERR_API` and closes the stream;
- * no daemon on `endpoint` rejects with {@link NoDaemonError}.
+ * a stream cut by the daemon rejects with `ERR_CLOSED`; no daemon on `endpoint` rejects with
+ * {@link NoDaemonError}.
  * @param names only these events; empty: every event.
  * @param onOpen called once the stream is open (the CLI says so on stderr).
  */
@@ -251,6 +252,18 @@ export function listenCommand(
         reject(new OnionmcError('ERR_CLOSED', 'the daemon closed the event stream'));
       });
       res.on('error', () => undefined);
+      // Closed without its end: the daemon cut the stream (it cuts a client that reads too slowly,
+      // docs/limits.md) or died. After 'end', after Ctrl-C or an over-long event, a no-op.
+      res.on('close', () => {
+        if (signal.aborted) resolve();
+        else
+          reject(
+            new OnionmcError(
+              'ERR_CLOSED',
+              'the daemon cut the event stream (it stopped, or this client read too slowly)',
+            ),
+          );
+      });
     });
     req.on('error', (err) => {
       if (signal.aborted) resolve();

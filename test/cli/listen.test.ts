@@ -71,6 +71,27 @@ describe('onionmc listen', () => {
     expect(lines).toEqual(['privmsg {"from":"J5a","line":"!fill 1"}', 'privmsg "not json"']);
   });
 
+  it('rejects, naming the cause, when the daemon cuts the stream instead of ending it', async () => {
+    // A daemon cuts a client that reads too slowly (docs/limits.md), or dies: the response stops
+    // without its end. listen used to wait forever (and the CLI exit 0, saying nothing).
+    daemon = await fakeDaemon((res) => {
+      res.write('event: privmsg\ndata: {"ok":true}\n\n', () => {
+        res.destroy();
+      });
+    });
+    const lines: string[] = [];
+    const ended = listenCommand(
+      { kind: 'unix', path: daemon.socketPath },
+      [],
+      true,
+      { line: (text) => lines.push(text) },
+      new AbortController().signal,
+    );
+    await expect(ended).rejects.toThrow('the daemon cut the event stream');
+    await expect(ended).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    expect(lines).toEqual(['{"event":"privmsg","data":{"ok":true}}']);
+  });
+
   it('closes the stream with its own error once one event passes the cap, and prints nothing of it', async () => {
     let closed!: () => void;
     const serverSawClose = new Promise<void>((resolve) => (closed = resolve));
