@@ -24,8 +24,9 @@
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
- * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, for a privmsg or pubmsg 502
- * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`), and 501
+ * 409 (`ERR_NOT_ROUTABLE`: no route now; `ERR_API`: the node is not running yet), 413 (body too
+ * large), 500, for a privmsg or pubmsg 502 (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`)
+ * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}, and 501
  * (`POST /v1/gc` without `--expose-gc`).
  */
 import fs from 'node:fs/promises';
@@ -47,6 +48,13 @@ export const API_MAX_BODY_BYTES = 1024 * 1024;
  * client that does not read costs at most this much (docs/limits.md).
  */
 export const API_MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * `/v1/events` streams open at once at most; another is answered 503 `ERR_BUSY`. With
+ * {@link API_MAX_EVENT_BUFFER_BYTES} each, this bounds what stalled streams hold: 32 MiB
+ * (docs/limits.md).
+ */
+export const API_MAX_EVENT_STREAMS = 32;
 
 /**
  * How long {@link ApiServer.close} lets a client take what was written to it before cutting it
@@ -112,6 +120,8 @@ export class ApiServer {
   readonly #socketGroup: string | undefined;
   /** See {@link API_MAX_EVENT_BUFFER_BYTES}; settable (tests, configuration). */
   maxEventBufferBytes = API_MAX_EVENT_BUFFER_BYTES;
+  /** See {@link API_MAX_EVENT_STREAMS}; settable (tests). */
+  maxEventStreams = API_MAX_EVENT_STREAMS;
 
   constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
     this.#backend = backend;
@@ -410,13 +420,22 @@ export class ApiServer {
       throw new HttpError(
         409,
         'ERR_API',
-        'a directory node does not send or receive application messages',
+        this.#backend.directory === undefined
+          ? // The API listens before the node starts (tor may bootstrap for minutes).
+            'the node is not running yet; GET /v1/info says what it is waiting for'
+          : 'a directory node does not send or receive application messages',
       );
     return client;
   }
 
   #events(res: http.ServerResponse): void {
     const { client, directory } = this.#backend;
+    if (this.#streams.size >= this.maxEventStreams)
+      throw new HttpError(
+        503,
+        'ERR_BUSY',
+        `${this.maxEventStreams} event streams are open, the most the API serves at once; close one and retry`,
+      );
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
