@@ -208,8 +208,31 @@ export function listenCommand(
         : { host: endpoint.host, port: endpoint.port };
     const req = http.request({ ...base, method: 'GET', path: '/v1/events', signal }, (res) => {
       if (res.statusCode !== 200) {
-        res.resume();
-        reject(new OnionmcError('ERR_API', `GET /v1/events: ${res.statusCode ?? 0}`));
+        // The daemon's JSON error names the cause (503 ERR_BUSY: too many streams); read at most
+        // LISTEN_MAX_EVENT_CHARS of it.
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < LISTEN_MAX_EVENT_CHARS) text += chunk;
+        });
+        const refused = (): void => {
+          let error: { code?: unknown; message?: unknown } | undefined;
+          try {
+            error = (JSON.parse(text) as { error?: typeof error } | null)?.error;
+          } catch {
+            // not JSON: the status alone
+          }
+          const detail = [error?.code, error?.message].filter((v) => typeof v === 'string');
+          reject(
+            new OnionmcError(
+              'ERR_API',
+              [`GET /v1/events: ${String(res.statusCode ?? 0)}`, ...detail].join(' '),
+            ),
+          );
+        };
+        res.on('end', refused);
+        res.on('close', refused);
+        res.on('error', () => undefined);
         return;
       }
       onOpen();
