@@ -599,10 +599,17 @@ function parseOffers(body: unknown): Offer[] {
 
 /**
  * A JSON field as text for {@link parseOffers}: `String()` of a primitive, the JSON of an object or
- * array. `String()` of a parsed object can throw (`{"toString": 1}` has no callable toString).
+ * array. `String()` of a parsed object can throw (`{"toString": 1}` has no callable toString), and
+ * `JSON.stringify` of one nested some thousands deep overflows the stack (RangeError): such a
+ * value is never a valid field, so it gets a placeholder that offerProblems refuses.
  */
 function jsonText(value: unknown): string {
-  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  if (typeof value !== 'object' || value === null) return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return '(a JSON value nested too deeply)';
+  }
 }
 
 /** A JSON field as a number for {@link parseOffers}: `Number()` of a primitive, NaN for an object or array. */
