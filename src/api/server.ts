@@ -57,6 +57,17 @@ export const API_MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
 export const API_MAX_EVENT_STREAMS = 32;
 
 /**
+ * Connections to the API open at once at most (each holds a file descriptor); one more is closed
+ * as soon as it is accepted, nothing read (Node's `maxConnections`), and counted
+ * `refused.api-connections-full` (docs/limits.md). Node closes a connection that sends no
+ * complete request head within 60 s (`headersTimeout`).
+ */
+export const API_MAX_CONNECTIONS = 1024;
+
+/** A connection refused past {@link API_MAX_CONNECTIONS} is logged at most this often, ms. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
  * How long {@link ApiServer.close} lets a client take what was written to it before cutting it
  * off, ms: within the daemon's stop bound (docs/operating.md "Stopping").
  */
@@ -122,6 +133,7 @@ export class ApiServer {
   maxEventBufferBytes = API_MAX_EVENT_BUFFER_BYTES;
   /** See {@link API_MAX_EVENT_STREAMS}; settable (tests). */
   maxEventStreams = API_MAX_EVENT_STREAMS;
+  #lastDropLogAt = -Infinity;
 
   constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
     this.#backend = backend;
@@ -136,6 +148,28 @@ export class ApiServer {
         else res.destroy();
       });
     });
+    this.#server.maxConnections = API_MAX_CONNECTIONS;
+    this.#server.on('drop', () => {
+      (this.#backend.directory ?? this.#backend.client)?.counters.add(
+        'refused.api-connections-full',
+      );
+      const now = Date.now();
+      if (now - this.#lastDropLogAt < DROP_LOG_INTERVAL_MS) return;
+      this.#lastDropLogAt = now;
+      this.#logger.warn(
+        { maxConnections: this.#server.maxConnections },
+        'too many API connections; new ones are closed at once',
+      );
+    });
+  }
+
+  /** See {@link API_MAX_CONNECTIONS}; settable (tests). */
+  get maxConnections(): number {
+    return this.#server.maxConnections;
+  }
+
+  set maxConnections(value: number) {
+    this.#server.maxConnections = value;
   }
 
   /** The address actually bound (the port is filled in when 0 was asked for). */

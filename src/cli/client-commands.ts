@@ -13,14 +13,19 @@ import type { OrderbookEntry } from '../node/offers.js';
 /** Largest event the `listen` command buffers, characters (a line is at most 40,000 bytes). */
 export const LISTEN_MAX_EVENT_CHARS = 1024 * 1024;
 
-/** No daemon answers on the socket. */
+/**
+ * No daemon answers on the socket; or (ECONNRESET) one accepted the connection and closed it at
+ * once, as the daemon does past its API connection cap (src/api/server.ts `API_MAX_CONNECTIONS`).
+ */
 export class NoDaemonError extends OnionmcError {
   constructor(endpoint: ApiEndpoint, cause: unknown) {
     const where = endpoint.kind === 'unix' ? endpoint.path : `${endpoint.host}:${endpoint.port}`;
     const code = (cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
     super(
       'ERR_API',
-      `no onionmc daemon answers on ${where} (${code}): is it running? (--socket PATH or --datadir DIR)`,
+      code === 'ECONNRESET'
+        ? `the daemon on ${where} closed the connection at once (ECONNRESET): it may have its most API connections open (docs/limits.md), or be stopping`
+        : `no onionmc daemon answers on ${where} (${code}): is it running? (--socket PATH or --datadir DIR)`,
       { cause },
     );
   }

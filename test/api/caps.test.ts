@@ -1,12 +1,15 @@
 /**
- * What the local API answers while the node is not running yet, and the cap on `/v1/events`
- * streams (docs/limits.md "Local API"), against an ApiServer on loopback TCP.
+ * What the local API answers while the node is not running yet, and the caps on `/v1/events`
+ * streams and on connections (docs/limits.md "Local API"), against an ApiServer on loopback TCP.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
 import { ApiServer, type ApiBackend } from '../../src/api/server.js';
+import { infoCommand } from '../../src/cli/client-commands.js';
 import { silentLogger } from '../../src/log.js';
+import { Counters } from '../../src/node/counters.js';
+import type { DirectoryNode } from '../../src/node/directory-node.js';
 
 const servers: ApiServer[] = [];
 const sockets: net.Socket[] = [];
@@ -107,3 +110,52 @@ async function retryUntilOpen(client: ApiClient): Promise<{ close(): void }> {
     }
   }
 }
+
+describe('API connections', () => {
+  it('closes a connection past the cap at once and counts it; a closed one gives its place back', async () => {
+    const counters = new Counters();
+    // Only the counters of the node are read here.
+    const directory = { counters } as unknown as DirectoryNode;
+    const { api, client } = await serve({ info: () => ({}), client: undefined, directory });
+    api.maxConnections = 3;
+    const endpoint = api.endpoint;
+    if (endpoint?.kind !== 'tcp') throw new Error('the API did not listen on TCP');
+    /** A raw connection that asks for /health and keeps the connection (keep-alive). */
+    const connect = (): Promise<{ socket: net.Socket; answered: boolean }> =>
+      new Promise((resolve) => {
+        const socket = net.createConnection(endpoint.port, '127.0.0.1');
+        sockets.push(socket);
+        socket.on('error', () => undefined);
+        socket.once('data', () => {
+          resolve({ socket, answered: true });
+        });
+        socket.once('close', () => {
+          resolve({ socket, answered: false });
+        });
+        socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      });
+    const held = [await connect(), await connect(), await connect()];
+    expect(held.map((c) => c.answered)).toEqual([true, true, true]);
+    const refused = await connect();
+    expect(refused.answered).toBe(false);
+    expect(counters.get('refused.api-connections-full')).toBe(1);
+    // `onionmc info` says the daemon closed the connection, not that no daemon answers.
+    await expect(infoCommand(client, false, { line: () => undefined })).rejects.toThrow(
+      /closed the connection at once \(ECONNRESET\): it may have its most API connections open/,
+    );
+    expect(counters.get('refused.api-connections-full')).toBe(2);
+    // One of the held connections goes: a new one is served again.
+    const first = held[0];
+    if (first === undefined) throw new Error('no connection');
+    const gone = new Promise<void>((resolve) => first.socket.once('close', resolve));
+    first.socket.destroy();
+    await gone;
+    for (let attempt = 0; ; attempt++) {
+      // The server sees the close just after the client: bounded retries until it has.
+      const res = await client.request('GET', '/health').catch(() => undefined);
+      if (res?.status === 200) break;
+      expect(attempt).toBeLessThan(100);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  });
+});
