@@ -50,6 +50,14 @@ export const API_MAX_BODY_BYTES = 1024 * 1024;
 export const API_MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
 
 /**
+ * Offers a `PUT /v1/offers` may set at most. Each is one pubmsg to every directory node at once
+ * and one privmsg per `!orderbook` answer: 100 stay within a directory node's default message
+ * burst (1,000) and, with up to 400 peers there, its pubmsg fan-out burst (docs/limits.md), where
+ * thousands got the maker disconnected for flooding. JoinMarket makers announce a handful.
+ */
+export const API_MAX_OFFERS = 100;
+
+/**
  * `/v1/events` streams open at once at most; another is answered 503 `ERR_BUSY`. With
  * {@link API_MAX_EVENT_BUFFER_BYTES} each, this bounds what stalled streams hold: 32 MiB
  * (docs/limits.md).
@@ -613,6 +621,12 @@ function parseOffers(body: unknown): Offer[] {
       ? (body as Record<string, unknown>).offers
       : undefined;
   if (!Array.isArray(list)) throw new HttpError(400, 'ERR_API', '"offers" must be an array');
+  if (list.length > API_MAX_OFFERS)
+    throw new HttpError(
+      400,
+      'ERR_API',
+      `at most ${API_MAX_OFFERS} offers (${list.length} given): a directory node takes many more announced at once for a flood and disconnects the maker`,
+    );
   const problems: string[] = [];
   const offers = list.map((item: unknown, index) => {
     const o = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
