@@ -24,8 +24,9 @@
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
- * 409 (`ERR_NOT_ROUTABLE`: no route now), 413 (body too large), 500, for a privmsg or pubmsg 502
- * (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`) or 504 (`ERR_TIMEOUT`), and 501
+ * 409 (`ERR_NOT_ROUTABLE`: no route now; `ERR_API`: the node is not running yet), 413 (body too
+ * large), 500, for a privmsg or pubmsg 502 (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`)
+ * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}, and 501
  * (`POST /v1/gc` without `--expose-gc`).
  */
 import fs from 'node:fs/promises';
@@ -47,6 +48,32 @@ export const API_MAX_BODY_BYTES = 1024 * 1024;
  * client that does not read costs at most this much (docs/limits.md).
  */
 export const API_MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Offers a `PUT /v1/offers` may set at most. Each is one pubmsg to every directory node at once
+ * and one privmsg per `!orderbook` answer: 100 stay within a directory node's default message
+ * burst (1,000) and, with up to 400 peers there, its pubmsg fan-out burst (docs/limits.md), where
+ * thousands got the maker disconnected for flooding. JoinMarket makers announce a handful.
+ */
+export const API_MAX_OFFERS = 100;
+
+/**
+ * `/v1/events` streams open at once at most; another is answered 503 `ERR_BUSY`. With
+ * {@link API_MAX_EVENT_BUFFER_BYTES} each, this bounds what stalled streams hold: 32 MiB
+ * (docs/limits.md).
+ */
+export const API_MAX_EVENT_STREAMS = 32;
+
+/**
+ * Connections to the API open at once at most (each holds a file descriptor); one more is closed
+ * as soon as it is accepted, nothing read (Node's `maxConnections`), and counted
+ * `refused.api-connections-full` (docs/limits.md). Node closes a connection that sends no
+ * complete request head within 60 s (`headersTimeout`).
+ */
+export const API_MAX_CONNECTIONS = 1024;
+
+/** A connection refused past {@link API_MAX_CONNECTIONS} is logged at most this often, ms. */
+const DROP_LOG_INTERVAL_MS = 10_000;
 
 /**
  * How long {@link ApiServer.close} lets a client take what was written to it before cutting it
@@ -112,6 +139,9 @@ export class ApiServer {
   readonly #socketGroup: string | undefined;
   /** See {@link API_MAX_EVENT_BUFFER_BYTES}; settable (tests, configuration). */
   maxEventBufferBytes = API_MAX_EVENT_BUFFER_BYTES;
+  /** See {@link API_MAX_EVENT_STREAMS}; settable (tests). */
+  maxEventStreams = API_MAX_EVENT_STREAMS;
+  #lastDropLogAt = -Infinity;
 
   constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
     this.#backend = backend;
@@ -126,6 +156,28 @@ export class ApiServer {
         else res.destroy();
       });
     });
+    this.#server.maxConnections = API_MAX_CONNECTIONS;
+    this.#server.on('drop', () => {
+      (this.#backend.directory ?? this.#backend.client)?.counters.add(
+        'refused.api-connections-full',
+      );
+      const now = Date.now();
+      if (now - this.#lastDropLogAt < DROP_LOG_INTERVAL_MS) return;
+      this.#lastDropLogAt = now;
+      this.#logger.warn(
+        { maxConnections: this.#server.maxConnections },
+        'too many API connections; new ones are closed at once',
+      );
+    });
+  }
+
+  /** See {@link API_MAX_CONNECTIONS}; settable (tests). */
+  get maxConnections(): number {
+    return this.#server.maxConnections;
+  }
+
+  set maxConnections(value: number) {
+    this.#server.maxConnections = value;
   }
 
   /** The address actually bound (the port is filled in when 0 was asked for). */
@@ -410,13 +462,22 @@ export class ApiServer {
       throw new HttpError(
         409,
         'ERR_API',
-        'a directory node does not send or receive application messages',
+        this.#backend.directory === undefined
+          ? // The API listens before the node starts (tor may bootstrap for minutes).
+            'the node is not running yet; GET /v1/info says what it is waiting for'
+          : 'a directory node does not send or receive application messages',
       );
     return client;
   }
 
   #events(res: http.ServerResponse): void {
     const { client, directory } = this.#backend;
+    if (this.#streams.size >= this.maxEventStreams)
+      throw new HttpError(
+        503,
+        'ERR_BUSY',
+        `${this.maxEventStreams} event streams are open, the most the API serves at once; close one and retry`,
+      );
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
@@ -560,6 +621,12 @@ function parseOffers(body: unknown): Offer[] {
       ? (body as Record<string, unknown>).offers
       : undefined;
   if (!Array.isArray(list)) throw new HttpError(400, 'ERR_API', '"offers" must be an array');
+  if (list.length > API_MAX_OFFERS)
+    throw new HttpError(
+      400,
+      'ERR_API',
+      `at most ${API_MAX_OFFERS} offers (${list.length} given): a directory node takes many more announced at once for a flood and disconnects the maker`,
+    );
   const problems: string[] = [];
   const offers = list.map((item: unknown, index) => {
     const o = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
@@ -580,10 +647,17 @@ function parseOffers(body: unknown): Offer[] {
 
 /**
  * A JSON field as text for {@link parseOffers}: `String()` of a primitive, the JSON of an object or
- * array. `String()` of a parsed object can throw (`{"toString": 1}` has no callable toString).
+ * array. `String()` of a parsed object can throw (`{"toString": 1}` has no callable toString), and
+ * `JSON.stringify` of one nested some thousands deep overflows the stack (RangeError): such a
+ * value is never a valid field, so it gets a placeholder that offerProblems refuses.
  */
 function jsonText(value: unknown): string {
-  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  if (typeof value !== 'object' || value === null) return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return '(a JSON value nested too deeply)';
+  }
 }
 
 /** A JSON field as a number for {@link parseOffers}: `Number()` of a primitive, NaN for an object or array. */

@@ -13,14 +13,19 @@ import type { OrderbookEntry } from '../node/offers.js';
 /** Largest event the `listen` command buffers, characters (a line is at most 40,000 bytes). */
 export const LISTEN_MAX_EVENT_CHARS = 1024 * 1024;
 
-/** No daemon answers on the socket. */
+/**
+ * No daemon answers on the socket; or (ECONNRESET) one accepted the connection and closed it at
+ * once, as the daemon does past its API connection cap (src/api/server.ts `API_MAX_CONNECTIONS`).
+ */
 export class NoDaemonError extends OnionmcError {
   constructor(endpoint: ApiEndpoint, cause: unknown) {
     const where = endpoint.kind === 'unix' ? endpoint.path : `${endpoint.host}:${endpoint.port}`;
     const code = (cause as NodeJS.ErrnoException | undefined)?.code ?? 'error';
     super(
       'ERR_API',
-      `no onionmc daemon answers on ${where} (${code}): is it running? (--socket PATH or --datadir DIR)`,
+      code === 'ECONNRESET'
+        ? `the daemon on ${where} closed the connection at once (ECONNRESET): it may have its most API connections open (docs/limits.md), or be stopping`
+        : `no onionmc daemon answers on ${where} (${code}): is it running? (--socket PATH or --datadir DIR)`,
       { cause },
     );
   }
@@ -188,7 +193,8 @@ export async function sendCommand(
  * `onionmc listen`: prints the daemon's events as they come (`NAME JSON`, or one JSON object per
  * line with `json`), until `signal` aborts (resolves) or the daemon closes the stream (rejects).
  * An event longer than {@link LISTEN_MAX_EVENT_CHARS} rejects with `ERR_API` and closes the stream;
- * no daemon on `endpoint` rejects with {@link NoDaemonError}.
+ * a stream cut by the daemon rejects with `ERR_CLOSED`; no daemon on `endpoint` rejects with
+ * {@link NoDaemonError}.
  * @param names only these events; empty: every event.
  * @param onOpen called once the stream is open (the CLI says so on stderr).
  */
@@ -207,8 +213,31 @@ export function listenCommand(
         : { host: endpoint.host, port: endpoint.port };
     const req = http.request({ ...base, method: 'GET', path: '/v1/events', signal }, (res) => {
       if (res.statusCode !== 200) {
-        res.resume();
-        reject(new OnionmcError('ERR_API', `GET /v1/events: ${res.statusCode ?? 0}`));
+        // The daemon's JSON error names the cause (503 ERR_BUSY: too many streams); read at most
+        // LISTEN_MAX_EVENT_CHARS of it.
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < LISTEN_MAX_EVENT_CHARS) text += chunk;
+        });
+        const refused = (): void => {
+          let error: { code?: unknown; message?: unknown } | undefined;
+          try {
+            error = (JSON.parse(text) as { error?: typeof error } | null)?.error;
+          } catch {
+            // not JSON: the status alone
+          }
+          const detail = [error?.code, error?.message].filter((v) => typeof v === 'string');
+          reject(
+            new OnionmcError(
+              'ERR_API',
+              [`GET /v1/events: ${String(res.statusCode ?? 0)}`, ...detail].join(' '),
+            ),
+          );
+        };
+        res.on('end', refused);
+        res.on('close', refused);
+        res.on('error', () => undefined);
         return;
       }
       onOpen();
@@ -251,6 +280,18 @@ export function listenCommand(
         reject(new OnionmcError('ERR_CLOSED', 'the daemon closed the event stream'));
       });
       res.on('error', () => undefined);
+      // Closed without its end: the daemon cut the stream (it cuts a client that reads too slowly,
+      // docs/limits.md) or died. After 'end', after Ctrl-C or an over-long event, a no-op.
+      res.on('close', () => {
+        if (signal.aborted) resolve();
+        else
+          reject(
+            new OnionmcError(
+              'ERR_CLOSED',
+              'the daemon cut the event stream (it stopped, or this client read too slowly)',
+            ),
+          );
+      });
     });
     req.on('error', (err) => {
       if (signal.aborted) resolve();

@@ -12,6 +12,13 @@ import type { OnionChannelConfig } from './core.js';
 /** Why `chan_configs` cannot be served (code `ERR_CONFIG`); `problems` has one line each. */
 export class ChanConfigError extends ConfigError {}
 
+/**
+ * Directory nodes a jmclient's `directory_nodes` may list at most: each is a link the node dials
+ * and keeps (JoinMarket's default lists fewer than ten). Duplicates count once: one link per
+ * location, as onionmc's own `directory_nodes` (src/config/config.ts).
+ */
+export const MAX_CHAN_DIRECTORY_NODES = 32;
+
 function asRecord(value: JsonValue | undefined): Record<string, JsonValue> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;
 }
@@ -104,12 +111,20 @@ export function parseChanConfigs(chanConfigs: JsonValue): OnionChannelConfig {
   }
   const name = typeof section['section-name'] === 'string' ? section['section-name'] : 'onion';
   const directoryText = text(section, 'directory_nodes', name, problems);
-  const directoryNodes = directoryText
-    .split(',')
-    .map((d) => d.trim())
-    .filter((d) => d !== '');
+  const directoryNodes = [
+    ...new Set(
+      directoryText
+        .split(',')
+        .map((d) => d.trim())
+        .filter((d) => d !== ''),
+    ),
+  ];
   if (directoryText !== '' && directoryNodes.length === 0)
     problems.push(`${name}: directory_nodes lists no directory node`);
+  if (directoryNodes.length > MAX_CHAN_DIRECTORY_NODES)
+    problems.push(
+      `${name}: directory_nodes lists ${directoryNodes.length} directory nodes, at most ${MAX_CHAN_DIRECTORY_NODES}`,
+    );
   if (directoryText === '' && problems.length === 0)
     problems.push(`${name}: directory_nodes is empty`);
   const regtest = section.regtest_count;

@@ -13,7 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, type ApiEvent, type EventStream } from '../../src/api/client.js';
-import { API_MAX_BODY_BYTES, ApiServer, type ApiEndpoint } from '../../src/api/server.js';
+import {
+  API_MAX_BODY_BYTES,
+  API_MAX_OFFERS,
+  ApiServer,
+  type ApiEndpoint,
+} from '../../src/api/server.js';
 import { parseConfig } from '../../src/config/config.js';
 import { pollUntil } from '../helpers/poll.js';
 import { BoundServer } from '../helpers/ports.js';
@@ -461,6 +466,27 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     ];
     expectError(await takerApi.request('PUT', '/v1/offers', { offers }), 409, 'ERR_API', 'maker');
     expectError(await directoryApi.request('PUT', '/v1/offers', { offers }), 409, 'ERR_API');
+  });
+
+  it(`PUT /v1/offers with more than ${API_MAX_OFFERS} offers is 400 naming the cap, and changes nothing`, async () => {
+    // 2,000 offers used to answer 200 while the directory node dropped most of the pubmsgs,
+    // disconnected the maker for flooding and refused its nick for 300 s (docs/limits.md).
+    const offers = Array.from({ length: API_MAX_OFFERS + 1 }, (_, oid) => ({
+      type: 'sw0reloffer',
+      oid,
+      minsize: 27300,
+      maxsize: 1000000,
+      txfee: 0,
+      cjfee: '0.0002',
+    }));
+    expectError(
+      await makerApi.request('PUT', '/v1/offers', { offers }),
+      400,
+      'ERR_API',
+      `at most ${API_MAX_OFFERS} offers (${API_MAX_OFFERS + 1} given)`,
+    );
+    const info = (await makerApi.call('GET', '/v1/info')) as { offers: unknown[] };
+    expect(info.offers).toEqual([]);
   });
 
   it('PUT /v1/offers with invalid offers is 400 naming every problem, and changes nothing', async () => {

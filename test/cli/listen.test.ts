@@ -22,12 +22,18 @@ afterEach(async () => {
   daemon = undefined;
 });
 
-/** Serves `/v1/events` on a unix socket: `write` gets the open response. */
-async function fakeDaemon(write: (res: http.ServerResponse) => void): Promise<FakeDaemon> {
+/**
+ * Serves `/v1/events` on a unix socket: `write` gets the open response (its 200 head written,
+ * unless `open` is false).
+ */
+async function fakeDaemon(
+  write: (res: http.ServerResponse) => void,
+  open = true,
+): Promise<FakeDaemon> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'onionmc-listen-'));
   const socketPath = path.join(dir, 'api.sock');
   const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    if (open) res.writeHead(200, { 'content-type': 'text/event-stream' });
     write(res);
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
@@ -69,6 +75,45 @@ describe('onionmc listen', () => {
     );
     await expect(ended).rejects.toThrow('the daemon closed the event stream');
     expect(lines).toEqual(['privmsg {"from":"J5a","line":"!fill 1"}', 'privmsg "not json"']);
+  });
+
+  it("rejects a refused stream with the daemon's own error, not only its status", async () => {
+    const message =
+      '32 event streams are open, the most the API serves at once; close one and retry';
+    daemon = await fakeDaemon((res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'ERR_BUSY', message } }));
+    }, false);
+    const ended = listenCommand(
+      { kind: 'unix', path: daemon.socketPath },
+      [],
+      false,
+      { line: () => undefined },
+      new AbortController().signal,
+    );
+    await expect(ended).rejects.toThrow(`GET /v1/events: 503 ERR_BUSY ${message}`);
+    await expect(ended).rejects.toMatchObject({ code: 'ERR_API' });
+  });
+
+  it('rejects, naming the cause, when the daemon cuts the stream instead of ending it', async () => {
+    // A daemon cuts a client that reads too slowly (docs/limits.md), or dies: the response stops
+    // without its end. listen used to wait forever (and the CLI exit 0, saying nothing).
+    daemon = await fakeDaemon((res) => {
+      res.write('event: privmsg\ndata: {"ok":true}\n\n', () => {
+        res.destroy();
+      });
+    });
+    const lines: string[] = [];
+    const ended = listenCommand(
+      { kind: 'unix', path: daemon.socketPath },
+      [],
+      true,
+      { line: (text) => lines.push(text) },
+      new AbortController().signal,
+    );
+    await expect(ended).rejects.toThrow('the daemon cut the event stream');
+    await expect(ended).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    expect(lines).toEqual(['{"event":"privmsg","data":{"ok":true}}']);
   });
 
   it('closes the stream with its own error once one event passes the cap, and prints nothing of it', async () => {

@@ -34,4 +34,23 @@ describe('fuzz: the API request bodies', () => {
       }
     });
   });
+
+  it('regression: PUT /v1/offers with a deeply nested "type" or "cjfee" answers 400, not 500', async () => {
+    // JSON.parse takes 100,000 levels; JSON.stringify of them, for the problem's text, overflowed
+    // the stack (RangeError), which the server answered with a 500 "internal error".
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    await withMakerApi(async () => {
+      for (const field of ['type', 'cjfee']) {
+        const res = await request(
+          'PUT',
+          '/v1/offers',
+          Buffer.from(`{"offers":[{"${field}":${deep}}]}`),
+        );
+        expect(res).not.toBe('hang');
+        if (res === 'hang') return;
+        expect(res.status).toBe(400);
+        expect((JSON.parse(res.text) as { error: { code: string } }).error.code).toBe('ERR_API');
+      }
+    });
+  });
 });

@@ -11,7 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { boxFrom, type AmpBox } from '../../src/amp/box.js';
 import { hasCode } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import type { CorePrivmsgEvent } from '../../src/joinmarketd/core.js';
+import type { CoreContext, CorePrivmsgEvent } from '../../src/joinmarketd/core.js';
+import { MAX_CHAN_DIRECTORY_NODES } from '../../src/joinmarketd/chan-config.js';
 import { startJoinmarketd, type JoinmarketdServer } from '../../src/joinmarketd/server.js';
 import { AmpTestClient, readable } from './amp-client.js';
 import { FakeCore, FakeNetwork } from './fake-core.js';
@@ -148,6 +149,9 @@ class JmClient {
   }
 }
 
+/** What each core of {@link setup} was created with, in order. */
+const coreContexts: CoreContext[] = [];
+
 async function setup(): Promise<{ network: FakeNetwork; client: JmClient; datadir: string }> {
   dir = await mkdtemp(path.join(tmpdir(), 'onionmc-jmd-'));
   const network = new FakeNetwork([], new Map());
@@ -155,7 +159,10 @@ async function setup(): Promise<{ network: FakeNetwork; client: JmClient; datadi
     host: '127.0.0.1',
     port: 0,
     logger: silentLogger(),
-    createCore: (context) => new FakeCore(network, context),
+    createCore: (context) => {
+      coreContexts.push(context);
+      return new FakeCore(network, context);
+    },
   });
   const link = await AmpTestClient.connect(server.port);
   clients.push(link);
@@ -216,6 +223,39 @@ describe('joinmarketd service', () => {
     expect(readable(await client.call('JMStartMC', { nick: 'J5x' }))._error_code).toBe('BAD_STATE');
     // The refused JMInit sent no JMInitProto.
     expect(client.link.received.map((b) => b.get('_command')?.toString())).toEqual([]);
+  });
+
+  it(`JMInit: directory_nodes lists each directory node once, and more than ${MAX_CHAN_DIRECTORY_NODES} are refused naming the cap`, async () => {
+    // Each entry became a directory link the node dials: some 6,000 entries fit one 64 KiB value,
+    // duplicates included.
+    const { client, datadir } = await setup();
+    const init = (directoryNodes: string[]): Promise<AmpBox> =>
+      client.call('JMInit', {
+        bcsource: 'x',
+        network: 'testnet',
+        chan_configs: JSON.stringify([
+          { ...ONION_SECTION, directory_nodes: directoryNodes.join(',') },
+        ]),
+        minmakers: '1',
+        maker_timeout_sec: '10',
+        dust_threshold: '27300',
+        blacklist_location: path.join(datadir, 'cl'),
+      });
+    const many = Array.from(
+      { length: MAX_CHAN_DIRECTORY_NODES + 1 },
+      (_, i) => `127.0.0.1:${i + 1}`,
+    );
+    const refused = readable(await init(many));
+    expect(refused._error_code).toBe('UNSUPPORTED_MESSAGE_CHANNEL');
+    expect(refused._error_description).toContain(
+      `directory_nodes lists ${MAX_CHAN_DIRECTORY_NODES + 1} directory nodes, at most ${MAX_CHAN_DIRECTORY_NODES}`,
+    );
+    const repeated = Array.from({ length: 4_000 }, () => '127.0.0.1:5322');
+    expect(readable(await init(repeated))).toMatchObject({ accepted: 'True' });
+    expect(readable(await client.call('JMStartMC', { nick: 'J5xxxxxxxxxxxxxx' }))).toMatchObject({
+      accepted: 'True',
+    });
+    expect(coreContexts.at(-1)?.config.directoryNodes).toEqual(['127.0.0.1:5322']);
   });
 
   it('maker: answers !orderbook, refuses blacklisted commitments and unknown offers, relays !push and !hp2', async () => {
