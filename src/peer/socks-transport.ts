@@ -9,13 +9,24 @@
  * | ---------------- | ---------------------------------------------------------------------------- |
  * | targets          | v3 onions only (docs/protocol.md §2.1, §8.3: "we disallow clearnet connections")         |
  * | deadline         | `socks5_connect_timeout` (config `socks5ConnectTimeoutMs`, default 120 s, §8.5) |
- * | stream isolation | SOCKS username `onionmc-directory` / `onionmc-peer`, password random per process |
+ * | stream isolation | SOCKS username `onionmc-directory` / `onionmc-peer`, password per dial       |
  * | errors           | name the directory node or peer dialed, the proxy and tor's SOCKS reply       |
  *
  * Stream isolation: tor's default `IsolateSOCKSAuth` never puts two streams whose SOCKS
  * credentials differ on one circuit (Tor socks-extensions spec, "stream isolation"), so links to
  * directory nodes never share a circuit with direct peer links, and neither shares one with other
  * programs using the same tor (ng's `tor_isolation` separates the same two purposes, docs/protocol.md §4.5).
+ *
+ * The password is a random string per process plus a dial counter, so no two dials share a
+ * circuit either. Tor attaches a new stream to an onion service to an open rendezvous circuit to
+ * that onion whose isolation matches, and does not move a stream that gets no answer there to
+ * another circuit: it waits up to its `SocksTimeout`, where a stream on an ordinary circuit is
+ * retried on a new one after 10-15 s (tor's src/core/or/connection_edge.c,
+ * `connection_ap_expire_beginning`). When a directory node's tor dies, a client's tor can keep the
+ * old rendezvous circuit open for a minute or more: with one password per process every redial
+ * went onto that dead circuit and timed out (seen in the real-Tor fault test: a maker failed to
+ * reconnect for over 90 s while a taker, whose circuit tor had closed, was back in 15 s). A fresh
+ * password makes tor build new circuits to the onion service's new introduction points.
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
@@ -45,8 +56,9 @@ export interface SocksDialerOptions {
   /** Deadline of one dial in ms, CONNECT reply included (config `socks5ConnectTimeoutMs`, docs/protocol.md §8.5). */
   readonly timeoutMs: number;
   /**
-   * The isolation password shared by every dial of this dialer. Default: a fresh random string, so
-   * one per daemon process. Injectable for tests.
+   * The start of the isolation password of every dial of this dialer, followed by `-` and the
+   * dial's number (1, 2, ...). Default: a fresh random string, so one per daemon process.
+   * Injectable for tests.
    */
   readonly isolationPassword?: string;
 }
@@ -68,6 +80,8 @@ export class SocksDialer implements Dialer {
   readonly #proxy: Endpoint;
   readonly #timeoutMs: number;
   readonly #password: string;
+  /** Dials so far, which makes each dial's password its own. */
+  #dials = 0;
 
   constructor(options: SocksDialerOptions) {
     this.#proxy = options.proxy;
@@ -105,7 +119,10 @@ export class SocksDialer implements Dialer {
         host: target.host,
         port: target.port,
         timeoutMs: this.#timeoutMs,
-        isolation: { username: SOCKS_ISOLATION_USERNAMES[purpose], password: this.#password },
+        isolation: {
+          username: SOCKS_ISOLATION_USERNAMES[purpose],
+          password: `${this.#password}-${String(++this.#dials)}`,
+        },
         ...(signal !== undefined ? { signal } : {}),
       });
     } catch (err) {

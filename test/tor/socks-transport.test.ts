@@ -1,9 +1,9 @@
 /**
  * SocksDialer (src/peer/socks-transport.ts) against a small SOCKS5 server on a unix socket and on
- * 127.0.0.1:0: stream isolation credentials per purpose (RFC 1929 sub-negotiation bytes read by
- * the server), onion names passed to the proxy as names, onion-only targets (docs/protocol.md §8.3), errors
- * that name the directory node or peer and tor's reply, the connect deadline, and the start-up
- * check of the proxy address.
+ * 127.0.0.1:0: stream isolation credentials per purpose and per dial (RFC 1929 sub-negotiation
+ * bytes read by the server), onion names passed to the proxy as names, onion-only targets
+ * (docs/protocol.md §8.3), errors that name the directory node or peer and tor's reply, the
+ * connect deadline, and the start-up check of the proxy address.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -160,7 +160,7 @@ afterEach(async () => {
 });
 
 describe('SocksDialer.dial', () => {
-  it('isolates directory and peer streams by username, with one random password per dialer', async () => {
+  it('isolates directory and peer streams by username, and every dial by its own password', async () => {
     server = new SocksServer();
     proxy = await server.listen({ path: join(dir, 'socks-a.sock') });
     const dialer = new SocksDialer({ proxy, timeoutMs: 5_000 });
@@ -177,15 +177,20 @@ describe('SocksDialer.dial', () => {
     const [first, second, third, fourth] = server.requests;
     expect(first?.username).toBe('onionmc-directory');
     expect(second?.username).toBe('onionmc-peer');
+    expect(third?.username).toBe('onionmc-directory');
     expect(SOCKS_ISOLATION_USERNAMES).toEqual({
       directory: 'onionmc-directory',
       peer: 'onionmc-peer',
     });
-    expect(first?.password).toMatch(/^[0-9a-f]{32}$/);
-    expect(second?.password).toBe(first?.password);
-    expect(third?.password).toBe(first?.password);
-    // Another dialer (another daemon process) gets another password, so tor isolates them too.
-    expect(fourth?.password).toMatch(/^[0-9a-f]{32}$/);
+    // One random string per dialer (per daemon process), then the dial's number: a redial of the
+    // same directory node never shares the circuit of the dial before it.
+    const processPart = /^([0-9a-f]{32})-\d+$/.exec(first?.password ?? '')?.[1];
+    expect(processPart).toBeDefined();
+    expect([first, second, third].map((r) => r?.password)).toEqual(
+      [1, 2, 3].map((n) => `${processPart!}-${String(n)}`),
+    );
+    // Another dialer (another daemon process) gets another random string, so tor isolates them too.
+    expect(fourth?.password).toMatch(/^[0-9a-f]{32}-1$/);
     expect(fourth?.password).not.toBe(first?.password);
   });
 
@@ -195,7 +200,7 @@ describe('SocksDialer.dial', () => {
     const dialer = new SocksDialer({ proxy, timeoutMs: 5_000, isolationPassword: 'fixed' });
     const socket = await dialer.dial({ host: ONION, port: 5222 }, 'peer');
     expect(server.requests).toEqual([
-      { username: 'onionmc-peer', password: 'fixed', atyp: 3, host: ONION, port: 5222 },
+      { username: 'onionmc-peer', password: 'fixed-1', atyp: 3, host: ONION, port: 5222 },
     ]);
     const echoed = new Promise<string>((resolve) =>
       socket.once('data', (chunk: Buffer) => {
