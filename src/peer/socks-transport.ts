@@ -22,11 +22,10 @@
  * that onion whose isolation matches, and does not move a stream that gets no answer there to
  * another circuit: it waits up to its `SocksTimeout`, where a stream on an ordinary circuit is
  * retried on a new one after 10-15 s (tor's src/core/or/connection_edge.c,
- * `connection_ap_expire_beginning`). When a directory node's tor dies, a client's tor can keep the
- * old rendezvous circuit open for a minute or more: with one password per process every redial
- * went onto that dead circuit and timed out (seen in the real-Tor fault test: a maker failed to
- * reconnect for over 90 s while a taker, whose circuit tor had closed, was back in 15 s). A fresh
- * password makes tor build new circuits to the onion service's new introduction points.
+ * `connection_ap_expire_beginning`). A client's tor can keep a rendezvous circuit to a directory
+ * node whose tor died open for a minute or more; with one password per process a redial could go
+ * onto that dead circuit and wait out the whole dial deadline. A fresh password makes tor build
+ * new circuits for every dial.
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
