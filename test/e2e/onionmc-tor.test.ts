@@ -62,7 +62,7 @@ const STEP_TIMEOUT_MS = 30_000;
  * relay acknowledging one for the dead tor's introduction circuit 47 s after the kill, the dial
  * then waiting for a rendezvous that never came until its SOCKS deadline (20 s here); only once
  * every old introduction point refused did tor fetch the new descriptor, and the next dial
- * succeeded at once. Reconnects took 13-116 s in the runs of one afternoon; one run took over
+ * succeeded at once. Reconnects took 16-116 s in the runs of one afternoon; two took over
  * 120 s.
  */
 const RECONNECT_TIMEOUT_MS = 240_000;
