@@ -1,7 +1,7 @@
 /**
  * `onionmc listen` (src/cli/client-commands.ts `listenCommand`) against a loopback HTTP server on
- * a unix socket that stands in for the daemon's `/v1/events`: what it prints, and the cap on one
- * event.
+ * a unix socket that stands in for the daemon's `/v1/events`: what it prints, a refused stream, a
+ * stream the daemon cuts, and the cap on one event.
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -47,6 +47,32 @@ async function fakeDaemon(
   };
 }
 
+/**
+ * Runs `listenCommand` against `daemon` with the given event names and output form; `onLine` sees
+ * each printed line after it is recorded in `lines`.
+ */
+function listen(
+  to: FakeDaemon,
+  names: readonly string[],
+  json: boolean,
+  onLine: () => void = () => undefined,
+): { ended: Promise<void>; lines: string[] } {
+  const lines: string[] = [];
+  const ended = listenCommand(
+    { kind: 'unix', path: to.socketPath },
+    names,
+    json,
+    {
+      line: (text) => {
+        lines.push(text);
+        onLine();
+      },
+    },
+    new AbortController().signal,
+  );
+  return { ended, lines };
+}
+
 describe('onionmc listen', () => {
   it('prints the events asked for, goes on past an unknown field and a bad retry, and rejects once the daemon closes', async () => {
     let printed!: () => void;
@@ -60,19 +86,7 @@ describe('onionmc listen', () => {
         res.end('event: pubmsg\ndata: {"from":"J5b"}\n\nevent: privmsg\ndata: not json\n\n'),
       );
     });
-    const lines: string[] = [];
-    const ended = listenCommand(
-      { kind: 'unix', path: daemon.socketPath },
-      ['privmsg'],
-      false,
-      {
-        line: (text) => {
-          lines.push(text);
-          printed();
-        },
-      },
-      new AbortController().signal,
-    );
+    const { ended, lines } = listen(daemon, ['privmsg'], false, printed);
     await expect(ended).rejects.toThrow('the daemon closed the event stream');
     expect(lines).toEqual(['privmsg {"from":"J5a","line":"!fill 1"}', 'privmsg "not json"']);
   });
@@ -84,13 +98,7 @@ describe('onionmc listen', () => {
       res.writeHead(503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { code: 'ERR_BUSY', message } }));
     }, false);
-    const ended = listenCommand(
-      { kind: 'unix', path: daemon.socketPath },
-      [],
-      false,
-      { line: () => undefined },
-      new AbortController().signal,
-    );
+    const { ended } = listen(daemon, [], false);
     await expect(ended).rejects.toThrow(`GET /v1/events: 503 ERR_BUSY ${message}`);
     await expect(ended).rejects.toMatchObject({ code: 'ERR_API' });
   });
@@ -103,14 +111,7 @@ describe('onionmc listen', () => {
         res.destroy();
       });
     });
-    const lines: string[] = [];
-    const ended = listenCommand(
-      { kind: 'unix', path: daemon.socketPath },
-      [],
-      true,
-      { line: (text) => lines.push(text) },
-      new AbortController().signal,
-    );
+    const { ended, lines } = listen(daemon, [], true);
     await expect(ended).rejects.toThrow('the daemon cut the event stream');
     await expect(ended).rejects.toMatchObject({ code: 'ERR_CLOSED' });
     expect(lines).toEqual(['{"event":"privmsg","data":{"ok":true}}']);
@@ -127,14 +128,7 @@ describe('onionmc listen', () => {
       for (let sent = 0; sent <= LISTEN_MAX_EVENT_CHARS; sent += piece.length) res.write(piece);
       res.on('close', closed);
     });
-    const lines: string[] = [];
-    const ended = listenCommand(
-      { kind: 'unix', path: daemon.socketPath },
-      [],
-      true,
-      { line: (text) => lines.push(text) },
-      new AbortController().signal,
-    );
+    const { ended, lines } = listen(daemon, [], true);
     await expect(ended).rejects.toThrow(`passed ${String(LISTEN_MAX_EVENT_CHARS)} characters`);
     await expect(ended).rejects.toMatchObject({ code: 'ERR_API' });
     await serverSawClose;
