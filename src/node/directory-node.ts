@@ -8,6 +8,7 @@
 import type net from 'node:net';
 import type { Logger } from '../log.js';
 import { formatPubmsgLine } from '../message/privmsg.js';
+import { OpenSockets } from '../net/open-sockets.js';
 import { flushAllConnections, PeerConnection } from '../peer/connection.js';
 import { encodeEnvelope, type ReceivedEnvelope } from '../wire/envelope.js';
 import { encodeLine } from '../wire/framing.js';
@@ -55,11 +56,8 @@ export class DirectoryNode {
   readonly #peers = new Set<DirectoryPeer>();
   readonly #byNick = new Map<string, DirectoryPeer>();
   readonly #handshaked = new Set<DirectoryPeer>();
-  /**
-   * Accepted sockets not yet closed: the peers' and those we closed whose other end stays open (a
-   * closed connection waits up to `CLOSE_DRAIN_TIMEOUT_MS` for the peer to take our last bytes).
-   */
-  #sockets = 0;
+  /** Accepted sockets not yet closed: the peers' and those we closed whose other end stays open. */
+  readonly #sockets = new OpenSockets();
   readonly #ownEntry: string;
   readonly counters = new Counters();
   readonly #departures: DepartureAnnouncer;
@@ -253,7 +251,7 @@ export class DirectoryNode {
     // Sockets we closed count as not handshaked until they are gone: a peer refused at once (a
     // bad 793) that keeps its end open would otherwise hold a socket for free.
     if (
-      this.#sockets - this.#handshaked.size >=
+      this.#sockets.size - this.#handshaked.size >=
       (options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES)
     ) {
       // Full of connections that have not handshaked: refused at once, nothing kept.
@@ -261,10 +259,7 @@ export class DirectoryNode {
       socket.destroy();
       return;
     }
-    this.#sockets++;
-    socket.once('close', () => {
-      this.#sockets--;
-    });
+    this.#sockets.add(socket);
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
       logger: this.#logger,

@@ -5,6 +5,7 @@
  * through {@link PeerLinkHooks.onChannelMessage}.
  */
 import type net from 'node:net';
+import { OpenSockets } from '../net/open-sockets.js';
 import { PeerConnection } from '../peer/connection.js';
 import type { Envelope } from '../wire/envelope.js';
 import {
@@ -62,11 +63,8 @@ export class PeerLinks {
   readonly #ctx: ClientContext;
   readonly #hooks: PeerLinkHooks;
   readonly #links = new Set<PeerLink>();
-  /**
-   * Inbound sockets not yet closed: the links', and those we closed whose other end stays open (a
-   * closed connection waits up to `CLOSE_DRAIN_TIMEOUT_MS` for the peer to take our last bytes).
-   */
-  #inbound = 0;
+  /** Inbound sockets not yet closed: the links', and those we closed whose other end stays open. */
+  readonly #inbound = new OpenSockets();
 
   constructor(ctx: ClientContext, hooks: PeerLinkHooks) {
     this.#ctx = ctx;
@@ -88,17 +86,12 @@ export class PeerLinks {
 
   /** Takes an inbound socket (a maker's server). */
   accept(socket: net.Socket): void {
-    if (this.#inbound >= MAX_INBOUND_PEER_LINKS) {
+    if (this.#inbound.size >= MAX_INBOUND_PEER_LINKS) {
       this.#ctx.counters.add('refused.peer-links-full');
       socket.destroy();
       return;
     }
-    if (!socket.closed) {
-      this.#inbound++;
-      socket.once('close', () => {
-        this.#inbound--;
-      });
-    }
+    this.#inbound.add(socket);
     const conn = new PeerConnection(socket, {
       direction: 'inbound',
       logger: this.#ctx.logger,
