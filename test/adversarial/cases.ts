@@ -353,6 +353,18 @@ const fillLine = (from: string, to: string): Buffer =>
     `${from}!${to}!fill 0 1000000 ${'ab'.repeat(32)} P${'cd'.repeat(32)} 03${'ef'.repeat(32)} ${'M'.repeat(96)}`,
   );
 
+/**
+ * No attacker: the pair is measured for a second `floodMs` as if an attack ran. Its "x quiet" is
+ * what the pair's p99 ratio is with nothing but this machine's own noise, to read the other cases'
+ * ratios against (no target: not a case of the issue).
+ */
+export function control(sizes: Sizes): Promise<CaseResult> {
+  return runCase('control: no attacker', sizes, async ({ sizes: s }) => {
+    await new Promise((resolve) => setTimeout(resolve, s.floodMs));
+    return { attackers: [], figures: {}, checks: [] };
+  });
+}
+
 /** One peer floods `!orderbook` pubmsgs for `floodMs`. */
 export function pubmsgFlood(sizes: Sizes): Promise<CaseResult> {
   return runCase(
@@ -1352,6 +1364,7 @@ export async function protocolAbuse(sizes: Sizes): Promise<CaseResult & { steps:
 
 /** Every case, in the order of the issue. */
 export const CASES: readonly { key: string; run: (sizes: Sizes) => Promise<CaseResult> }[] = [
+  { key: 'control', run: control },
   { key: 'pubmsg-flood', run: pubmsgFlood },
   { key: 'privmsg-flood', run: privmsgFlood },
   { key: 'byte-flood', run: byteFlood },

@@ -96,6 +96,12 @@ for (const [i, r] of rows.entries()) {
   process.stdout.write(`${r.map((cell, j) => pad(cell, widths[j] ?? 0)).join(' | ')}\n`);
   if (i === 0) process.stdout.write(`${widths.map((w) => '-'.repeat(w)).join('-|-')}\n`);
 }
+const controlResult = results.find((r) => r.name.startsWith('control'));
+if (controlResult !== undefined)
+  process.stdout.write(
+    `\ncontrol: with no attacker the pair's p99 ratio was x${String(controlResult.figures['p99 ratio'] ?? '-')} ` +
+      `(two quiet windows: this machine's own noise, to read the other ratios against)\n`,
+  );
 const failed = results.filter((r) => r.checks.some((c) => !c.pass));
 const broken = results.filter((r) => r.error !== undefined);
 process.stdout.write(
