@@ -31,8 +31,11 @@ import type {
 
 /** Nick format constants sent in JMInitProto (jmdaemon/protocol.py). */
 export const NICK_HASH_LENGTH = 10;
+/** Base58 characters of a nick after its header and version digit (jmdaemon/protocol.py `NICK_MAX_ENCODED`). */
 export const NICK_MAX_ENCODED = 14;
+/** First character of every nick (jmdaemon/protocol.py `JOINMARKET_NICK_HEADER`). */
 export const JOINMARKET_NICK_HEADER = 'J';
+/** Protocol version, JMInitProto's `joinmarket_version` (jmdaemon/protocol.py `JM_VERSION`). */
 export const JM_VERSION = 5;
 /** PoDLE commitment types a maker accepts (jmdaemon/protocol.py `COMMITMENT_PREFIXES`). */
 export const COMMITMENT_PREFIXES: readonly string[] = ['P'];
