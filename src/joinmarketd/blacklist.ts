@@ -5,9 +5,12 @@
  * commitment is refused when listed; it is added when the maker uses it (JMIOAuth) or another
  * maker broadcasts it (`!hp2` pubmsg).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { appendFile, open } from 'node:fs/promises';
 
-/** The file is read at most this large; a longer one is treated as holding the first part only. */
+/**
+ * At most this much of the file is read (and held) per check; a longer file is treated as holding
+ * its first part only, and a commitment added is appended after the whole file.
+ */
 export const BLACKLIST_MAX_FILE_BYTES = 64 * 1024 * 1024;
 
 const HEX_RE = /^(?:[0-9a-fA-F]{2})+$/;
@@ -26,10 +29,16 @@ export type BlacklistVerdict = 'invalid_format' | 'allowed' | 'blacklisted';
 /** The commitment blacklist file; operations run one at a time. */
 export class CommitmentBlacklist {
   readonly #path: string;
+  readonly #maxFileBytes: number;
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(path: string) {
+  /**
+   * @param path the file (JMInit's `blacklist_location`).
+   * @param maxFileBytes how much of it is read, bytes ({@link BLACKLIST_MAX_FILE_BYTES}).
+   */
+  constructor(path: string, maxFileBytes = BLACKLIST_MAX_FILE_BYTES) {
     this.#path = path;
+    this.#maxFileBytes = maxFileBytes;
   }
 
   /** The file's path. */
@@ -38,7 +47,9 @@ export class CommitmentBlacklist {
   }
 
   /**
-   * Checks `commitment` against the file; with `persist`, adds it when not listed.
+   * Checks `commitment` against the file; with `persist`, adds it when not listed. jmdaemon
+   * rewrites the whole file with the commitment as its last line; appending `\n<commitment>` gives
+   * the same bytes and keeps whatever lies past the part read.
    * @throws (rejects) the file system error when the file cannot be read (other than missing) or
    *   written.
    */
@@ -46,9 +57,9 @@ export class CommitmentBlacklist {
     const run = async (): Promise<BlacklistVerdict> => {
       const canonical = canonicalizeCommitment(commitment);
       if (canonical === undefined) return 'invalid_format';
-      const listed = await this.#read();
+      const { listed, empty } = await this.#read();
       if (listed.includes(canonical)) return 'blacklisted';
-      if (persist) await writeFile(this.#path, [...listed, canonical].join('\n'), 'ascii');
+      if (persist) await appendFile(this.#path, empty ? canonical : `\n${canonical}`, 'ascii');
       return 'allowed';
     };
     const result = this.#queue.then(run, run);
@@ -56,18 +67,33 @@ export class CommitmentBlacklist {
     return result;
   }
 
-  async #read(): Promise<string[]> {
+  /** The listed commitments of the file's first `maxFileBytes`, and whether the file is empty. */
+  async #read(): Promise<{ listed: string[]; empty: boolean }> {
     let text: string;
+    let size: number;
     try {
-      const bytes = await readFile(this.#path);
-      text = bytes.subarray(0, BLACKLIST_MAX_FILE_BYTES).toString('latin1');
+      const file = await open(this.#path, 'r');
+      try {
+        size = (await file.stat()).size;
+        const bytes = Buffer.alloc(Math.min(size, this.#maxFileBytes));
+        let filled = 0;
+        while (filled < bytes.length) {
+          const { bytesRead } = await file.read(bytes, filled, bytes.length - filled, filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        text = bytes.subarray(0, filled).toString('latin1');
+      } finally {
+        await file.close();
+      }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { listed: [], empty: true };
       throw err;
     }
-    return text
+    const listed = text
       .split('\n')
       .map((line) => line.trim().toLowerCase())
       .filter((line) => line !== '');
+    return { listed, empty: size === 0 };
   }
 }
