@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { ConfigError } from '../errors.js';
+import { ALLOW_ROOT_ENV, refuseRoot } from './cli-error.js';
 import { createLogger, type Logger } from '../log.js';
 import type { CoreFactory } from '../joinmarketd/core.js';
 import { nodeCoreFactory } from '../joinmarketd/node-core.js';
@@ -28,6 +29,7 @@ interface JoinmarketdOptions {
   tlsCert?: string;
   logLevel: string;
   pretty?: boolean;
+  allowRoot?: boolean;
 }
 
 function parsePort(value: string): number {
@@ -69,6 +71,7 @@ export function registerJoinmarketdCommand(
     .option('--tls-cert <file>', 'PEM certificate for --tls-key')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--pretty', 'human-readable logs (default on a terminal)')
+    .option('--allow-root', `run as root anyway (containers, CI; also ${ALLOW_ROOT_ENV}=1)`)
     .addHelpText(
       'after',
       [
@@ -90,6 +93,8 @@ async function runJoinmarketd(
   options: JoinmarketdOptions,
   deps: { createCore?: CoreFactory; makeLogger?: (level: string, pretty?: boolean) => Logger },
 ): Promise<number> {
+  // It writes the wallet's commitment blacklist file, which must stay the wallet user's.
+  refuseRoot(options.allowRoot);
   if (!isLoopbackHost(options.host) && options.allowRemote !== true)
     throw new ConfigError([
       `--host ${options.host} is not loopback: the AMP link has no authentication; ` +

@@ -29,19 +29,10 @@ import {
 import { configCheck } from './config-check.js';
 import { defaultApiSocket, ensureDatadir, resolveConfigFile, resolveDatadir } from './datadir.js';
 import { runDirectoryInit } from './directory-init.js';
+import { ALLOW_ROOT_ENV, CliError, refuseRoot } from './cli-error.js';
 import { registerJoinmarketdCommand } from './joinmarketd.js';
 import { EXIT } from './exit-codes.js';
 import { parseListenFd, socketActivationFd } from './listen-fd.js';
-
-/** A command-line failure (code `ERR_CLI`) with its exit code and one line for stderr. */
-export class CliError extends OnionmcError {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super('ERR_CLI', message);
-  }
-}
 
 /** Parses `--api`: `unix:/path` or a loopback `host:port`, exactly as the config key `api`. */
 export function parseApiEndpoint(value: string): NonNullable<OnionmcConfig['api']> {
@@ -51,23 +42,6 @@ export function parseApiEndpoint(value: string): NonNullable<OnionmcConfig['api'
     throw new InvalidArgumentError('a unix socket path must be absolute: unix:/path');
   }
   return parsed;
-}
-
-/** The environment variable that allows running as root, like `--allow-root`. */
-export const ALLOW_ROOT_ENV = 'ONIONMC_ALLOW_ROOT';
-
-/**
- * Refuses uid 0 unless allowed: a node needs no privilege, and what it creates (keys, sockets)
- * would belong to root.
- * @throws CliError exit 2 saying why and what to do.
- */
-export function refuseRoot(allowRoot: boolean | undefined): void {
-  if (process.getuid?.() !== 0) return;
-  if (allowRoot === true || process.env[ALLOW_ROOT_ENV] === '1') return;
-  throw new CliError(
-    EXIT.USAGE,
-    `refusing to run as root: onionmc needs no privileges and would create root-owned keys and sockets; run it as a dedicated user (adduser --system --group onionmc; the systemd units in systemd/ do), or pass --allow-root (or ${ALLOW_ROOT_ENV}=1) in a container or CI`,
-  );
 }
 
 /** The logger in use, flushed before exit. */

@@ -93,7 +93,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
   });
 
   it.runIf(isRoot)(
-    'as root: run, directory init and send are refused (exit 2) unless allowed; read-only commands are not',
+    'as root: run, directory init, send and joinmarketd are refused (exit 2) unless allowed; read-only commands are not',
     async () => {
       const datadir = path.join(dir, 'root');
       await directoryConfig(datadir);
@@ -102,6 +102,7 @@ describe('onionmc as an operator runs it', { timeout: 90_000 }, () => {
         ['run', '--datadir', datadir],
         ['directory', 'init', '--datadir', datadir],
         ['send', '--datadir', datadir, '--pubmsg', '!orderbook'],
+        ['joinmarketd', '--port', '0'],
       ]) {
         const refused = await onionmc(args, { env });
         expect(refused.code).toBe(2);
