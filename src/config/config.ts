@@ -708,7 +708,10 @@ function readHeartbeat(r: SectionReader): HeartbeatConfig {
   return heartbeat;
 }
 
-/** `api`: `unix:/path` or a loopback `host:port` (the API has no authentication). Empty or missing: no API. */
+/**
+ * `api`: `unix:/path` or a loopback `host:port` (the API has no authentication). Empty or missing:
+ * undefined, and `onionmc run` serves the API on `<datadir>/onionmc.sock` (src/cli/datadir.ts).
+ */
 function readApi(r: SectionReader): Endpoint | undefined {
   const value = r.optionalString('api');
   if (value === undefined) return undefined;

@@ -31,7 +31,10 @@ import type {
 
 /** Nick format constants sent in JMInitProto (jmdaemon/protocol.py). */
 export const NICK_HASH_LENGTH = 10;
-/** Base58 characters of a nick after its header and version digit (jmdaemon/protocol.py `NICK_MAX_ENCODED`). */
+/**
+ * Base58 characters of a nick after its header and version digit (jmdaemon/protocol.py
+ * `NICK_MAX_ENCODED`).
+ */
 export const NICK_MAX_ENCODED = 14;
 /** First character of every nick (jmdaemon/protocol.py `JOINMARKET_NICK_HEADER`). */
 export const JOINMARKET_NICK_HEADER = 'J';
