@@ -81,6 +81,42 @@ const DROP_LOG_INTERVAL_MS = 10_000;
  */
 export const API_CLOSE_DRAIN_MS = 1_000;
 
+/**
+ * Every route the API serves, `METHOD /path`. A request for one of these paths with another method
+ * is answered 405 with an `Allow` header listing this table's methods for the path; any other path
+ * 404. `#handle`'s switch has a case for each (checked by the compiler).
+ */
+const ROUTES = [
+  'GET /',
+  'GET /index.html',
+  'GET /status.js',
+  'GET /status.css',
+  'GET /health',
+  'GET /metrics',
+  'GET /v1/info',
+  'GET /v1/counters',
+  'POST /v1/gc',
+  'GET /v1/events',
+  'GET /v1/orderbook',
+  'POST /v1/orderbook/answer',
+  'GET /v1/reach',
+  'POST /v1/pubmsg',
+  'POST /v1/privmsg',
+  'PUT /v1/offers',
+] as const;
+
+/** One of {@link ROUTES}. */
+type Route = (typeof ROUTES)[number];
+
+const isRoute = (route: string): route is Route => (ROUTES as readonly string[]).includes(route);
+
+/** The methods {@link ROUTES} serve `path` with, in the table's order (none: an unknown path). */
+function methodsOf(path: string): string[] {
+  return ROUTES.filter((route) => route.slice(route.indexOf(' ') + 1) === path).map((route) =>
+    route.slice(0, route.indexOf(' ')),
+  );
+}
+
 /** Where the API listens. */
 export type ApiEndpoint =
   { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -318,6 +354,11 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://onionmc.local');
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     try {
+      if (!isRoute(route)) {
+        const allowed = methodsOf(url.pathname);
+        if (allowed.length > 0) res.setHeader('allow', allowed.join(', '));
+        throw new HttpError(allowed.length > 0 ? 405 : 404, 'ERR_API', `no route ${route}`);
+      }
       switch (route) {
         case 'GET /':
         case 'GET /index.html':
@@ -426,27 +467,10 @@ export class ApiServer {
           this.#json(res, 200, { directories: client.setOffers(offers) });
           return;
         }
-        default:
-          throw new HttpError(
-            [
-              '/',
-              '/metrics',
-              '/health',
-              '/v1/info',
-              '/v1/gc',
-              '/v1/events',
-              '/v1/orderbook',
-              '/v1/orderbook/answer',
-              '/v1/reach',
-              '/v1/pubmsg',
-              '/v1/privmsg',
-              '/v1/offers',
-            ].includes(url.pathname)
-              ? 405
-              : 404,
-            'ERR_API',
-            `no route ${route}`,
-          );
+        default: {
+          const unhandled: never = route;
+          throw new Error(`no case for the route ${String(unhandled)}`);
+        }
       }
     } catch (err) {
       const [status, code, message] = errorReply(err);

@@ -69,13 +69,16 @@ function configText(options: {
   ].join('\n');
 }
 
-/** Sends `body` exactly as given (not JSON-encoded); resolves with the status and parsed JSON. */
+/**
+ * Sends `body` exactly as given (not JSON-encoded); resolves with the status, parsed JSON and the
+ * `Allow` header.
+ */
 function rawRequest(
   endpoint: ApiEndpoint,
   method: string,
   urlPath: string,
   body: string | Buffer,
-): Promise<{ status: number; body: unknown }> {
+): Promise<{ status: number; body: unknown; allow: string | undefined }> {
   return new Promise((resolve, reject) => {
     const target =
       endpoint.kind === 'unix'
@@ -90,7 +93,11 @@ function rawRequest(
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
+            resolve({
+              status: res.statusCode ?? 0,
+              body: JSON.parse(text) as unknown,
+              allow: res.headers.allow,
+            });
           } catch (err) {
             reject(err instanceof Error ? err : new Error(String(err)));
           }
@@ -445,6 +452,20 @@ describe('local API of a directory node, a maker and a taker (testing mode)', ()
     expectError(await takerApi.request('DELETE', '/v1/info'), 405, 'ERR_API');
     expectError(await takerApi.request('GET', '/v1/pubmsg'), 405, 'ERR_API');
     expectError(await takerApi.request('POST', '/v1/offers', { offers: [] }), 405, 'ERR_API');
+    // Every route's path, with the methods it has in Allow.
+    for (const [method, urlPath, allow] of [
+      ['POST', '/v1/counters', 'GET'],
+      ['GET', '/v1/gc', 'POST'],
+      ['POST', '/status.css', 'GET'],
+      ['DELETE', '/index.html', 'GET'],
+      ['PUT', '/v1/orderbook', 'GET'],
+      ['GET', '/v1/offers', 'PUT'],
+    ] as const) {
+      const refused = await rawRequest(takerApi.endpoint, method, urlPath, '');
+      expect([refused.status, refused.allow], `${method} ${urlPath}`).toEqual([405, allow]);
+      expect(refused.body).toMatchObject({ error: { code: 'ERR_API' } });
+    }
+    expect((await rawRequest(takerApi.endpoint, 'GET', '/v2/info', '')).allow).toBeUndefined();
     // The query string does not change the route.
     const res = await takerApi.request('GET', '/health?verbose=1');
     expect(res.status).toBe(200);
