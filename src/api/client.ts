@@ -27,25 +27,61 @@ function requestOptions(endpoint: ApiEndpoint, method: string, path: string): ht
   return { ...base, method, path, headers: { 'content-type': 'application/json' } };
 }
 
+/**
+ * Largest answer body {@link ApiClient.request} reads, bytes: far above the largest legitimate
+ * answer (`GET /v1/orderbook` or `GET /v1/info` of a busy node: some MB), so a bigger one is not
+ * the daemon's; past it the request is destroyed and rejects with `ERR_API`, never holding more.
+ */
+export const API_CLIENT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 /** A client of one node's local API. */
 export class ApiClient {
+  /** See {@link API_CLIENT_MAX_RESPONSE_BYTES}; settable (tests). */
+  maxResponseBytes = API_CLIENT_MAX_RESPONSE_BYTES;
+
   constructor(readonly endpoint: ApiEndpoint) {}
 
-  /** Sends a request; resolves with any status (callers check it). Rejects on transport errors. */
+  /**
+   * Sends a request; resolves with any status (callers check it) and the JSON body (undefined
+   * when empty).
+   * @throws OnionmcError `ERR_API` when the answer body is over {@link maxResponseBytes} (the
+   *   request is destroyed) or is not JSON; the transport's error (ECONNREFUSED, ECONNRESET, ...)
+   *   as it is.
+   */
   request(method: string, path: string, body?: unknown): Promise<ApiResponse> {
+    const maxBytes = this.maxResponseBytes;
     return new Promise((resolve, reject) => {
       const req = http.request(requestOptions(this.endpoint, method, path), (res) => {
+        const status = res.statusCode ?? 0;
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= maxBytes) {
+            chunks.push(chunk);
+            return;
+          }
+          chunks.length = 0;
+          reject(
+            new OnionmcError(
+              'ERR_API',
+              `${method} ${path}: ${status} answer over ${maxBytes} bytes, more than any answer of the daemon; not read further`,
+            ),
+          );
+          req.destroy();
+        });
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve({
-              status: res.statusCode ?? 0,
-              body: text === '' ? undefined : (JSON.parse(text) as unknown),
-            });
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
+            resolve({ status, body: text === '' ? undefined : (JSON.parse(text) as unknown) });
+          } catch {
+            const type = res.headers['content-type'];
+            reject(
+              new OnionmcError(
+                'ERR_API',
+                `${method} ${path}: ${status} answer is not JSON (${Buffer.byteLength(text)} bytes${type === undefined ? '' : `, ${type}`}): is this an onionmc daemon?`,
+              ),
+            );
           }
         });
         res.on('error', reject);
