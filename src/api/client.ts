@@ -105,8 +105,13 @@ export class ApiClient {
     return res.body;
   }
 
-  /** Opens `/v1/events`; resolves once the stream is established. */
+  /**
+   * Opens `/v1/events`; resolves once the stream is established. An event over
+   * {@link maxResponseBytes}, or whose data is not JSON, ends the stream (see
+   * {@link EventStream.waitFor}).
+   */
   events(): Promise<EventStream> {
+    const maxBytes = this.maxResponseBytes;
     return new Promise((resolve, reject) => {
       const req = http.request(requestOptions(this.endpoint, 'GET', '/v1/events'), (res) => {
         if (res.statusCode !== 200) {
@@ -114,7 +119,7 @@ export class ApiClient {
           res.resume();
           return;
         }
-        resolve(new EventStream(req, res));
+        resolve(new EventStream(req, res, maxBytes));
       });
       req.on('error', reject);
       req.end();
@@ -122,7 +127,11 @@ export class ApiClient {
   }
 }
 
-/** A live event stream. Events are buffered from the moment it opens, so none is missed. */
+/**
+ * A live event stream. Events are buffered from the moment it opens, so none is missed. An event
+ * longer than the client's cap, or whose data is not JSON, ends the stream with an `ERR_API`
+ * error (never an exception thrown out of the socket's listener).
+ */
 export class EventStream {
   readonly #req: http.ClientRequest;
   readonly #events: ApiEvent[] = [];
@@ -130,11 +139,18 @@ export class EventStream {
   readonly #listeners = new Set<(event: ApiEvent) => void>();
   #buffer = '';
   #ended = false;
+  #failure: OnionmcError | undefined;
 
-  constructor(req: http.ClientRequest, res: http.IncomingMessage) {
+  /** `maxEventChars`: the longest event kept waiting for its end, in UTF-16 characters. */
+  constructor(
+    req: http.ClientRequest,
+    res: http.IncomingMessage,
+    maxEventChars = API_CLIENT_MAX_RESPONSE_BYTES,
+  ) {
     this.#req = req;
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
+      if (this.#failure !== undefined) return;
       this.#buffer += chunk;
       let end;
       while ((end = this.#buffer.indexOf('\n\n')) >= 0) {
@@ -147,9 +163,19 @@ export class EventStream {
           else if (line.startsWith('data: ')) data += line.slice(6);
         }
         if (data === '') continue;
-        const parsed: ApiEvent = { event, data: JSON.parse(data) as unknown };
+        let parsed: ApiEvent;
+        try {
+          parsed = { event, data: JSON.parse(data) as unknown };
+        } catch {
+          this.#fail(`event ${JSON.stringify(event.slice(0, 64))} has data that is not JSON`);
+          return;
+        }
         this.#events.push(parsed);
         for (const listener of this.#listeners) listener(parsed);
+      }
+      if (this.#buffer.length > maxEventChars) {
+        this.#fail(`an event over ${maxEventChars} characters; not read further`);
+        return;
       }
       this.#wake();
     });
@@ -157,6 +183,15 @@ export class EventStream {
       this.#ended = true;
       this.#wake();
     });
+  }
+
+  /** Ends the stream for a reason that `waitFor` reports. */
+  #fail(reason: string): void {
+    this.#failure = new OnionmcError('ERR_API', `GET /v1/events: ${reason}`);
+    this.#buffer = '';
+    this.#ended = true;
+    this.#req.destroy();
+    this.#wake();
   }
 
   #wake(): void {
@@ -180,7 +215,8 @@ export class EventStream {
 
   /**
    * Resolves with the first event (received before or after the call) that matches; rejects with
-   * `ERR_TIMEOUT` naming `what` after `timeoutMs`, or when the stream ends.
+   * `ERR_TIMEOUT` naming `what` after `timeoutMs`; with `ERR_CLOSED` when the stream ends, or
+   * `ERR_API` when it was ended by an event too long or not JSON.
    */
   waitFor(
     what: string,
@@ -195,7 +231,10 @@ export class EventStream {
           resolve(found);
         } else if (this.#ended) {
           done();
-          reject(new OnionmcError('ERR_CLOSED', `event stream ended while waiting for ${what}`));
+          reject(
+            this.#failure ??
+              new OnionmcError('ERR_CLOSED', `event stream ended while waiting for ${what}`),
+          );
         }
       };
       const timer = setTimeout(() => {

@@ -98,4 +98,40 @@ describe('ApiClient', () => {
       }
     },
   );
+
+  it('ends an event stream whose event data is not JSON: waitFor rejects ERR_API, nothing thrown', async () => {
+    const client = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('event: privmsg\ndata: {"nick":"J5a"}\n\nevent: privmsg\ndata: {not json\n\n');
+    });
+    const stream = await client.events();
+    const failure = await stream
+      .waitFor('a pubmsg', (e) => e.event === 'pubmsg', 10_000)
+      .catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(OnionmcError);
+    expect((failure as OnionmcError).code).toBe('ERR_API');
+    expect((failure as OnionmcError).message).toBe(
+      'GET /v1/events: event "privmsg" has data that is not JSON',
+    );
+    // The events before it were delivered.
+    expect(stream.received).toEqual([{ event: 'privmsg', data: { nick: 'J5a' } }]);
+  });
+
+  it('ends an event stream whose event grows over the cap: waitFor rejects ERR_API naming it', async () => {
+    const client = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // An event that never ends, in pieces.
+      res.write(`event: privmsg\ndata: "${'x'.repeat(600)}`);
+      res.write('x'.repeat(600));
+    });
+    client.maxResponseBytes = 1000;
+    const stream = await client.events();
+    const failure = await stream
+      .waitFor('a privmsg', () => true, 10_000)
+      .catch((err: unknown) => err);
+    expect((failure as OnionmcError).code).toBe('ERR_API');
+    expect((failure as OnionmcError).message).toBe(
+      'GET /v1/events: an event over 1000 characters; not read further',
+    );
+  });
 });
