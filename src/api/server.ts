@@ -70,8 +70,8 @@ export const API_MAX_EVENT_STREAMS = 32;
 /**
  * Connections to the API open at once at most (each holds a file descriptor); one more is closed
  * as soon as it is accepted, nothing read (Node's `maxConnections`), and counted
- * `refused.api-connections-full` (docs/limits.md). Node closes a connection that sends no
- * complete request head within 60 s (`headersTimeout`).
+ * `refused.api-connections-full` (docs/limits.md). A connection that sends no complete request
+ * head within {@link API_HEADERS_TIMEOUT_MS} is answered 408 and closed.
  */
 export const API_MAX_CONNECTIONS = 1024;
 
