@@ -27,25 +27,61 @@ function requestOptions(endpoint: ApiEndpoint, method: string, path: string): ht
   return { ...base, method, path, headers: { 'content-type': 'application/json' } };
 }
 
+/**
+ * Largest answer body {@link ApiClient.request} reads, bytes: far above the largest legitimate
+ * answer (`GET /v1/orderbook` or `GET /v1/info` of a busy node: some MB), so a bigger one is not
+ * the daemon's; past it the request is destroyed and rejects with `ERR_API`, never holding more.
+ */
+export const API_CLIENT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
 /** A client of one node's local API. */
 export class ApiClient {
+  /** See {@link API_CLIENT_MAX_RESPONSE_BYTES}; settable (tests). */
+  maxResponseBytes = API_CLIENT_MAX_RESPONSE_BYTES;
+
   constructor(readonly endpoint: ApiEndpoint) {}
 
-  /** Sends a request; resolves with any status (callers check it). Rejects on transport errors. */
+  /**
+   * Sends a request; resolves with any status (callers check it) and the JSON body (undefined
+   * when empty).
+   * @throws OnionmcError `ERR_API` when the answer body is over {@link maxResponseBytes} (the
+   *   request is destroyed) or is not JSON; the transport's error (ECONNREFUSED, ECONNRESET, ...)
+   *   as it is.
+   */
   request(method: string, path: string, body?: unknown): Promise<ApiResponse> {
+    const maxBytes = this.maxResponseBytes;
     return new Promise((resolve, reject) => {
       const req = http.request(requestOptions(this.endpoint, method, path), (res) => {
+        const status = res.statusCode ?? 0;
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= maxBytes) {
+            chunks.push(chunk);
+            return;
+          }
+          chunks.length = 0;
+          reject(
+            new OnionmcError(
+              'ERR_API',
+              `${method} ${path}: ${status} answer over ${maxBytes} bytes, more than any answer of the daemon; not read further`,
+            ),
+          );
+          req.destroy();
+        });
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve({
-              status: res.statusCode ?? 0,
-              body: text === '' ? undefined : (JSON.parse(text) as unknown),
-            });
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
+            resolve({ status, body: text === '' ? undefined : (JSON.parse(text) as unknown) });
+          } catch {
+            const type = res.headers['content-type'];
+            reject(
+              new OnionmcError(
+                'ERR_API',
+                `${method} ${path}: ${status} answer is not JSON (${Buffer.byteLength(text)} bytes${type === undefined ? '' : `, ${type}`}): is this an onionmc daemon?`,
+              ),
+            );
           }
         });
         res.on('error', reject);
@@ -69,8 +105,13 @@ export class ApiClient {
     return res.body;
   }
 
-  /** Opens `/v1/events`; resolves once the stream is established. */
+  /**
+   * Opens `/v1/events`; resolves once the stream is established. An event over
+   * {@link maxResponseBytes}, or whose data is not JSON, ends the stream (see
+   * {@link EventStream.waitFor}).
+   */
   events(): Promise<EventStream> {
+    const maxBytes = this.maxResponseBytes;
     return new Promise((resolve, reject) => {
       const req = http.request(requestOptions(this.endpoint, 'GET', '/v1/events'), (res) => {
         if (res.statusCode !== 200) {
@@ -78,7 +119,7 @@ export class ApiClient {
           res.resume();
           return;
         }
-        resolve(new EventStream(req, res));
+        resolve(new EventStream(req, res, maxBytes));
       });
       req.on('error', reject);
       req.end();
@@ -86,7 +127,11 @@ export class ApiClient {
   }
 }
 
-/** A live event stream. Events are buffered from the moment it opens, so none is missed. */
+/**
+ * A live event stream. Events are buffered from the moment it opens, so none is missed. An event
+ * longer than the client's cap, or whose data is not JSON, ends the stream with an `ERR_API`
+ * error (never an exception thrown out of the socket's listener).
+ */
 export class EventStream {
   readonly #req: http.ClientRequest;
   readonly #events: ApiEvent[] = [];
@@ -94,11 +139,18 @@ export class EventStream {
   readonly #listeners = new Set<(event: ApiEvent) => void>();
   #buffer = '';
   #ended = false;
+  #failure: OnionmcError | undefined;
 
-  constructor(req: http.ClientRequest, res: http.IncomingMessage) {
+  /** `maxEventChars`: the longest event kept waiting for its end, in UTF-16 characters. */
+  constructor(
+    req: http.ClientRequest,
+    res: http.IncomingMessage,
+    maxEventChars = API_CLIENT_MAX_RESPONSE_BYTES,
+  ) {
     this.#req = req;
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
+      if (this.#failure !== undefined) return;
       this.#buffer += chunk;
       let end;
       while ((end = this.#buffer.indexOf('\n\n')) >= 0) {
@@ -111,9 +163,19 @@ export class EventStream {
           else if (line.startsWith('data: ')) data += line.slice(6);
         }
         if (data === '') continue;
-        const parsed: ApiEvent = { event, data: JSON.parse(data) as unknown };
+        let parsed: ApiEvent;
+        try {
+          parsed = { event, data: JSON.parse(data) as unknown };
+        } catch {
+          this.#fail(`event ${JSON.stringify(event.slice(0, 64))} has data that is not JSON`);
+          return;
+        }
         this.#events.push(parsed);
         for (const listener of this.#listeners) listener(parsed);
+      }
+      if (this.#buffer.length > maxEventChars) {
+        this.#fail(`an event over ${maxEventChars} characters; not read further`);
+        return;
       }
       this.#wake();
     });
@@ -121,6 +183,15 @@ export class EventStream {
       this.#ended = true;
       this.#wake();
     });
+  }
+
+  /** Ends the stream for a reason that `waitFor` reports. */
+  #fail(reason: string): void {
+    this.#failure = new OnionmcError('ERR_API', `GET /v1/events: ${reason}`);
+    this.#buffer = '';
+    this.#ended = true;
+    this.#req.destroy();
+    this.#wake();
   }
 
   #wake(): void {
@@ -144,7 +215,8 @@ export class EventStream {
 
   /**
    * Resolves with the first event (received before or after the call) that matches; rejects with
-   * `ERR_TIMEOUT` naming `what` after `timeoutMs`, or when the stream ends.
+   * `ERR_TIMEOUT` naming `what` after `timeoutMs`; with `ERR_CLOSED` when the stream ends, or
+   * `ERR_API` when it was ended by an event too long or not JSON.
    */
   waitFor(
     what: string,
@@ -159,7 +231,10 @@ export class EventStream {
           resolve(found);
         } else if (this.#ended) {
           done();
-          reject(new OnionmcError('ERR_CLOSED', `event stream ended while waiting for ${what}`));
+          reject(
+            this.#failure ??
+              new OnionmcError('ERR_CLOSED', `event stream ended while waiting for ${what}`),
+          );
         }
       };
       const timer = setTimeout(() => {

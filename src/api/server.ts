@@ -27,10 +27,13 @@
  * 409 (`ERR_NOT_ROUTABLE`: no route now; `ERR_API`: the node is not running yet), 413 (body too
  * large), 500, for a privmsg or pubmsg 502 (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`)
  * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}, and 501
- * (`POST /v1/gc` without `--expose-gc`).
+ * (`POST /v1/gc` without `--expose-gc`). A request Node's HTTP parser refuses gets the same JSON
+ * error (`ERR_API`) with 400, 431 (head over 16 KiB) or 408 (not complete in time), and its
+ * connection closed (see {@link ApiServer} `#clientError`).
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import type stream from 'node:stream';
 import { hasCode, HttpError, OnionmcError } from '../errors.js';
 import { fullGc, memoryFigures } from './memory.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
@@ -67,10 +70,22 @@ export const API_MAX_EVENT_STREAMS = 32;
 /**
  * Connections to the API open at once at most (each holds a file descriptor); one more is closed
  * as soon as it is accepted, nothing read (Node's `maxConnections`), and counted
- * `refused.api-connections-full` (docs/limits.md). Node closes a connection that sends no
- * complete request head within 60 s (`headersTimeout`).
+ * `refused.api-connections-full` (docs/limits.md). A connection that sends no complete request
+ * head within {@link API_HEADERS_TIMEOUT_MS} is answered 408 and closed.
  */
 export const API_MAX_CONNECTIONS = 1024;
+
+/**
+ * Time a connection has to send a whole request head (request line and headers), ms (Node's
+ * `headersTimeout`); past it the request is answered 408 `ERR_API` (docs/limits.md "Local API").
+ */
+export const API_HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * Time a connection has to send a whole request, head and body, ms (Node's `requestTimeout`);
+ * past it the request is answered 408 `ERR_API`.
+ */
+export const API_REQUEST_TIMEOUT_MS = 300_000;
 
 /** A connection refused past {@link API_MAX_CONNECTIONS} is logged at most this often, ms. */
 const DROP_LOG_INTERVAL_MS = 10_000;
@@ -144,6 +159,13 @@ export interface ApiServerOptions {
   readonly socketMode?: number;
   /** Group name or gid given to a unix socket (config `api_socket_group`); default none. */
   readonly socketGroup?: string | undefined;
+  /**
+   * See {@link API_HEADERS_TIMEOUT_MS}; default that (tests set less). Node checks the deadlines
+   * every half of this, at most every 30 s, so a late head is answered within 1.5 times it.
+   */
+  readonly headersTimeoutMs?: number;
+  /** See {@link API_REQUEST_TIMEOUT_MS}; default that, and never less than `headersTimeoutMs`. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** Default permission bits of the API's unix socket: owner and group. */
@@ -184,7 +206,18 @@ export class ApiServer {
     this.#socketMode = options.socketMode ?? API_SOCKET_MODE;
     this.#socketGroup = options.socketGroup;
     this.#logger = logger.child({ component: 'api' });
-    this.#server = http.createServer((req, res) => {
+    const headersTimeout = options.headersTimeoutMs ?? API_HEADERS_TIMEOUT_MS;
+    const requestTimeout = Math.max(
+      headersTimeout,
+      options.requestTimeoutMs ?? API_REQUEST_TIMEOUT_MS,
+    );
+    const serverOptions: http.ServerOptions = {
+      headersTimeout,
+      requestTimeout,
+      // Node's default, 30 s, for the default headersTimeout; shorter for a shorter one.
+      connectionsCheckingInterval: Math.max(1, Math.min(30_000, Math.floor(headersTimeout / 2))),
+    };
+    this.#server = http.createServer(serverOptions, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#logger.error({ err }, 'api handler failed');
         if (!res.headersSent)
@@ -204,6 +237,70 @@ export class ApiServer {
         { maxConnections: this.#server.maxConnections },
         'too many API connections; new ones are closed at once',
       );
+    });
+    this.#server.on('clientError', (err: Error, socket: stream.Duplex) => {
+      this.#clientError(err, socket);
+    });
+  }
+
+  /**
+   * A request Node's HTTP parser refused, or a request not complete in time, or an error of the
+   * connection (`'clientError'`). Node's own answer is a bare status line; here it gets the API's
+   * JSON error like any other refused request: 431 for a head over Node's `maxHeaderSize`, 408
+   * for a request not complete within {@link API_HEADERS_TIMEOUT_MS} /
+   * {@link API_REQUEST_TIMEOUT_MS}, 413 for chunk extensions over Node's limit, 400 for anything
+   * else malformed (with the parser's reason), always with `Connection: close`; then the
+   * connection is closed. Counted `refused.api-bad-request` or `refused.api-request-timeout`.
+   * Nothing is answered (the connection is destroyed) when the connection cannot be written any
+   * more, when an answer of this connection has already started (a second one would corrupt
+   * it), or for an error of the connection itself (ECONNRESET, EPIPE, ...). The request's bytes
+   * (`err.rawPacket`) are never logged: they may carry a cookie or credentials.
+   */
+  #clientError(err: Error & { code?: string; reason?: string }, socket: stream.Duplex): void {
+    const code = err.code ?? '';
+    const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (!timeout && !code.startsWith('HPE_')) {
+      socket.destroy();
+      return;
+    }
+    // Node's own test before it answers (lib/_http_server.js socketOnError): the response of a
+    // request of this connection whose head is complete, if any, must not have started.
+    const inFlight = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    (this.#backend.directory ?? this.#backend.client)?.counters.add(
+      timeout ? 'refused.api-request-timeout' : 'refused.api-bad-request',
+    );
+    this.#logger.debug({ code }, 'API request refused by the HTTP parser');
+    if (!socket.writable || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const [status, message] = timeout
+      ? [
+          408,
+          inFlight === undefined || inFlight === null
+            ? `request head not complete within ${seconds(this.#server.headersTimeout)}`
+            : `request not complete within ${seconds(this.#server.requestTimeout)}`,
+        ]
+      : code === 'HPE_HEADER_OVERFLOW'
+        ? [431, `request head over ${http.maxHeaderSize} bytes`]
+        : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+          ? [413, "chunk extensions of the request body over Node's limit"]
+          : code === 'HPE_INVALID_EOF_STATE'
+            ? [400, 'request incomplete: the client closed its side of the connection mid-request']
+            : [400, `malformed request: ${err.reason ?? code}`];
+    const body = JSON.stringify({ error: { code: 'ERR_API', message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
+        'Content-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+    // A client that neither reads the answer nor closes cannot hold the connection.
+    const cutOff = setTimeout(() => socket.destroy(), API_CLOSE_DRAIN_MS);
+    cutOff.unref();
+    socket.once('close', () => {
+      clearTimeout(cutOff);
     });
   }
 
@@ -568,6 +665,11 @@ export class ApiServer {
     });
     res.end(text);
   }
+}
+
+/** `ms` as seconds for people: `60 s`, `0.2 s`. */
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
 }
 
 function errorReply(err: unknown): [number, string, string] {

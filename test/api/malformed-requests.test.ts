@@ -1,0 +1,181 @@
+/**
+ * What a request Node's HTTP parser refuses gets from the local API (docs/api.md "Errors",
+ * docs/limits.md "Local API"): the API's JSON error with 400, 431 or 408, `Connection: close`,
+ * and the connection closed; other connections are served as before. Raw `net` sockets on
+ * loopback write the malformed bytes.
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/api/client.js';
+import { ApiServer, type ApiServerOptions } from '../../src/api/server.js';
+import { silentLogger } from '../../src/log.js';
+import { Counters } from '../../src/node/counters.js';
+import type { DirectoryNode } from '../../src/node/directory-node.js';
+
+const servers: ApiServer[] = [];
+const sockets: net.Socket[] = [];
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  for (const api of servers.splice(0)) await api.close();
+});
+
+/** An API server on 127.0.0.1:0 whose node has `counters`, its port and a client of it. */
+async function serve(
+  options: ApiServerOptions = {},
+): Promise<{ port: number; client: ApiClient; counters: Counters }> {
+  const counters = new Counters();
+  // Only the counters of the node are read here.
+  const directory = { counters } as unknown as DirectoryNode;
+  const api = new ApiServer(
+    { info: () => ({}), client: undefined, directory },
+    silentLogger(),
+    options,
+  );
+  servers.push(api);
+  await api.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 });
+  const endpoint = api.endpoint;
+  if (endpoint?.kind !== 'tcp') throw new Error('the API did not listen on TCP');
+  return { port: endpoint.port, client: new ApiClient(endpoint), counters };
+}
+
+/** A raw answer: everything the server sent until it closed the connection. */
+interface RawAnswer {
+  readonly statusLine: string;
+  readonly headers: Record<string, string>;
+  readonly body: unknown;
+  /** The server ended its side (FIN) before the connection closed. */
+  readonly ended: boolean;
+}
+
+/**
+ * Opens a connection, writes `bytes` (nothing when null) and resolves with what the server sent
+ * once the connection closed (the server closes it: nothing here closes it first).
+ */
+function exchange(port: number, bytes: string | null): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(port, '127.0.0.1');
+    sockets.push(socket);
+    const chunks: Buffer[] = [];
+    let ended = false;
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => {
+      ended = true;
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const [statusLine = '', ...headerLines] = text.slice(0, split).split('\r\n');
+      const headers = Object.fromEntries(
+        headerLines.map((line) => {
+          const colon = line.indexOf(':');
+          return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+        }),
+      );
+      const bodyText = split < 0 ? '' : text.slice(split + 4);
+      let body: unknown;
+      try {
+        body = JSON.parse(bodyText) as unknown;
+      } catch {
+        body = bodyText;
+      }
+      resolve({ statusLine, headers, body, ended });
+      if (headers['content-length'] !== undefined)
+        expect(Buffer.byteLength(bodyText)).toBe(Number(headers['content-length']));
+    });
+    if (bytes !== null) socket.write(bytes);
+  });
+}
+
+/** Asserts the JSON error answer of a refused request and returns its message. */
+function expectJsonError(answer: RawAnswer, statusLine: string): string {
+  expect(answer.statusLine).toBe(statusLine);
+  expect(answer.headers['content-type']).toBe('application/json');
+  expect(answer.headers.connection).toBe('close');
+  expect(answer.ended).toBe(true);
+  const error = (answer.body as { error?: { code?: string; message?: string } }).error;
+  expect(error?.code).toBe('ERR_API');
+  return error?.message ?? '';
+}
+
+describe('a request the HTTP parser refuses', () => {
+  it('gets 400 ERR_API naming the parser reason for a garbage request line; another connection is served', async () => {
+    const { port, client, counters } = await serve();
+    const answer = await exchange(port, 'HELLO THERE\r\n\r\n');
+    expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toMatch(
+      /^malformed request: .*method/i,
+    );
+    expect(counters.get('refused.api-bad-request')).toBe(1);
+    const res = await client.request('GET', '/health');
+    expect(res).toEqual({ status: 200, body: { status: 'ok' } });
+  });
+
+  it('gets 400 ERR_API for a malformed chunked body', async () => {
+    const { port } = await serve();
+    const answer = await exchange(
+      port,
+      'POST /v1/pubmsg HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+    );
+    expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toMatch(
+      /^malformed request: .*chunk/i,
+    );
+  });
+
+  it('gets 431 ERR_API naming the size for a request head over 16 KiB; another connection is served', async () => {
+    const { port, client, counters } = await serve();
+    const answer = await exchange(
+      port,
+      `GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(expectJsonError(answer, 'HTTP/1.1 431 Request Header Fields Too Large')).toBe(
+      'request head over 16384 bytes',
+    );
+    expect(counters.get('refused.api-bad-request')).toBe(1);
+    const res = await client.request('GET', '/health');
+    expect(res.status).toBe(200);
+  });
+
+  it('gets 408 ERR_API naming the time for a request head not complete in time; another connection is served', async () => {
+    const { port, client, counters } = await serve({ headersTimeoutMs: 200 });
+    // Half a request line, then nothing: the answer comes when the server's deadline passes.
+    const answer = await exchange(port, 'GET /hea');
+    expect(expectJsonError(answer, 'HTTP/1.1 408 Request Timeout')).toBe(
+      'request head not complete within 0.2 s',
+    );
+    expect(counters.get('refused.api-request-timeout')).toBe(1);
+    const res = await client.request('GET', '/health');
+    expect(res.status).toBe(200);
+  });
+
+  it('gets 408 ERR_API for a request whose body is not complete in time', async () => {
+    const { port } = await serve({ headersTimeoutMs: 200, requestTimeoutMs: 300 });
+    const answer = await exchange(
+      port,
+      'POST /v1/pubmsg HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess',
+    );
+    expect(expectJsonError(answer, 'HTTP/1.1 408 Request Timeout')).toBe(
+      'request not complete within 0.3 s',
+    );
+  });
+
+  it('gets 400 ERR_API saying the request is incomplete when the client closes its side mid-request', async () => {
+    const { port } = await serve();
+    const socket = net.createConnection(port, '127.0.0.1');
+    sockets.push(socket);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // Half a request line, then the client's FIN: the server can still answer.
+    socket.end('GET /hea');
+    await new Promise<void>((resolve) =>
+      socket.once('close', () => {
+        resolve();
+      }),
+    );
+    const text = Buffer.concat(chunks).toString('utf8');
+    expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(text).toContain(
+      '"request incomplete: the client closed its side of the connection mid-request"',
+    );
+  });
+});
