@@ -4,6 +4,7 @@
  * a condition, never on a sleep.
  */
 import http from 'node:http';
+import { createParser } from 'eventsource-parser';
 import { OnionmcError } from '../errors.js';
 import type { ApiEndpoint } from './server.js';
 
@@ -127,8 +128,12 @@ export class ApiClient {
   }
 }
 
+/** Events an {@link EventStream} keeps for `on`, `received` and `waitFor`; older ones are let go. */
+export const EVENT_STREAM_MAX_KEPT = 100_000;
+
 /**
- * A live event stream. Events are buffered from the moment it opens, so none is missed. An event
+ * A live event stream, parsed by eventsource-parser. Events are buffered from the moment it opens,
+ * so none is missed (the last {@link EVENT_STREAM_MAX_KEPT}). An event
  * longer than the client's cap, or whose data is not JSON, ends the stream with an `ERR_API`
  * error (never an exception thrown out of the socket's listener).
  */
@@ -137,7 +142,6 @@ export class EventStream {
   readonly #events: ApiEvent[] = [];
   readonly #waiters = new Set<() => void>();
   readonly #listeners = new Set<(event: ApiEvent) => void>();
-  #buffer = '';
   #ended = false;
   #failure: OnionmcError | undefined;
 
@@ -148,35 +152,33 @@ export class EventStream {
     maxEventChars = API_CLIENT_MAX_RESPONSE_BYTES,
   ) {
     this.#req = req;
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      if (this.#failure !== undefined) return;
-      this.#buffer += chunk;
-      let end;
-      while ((end = this.#buffer.indexOf('\n\n')) >= 0) {
-        const block = this.#buffer.slice(0, end);
-        this.#buffer = this.#buffer.slice(end + 2);
-        let event = 'message';
-        let data = '';
-        for (const line of block.split('\n')) {
-          if (line.startsWith('event: ')) event = line.slice(7);
-          else if (line.startsWith('data: ')) data += line.slice(6);
-        }
-        if (data === '') continue;
+    const parser = createParser({
+      maxBufferSize: maxEventChars,
+      onEvent: (message) => {
+        if (this.#failure !== undefined || message.data === '') return;
+        const event = message.event ?? 'message';
         let parsed: ApiEvent;
         try {
-          parsed = { event, data: JSON.parse(data) as unknown };
+          parsed = { event, data: JSON.parse(message.data) as unknown };
         } catch {
           this.#fail(`event ${JSON.stringify(event.slice(0, 64))} has data that is not JSON`);
           return;
         }
         this.#events.push(parsed);
+        if (this.#events.length > EVENT_STREAM_MAX_KEPT) this.#events.shift();
         for (const listener of this.#listeners) listener(parsed);
-      }
-      if (this.#buffer.length > maxEventChars) {
-        this.#fail(`an event over ${maxEventChars} characters; not read further`);
-        return;
-      }
+      },
+      onError: (err) => {
+        // An unknown field or a bad `retry` is ignored, as an EventSource does.
+        if (err.type === 'max-buffer-size-exceeded')
+          this.#fail(`an event over ${maxEventChars} characters; not read further`);
+      },
+    });
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      // The parser throws once it gave up; nothing is fed to it after a failure.
+      if (this.#failure !== undefined) return;
+      parser.feed(chunk);
       this.#wake();
     });
     res.on('close', () => {
@@ -188,7 +190,6 @@ export class EventStream {
   /** Ends the stream for a reason that `waitFor` reports. */
   #fail(reason: string): void {
     this.#failure = new OnionmcError('ERR_API', `GET /v1/events: ${reason}`);
-    this.#buffer = '';
     this.#ended = true;
     this.#req.destroy();
     this.#wake();

@@ -134,4 +134,19 @@ describe('ApiClient', () => {
       'GET /v1/events: an event over 1000 characters; not read further',
     );
   });
+
+  it('parses events as the SSE standard has them: CRLF lines, "data:" without a space, comments, data over several lines', async () => {
+    const client = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': a comment line\r\nevent:peer\r\ndata:{"nick":"J5a"}\r\n\r\n');
+      res.write('event: privmsg\ndata: {"nick":\ndata: "J5b"}\n\n');
+    });
+    const stream = await client.events();
+    await stream.waitFor('the privmsg', (e) => e.event === 'privmsg', 10_000);
+    expect(stream.received).toEqual([
+      { event: 'peer', data: { nick: 'J5a' } },
+      { event: 'privmsg', data: { nick: 'J5b' } },
+    ]);
+    stream.close();
+  });
 });
