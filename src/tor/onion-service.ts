@@ -1,6 +1,6 @@
 /**
  * Ephemeral onion services over the control port: ADD_ONION / DEL_ONION (control-spec §3.27,
- * §3.38), waiting for the first descriptor upload (HS_DESC events, control-spec §4.1.25), and the
+ * §3.28), waiting for the first descriptor upload (HS_DESC events, control-spec §4.1.25), and the
  * tor version check for proof-of-work options (docs/protocol.md §8.5).
  *
  * Command shapes this module emits (docs/protocol.md §8.1, §8.5):
@@ -161,7 +161,7 @@ export async function addOnion(
 }
 
 /**
- * Removes an onion service added on this connection (`DEL_ONION`, control-spec §3.38).
+ * Removes an onion service added on this connection (`DEL_ONION`, control-spec §3.28).
  * @param serviceId the 56-character id (a trailing `.onion` is accepted and dropped).
  * @throws TorControlError `ERR_TOR_COMMAND` for a malformed id or when tor refuses
  *   (552 Unknown Onion Service id); others as {@link TorControlClient.command}.

@@ -86,7 +86,7 @@ const THIS_FILE = 'test/repo/comments.test.ts';
 /**
  * The protocol sections `text` cites that are not in `sections`, with their 0-based offsets.
  * Comment leaders (` * `, `// `) at the start of lines are blanked first, so a list of sections
- * may continue on the next comment line (`control-spec §3.27,` then ` * §3.38`).
+ * may continue on the next comment line (`control-spec §3.27,` then ` * §3.28`).
  */
 function uncitedSections(
   text: string,
@@ -167,7 +167,7 @@ describe('repository hygiene', () => {
     expect(probe('spec §§2.1, 2.7')).toEqual(['2.7']);
     expect(probe('control-spec §3.24 AUTHCHALLENGE; RFC 1928 §4-§5; rend-spec-v3 §6')).toEqual([]);
     expect(probe('(control-spec §3.27; spec §8.1)')).toEqual(['8.1']);
-    expect(probe('/**\n * control-spec §3.27,\n * §3.38), and spec §2.2\n */')).toEqual([]);
+    expect(probe('/**\n * control-spec §3.27,\n * §3.28), and spec §2.2\n */')).toEqual([]);
     expect(probe('// see\n// §7.1 there')).toEqual(['7.1']);
   });
 });
