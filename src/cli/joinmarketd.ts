@@ -81,7 +81,7 @@ export function registerJoinmarketdCommand(
         'or testing mode on loopback when regtest_count is not 0,0. IRC sections are refused.',
         'In joinmarket.cfg [DAEMON]: no_daemon = 0, daemon_port = the --port here.',
         'Exit codes: 0 clean stop (SIGINT/SIGTERM), 1 runtime failure (port in use),',
-        '2 usage or configuration error. See docs/joinmarketd.md.',
+        '2 usage or configuration error, or refused as root. See docs/joinmarketd.md.',
       ].join('\n'),
     )
     .action(async (options: JoinmarketdOptions) => {
