@@ -216,6 +216,9 @@ export class ApiServer {
       requestTimeout,
       // Node's default, 30 s, for the default headersTimeout; shorter for a shorter one.
       connectionsCheckingInterval: Math.max(1, Math.min(30_000, Math.floor(headersTimeout / 2))),
+      // Node answers an HTTP/1.1 request without Host with a bare 400; #handle answers it with the
+      // API's JSON error instead.
+      requireHostHeader: false,
     };
     this.#server = http.createServer(serverOptions, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
@@ -451,6 +454,11 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://onionmc.local');
     const route = `${req.method ?? 'GET'} ${url.pathname}`;
     try {
+      // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without a Host header.
+      if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+        res.shouldKeepAlive = false;
+        throw new HttpError(400, 'ERR_API', 'an HTTP/1.1 request needs a Host header');
+      }
       if (!isRoute(route)) {
         const allowed = methodsOf(url.pathname);
         if (allowed.length > 0) res.setHeader('allow', allowed.join(', '));

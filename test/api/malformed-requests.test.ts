@@ -111,6 +111,17 @@ describe('a request the HTTP parser refuses', () => {
     expect(res).toEqual({ status: 200, body: { status: 'ok' } });
   });
 
+  it('gets 400 ERR_API for an HTTP/1.1 request without a Host header (RFC 9112 §3.2), not a bare 400', async () => {
+    const { port } = await serve();
+    const answer = await exchange(port, 'GET /health HTTP/1.1\r\n\r\n');
+    expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toBe(
+      'an HTTP/1.1 request needs a Host header',
+    );
+    // HTTP/1.0 has no Host header: served.
+    const old = await exchange(port, 'GET /health HTTP/1.0\r\n\r\n');
+    expect(old.statusLine).toBe('HTTP/1.1 200 OK');
+  });
+
   it('gets 400 ERR_API for a malformed chunked body', async () => {
     const { port } = await serve();
     const answer = await exchange(
