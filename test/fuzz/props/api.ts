@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -201,7 +202,92 @@ const apiRequest = fc.oneof(
   },
 );
 
-/** Every property of the API's request bodies. */
+/**
+ * Writes `bytes` on a new connection to the API of {@link withMakerApi}, ends our side, and
+ * resolves with all the API sent until it closed the connection, or 'hang' after
+ * {@link REQUEST_TIMEOUT_MS}.
+ */
+export function rawExchange(bytes: Buffer): Promise<Buffer | 'hang'> {
+  const { endpoint } = api!;
+  return new Promise((resolve) => {
+    const socket =
+      endpoint.kind === 'unix'
+        ? net.createConnection(endpoint.path)
+        : net.createConnection(endpoint.port, endpoint.host);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('hang');
+    }, REQUEST_TIMEOUT_MS);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // A reset after the server's answer (it closes on our unread bytes) is a close like another.
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    socket.end(bytes);
+  });
+}
+
+/** Routes a raw request may name: every route but the endless `/v1/events`, and some that are none. */
+const rawPaths = [
+  '/',
+  '/health',
+  '/metrics',
+  '/v1/info',
+  '/v1/counters',
+  '/v1/orderbook',
+  '/v1/reach?nick=J5x',
+  '/v1/pubmsg',
+  '/v1/privmsg',
+  '/v1/offers',
+  '/v2',
+  '*',
+  'http://onionmc/v1/info',
+  '',
+];
+
+/** Raw HTTP/1.1 requests: well-formed, broken in one place, or garbage. */
+const rawRequest = fc.oneof(
+  fc
+    .record({
+      method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'G\x00T', ''),
+      path: fc.constantFrom(...rawPaths),
+      version: fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 x', ''),
+      headers: fc.array(
+        fc.oneof(
+          fc.constantFrom(
+            'Host: onionmc',
+            'Content-Type: application/json',
+            'Content-Length: 5',
+            'Content-Length: -1',
+            'Content-Length: 99999999999999999999',
+            'Transfer-Encoding: chunked',
+            'Transfer-Encoding: gzip, chunked',
+            'Connection: keep-alive',
+            'Expect: 100-continue',
+            ' folded',
+            'NoColon',
+            'X: \x00',
+          ),
+          fc.integer({ min: 1, max: 40_000 }).map((n) => `X-Pad: ${'a'.repeat(n)}`),
+        ),
+        { maxLength: 4 },
+      ),
+      eol: fc.constantFrom('\r\n', '\n'),
+      body: rawBody,
+    })
+    .map(({ method, path: p, version, headers, eol, body }) =>
+      Buffer.concat([
+        Buffer.from([`${method} ${p} ${version}`, ...headers, '', ''].join(eol), 'latin1'),
+        body,
+      ]),
+    ),
+  fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+);
+
+/** Every property of the API's requests: their bodies, and raw bytes. */
 export const apiProperties: readonly FuzzProperty[] = [
   fuzzProperty({
     name: 'api: any POST/PUT body gets a JSON answer 200/400/409 with a typed error code, never a 500 or a hang',
@@ -216,6 +302,29 @@ export const apiProperties: readonly FuzzProperty[] = [
         }
         const parsed = JSON.parse(res.text) as { error?: { code?: unknown; message?: unknown } };
         if (res.status === 200) return parsed.error === undefined;
+        return typeof parsed.error?.code === 'string' && typeof parsed.error.message === 'string';
+      }),
+  }),
+  fuzzProperty({
+    name: "api: any raw request bytes get an HTTP answer (an error as the API's JSON) or a closed connection, never a hang",
+    runs: 20_000,
+    around: withMakerApi,
+    property: () =>
+      fc.asyncProperty(rawRequest, async (bytes) => {
+        const answer = await rawExchange(bytes);
+        if (answer === 'hang') throw new Error('the API neither answered nor closed');
+        if (answer.length === 0) return true;
+        const text = answer.toString('latin1');
+        const status = /^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1];
+        if (status === undefined) throw new Error(`not an HTTP answer: ${text.slice(0, 80)}`);
+        // The first answer; a 2xx may be anything (the status page, /metrics), an error is JSON.
+        if (Number(status) < 400) return true;
+        const head = text.indexOf('\r\n\r\n');
+        const length = /\r\ncontent-length: (\d+)\r\n/i.exec(text.slice(0, head))?.[1];
+        if (length === undefined)
+          throw new Error(`error answer without a length: ${text.slice(0, 200)}`);
+        const body = answer.subarray(head + 4, head + 4 + Number(length)).toString('utf8');
+        const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
         return typeof parsed.error?.code === 'string' && typeof parsed.error.message === 'string';
       }),
   }),
