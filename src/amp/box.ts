@@ -99,10 +99,24 @@ export class AmpBoxDecoder {
   /**
    * Adds bytes and returns every box they complete, in order.
    * @throws AmpError `ERR_AMP_TOO_LONG` for a key length over 255; `ERR_AMP_BAD_BOX` for a box over
-   *   the caps or a key given twice.
+   *   the caps or a key given twice, or when the stream already failed. The boxes the same bytes
+   *   completed before the fault are lost: {@link read} returns them.
    */
   push(chunk: Uint8Array): AmpBox[] {
-    if (this.#failed) throw new AmpError('ERR_AMP_BAD_BOX', 'AMP stream already failed');
+    const { boxes, error } = this.read(chunk);
+    if (error !== undefined) throw error;
+    return boxes;
+  }
+
+  /**
+   * Adds bytes and returns every box they complete, in order, and the fault that ended the stream
+   * if there is one, after the boxes completed before it (Twisted's AMP too handles each box as it
+   * completes, before it meets a fault further on). Once a fault is returned, every later call
+   * returns it again with no box. Never throws.
+   */
+  read(chunk: Uint8Array): { boxes: AmpBox[]; error: AmpError | undefined } {
+    if (this.#failed)
+      return { boxes: [], error: new AmpError('ERR_AMP_BAD_BOX', 'AMP stream already failed') };
     this.#buffer =
       this.#buffer.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buffer, chunk]);
     const boxes: AmpBox[] = [];
@@ -114,9 +128,10 @@ export class AmpBoxDecoder {
       }
     } catch (err) {
       this.#failed = true;
+      if (err instanceof AmpError) return { boxes, error: err };
       throw err;
     }
-    return boxes;
+    return { boxes, error: undefined };
   }
 
   /**

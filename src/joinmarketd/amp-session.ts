@@ -35,6 +35,12 @@ export const AMP_CALL_TIMEOUT_MS = 300_000;
 export const AMP_MAX_WRITE_BUFFER_BYTES = 64 * 1024 * 1024;
 /** Client requests queued behind the one running at most. */
 export const AMP_MAX_QUEUED_REQUESTS = 1024;
+/**
+ * After a fault in the client's byte stream, how long the answers to the boxes before it have to
+ * go out before the connection is cut, ms. Our choice: Twisted writes the answers it has at once
+ * and then closes.
+ */
+export const AMP_BROKEN_DRAIN_MS = 1_000;
 
 /**
  * Thrown by a responder to answer with an AMP error box (`_error_code` `errorCode`,
@@ -82,6 +88,8 @@ export class AmpSession {
   #queue: Promise<void> = Promise.resolve();
   #queued = 0;
   #closed = false;
+  /** The client's byte stream had a fault: nothing more is read. */
+  #broken = false;
 
   constructor(socket: Duplex, options: AmpSessionOptions) {
     this.#socket = socket;
@@ -159,18 +167,26 @@ export class AmpSession {
   }
 
   #onData(chunk: Buffer): void {
-    let boxes: AmpBox[];
-    try {
-      boxes = this.#decoder.push(chunk);
-    } catch (err) {
-      this.#logger.warn(
-        { reason: err instanceof Error ? err.message : String(err) },
-        'AMP stream broken; disconnecting',
-      );
-      this.#socket.destroy();
-      return;
+    if (this.#broken) return;
+    // The boxes completed before a fault are handled first, as Twisted's AMP does.
+    const { boxes, error } = this.#decoder.read(chunk);
+    for (const box of boxes) {
+      if (this.#socket.destroyed) return;
+      this.#onBox(box);
     }
-    for (const box of boxes) this.#onBox(box);
+    if (error === undefined || this.#socket.destroyed) return;
+    this.#broken = true;
+    this.#logger.warn({ reason: error.message }, 'AMP stream broken; disconnecting');
+    // Like Twisted's loseConnection: the answers to those boxes go out, then the connection ends.
+    const cutOff = setTimeout(() => this.#socket.destroy(), AMP_BROKEN_DRAIN_MS);
+    cutOff.unref();
+    this.#socket.once('close', () => {
+      clearTimeout(cutOff);
+    });
+    const end = (): void => {
+      this.#socket.end();
+    };
+    this.#queue.then(end, end);
   }
 
   #onBox(box: AmpBox): void {

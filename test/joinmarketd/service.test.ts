@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { boxFrom, type AmpBox } from '../../src/amp/box.js';
+import { boxFrom, encodeBox, type AmpBox } from '../../src/amp/box.js';
 import { hasCode } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { CoreContext, CorePrivmsgEvent } from '../../src/joinmarketd/core.js';
@@ -223,6 +223,19 @@ describe('joinmarketd service', () => {
     expect(readable(await client.call('JMStartMC', { nick: 'J5x' }))._error_code).toBe('BAD_STATE');
     // The refused JMInit sent no JMInitProto.
     expect(client.link.received.map((b) => b.get('_command')?.toString())).toEqual([]);
+  });
+
+  it('handles the boxes that come before a broken one in the same chunk, as Twisted does, then disconnects', async () => {
+    const { client } = await setup();
+    // A whole box, then a key length of 256 (AMP allows 255), in one write.
+    client.link.sendRaw(
+      Buffer.concat([
+        encodeBox(boxFrom({ _command: 'JMFrobnicate', _ask: '7' })),
+        Buffer.from('0100', 'hex'),
+      ]),
+    );
+    expect(readable(await client.link.take('error#7'))._error_code).toBe('UNHANDLED');
+    await client.link.whenClosed();
   });
 
   it(`JMInit: directory_nodes lists each directory node once, and more than ${MAX_CHAN_DIRECTORY_NODES} are refused naming the cap`, async () => {
