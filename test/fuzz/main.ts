@@ -8,6 +8,7 @@
  * a seed from a failure report.
  */
 import { checkProperty, scaledRuns, type FuzzProperty } from './property.js';
+import { ampProperties } from './props/amp.js';
 import { apiProperties } from './props/api.js';
 import { configProperties } from './props/config.js';
 import { messageProperties } from './props/message.js';
@@ -20,6 +21,7 @@ const ALL: readonly FuzzProperty[] = [
   ...torProperties,
   ...configProperties,
   ...apiProperties,
+  ...ampProperties,
 ];
 
 function option(name: string): string | undefined {
