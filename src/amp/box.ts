@@ -112,7 +112,7 @@ export class AmpBoxDecoder {
    * Adds bytes and returns every box they complete, in order, and the fault that ended the stream
    * if there is one, after the boxes completed before it (Twisted's AMP too handles each box as it
    * completes, before it meets a fault further on). Once a fault is returned, every later call
-   * returns it again with no box. Never throws.
+   * returns one again with no box. A fault is returned, never thrown; what is thrown is a bug.
    */
   read(chunk: Uint8Array): { boxes: AmpBox[]; error: AmpError | undefined } {
     if (this.#failed)
