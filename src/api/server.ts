@@ -35,6 +35,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type stream from 'node:stream';
 import { hasCode, HttpError, OnionmcError } from '../errors.js';
+import { destroyUnlessClosedWithin } from '../net/cut-off.js';
 import { fullGc, memoryFigures } from './memory.js';
 import { STATUS_CSS, STATUS_HTML, STATUS_JS } from './status-page.js';
 import { ApiListenError, claimSocketPath, resolveGroup, withUmask } from './unix-socket.js';
@@ -300,11 +301,7 @@ export class ApiServer {
         body,
     );
     // A client that neither reads the answer nor closes cannot hold the connection.
-    const cutOff = setTimeout(() => socket.destroy(), API_CLOSE_DRAIN_MS);
-    cutOff.unref();
-    socket.once('close', () => {
-      clearTimeout(cutOff);
-    });
+    destroyUnlessClosedWithin(socket, API_CLOSE_DRAIN_MS);
   }
 
   /** See {@link API_MAX_CONNECTIONS}; settable (tests). */

@@ -25,6 +25,7 @@ import {
 } from '../amp/commands.js';
 import { AmpError, AmpRemoteError } from '../amp/errors.js';
 import { OnionmcError } from '../errors.js';
+import { destroyUnlessClosedWithin } from '../net/cut-off.js';
 import type { Logger } from '../log.js';
 
 /** Our requests waiting for an answer at most (a client that never answers cannot grow this). */
@@ -178,11 +179,7 @@ export class AmpSession {
     this.#broken = true;
     this.#logger.warn({ reason: error.message }, 'AMP stream broken; disconnecting');
     // Like Twisted's loseConnection: the answers to those boxes go out, then the connection ends.
-    const cutOff = setTimeout(() => this.#socket.destroy(), AMP_BROKEN_DRAIN_MS);
-    cutOff.unref();
-    this.#socket.once('close', () => {
-      clearTimeout(cutOff);
-    });
+    destroyUnlessClosedWithin(this.#socket, AMP_BROKEN_DRAIN_MS);
     const end = (): void => {
       this.#socket.end();
     };

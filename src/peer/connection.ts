@@ -11,6 +11,7 @@
  */
 import type net from 'node:net';
 import { OnionmcError, ProtocolError } from '../errors.js';
+import { destroyUnlessClosedWithin } from '../net/cut-off.js';
 import type { Logger } from '../log.js';
 import { decodeReceivedEnvelope, encodeEnvelope, type ReceivedEnvelope } from '../wire/envelope.js';
 import { TokenBucket, type TokenBucketPolicy } from '../util/token-bucket.js';
@@ -307,7 +308,6 @@ export class PeerConnection implements FairReadable, Flushable {
    */
   #budget = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
-  #drainTimer: NodeJS.Timeout | undefined;
   /** When a liveness probe went out (0: none outstanding). */
   #probedAt = 0;
   /**
@@ -673,11 +673,7 @@ export class PeerConnection implements FairReadable, Flushable {
     this.#socket.end();
     this.#finish(reason, undefined);
     const drainMs = reason === 'stopping' ? STOP_DRAIN_TIMEOUT_MS : CLOSE_DRAIN_TIMEOUT_MS;
-    this.#drainTimer = setTimeout(() => this.#socket.destroy(), drainMs);
-    this.#drainTimer.unref();
-    this.#socket.once('close', () => {
-      clearTimeout(this.#drainTimer);
-    });
+    destroyUnlessClosedWithin(this.#socket, drainMs);
   }
 
   /** Aborts the connection now, dropping anything queued. Idempotent; `onClose` is called once. */
@@ -689,7 +685,6 @@ export class PeerConnection implements FairReadable, Flushable {
       this.#pendingBytes = 0;
       this.#finish(reason, err);
     }
-    clearTimeout(this.#drainTimer);
     this.#socket.destroy();
   }
 
