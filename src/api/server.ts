@@ -231,9 +231,7 @@ export class ApiServer {
     });
     this.#server.maxConnections = API_MAX_CONNECTIONS;
     this.#server.on('drop', () => {
-      (this.#backend.directory ?? this.#backend.client)?.counters.add(
-        'refused.api-connections-full',
-      );
+      this.#count('refused.api-connections-full');
       const now = Date.now();
       if (now - this.#lastDropLogAt < DROP_LOG_INTERVAL_MS) return;
       this.#lastDropLogAt = now;
@@ -270,9 +268,7 @@ export class ApiServer {
     // Node's own test before it answers (lib/_http_server.js socketOnError): the response of a
     // request of this connection whose head is complete, if any, must not have started.
     const inFlight = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    (this.#backend.directory ?? this.#backend.client)?.counters.add(
-      timeout ? 'refused.api-request-timeout' : 'refused.api-bad-request',
-    );
+    this.#count(timeout ? 'refused.api-request-timeout' : 'refused.api-bad-request');
     this.#logger.debug({ code }, 'API request refused by the HTTP parser');
     if (!socket.writable || inFlight?.headersSent === true) {
       socket.destroy();
@@ -302,6 +298,16 @@ export class ApiServer {
     );
     // A client that neither reads the answer nor closes cannot hold the connection.
     destroyUnlessClosedWithin(socket, API_CLOSE_DRAIN_MS);
+  }
+
+  /** The node that runs now, if any: the directory node or the maker or taker. */
+  #node(): DirectoryNode | ClientNode | undefined {
+    return this.#backend.directory ?? this.#backend.client;
+  }
+
+  /** Counts `name` where operators read counters (/v1/info, /v1/counters, /metrics). */
+  #count(name: string): void {
+    this.#node()?.counters.add(name);
   }
 
   /** See {@link API_MAX_CONNECTIONS}; settable (tests). */
@@ -491,7 +497,7 @@ export class ApiServer {
           return;
         case 'GET /v1/counters': {
           // The cheap part of /v1/info, for polling: no peer list (thousands on a directory node).
-          const node = this.#backend.directory ?? this.#backend.client;
+          const node = this.#node();
           this.#json(res, 200, {
             counters: node?.counters.snapshot() ?? {},
             memory: memoryFigures(),
@@ -618,10 +624,7 @@ export class ApiServer {
       res.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
       if (res.writableLength > this.maxEventBufferBytes) {
         this.#streams.delete(res);
-        // Counted where operators read counters (/v1/info, /v1/counters, /metrics).
-        (this.#backend.directory ?? this.#backend.client)?.counters.add(
-          'evicted.slow-event-stream',
-        );
+        this.#count('evicted.slow-event-stream');
         this.#logger.warn('event stream client is not reading; stream cut');
         res.destroy();
       }
