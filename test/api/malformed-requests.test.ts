@@ -50,9 +50,10 @@ interface RawAnswer {
 
 /**
  * Opens a connection, writes `bytes` (nothing when null) and resolves with what the server sent
- * once the connection closed (the server closes it: nothing here closes it first).
+ * once the connection closed (the server closes it: nothing here closes it first; with
+ * `halfClose`, our side is ended after the bytes, the server's left to it).
  */
-function exchange(port: number, bytes: string | null): Promise<RawAnswer> {
+function exchange(port: number, bytes: string | null, halfClose = false): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(port, '127.0.0.1');
     sockets.push(socket);
@@ -85,6 +86,7 @@ function exchange(port: number, bytes: string | null): Promise<RawAnswer> {
         expect(Buffer.byteLength(bodyText)).toBe(Number(headers['content-length']));
     });
     if (bytes !== null) socket.write(bytes);
+    if (halfClose) socket.end();
   });
 }
 
@@ -99,16 +101,26 @@ function expectJsonError(answer: RawAnswer, statusLine: string): string {
   return error?.message ?? '';
 }
 
+/**
+ * Asserts that the refused request was counted under `counter`, and that another connection is
+ * served as before.
+ */
+async function expectCountedAndOthersServed(
+  { client, counters }: { client: ApiClient; counters: Counters },
+  counter: string,
+): Promise<void> {
+  expect(counters.get(counter)).toBe(1);
+  expect(await client.request('GET', '/health')).toEqual({ status: 200, body: { status: 'ok' } });
+}
+
 describe('a request the HTTP parser refuses', () => {
   it('gets 400 ERR_API naming the parser reason for a garbage request line; another connection is served', async () => {
-    const { port, client, counters } = await serve();
-    const answer = await exchange(port, 'HELLO THERE\r\n\r\n');
+    const api = await serve();
+    const answer = await exchange(api.port, 'HELLO THERE\r\n\r\n');
     expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toMatch(
       /^malformed request: .*method/i,
     );
-    expect(counters.get('refused.api-bad-request')).toBe(1);
-    const res = await client.request('GET', '/health');
-    expect(res).toEqual({ status: 200, body: { status: 'ok' } });
+    await expectCountedAndOthersServed(api, 'refused.api-bad-request');
   });
 
   it('gets 400 ERR_API for an HTTP/1.1 request without a Host header (RFC 9112 §3.2), not a bare 400', async () => {
@@ -134,29 +146,25 @@ describe('a request the HTTP parser refuses', () => {
   });
 
   it('gets 431 ERR_API naming the size for a request head over 16 KiB; another connection is served', async () => {
-    const { port, client, counters } = await serve();
+    const api = await serve();
     const answer = await exchange(
-      port,
+      api.port,
       `GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`,
     );
     expect(expectJsonError(answer, 'HTTP/1.1 431 Request Header Fields Too Large')).toBe(
       'request head over 16384 bytes',
     );
-    expect(counters.get('refused.api-bad-request')).toBe(1);
-    const res = await client.request('GET', '/health');
-    expect(res.status).toBe(200);
+    await expectCountedAndOthersServed(api, 'refused.api-bad-request');
   });
 
   it('gets 408 ERR_API naming the time for a request head not complete in time; another connection is served', async () => {
-    const { port, client, counters } = await serve({ headersTimeoutMs: 200 });
+    const api = await serve({ headersTimeoutMs: 200 });
     // Half a request line, then nothing: the answer comes when the server's deadline passes.
-    const answer = await exchange(port, 'GET /hea');
+    const answer = await exchange(api.port, 'GET /hea');
     expect(expectJsonError(answer, 'HTTP/1.1 408 Request Timeout')).toBe(
       'request head not complete within 0.2 s',
     );
-    expect(counters.get('refused.api-request-timeout')).toBe(1);
-    const res = await client.request('GET', '/health');
-    expect(res.status).toBe(200);
+    await expectCountedAndOthersServed(api, 'refused.api-request-timeout');
   });
 
   it('gets 408 ERR_API for a request whose body is not complete in time', async () => {
@@ -172,21 +180,10 @@ describe('a request the HTTP parser refuses', () => {
 
   it('gets 400 ERR_API saying the request is incomplete when the client closes its side mid-request', async () => {
     const { port } = await serve();
-    const socket = net.createConnection(port, '127.0.0.1');
-    sockets.push(socket);
-    const chunks: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     // Half a request line, then the client's FIN: the server can still answer.
-    socket.end('GET /hea');
-    await new Promise<void>((resolve) =>
-      socket.once('close', () => {
-        resolve();
-      }),
-    );
-    const text = Buffer.concat(chunks).toString('utf8');
-    expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
-    expect(text).toContain(
-      '"request incomplete: the client closed its side of the connection mid-request"',
+    const answer = await exchange(port, 'GET /hea', true);
+    expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toBe(
+      'request incomplete: the client closed its side of the connection mid-request',
     );
   });
 });
