@@ -8,7 +8,7 @@
  * changes.
  */
 import { parseConfig } from '../../src/config/config.js';
-import { applyHeapGrowingFlag } from '../../src/daemon/heap-tuning.js';
+import { applyDaemonV8Flags } from '../../src/daemon/heap-tuning.js';
 import { silentLogger } from '../../src/log.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import { DirectoryNode } from '../../src/node/directory-node.js';
@@ -69,8 +69,8 @@ export async function startOnionmcDirectory(
   fd: number,
   profile: LimitsProfile,
 ): Promise<RunningRelay> {
-  // The heap growth `onionmc run` sets for its process.
-  applyHeapGrowingFlag();
+  // The V8 heap flags `onionmc run` sets for its process.
+  applyDaemonV8Flags();
   const config = parseConfig(benchConfigText(profile), `bench-${profile}.cfg`, {
     requireDirectoryNodes: false,
   });

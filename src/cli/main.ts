@@ -13,7 +13,7 @@ import type { ApiEndpoint } from '../api/server.js';
 import { ApiListenError } from '../api/unix-socket.js';
 import { loadConfig, parseApiEndpointValue, type OnionmcConfig } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { applyHeapGrowingFlag } from '../daemon/heap-tuning.js';
+import { applyDaemonV8Flags } from '../daemon/heap-tuning.js';
 import { VERSION } from '../daemon/version.js';
 import { ConfigError, OnionmcError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../log.js';
@@ -75,7 +75,7 @@ interface RunOptions extends LocationOptions {
 
 async function runNode(options: RunOptions): Promise<number> {
   refuseRoot(options.allowRoot);
-  applyHeapGrowingFlag();
+  applyDaemonV8Flags();
   const datadir = resolveDatadir(options.datadir);
   const config = await loadConfig(resolveConfigFile(datadir, options.config));
   const logger = makeLogger(options.logLevel, options.pretty);
