@@ -381,7 +381,11 @@ export class NodeProcess {
     return text.trimEnd().split('\n').slice(-lines).join('\n');
   }
 
-  /** Sends SIGTERM, waits for the exit (SIGKILL after `timeoutMs`), removes the folder. */
+  /**
+   * Sends SIGTERM, waits for the exit (SIGKILL after `timeoutMs`), removes the folder, unless
+   * `keep` or `ONIONMC_ADV_KEEP` is set (then its path is printed: the config and `node.log`, with
+   * what `ONIONMC_ADV_NODE_ARGS` such as `--trace-gc` made the node print).
+   */
   async stop(
     timeoutMs = 10_000,
     keep = false,
@@ -398,7 +402,9 @@ export class NodeProcess {
       await exited;
       clearTimeout(timer);
     }
-    if (!keep) await fsp.rm(this.dir, { recursive: true, force: true });
+    if (keep || process.env.ONIONMC_ADV_KEEP !== undefined)
+      process.stderr.write(`node folder kept: ${this.dir}\n`);
+    else await fsp.rm(this.dir, { recursive: true, force: true });
     return { code: this.exit?.code ?? null, signal: this.exit?.signal ?? null };
   }
 }

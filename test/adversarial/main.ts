@@ -6,10 +6,11 @@
  *   npm run adversarial -- [--quick] [--only pubmsg-flood,storm] [--strict]
  *
  * --quick uses the CI sizes; --strict exits 1 when any target fails (without it the exit code is
- * 0 unless a case could not run: the latency targets depend on how loaded the machine is, and
- * `turn-burst` fails until the node stops counting a turn's relays as a slow reader's queue).
+ * 0 unless a case could not run: the latency targets depend on how loaded the machine is).
  *
- * ONIONMC_ADV_CONFIG=key=value,... adds node config keys to every case (see harness.ts).
+ * ONIONMC_ADV_CONFIG=key=value,... adds node config keys to every case (see harness.ts);
+ * ONIONMC_ADV_NODE_ARGS adds node flags (space-separated), ONIONMC_ADV_KEEP keeps each case's
+ * folder (its config and node.log).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
