@@ -178,6 +178,19 @@ describe('a request the HTTP parser refuses', () => {
     );
   });
 
+  it('closes the connection without a second answer when the malformed request follows one whose answer has started', async () => {
+    const api = await serve();
+    // Pipelined: the parser reads the garbage in the same pass as the good request, while the
+    // latter's answer is still the connection's message. A 400 written then would run into it.
+    const answer = await exchange(
+      api.port,
+      'GET /health HTTP/1.1\r\nHost: x\r\n\r\nHELLO THERE\r\n\r\n',
+    );
+    expect(answer.statusLine).toBe('HTTP/1.1 200 OK');
+    expect(answer.body).toEqual({ status: 'ok' });
+    await expectCountedAndOthersServed(api, 'refused.api-bad-request');
+  });
+
   it('gets 400 ERR_API saying the request is incomplete when the client closes its side mid-request', async () => {
     const { port } = await serve();
     // Half a request line, then the client's FIN: the server can still answer.
