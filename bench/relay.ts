@@ -26,7 +26,8 @@
  *
  * Every phase reports what was lost (sent − received once in-flight messages arrived), the relay's
  * drop and eviction counters that moved, and peers that were disconnected. The relay reports its
- * own CPU (process.cpuUsage) and RSS over IPC; the generator reports its own CPU so it is not
+ * own CPU (process.cpuUsage), RSS and write system calls (Linux's /proc/self/io) over IPC, printed
+ * per message relayed: what coalescing saves; the generator reports its own CPU so it is not
  * charged to the relay. Prints one row per relay and their ratios; with `--json`, a last line
  * `JSON {...}` for bench/table.ts.
  *
@@ -39,6 +40,8 @@
  * rounds (losses summed), and a line gives the rounds' onionmc/baseline ratios one by one.
  * `--cpu-prof DIR`: each relay process writes a V8 CPU profile to DIR when it exits, named
  * `<relay>-<ms since 1970>.cpuprofile`.
+ * `ONIONMC_BENCH_NODE_ARGS` adds node flags (space-separated) to the relay processes, e.g.
+ * `--trace-gc`, whose lines they print.
  *
  * docs/performance.md has the figures and how to reproduce them.
  */
@@ -144,6 +147,8 @@ const WB_FANOUT_RATE = Math.min(
 
 const PIN =
   os.availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+/** Node flags for the relay processes, from `ONIONMC_BENCH_NODE_ARGS` (space-separated). */
+const EXTRA_NODE_ARGS = (process.env.ONIONMC_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /** File descriptors each child may need: one per peer, plus slack. */
 const FD_LIMIT = PEERS + 1024;
 
@@ -207,6 +212,8 @@ function nextMessage<T>(
 interface Stats {
   readonly cpuUs: number;
   readonly rssBytes: number;
+  /** Write system calls of the relay process so far; -1 where /proc/self/io cannot be read. */
+  readonly writes: number;
   readonly peers: number;
   readonly counters: Record<string, number>;
   /** The relay's event-loop delay since the previous stats request, ms. */
@@ -250,6 +257,8 @@ async function runPhase(
 interface PhaseResult {
   readonly perS: number;
   readonly cpuUsPerMessage: number;
+  /** The relay's write system calls per message received (undefined: not counted here). */
+  readonly writesPerMessage: number | undefined;
   readonly sent: number;
   readonly lost: number;
   readonly generatorCpuPct: number;
@@ -289,6 +298,10 @@ async function measuredPhase(
     result: {
       perS: report.receivedInWindow / report.elapsedS,
       cpuUsPerMessage: cpuUs / Math.max(1, report.receivedTotal),
+      writesPerMessage:
+        before.writes < 0 || after.writes < 0
+          ? undefined
+          : (after.writes - before.writes) / Math.max(1, report.receivedTotal),
       sent: report.sent,
       lost: Math.max(0, report.sent - report.receivedTotal),
       generatorCpuPct: (100 * report.cpuUs) / 1e6 / report.elapsedS,
@@ -318,6 +331,10 @@ interface Row {
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
+/** `, N.NN writes/<unit>` when the relay's writes were counted, else nothing. */
+const writesPer = (r: PhaseResult, unit: string): string =>
+  r.writesPerMessage === undefined ? '' : `, ${r.writesPerMessage.toFixed(2)} writes/${unit}`;
+
 async function measure(kind: RelayKind): Promise<Row> {
   // We bind the relay's port (0, read back) and hand it the listening socket as its fd 4.
   const listener = await listenOnFreePort();
@@ -346,7 +363,7 @@ async function measure(kind: RelayKind): Promise<Row> {
       '4',
     ],
     0,
-    ['--expose-gc', ...cpuProf],
+    ['--expose-gc', ...EXTRA_NODE_ARGS, ...cpuProf],
     listeningFd(listener),
   );
   listener.close();
@@ -395,7 +412,7 @@ async function measure(kind: RelayKind): Promise<Row> {
       });
       flood = f.result;
       say(
-        `flood: ${SENDERS} senders, ${int(f.report.sent)} sent, ${int(f.report.receivedInWindow)} relayed in ${f.report.elapsedS.toFixed(1)} s (${int(flood.perS)}/s), ${describeLoss(flood)}; relay CPU ${flood.cpuUsPerMessage.toFixed(1)} µs/privmsg, generator CPU ${flood.generatorCpuPct.toFixed(0)}% of a core; RSS ${(f.after.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+        `flood: ${SENDERS} senders, ${int(f.report.sent)} sent, ${int(f.report.receivedInWindow)} relayed in ${f.report.elapsedS.toFixed(1)} s (${int(flood.perS)}/s), ${describeLoss(flood)}; relay CPU ${flood.cpuUsPerMessage.toFixed(1)} µs/privmsg${writesPer(flood, 'privmsg')}, generator CPU ${flood.generatorCpuPct.toFixed(0)}% of a core; RSS ${(f.after.rssBytes / 2 ** 20).toFixed(0)} MiB`,
       );
     }
 
@@ -409,7 +426,7 @@ async function measure(kind: RelayKind): Promise<Row> {
       });
       wellBehaved = w.result;
       say(
-        `well-behaved flood: ${WB_SENDERS} senders at ≤ ${WB_RATE}/s each, ${int(w.report.sent)} sent, ${int(w.report.receivedInWindow)} relayed in ${w.report.elapsedS.toFixed(1)} s (${int(wellBehaved.perS)}/s), ${describeLoss(wellBehaved)}; relay CPU ${wellBehaved.cpuUsPerMessage.toFixed(1)} µs/privmsg, generator CPU ${wellBehaved.generatorCpuPct.toFixed(0)}% of a core`,
+        `well-behaved flood: ${WB_SENDERS} senders at ≤ ${WB_RATE}/s each, ${int(w.report.sent)} sent, ${int(w.report.receivedInWindow)} relayed in ${w.report.elapsedS.toFixed(1)} s (${int(wellBehaved.perS)}/s), ${describeLoss(wellBehaved)}; relay CPU ${wellBehaved.cpuUsPerMessage.toFixed(1)} µs/privmsg${writesPer(wellBehaved, 'privmsg')}, generator CPU ${wellBehaved.generatorCpuPct.toFixed(0)}% of a core`,
       );
     }
 
@@ -439,7 +456,7 @@ async function measure(kind: RelayKind): Promise<Row> {
       });
       fanout = p.result;
       say(
-        `fan-out: ${FANOUT_SENDERS} senders${paced ? ` at ≤ ${WB_FANOUT_RATE.toFixed(1)} pubmsgs/s each` : ''}, ${int(p.report.receivedInWindow)} deliveries in ${p.report.elapsedS.toFixed(1)} s (${int(fanout.perS)}/s), ${describeLoss(fanout)}; relay CPU ${fanout.cpuUsPerMessage.toFixed(2)} µs/delivery, generator CPU ${fanout.generatorCpuPct.toFixed(0)}% of a core; RSS ${(p.after.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+        `fan-out: ${FANOUT_SENDERS} senders${paced ? ` at ≤ ${WB_FANOUT_RATE.toFixed(1)} pubmsgs/s each` : ''}, ${int(p.report.receivedInWindow)} deliveries in ${p.report.elapsedS.toFixed(1)} s (${int(fanout.perS)}/s), ${describeLoss(fanout)}; relay CPU ${fanout.cpuUsPerMessage.toFixed(2)} µs/delivery${writesPer(fanout, 'delivery')}, generator CPU ${fanout.generatorCpuPct.toFixed(0)}% of a core; RSS ${(p.after.rssBytes / 2 ** 20).toFixed(0)} MiB`,
       );
     }
     return {
@@ -489,7 +506,7 @@ function medianOf(xs: (number | undefined)[]): number | undefined {
   return got.length === 0 ? undefined : median(got);
 }
 
-/** A phase over several rounds: rate, CPU and generator CPU the medians; what was lost, summed. */
+/** A phase over several rounds: rate, CPU, writes and generator CPU the medians; what was lost, summed. */
 function medianPhase(ps: (PhaseResult | undefined)[]): PhaseResult | undefined {
   const got = ps.filter((p): p is PhaseResult => p !== undefined);
   if (got.length === 0) return undefined;
@@ -499,6 +516,7 @@ function medianPhase(ps: (PhaseResult | undefined)[]): PhaseResult | undefined {
   return {
     perS: median(got.map((p) => p.perS)),
     cpuUsPerMessage: median(got.map((p) => p.cpuUsPerMessage)),
+    writesPerMessage: medianOf(got.map((p) => p.writesPerMessage)),
     sent: sum((p) => p.sent),
     lost: sum((p) => p.lost),
     generatorCpuPct: median(got.map((p) => p.generatorCpuPct)),

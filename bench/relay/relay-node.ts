@@ -10,11 +10,13 @@
  *
  * IPC: sends `{ ready: true }` once listening; answers each `{ stats: id, gc? }` (gc: run a full
  * collection first, when started with --expose-gc) with
- * `{ stats: id, cpuUs, rssBytes, peers, counters, loopDelayP99Ms, loopDelayMaxMs }`
- * (process.cpuUsage user + system; process.memoryUsage().rss; handshaked peers; the relay's
- * counters; its event-loop delay since the previous stats request);
+ * `{ stats: id, cpuUs, rssBytes, writes, peers, counters, loopDelayP99Ms, loopDelayMaxMs }`
+ * (process.cpuUsage user + system; process.memoryUsage().rss; the write system calls the process
+ * made so far, `syscw` of /proc/self/io, -1 where it cannot be read; handshaked peers; the
+ * relay's counters; its event-loop delay since the previous stats request);
  * exits on `{ exit: true }` or when the IPC channel closes.
  */
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { RunningRelay } from './directory-adapter.js';
@@ -46,6 +48,20 @@ const gc = (globalThis as { gc?: () => void }).gc;
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
 
+/**
+ * Write system calls (write, writev, ...) this process has made, from Linux's /proc/self/io; -1
+ * without it. Socket writes are nearly all of them: how many a relayed message costs is what
+ * coalescing saves (issue 8, item 1).
+ */
+function writeSyscalls(): number {
+  try {
+    const match = /^syscw: (\d+)$/m.exec(readFileSync('/proc/self/io', 'latin1'));
+    return match === null ? -1 : Number(match[1]);
+  } catch {
+    return -1;
+  }
+}
+
 process.on('message', (message: { stats?: number; gc?: boolean; exit?: boolean }) => {
   if (message.exit === true) {
     void relay.close();
@@ -59,6 +75,7 @@ process.on('message', (message: { stats?: number; gc?: boolean; exit?: boolean }
       stats: message.stats,
       cpuUs: cpu.user + cpu.system,
       rssBytes: process.memoryUsage().rss,
+      writes: writeSyscalls(),
       peers: relay.handshakedPeers(),
       counters: relay.counters(),
       loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
