@@ -274,7 +274,11 @@ async function runCase(
       result.checks.push({
         target: `pair p99 within ${options.pairTargetX ?? 0}x quiet`,
         pass: ratio <= (options.pairTargetX ?? 0),
-        value: `${fmt(result.attack?.p99)} ms vs ${fmt(result.quiet?.p99)} ms (x${fmt(ratio)}; worst ${fmt(result.attackActive?.max)} ms in the ${activeMs} ms the attackers were active)`,
+        value: `${fmt(result.attack?.p99)} ms vs ${fmt(result.quiet?.p99)} ms (x${fmt(ratio)}; ${
+          result.attackActive === undefined
+            ? 'the pair sent nothing'
+            : `worst ${fmt(result.attackActive.max)} ms`
+        } in the ${activeMs} ms the attackers were active)`,
       });
     }
     if (options.rssTarget !== false) {

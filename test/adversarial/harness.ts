@@ -745,29 +745,8 @@ export class Pair {
   }
 
   #summarise(raw: RawPairResult): PairResult {
-    const phases: Record<string, PhaseStats> = {};
-    // 'attack-window': the attack and its tail together (cases.ts runCase).
-    const attack = raw.phases['attack'];
-    const tail = raw.phases['attack-tail'];
-    const all = { ...raw.phases };
-    if (attack !== undefined && tail !== undefined) {
-      all['attack-window'] = {
-        sent: attack.sent + tail.sent,
-        latencies: [...attack.latencies, ...tail.latencies],
-      };
-    }
-    for (const [name, p] of Object.entries(all)) {
-      phases[name] = {
-        sent: p.sent,
-        received: p.latencies.length,
-        lost: p.sent - p.latencies.length,
-        p50: quantile(p.latencies, 0.5),
-        p99: quantile(p.latencies, 0.99),
-        max: p.latencies.length > 0 ? Math.max(...p.latencies) : Number.NaN,
-      };
-    }
     return {
-      phases,
+      phases: summarisePairPhases(raw.phases),
       foreign: raw.foreign,
       disconnected: raw.disconnected,
       nickA: this.nickA,
@@ -776,10 +755,49 @@ export class Pair {
   }
 }
 
+/** What the pair's worker kept of one phase: messages sent in it, latencies (ms) of those received. */
+export interface RawPairPhase {
+  readonly sent: number;
+  readonly latencies: readonly number[];
+}
+
 interface RawPairResult {
-  phases: Record<string, { sent: number; latencies: number[] }>;
+  phases: Record<string, RawPairPhase>;
   foreign: number;
   disconnected: boolean;
+}
+
+/**
+ * The {@link PhaseStats} of each phase the pair sent in, plus `attack-window`: the `attack` phase
+ * and its `attack-tail` together (cases.ts `runCase`), made from whichever of the two has
+ * messages. The worker lists a phase only once a message is sent in it, so an attacker the node
+ * cuts before the pair's next message leaves no `attack` phase; the tail's messages and losses
+ * are the attack window's then.
+ */
+export function summarisePairPhases(
+  raw: Readonly<Record<string, RawPairPhase>>,
+): Record<string, PhaseStats> {
+  const attack = raw['attack'];
+  const tail = raw['attack-tail'];
+  const all: Record<string, RawPairPhase> = { ...raw };
+  if (attack !== undefined || tail !== undefined) {
+    all['attack-window'] = {
+      sent: (attack?.sent ?? 0) + (tail?.sent ?? 0),
+      latencies: [...(attack?.latencies ?? []), ...(tail?.latencies ?? [])],
+    };
+  }
+  const phases: Record<string, PhaseStats> = {};
+  for (const [name, p] of Object.entries(all)) {
+    phases[name] = {
+      sent: p.sent,
+      received: p.latencies.length,
+      lost: p.sent - p.latencies.length,
+      p50: quantile(p.latencies, 0.5),
+      p99: quantile(p.latencies, 0.99),
+      max: p.latencies.length > 0 ? Math.max(...p.latencies) : Number.NaN,
+    };
+  }
+  return phases;
 }
 
 /** What a flooding attacker did and got. */
