@@ -506,7 +506,7 @@ function medianOf(xs: (number | undefined)[]): number | undefined {
   return got.length === 0 ? undefined : median(got);
 }
 
-/** A phase over several rounds: rate, CPU, writes and generator CPU the medians; what was lost, summed. */
+/** A phase over several rounds: rate, CPU, writes, generator CPU the medians; losses summed. */
 function medianPhase(ps: (PhaseResult | undefined)[]): PhaseResult | undefined {
   const got = ps.filter((p): p is PhaseResult => p !== undefined);
   if (got.length === 0) return undefined;
