@@ -302,6 +302,37 @@ describe('PeerConnection and the frame arena (relayed privmsgs)', () => {
   });
 });
 
+describe('PeerConnection queue cap after the socket drained', () => {
+  it('takes a frame that fits only because the peer read what the socket held', async () => {
+    const { ours, theirs } = await socketPair();
+    theirs.pause();
+    // Fill the kernel's buffers until the socket keeps bytes of its own (bounded: 64 MB at most).
+    const chunk = Buffer.alloc(64 * 1024, 0x78);
+    let filled = 0;
+    for (let i = 0; i < 1_000 && ours.writableLength === 0; i++) {
+      ours.write(chunk);
+      filled += chunk.length;
+    }
+    const held = ours.writableLength;
+    expect(held).toBeGreaterThan(8 * 1024);
+    // The cap leaves 1,000 bytes beside what the socket holds now: too little for the frame below
+    // until the peer reads.
+    const { conn, closes } = open(ours, { maxQueuedBytes: held + 1_000 });
+    const drained = new Promise((resolve) => ours.once('drain', resolve));
+    const received = readAll(theirs, filled);
+    theirs.resume();
+    await received;
+    await drained;
+    expect(ours.writableLength).toBe(0);
+    const next = frame(687, `J5aaaaaaaaaaaaaa!PUBLIC!next ${'x'.repeat(4_000)}`);
+    expect(next.length).toBeGreaterThan(1_000);
+    const tail = readAll(theirs, next.length);
+    expect(conn.sendEncoded(next)).toBe(true);
+    expect(await tail).toEqual(Buffer.from(next));
+    expect(closes).toEqual([]);
+  });
+});
+
 describe('PeerConnection flush order', () => {
   it('writes the connections with little to write before those with a big turn', async () => {
     const big = await socketPair();
