@@ -36,7 +36,8 @@ export interface DirectoryLimitsPolicy {
   /**
    * Over-limit messages a connection may send: each one drop takes a token, and each
    * {@link READ_WAIT_MS_PER_OFFENCE} ms waited over the read rate one; with none left the peer is
-   * disconnected (`flooding`) and its nick refused for {@link banMs}.
+   * disconnected (`flooding`) and, if it had proven its right to its nick (handshaked, and so
+   * verified after negotiated nick authentication), its nick refused for {@link banMs}.
    */
   readonly offences: TokenBucketPolicy;
   /** How long a disconnected flooder's nick is refused at handshake, in ms. */
@@ -226,7 +227,8 @@ export class DirectoryLimits {
    * Charges `cost` offences. Tolerated while the bucket holds at least one offence; the charge may
    * then overdraw it, a debt its rate pays back (so one long wait over the read rate never
    * disconnects a peer by itself, whatever `limit_offence_burst` is). With less than one offence
-   * left, the peer is disconnected and its nick refused.
+   * left, the peer is disconnected, and its nick refused if the connection is handshaked (it had
+   * proven its right to the nick).
    */
   #offend(peer: DirectoryPeer, cost: number, reason: DropReason | 'read-rate'): void {
     const offences = peer.buckets.offences;
@@ -235,8 +237,12 @@ export class DirectoryLimits {
       return;
     }
     if (!peer.conn.isOpen) return;
-    // Persistent: disconnect, and refuse the nick for a while.
-    if (peer.nick !== undefined) this.#ban(peer.nick);
+    // Persistent: disconnect, and refuse the nick for a while, but only a nick this connection
+    // had a right to: it is handshaked, which after negotiated nick authentication means it
+    // proved the nick's key (directory-admission.ts). A connection still authenticating has only
+    // claimed the nick: refusing it would let anyone lock a verified peer out of its nick by
+    // claiming it, never answering the challenge and flooding.
+    if (peer.nick !== undefined && peer.state === 'handshaked') this.#ban(peer.nick);
     peer.conn.logger.warn({ nick: peer.nick, reason }, 'peer keeps flooding; disconnecting');
     this.#counters.add('disconnected.flooding');
     peer.conn.destroy('flooding');

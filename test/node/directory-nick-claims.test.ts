@@ -1,0 +1,167 @@
+/**
+ * What a claim of a nick under nick authentication (docs/protocol.md §9.6) may and may not cost
+ * others, over loopback: flooding from a connection that has not proven the nick's key gets it
+ * disconnected but never the nick refused (docs/limits.md), so nobody can lock a verified peer
+ * out of its nick by claiming it; and peers that finish nick authentication are held to
+ * `max_peers` as handshakes are (docs/protocol.md §9.2). The clock is frozen: buckets never
+ * refill during a test.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  buildNickAuthProofLine,
+  parseNickAuthChallengeLine,
+  signNickAuth,
+  type NickAuthChallenge,
+} from '../../src/message/nick-auth.js';
+import { createNickIdentity } from '../../src/message/nick.js';
+import {
+  DEFAULT_DIRECTORY_LIMITS,
+  type DirectoryNodeOptions,
+  type NickAuthPolicy,
+} from '../../src/node/directory-node.js';
+import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
+import { MessageType } from '../../src/wire/message-types.js';
+import {
+  DirectoryFixture,
+  envelopeText,
+  type RawClient,
+  type TestDirectory,
+} from './directory-clients.js';
+
+const fx = new DirectoryFixture();
+afterEach(async () => {
+  await fx.cleanup();
+});
+
+const DIRECTORY_ID = 'nick-claims-test-directory:5222';
+const NICK_AUTH = { nick_auth: true };
+
+/** An 807 with `code` as the directory node sends it (docs/protocol.md §9.6). */
+function resultText(code: 'ok' | 'policy'): string {
+  return envelopeText(
+    MessageType.NICK_AUTH_RESULT,
+    `{"code":"${code}","verified":${String(code === 'ok')}}`,
+  );
+}
+
+/**
+ * A directory node in nick-auth `mode`; a connection may send 20 lines, then 10 more over the
+ * limit, before it is disconnected for flooding.
+ */
+function nickAuthDirectory(
+  mode: NickAuthPolicy['mode'],
+  overrides: Partial<DirectoryNodeOptions> = {},
+): Promise<TestDirectory> {
+  return fx.directory({
+    nickAuth: { mode, directoryId: DIRECTORY_ID },
+    limits: {
+      ...DEFAULT_DIRECTORY_LIMITS,
+      messages: { ratePerSecond: 0, burst: 20 },
+      offences: { ratePerSecond: 0, burst: 10 },
+    },
+    ...overrides,
+  });
+}
+
+/** Sends the client's 793 and reads the 795 (accepted) and the 803 that follow. */
+async function challenged(client: RawClient): Promise<NickAuthChallenge> {
+  client.sendHandshake();
+  const reply = await client.nextEnvelope();
+  expect(reply.type).toBe(MessageType.DN_HANDSHAKE);
+  expect(parseDirectoryHandshake(reply.line)?.accepted).toBe(true);
+  const envelope = await client.nextEnvelope();
+  expect(envelope.type).toBe(MessageType.NICK_AUTH_CHALLENGE);
+  const challenge = parseNickAuthChallengeLine(envelope.line);
+  if (challenge === undefined) throw new Error(`malformed 803: ${envelope.line}`);
+  return challenge;
+}
+
+/** Answers `challenge` with a correct 805: the client's nick key over its exact 793 line. */
+function prove(client: RawClient, challenge: NickAuthChallenge): void {
+  client.send(
+    MessageType.NICK_AUTH_PROOF,
+    buildNickAuthProofLine(
+      signNickAuth(
+        client.identity,
+        challenge.challenge,
+        challenge.directoryId,
+        client.handshakeLine,
+      ),
+    ),
+  );
+}
+
+/** Connects `client`, authenticates it and expects the 807 `ok`. */
+async function verifiedJoin(client: RawClient): Promise<void> {
+  prove(client, await challenged(client));
+  expect(await client.next()).toBe(resultText('ok'));
+}
+
+/** Sends 100 lines the node ignores, far past the limits of {@link nickAuthDirectory}. */
+function flood(client: RawClient): void {
+  for (let i = 0; i < 100; i++) client.send(MessageType.PONG, '');
+}
+
+describe('flooding under a nick claim (docs/limits.md)', () => {
+  it.each(['prefer_verified', 'require_verified'] as const)(
+    '%s: an unproven claimant of a live verified nick is disconnected, the nick not refused',
+    async (mode) => {
+      const dn = await nickAuthDirectory(mode);
+      const identity = createNickIdentity();
+      const owner = await fx.connect(dn, { identity, features: NICK_AUTH });
+      await verifiedJoin(owner);
+
+      // Claims the owner's nick, offering to prove it (so admitted to the challenge), never
+      // answers the 803, and floods.
+      const claimant = await fx.connect(dn, { identity, features: NICK_AUTH });
+      await challenged(claimant);
+      flood(claimant);
+      await claimant.waitClosed();
+      expect(dn.node.counters.get('disconnected.flooding')).toBe(1);
+      expect(dn.node.stats().bannedNicks).toBe(0);
+
+      // The owner keeps its nick, and a new connection of its own (after a circuit reset) is
+      // still admitted and takes over the stale one.
+      await owner.expectQuiet();
+      const again = await fx.connect(dn, { identity, features: NICK_AUTH });
+      await verifiedJoin(again);
+      await owner.waitClosed();
+      expect(dn.node.peers()).toMatchObject([
+        { nick: identity.nick, state: 'handshaked', verified: true },
+      ]);
+    },
+  );
+
+  it('an unproven claimant of an absent verified nick is disconnected, the nick not refused', async () => {
+    const dn = await nickAuthDirectory('prefer_verified');
+    const identity = createNickIdentity();
+    const squatter = await fx.connect(dn, { identity, features: NICK_AUTH });
+    await challenged(squatter);
+    flood(squatter);
+    await squatter.waitClosed();
+    expect(dn.node.counters.get('disconnected.flooding')).toBe(1);
+    expect(dn.node.stats().bannedNicks).toBe(0);
+
+    const owner = await fx.connect(dn, { identity, features: NICK_AUTH });
+    await verifiedJoin(owner);
+    expect(dn.node.handshakedCount).toBe(1);
+  });
+
+  it('a verified peer that floods is disconnected and its nick refused', async () => {
+    const dn = await nickAuthDirectory('prefer_verified');
+    const identity = createNickIdentity();
+    const flooder = await fx.connect(dn, { identity, features: NICK_AUTH });
+    await verifiedJoin(flooder);
+    flood(flooder);
+    await flooder.waitClosed();
+    expect(dn.node.counters.get('disconnected.flooding')).toBe(1);
+    expect(dn.node.stats().bannedNicks).toBe(1);
+
+    const again = await fx.connect(dn, { identity, features: NICK_AUTH });
+    again.sendHandshake();
+    const reply = parseDirectoryHandshake((await again.nextEnvelope()).line);
+    expect(reply?.accepted).toBe(false);
+    expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
+    await again.waitClosed();
+  });
+});
