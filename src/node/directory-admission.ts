@@ -33,6 +33,9 @@ import {
   type NickAuthPolicy,
 } from './directory-types.js';
 
+/** Why a handshake beyond `max_peers` is refused: ng's wording (docs/protocol.md §9.2). */
+const MAX_PEERS_REACHED = 'Maximum peers reached';
+
 /** What admission needs of its node. */
 export interface AdmissionContext {
   readonly options: DirectoryNodeOptions;
@@ -139,9 +142,7 @@ export class DirectoryAdmission {
     if (handshake.nick === options.identity.nick) return 'nick is the directory nick';
     if (this.nickAuthMode === 'require_verified' && !negotiatesNickAuth)
       return 'verified nick authentication required';
-    // ng's wording (docs/protocol.md §9.2).
-    if (this.#ctx.handshakedCount() >= (options.maxPeers ?? DEFAULT_MAX_PEERS))
-      return 'Maximum peers reached';
+    if (this.#full(undefined)) return MAX_PEERS_REACHED;
     if (limits.isBanned(handshake.nick)) return 'nick refused for a while after flooding';
     const accept = options.acceptLocation;
     if (accept !== undefined && !accept(parseLocation(handshake.locationString)))
@@ -193,11 +194,34 @@ export class DirectoryAdmission {
     this.#finishNickAuth(peer, 'ok');
   }
 
+  /**
+   * True when `max_peers` peers are handshaked, not counting `leaving` (a handshaked owner about to
+   * be displaced): a peer admitted now would be one too many.
+   */
+  #full(leaving: DirectoryPeer | undefined): boolean {
+    const leaves = leaving?.state === 'handshaked' ? 1 : 0;
+    const maxPeers = this.#ctx.options.maxPeers ?? DEFAULT_MAX_PEERS;
+    return this.#ctx.handshakedCount() - leaves >= maxPeers;
+  }
+
   #finishNickAuth(peer: DirectoryPeer, code: NickAuthResultCode): void {
     const { counters, byNick } = this.#ctx;
     peer.conn.handshakeDone();
     peer.challenge = undefined;
     peer.handshakeLine = '';
+    const found = peer.nick === undefined ? undefined : byNick.get(peer.nick);
+    const owner = found === peer ? undefined : found;
+    if (code === 'ok' && this.#full(owner)) {
+      // The cap was checked at the 793, but peers that all sent theirs before any proof passed
+      // that check together: checked again here, or nick auth would let them all in. Our 795
+      // already accepted the peer, so the refusal is the 807's: `policy` (docs/protocol.md §9.6),
+      // counted as a handshake refusal.
+      peer.conn.send(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine('policy'));
+      peer.conn.logger.info({ nick: peer.nick, reason: MAX_PEERS_REACHED }, 'handshake rejected');
+      counters.add('handshake.rejected');
+      peer.conn.close('rejected');
+      return;
+    }
     peer.conn.send(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine(code));
     counters.add(`nick-auth.${code}`);
     if (code !== 'ok') {
@@ -206,8 +230,7 @@ export class DirectoryAdmission {
       return;
     }
     peer.verified = true;
-    const owner = peer.nick === undefined ? undefined : byNick.get(peer.nick);
-    if (owner !== undefined && owner !== peer) {
+    if (owner !== undefined) {
       // An unverified owner, or a verified one with the same key: its connection is stale (ng
       // peer_registry lets the proven key take over, docs/protocol.md §13.1).
       const kind = owner.verified ? 'same-key' : 'unverified';

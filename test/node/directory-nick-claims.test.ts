@@ -165,3 +165,51 @@ describe('flooding under a nick claim (docs/limits.md)', () => {
     await again.waitClosed();
   });
 });
+
+describe('max_peers under nick authentication (docs/protocol.md §9.2)', () => {
+  it('refuses a peer whose proof comes in once the node is full: 807 policy, then closed', async () => {
+    const dn = await nickAuthDirectory('prefer_verified', { maxPeers: 2 });
+    // All three pass the cap at their 793 (nobody is handshaked yet).
+    const clients = [];
+    for (let i = 0; i < 3; i++) clients.push(await fx.connect(dn, { features: NICK_AUTH }));
+    const challenges = [];
+    for (const client of clients) challenges.push(await challenged(client));
+    const [first, second, third] = clients;
+    const [c1, c2, c3] = challenges;
+    if (!first || !second || !third || !c1 || !c2 || !c3) throw new Error('three clients');
+
+    prove(first, c1);
+    expect(await first.next()).toBe(resultText('ok'));
+    prove(second, c2);
+    expect(await second.next()).toBe(resultText('ok'));
+    prove(third, c3);
+    expect(await third.next()).toBe(resultText('policy'));
+    await third.waitClosed();
+    expect(third.peer.lines).toEqual([]);
+    expect(dn.node.handshakedCount).toBe(2);
+    expect(dn.node.counters.get('handshake.rejected')).toBe(1);
+    expect(dn.node.counters.get('handshake.accepted')).toBe(2);
+    await first.expectQuiet();
+    await second.expectQuiet();
+  });
+
+  it('still lets a full node take a proven key over from its stale connection', async () => {
+    const dn = await nickAuthDirectory('prefer_verified', { maxPeers: 1 });
+    const identity = createNickIdentity();
+    const stale = await fx.connect(dn, { identity, features: NICK_AUTH });
+    const fresh = await fx.connect(dn, { identity, features: NICK_AUTH });
+    const staleChallenge = await challenged(stale);
+    const freshChallenge = await challenged(fresh);
+    prove(stale, staleChallenge);
+    expect(await stale.next()).toBe(resultText('ok'));
+    prove(fresh, freshChallenge);
+    expect(await fresh.next()).toBe(resultText('ok'));
+    await stale.waitClosed();
+    expect(dn.node.counters.get('displaced.same-key')).toBe(1);
+    expect(dn.node.counters.get('handshake.rejected')).toBe(0);
+    await fresh.expectQuiet();
+    expect(dn.node.peers()).toMatchObject([
+      { nick: identity.nick, state: 'handshaked', verified: true },
+    ]);
+  });
+});
