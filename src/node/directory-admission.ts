@@ -143,7 +143,8 @@ export class DirectoryAdmission {
     if (this.nickAuthMode === 'require_verified' && !negotiatesNickAuth)
       return 'verified nick authentication required';
     if (this.#full(undefined)) return MAX_PEERS_REACHED;
-    if (limits.isBanned(handshake.nick)) return 'nick refused for a while after flooding';
+    if (limits.isBanned(handshake.nick, negotiatesNickAuth))
+      return 'nick refused for a while after flooding';
     const accept = options.acceptLocation;
     if (accept !== undefined && !accept(parseLocation(handshake.locationString)))
       return 'location not admitted here';

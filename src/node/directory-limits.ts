@@ -113,6 +113,14 @@ export class PeerBuckets {
   }
 }
 
+/** A nick refused after flooding (see {@link DirectoryLimits.isBanned}). */
+interface NickRefusal {
+  /** Until when, in ms of the node's clock. */
+  readonly until: number;
+  /** Whether the flooder had proven the nick's key (nick authentication). */
+  readonly proven: boolean;
+}
+
 /** The limits of one directory node. */
 export class DirectoryLimits {
   readonly policy: DirectoryLimitsPolicy;
@@ -120,8 +128,8 @@ export class DirectoryLimits {
   readonly #now: () => number;
   readonly #logger: Logger;
   readonly #global: TokenBucket;
-  /** nick -> ms until which its handshakes are refused; insertion order = oldest first. */
-  readonly #banned = new Map<string, number>();
+  /** nick -> its refusal; insertion order = oldest first. */
+  readonly #banned = new Map<string, NickRefusal>();
 
   constructor(
     policy: DirectoryLimitsPolicy,
@@ -146,13 +154,20 @@ export class DirectoryLimits {
     return this.#banned.size;
   }
 
-  /** True while `nick` is refused after flooding. */
-  isBanned(nick: string): boolean {
-    const until = this.#banned.get(nick);
-    if (until === undefined) return false;
-    if (until > this.#now()) return true;
-    this.#banned.delete(nick);
-    return false;
+  /**
+   * True while a handshake under `nick` is refused after flooding. A refusal earned by a
+   * connection that had not proven the nick's key (no nick authentication) does not refuse one
+   * that offers to prove it (`provesKey`): otherwise anyone could keep a verified peer out of its
+   * nick by taking it unproven (as `prefer_verified` allows while the owner is away) and flooding.
+   */
+  isBanned(nick: string, provesKey = false): boolean {
+    const refusal = this.#banned.get(nick);
+    if (refusal === undefined) return false;
+    if (refusal.until <= this.#now()) {
+      this.#banned.delete(nick);
+      return false;
+    }
+    return refusal.proven || !provesKey;
   }
 
   /**
@@ -242,15 +257,15 @@ export class DirectoryLimits {
     // proved the nick's key (directory-admission.ts). A connection still authenticating has only
     // claimed the nick: refusing it would let anyone lock a verified peer out of its nick by
     // claiming it, never answering the challenge and flooding.
-    if (peer.nick !== undefined && peer.state === 'handshaked') this.#ban(peer.nick);
+    if (peer.nick !== undefined && peer.state === 'handshaked') this.#ban(peer.nick, peer.verified);
     peer.conn.logger.warn({ nick: peer.nick, reason }, 'peer keeps flooding; disconnecting');
     this.#counters.add('disconnected.flooding');
     peer.conn.destroy('flooding');
   }
 
-  #ban(nick: string): void {
+  #ban(nick: string, proven: boolean): void {
     this.#banned.delete(nick);
-    this.#banned.set(nick, this.#now() + this.policy.banMs);
+    this.#banned.set(nick, { until: this.#now() + this.policy.banMs, proven });
     if (this.#banned.size > MAX_BANNED_NICKS) {
       const oldest = this.#banned.keys().next().value;
       if (oldest !== undefined) this.#banned.delete(oldest);

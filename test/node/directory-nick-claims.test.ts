@@ -164,6 +164,33 @@ describe('flooding under a nick claim (docs/limits.md)', () => {
     expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
     await again.waitClosed();
   });
+
+  it('prefer_verified: a nick refused after an unproven flood still admits its key holder', async () => {
+    const dn = await nickAuthDirectory('prefer_verified');
+    const identity = createNickIdentity();
+    // Takes the absent owner's nick without nick authentication (prefer_verified admits that),
+    // so the node handshakes it unverified, and floods.
+    const squatter = await fx.connect(dn, { identity });
+    squatter.sendHandshake();
+    expect(parseDirectoryHandshake((await squatter.nextEnvelope()).line)?.accepted).toBe(true);
+    flood(squatter);
+    await squatter.waitClosed();
+    expect(dn.node.counters.get('disconnected.flooding')).toBe(1);
+    expect(dn.node.stats().bannedNicks).toBe(1);
+
+    // Another unproven claim of the nick is refused for a while ...
+    const unproven = await fx.connect(dn, { identity });
+    unproven.sendHandshake();
+    const reply = parseDirectoryHandshake((await unproven.nextEnvelope()).line);
+    expect(reply?.motd).toBe('Rejected: nick refused for a while after flooding');
+    await unproven.waitClosed();
+    // ... but the key holder, proving it, is admitted.
+    const owner = await fx.connect(dn, { identity, features: NICK_AUTH });
+    await verifiedJoin(owner);
+    expect(dn.node.peers()).toMatchObject([
+      { nick: identity.nick, state: 'handshaked', verified: true },
+    ]);
+  });
 });
 
 describe('max_peers under nick authentication (docs/protocol.md §9.2)', () => {
