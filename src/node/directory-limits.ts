@@ -179,20 +179,21 @@ export class DirectoryLimits {
 
   /**
    * Charges a pubmsg to be relayed to `fanout` peers: `fanout` delivery units per started
-   * {@link DELIVERY_UNIT_BYTES} of its line (`lineChars` characters, the received 687 line) against
-   * the connection's and the node's delivery budgets, and an `!orderbook` request (any command of
-   * the message, as receivers split it: {@link requestsOrderbook}) against its own bucket. The
-   * `!orderbook` token is taken last, so a pubmsg dropped for fan-out does not use it up.
+   * {@link DELIVERY_UNIT_BYTES} of the frame sent to each (`frameBytes`, the relayed 687 with its
+   * CR LF: bytes written, not characters received, docs/protocol.md §1.2) against the connection's
+   * and the node's delivery budgets, and an `!orderbook` request (any command of the message, as
+   * receivers split it: {@link requestsOrderbook}) against its own bucket. The `!orderbook` token
+   * is taken last, so a pubmsg dropped for fan-out does not use it up.
    * @returns false when it must be dropped (counted under its reason).
    */
-  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string, lineChars: number): boolean {
+  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string, frameBytes: number): boolean {
     const buckets = peer.buckets;
     const orderbook = requestsOrderbook(message);
     if (orderbook && buckets.orderbook.available < 1) {
       this.#overLimit(peer, 'orderbook-limited');
       return false;
     }
-    const units = fanout * Math.max(1, Math.ceil(lineChars / DELIVERY_UNIT_BYTES));
+    const units = fanout * Math.max(1, Math.ceil(frameBytes / DELIVERY_UNIT_BYTES));
     // A cost larger than the burst would never pass: it costs at most the burst.
     if (!buckets.deliveries.take(Math.min(units, this.policy.deliveries.burst))) {
       this.#overLimit(peer, 'fanout-limited');

@@ -99,7 +99,11 @@ export class DirectoryRelay {
     }
   }
 
-  /** A 687 pubmsg: re-serialized and sent to every other handshaked peer (docs/protocol.md §4.2). */
+  /**
+   * A 687 pubmsg: re-serialized and sent to every other handshaked peer (docs/protocol.md §4.2),
+   * charged by the bytes of the frame each of them is sent (docs/limits.md): non-ASCII characters
+   * are relayed escaped, 6 bytes each (docs/protocol.md §1.2).
+   */
   handlePubmsg(peer: DirectoryPeer, line: string): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
@@ -107,14 +111,14 @@ export class DirectoryRelay {
       this.#ctx.counters.add(dropCounter('pubmsg-not-public'));
       return;
     }
-    const fanout = this.#ctx.handshaked.size - 1;
-    if (!this.#ctx.limits.admitPubmsg(peer, fanout, parsed.message, line.length)) return;
     // Re-serialized as from!PUBLIC<msg> (docs/protocol.md §4.2); encoded once for every recipient.
     const frame = this.#relayFrame(
       MessageType.PUBMSG,
       formatPubmsgLine(parsed.from, parsed.message),
     );
     if (frame === undefined) return;
+    const fanout = this.#ctx.handshaked.size - 1;
+    if (!this.#ctx.limits.admitPubmsg(peer, fanout, parsed.message, frame.length)) return;
     let recipients = 0;
     for (const other of this.#ctx.handshaked) {
       if (other === peer || other.nick === parsed.from) continue;

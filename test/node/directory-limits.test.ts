@@ -187,6 +187,24 @@ describe('rate limits', () => {
     expect(dn.node.counters.get('relayed.pubmsg')).toBe(2);
   });
 
+  it('charges a pubmsg by the bytes relayed, non-ASCII escaped, not by characters received', async () => {
+    const dn = await fx.directory({
+      limits: limits({ deliveries: { ratePerSecond: 0, burst: 10 } }),
+    });
+    const sender = await fx.join(dn);
+    const other = await fx.join(dn);
+    // 1,026 characters, relayed as \u00e9 escapes: a frame of some 6,050 bytes, 6 units (2 if
+    // charged by characters). The first leaves 4 units, too few for the second.
+    const accents = 'é'.repeat(1_000);
+    sender.pubmsg(`!one ${accents}`);
+    sender.pubmsg(`!two ${accents}`);
+    sender.pubmsg('!short'); // 1 unit
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.fanout-limited') === 1);
+    expect((await other.nextEnvelope()).line).toContain('!one é');
+    expect((await other.nextEnvelope()).line).toContain('!short');
+    expect(dn.node.counters.get('relayed.pubmsg')).toBe(2);
+  });
+
   it('limits !orderbook pubmsgs and getpeerlist apart from other messages', async () => {
     const dn = await fx.directory({
       limits: limits({
