@@ -8,7 +8,7 @@ import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
 import { frameArena } from '../peer/frame-arena.js';
 import { canonicalFrame, encodeEnvelope } from '../wire/envelope.js';
-import { encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
+import { encodeLine, MAX_SEND_LINE_BYTES } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, type PeerlistEntry } from '../wire/peerlist.js';
 import { type Counters, dropCounter } from './counters.js';
@@ -85,13 +85,14 @@ export class DirectoryRelay {
 
   /**
    * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
-   * would exceed 65,536 bytes: relayed lines may be as long as ng relays them, while the lines we
-   * compose ourselves stay within 40,000 bytes (docs/protocol.md §1.3, §13.1). Only a sender that
-   * breaks the 40,000-byte rule can make a relayed line longer than that.
+   * would exceed {@link MAX_SEND_LINE_BYTES} (40,000 bytes): reference peers close a connection
+   * that sends them a longer line, so relaying one would disconnect every reference client from
+   * us. We accept lines of up to 65,536 bytes but send at most 40,000 (docs/protocol.md §1.3,
+   * §13.1).
    */
   #relayFrame(type: number, line: string): Uint8Array | undefined {
     try {
-      return encodeLineWithin(encodeEnvelope(type, line), MAX_RECEIVE_LINE_BYTES);
+      return encodeLine(encodeEnvelope(type, line));
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
       this.#ctx.counters.add(dropCounter('too-long'));
@@ -133,6 +134,8 @@ export class DirectoryRelay {
    * A 685 privmsg: sent to the owner of the recipient nick (docs/protocol.md §4.4, §3.3 case 1).
    * `canonicalRaw`, the received bytes of the envelope when they are canonical (what
    * re-serialising gives; src/wire/envelope.ts), is relayed as it is ({@link canonicalFrame}).
+   * A line over {@link MAX_SEND_LINE_BYTES} is not relayed (`dropped.too-long`, docs/protocol.md
+   * §1.3).
    */
   handlePrivmsg(peer: DirectoryPeer, line: string, canonicalRaw?: Uint8Array): void {
     const parsed = this.#senderOf(peer, line);
@@ -151,6 +154,10 @@ export class DirectoryRelay {
       ? peer.relayPeerlistFrameWithFeatures
       : peer.relayPeerlistFrame;
     if (canonicalRaw !== undefined) {
+      if (canonicalRaw.length > MAX_SEND_LINE_BYTES) {
+        this.#ctx.counters.add(dropCounter('too-long'));
+        return;
+      }
       // From the reused slab: the connection gives the frame back once written (frame-arena.ts).
       recipient.conn.sendEncoded(canonicalFrame(canonicalRaw, entry, frameArena));
     } else {

@@ -894,18 +894,35 @@ describe('robustness (docs/protocol.md §1.2, §1.3)', () => {
     expect(dn.node.handshakedCount).toBe(2);
   });
 
-  it('relays lines up to 65,536 bytes as ng does (docs/protocol.md §13.1)', async () => {
+  it('relays lines of up to 40,000 bytes and drops longer ones (docs/protocol.md §1.3)', async () => {
     const dn = await fx.directory();
     const sender = await fx.join(dn);
     const other = await fx.join(dn);
-    const pubmsg = sender.pubmsg(`!orderbook ${'x'.repeat(50_000)}`);
+    // `start` padded with x so that its envelope, as relayed, is `bytes` long (ASCII only).
+    const padded = (type: number, start: string, bytes: number): string =>
+      start + 'x'.repeat(bytes - envelopeText(type, start).length);
+    const toOther = `${sender.nick}!${other.nick}!tx `;
+    // At the limit: relayed (a privmsg followed by the 789 of docs/protocol.md §3.3).
+    const pubmsg = padded(MessageType.PUBMSG, `${sender.nick}!PUBLIC!x `, 40_000);
+    sender.send(MessageType.PUBMSG, pubmsg);
     expect(await other.next()).toBe(envelopeText(MessageType.PUBMSG, pubmsg));
-    const privmsg = sender.privmsg(other.nick, 'tx', 'y'.repeat(50_000));
+    const privmsg = padded(MessageType.PRIVMSG, toOther, 40_000);
+    sender.send(MessageType.PRIVMSG, privmsg);
     expect(await other.next()).toBe(envelopeText(MessageType.PRIVMSG, privmsg));
-    expect(dn.node.counters.get('dropped.too-long')).toBe(0);
+    expect((await other.nextEnvelope()).type).toBe(MessageType.PEERLIST);
+    // One byte over: dropped. A pubmsg; a canonical privmsg (relayed as received); and one sent
+    // without spaces, 39,999 bytes received but 40,001 once re-serialized.
+    sender.send(MessageType.PUBMSG, padded(MessageType.PUBMSG, `${sender.nick}!PUBLIC!y `, 40_001));
+    sender.send(MessageType.PRIVMSG, padded(MessageType.PRIVMSG, toOther, 40_001));
+    const compact = padded(MessageType.PRIVMSG, toOther, 40_001);
+    sender.sendRaw(`{"type":685,"line":"${compact}"}`);
+    const marker = sender.pubmsg('!hello');
+    expect(await other.next()).toBe(envelopeText(MessageType.PUBMSG, marker));
+    await sender.expectQuiet();
+    expect(dn.node.counters.get('dropped.too-long')).toBe(3);
   });
 
-  it('drops a message too long to relay (over 65,536 bytes once escaped) and keeps its sender', async () => {
+  it('drops a message too long to relay (over 40,000 bytes once escaped) and keeps its sender', async () => {
     const dn = await fx.directory();
     const sender = await fx.join(dn);
     const other = await fx.join(dn);
