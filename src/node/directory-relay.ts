@@ -31,6 +31,9 @@ export interface RelayContext {
 export class DirectoryRelay {
   readonly #ctx: RelayContext;
   readonly #listeners = new Set<(event: RelayEvent) => void>();
+  /** The 791 answers without and with `;F:` ({@link handleGetPeerlist}); undefined until built. */
+  #peerlistAnswer: PeerlistAnswer | undefined;
+  #peerlistAnswerWithFeatures: PeerlistAnswer | undefined;
 
   constructor(ctx: RelayContext) {
     this.#ctx = ctx;
@@ -169,9 +172,40 @@ export class DirectoryRelay {
     this.#ctx.counters.add('relayed.privmsg');
   }
 
-  /** A 791 getpeerlist: answered in chunks of 20 entries (docs/protocol.md §3.4). */
+  /**
+   * Forgets the cached 791 answers ({@link handleGetPeerlist}). The node calls it whenever the set
+   * of handshaked peers changes (a peer joins or leaves, or all go at stop): a handshaked peer's
+   * nick, location and features never change, so the answers stay right until then.
+   */
+  peersChanged(): void {
+    this.#peerlistAnswer = undefined;
+    this.#peerlistAnswerWithFeatures = undefined;
+  }
+
+  /**
+   * A 791 getpeerlist: answered in 789s of 20 entries (docs/protocol.md §3.4). A 791 before the
+   * handshake is dropped (`dropped.not-handshaked`). The answer is the same for every asker but for
+   * `;F:`, given only to one that advertised `peerlist_features` (docs/protocol.md §3.2, §9.1): both
+   * variants are built once, on first use, and sent as they are until {@link peersChanged}, so an
+   * answer costs O(1) instead of encoding every handshaked peer. Each build counts
+   * `built.getpeerlist-answer`.
+   */
   handleGetPeerlist(peer: DirectoryPeer): void {
-    if (peer.state !== 'handshaked' || !this.#ctx.limits.admitGetpeerlist(peer)) return;
+    if (peer.state !== 'handshaked') {
+      this.#ctx.counters.add(dropCounter('not-handshaked'));
+      return;
+    }
+    if (!this.#ctx.limits.admitGetpeerlist(peer)) return;
+    const answer = peer.features.has('peerlist_features')
+      ? (this.#peerlistAnswerWithFeatures ??= this.#buildPeerlistAnswer(true))
+      : (this.#peerlistAnswer ??= this.#buildPeerlistAnswer(false));
+    peer.conn.sendEncoded(answer.frames);
+    if (!answer.empty) this.#ctx.counters.add('answered.getpeerlist');
+  }
+
+  /** The 789 frames answering a 791, one after the other in one Buffer. */
+  #buildPeerlistAnswer(withFeatures: boolean): PeerlistAnswer {
+    this.#ctx.counters.add('built.getpeerlist-answer');
     // ng (docs/protocol.md §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
     // 20 entries per 789; a single empty 789 when there is nobody.
     const entries: PeerlistEntry[] = [];
@@ -183,21 +217,25 @@ export class DirectoryRelay {
         disconnected: false,
       };
       entries.push(
-        peer.features.has('peerlist_features') && other.features.size > 0
+        withFeatures && other.features.size > 0
           ? { ...entry, features: [...other.features] }
           : entry,
       );
     }
     if (entries.length === 0) {
-      peer.conn.send(MessageType.PEERLIST, '');
-      return;
+      return { frames: encodeLine(encodeEnvelope(MessageType.PEERLIST, '')), empty: true };
     }
+    const frames: Buffer[] = [];
     for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
-      peer.conn.send(
-        MessageType.PEERLIST,
-        encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)),
-      );
+      const chunk = encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES));
+      frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, chunk)));
     }
-    this.#ctx.counters.add('answered.getpeerlist');
+    return { frames: Buffer.concat(frames), empty: false };
   }
+}
+
+/** A cached answer to a 791: its 789 frames, and whether it is the single empty 789. */
+interface PeerlistAnswer {
+  readonly frames: Buffer;
+  readonly empty: boolean;
 }

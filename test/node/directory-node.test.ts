@@ -289,7 +289,8 @@ describe('relaying (docs/protocol.md §4.1-§4.4, §3.3)', () => {
     await early.handshake(); // the 795 is its first line: no relay, no peerlist answer
     const marker = early.pubmsg('!hello');
     expect(await b.next()).toBe(envelopeText(MessageType.PUBMSG, marker));
-    expect(dn.node.counters.get('dropped.not-handshaked')).toBe(2);
+    // The pubmsg, the privmsg and the 791 (docs/limits.md).
+    expect(dn.node.counters.get('dropped.not-handshaked')).toBe(3);
   });
 });
 
@@ -367,6 +368,37 @@ describe('getpeerlist (docs/protocol.md §3.4)', () => {
     expect(await asker.next()).toBe(envelopeText(MessageType.PEERLIST, asker.entry));
     await asker.expectQuiet();
     await stranger.handshake(); // its first line: the 791 before the handshake got no answer
+    expect(dn.node.counters.get('dropped.not-handshaked')).toBe(1);
+  });
+
+  it('builds each answer once, with and without ;F:, until a peer joins or leaves', async () => {
+    const dn = await fx.directory({
+      limits: { ...DEFAULT_DIRECTORY_LIMITS, getpeerlist: { ratePerSecond: 0, burst: 100 } },
+    });
+    const built = (): number => dn.node.counters.get('built.getpeerlist-answer');
+    const ask = async (client: RawClient): Promise<string[]> => {
+      client.send(MessageType.GETPEERLIST, '');
+      return (await client.nextEnvelope()).line.split(',').sort();
+    };
+    const plain = await fx.join(dn);
+    const ng = await fx.join(dn, { features: { peerlist_features: true } });
+    const ngEntry = `${ng.entry};F:peerlist_features`;
+    for (let i = 0; i < 3; i++) {
+      expect(await ask(plain)).toEqual([plain.entry, ng.entry].sort());
+      expect(await ask(ng)).toEqual([plain.entry, ngEntry].sort());
+    }
+    expect(built()).toBe(2); // one answer per variant, sent six times
+    const joiner = await fx.join(dn);
+    expect(await ask(plain)).toEqual([plain.entry, ng.entry, joiner.entry].sort());
+    expect(await ask(ng)).toEqual([plain.entry, ngEntry, joiner.entry].sort());
+    expect(built()).toBe(4);
+    joiner.end();
+    expect(await plain.next()).toBe(leftText(dn, joiner));
+    expect(await ng.next()).toBe(leftText(dn, joiner));
+    expect(await ask(plain)).toEqual([plain.entry, ng.entry].sort());
+    expect(await ask(ng)).toEqual([plain.entry, ngEntry].sort());
+    expect(built()).toBe(6);
+    expect(dn.node.counters.get('answered.getpeerlist')).toBe(10);
   });
 });
 
