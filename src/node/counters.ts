@@ -28,7 +28,7 @@ export class Counters {
  * `dropped.<reason>` (see {@link dropCounter}).
  */
 export type DropReason =
-  /** A 685/687 from a connection that has not completed its handshake. */
+  /** A 685/687 or 791 from a connection that has not completed its handshake. */
   | 'not-handshaked'
   /** Not `from!to!message` (docs/protocol.md §4.1). */
   | 'malformed'
@@ -48,7 +48,7 @@ export type DropReason =
   | 'duplicate'
   /** A privmsg for a nick the directory does not carry (docs/protocol.md §4.4). */
   | 'unknown-recipient'
-  /** A line that would exceed 40,000 bytes when relayed (docs/protocol.md §1.3). */
+  /** A pubmsg or privmsg whose relayed line would exceed 40,000 bytes (docs/protocol.md §1.3). */
   | 'too-long'
   /** Too many privmsgs already wait for an outside signature verifier. */
   | 'overloaded'

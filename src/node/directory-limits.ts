@@ -7,6 +7,7 @@
  * connection and nick, never by address: behind Tor every peer comes from 127.0.0.1.
  */
 import type { Logger } from '../log.js';
+import { splitCommands } from '../message/commands.js';
 import { TokenBucket, type TokenBucketPolicy } from '../util/token-bucket.js';
 import { type Counters, type DropReason, dropCounter } from './counters.js';
 import type { DirectoryPeer } from './directory-types.js';
@@ -113,6 +114,18 @@ export class PeerBuckets {
   }
 }
 
+/**
+ * True when `message` (a pubmsg's text) asks makers for their offers: one of its commands, as
+ * receivers split it on `!` (docs/protocol.md §5.1, {@link splitCommands}), starts with
+ * `orderbook`. A reference maker answers `!cancel 0!orderbook` or `!!orderbook` as it answers
+ * `!orderbook`, so all of them are charged to the `!orderbook` bucket (docs/limits.md).
+ */
+export function requestsOrderbook(message: string): boolean {
+  // Most pubmsgs are offers: no split for them.
+  if (!message.includes('orderbook')) return false;
+  return splitCommands(message).some((command) => command.startsWith('orderbook'));
+}
+
 /** A nick refused after flooding (see {@link DirectoryLimits.isBanned}). */
 interface NickRefusal {
   /** Until when, in ms of the node's clock. */
@@ -182,17 +195,21 @@ export class DirectoryLimits {
 
   /**
    * Charges a pubmsg to be relayed to `fanout` peers: `fanout` delivery units per started
-   * {@link DELIVERY_UNIT_BYTES} of its line (`lineChars` characters, the received 687 line) against
-   * the connection's and the node's delivery budgets, and `!orderbook` against its own bucket.
+   * {@link DELIVERY_UNIT_BYTES} of the frame sent to each (`frameBytes`, the relayed 687 with its
+   * CR LF: bytes written, not characters received, docs/protocol.md §1.2) against the connection's
+   * and the node's delivery budgets, and an `!orderbook` request (any command of the message, as
+   * receivers split it: {@link requestsOrderbook}) against its own bucket. The `!orderbook` token
+   * is taken last, so a pubmsg dropped for fan-out does not use it up.
    * @returns false when it must be dropped (counted under its reason).
    */
-  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string, lineChars: number): boolean {
+  admitPubmsg(peer: DirectoryPeer, fanout: number, message: string, frameBytes: number): boolean {
     const buckets = peer.buckets;
-    if (message.startsWith('!orderbook') && !buckets.orderbook.take()) {
+    const orderbook = requestsOrderbook(message);
+    if (orderbook && buckets.orderbook.available < 1) {
       this.#overLimit(peer, 'orderbook-limited');
       return false;
     }
-    const units = fanout * Math.max(1, Math.ceil(lineChars / DELIVERY_UNIT_BYTES));
+    const units = fanout * Math.max(1, Math.ceil(frameBytes / DELIVERY_UNIT_BYTES));
     // A cost larger than the burst would never pass: it costs at most the burst.
     if (!buckets.deliveries.take(Math.min(units, this.policy.deliveries.burst))) {
       this.#overLimit(peer, 'fanout-limited');
@@ -203,6 +220,8 @@ export class DirectoryLimits {
       this.#counters.add(dropCounter('node-fanout-limited'));
       return false;
     }
+    // At least one token is there (checked above, and a bucket only refills meanwhile).
+    if (orderbook) buckets.orderbook.take();
     return true;
   }
 

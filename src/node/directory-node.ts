@@ -204,6 +204,7 @@ export class DirectoryNode {
     // broadcasts while stopping: N departures told to N peers would queue O(N²) frames.
     const listenerClosed = this.#options.server.close();
     this.#handshaked.clear();
+    this.#relay.peersChanged();
     this.#byNick.clear();
     for (const peer of [...this.#peers]) peer.conn.close('stopping');
     flushAllConnections();
@@ -365,6 +366,7 @@ export class DirectoryNode {
         : peer.relayPeerlistFrame;
     this.#byNick.set(peer.nick, peer);
     this.#handshaked.add(peer);
+    this.#relay.peersChanged();
     this.counters.add('handshake.accepted');
     peer.conn.log(
       'info',
@@ -379,6 +381,7 @@ export class DirectoryNode {
     peer.state = 'closed';
     if (!wasHandshaked || peer.nick === undefined || !this.#started) return;
     this.#handshaked.delete(peer);
+    this.#relay.peersChanged();
     if (this.#byNick.get(peer.nick) === peer) this.#byNick.delete(peer.nick);
     peer.conn.log('info', { nick: peer.nick, reason: err?.message }, 'peer left');
     // Tell everybody else (docs/protocol.md §3.3 case 2): our own entry plus `nick;location;D`;

@@ -8,7 +8,7 @@ import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
 import { frameArena } from '../peer/frame-arena.js';
 import { canonicalFrame, encodeEnvelope } from '../wire/envelope.js';
-import { encodeLineWithin, MAX_RECEIVE_LINE_BYTES } from '../wire/framing.js';
+import { encodeLine, MAX_SEND_LINE_BYTES } from '../wire/framing.js';
 import { MessageType } from '../wire/message-types.js';
 import { encodePeerlist, type PeerlistEntry } from '../wire/peerlist.js';
 import { type Counters, dropCounter } from './counters.js';
@@ -31,6 +31,9 @@ export interface RelayContext {
 export class DirectoryRelay {
   readonly #ctx: RelayContext;
   readonly #listeners = new Set<(event: RelayEvent) => void>();
+  /** The 791 answers without and with `;F:` ({@link handleGetPeerlist}); undefined until built. */
+  #peerlistAnswer: PeerlistAnswer | undefined;
+  #peerlistAnswerWithFeatures: PeerlistAnswer | undefined;
 
   constructor(ctx: RelayContext) {
     this.#ctx = ctx;
@@ -85,13 +88,14 @@ export class DirectoryRelay {
 
   /**
    * Frames a message to relay, or returns undefined (counted as `dropped.too-long`) when its line
-   * would exceed 65,536 bytes: relayed lines may be as long as ng relays them, while the lines we
-   * compose ourselves stay within 40,000 bytes (docs/protocol.md §1.3, §13.1). Only a sender that
-   * breaks the 40,000-byte rule can make a relayed line longer than that.
+   * would exceed {@link MAX_SEND_LINE_BYTES} (40,000 bytes): reference peers close a connection
+   * that sends them a longer line, so relaying one would disconnect every reference client from
+   * us. We accept lines of up to 65,536 bytes but send at most 40,000 (docs/protocol.md §1.3,
+   * §13.1).
    */
   #relayFrame(type: number, line: string): Uint8Array | undefined {
     try {
-      return encodeLineWithin(encodeEnvelope(type, line), MAX_RECEIVE_LINE_BYTES);
+      return encodeLine(encodeEnvelope(type, line));
     } catch (err) {
       if (!hasCode(err, 'ERR_LINE_TOO_LONG')) throw err;
       this.#ctx.counters.add(dropCounter('too-long'));
@@ -99,7 +103,11 @@ export class DirectoryRelay {
     }
   }
 
-  /** A 687 pubmsg: re-serialized and sent to every other handshaked peer (docs/protocol.md §4.2). */
+  /**
+   * A 687 pubmsg: re-serialized and sent to every other handshaked peer (docs/protocol.md §4.2),
+   * charged by the bytes of the frame each of them is sent (docs/limits.md): non-ASCII characters
+   * are relayed escaped, 6 bytes each (docs/protocol.md §1.2).
+   */
   handlePubmsg(peer: DirectoryPeer, line: string): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
@@ -107,14 +115,14 @@ export class DirectoryRelay {
       this.#ctx.counters.add(dropCounter('pubmsg-not-public'));
       return;
     }
-    const fanout = this.#ctx.handshaked.size - 1;
-    if (!this.#ctx.limits.admitPubmsg(peer, fanout, parsed.message, line.length)) return;
     // Re-serialized as from!PUBLIC<msg> (docs/protocol.md §4.2); encoded once for every recipient.
     const frame = this.#relayFrame(
       MessageType.PUBMSG,
       formatPubmsgLine(parsed.from, parsed.message),
     );
     if (frame === undefined) return;
+    const fanout = this.#ctx.handshaked.size - 1;
+    if (!this.#ctx.limits.admitPubmsg(peer, fanout, parsed.message, frame.length)) return;
     let recipients = 0;
     for (const other of this.#ctx.handshaked) {
       if (other === peer || other.nick === parsed.from) continue;
@@ -129,6 +137,8 @@ export class DirectoryRelay {
    * A 685 privmsg: sent to the owner of the recipient nick (docs/protocol.md §4.4, §3.3 case 1).
    * `canonicalRaw`, the received bytes of the envelope when they are canonical (what
    * re-serialising gives; src/wire/envelope.ts), is relayed as it is ({@link canonicalFrame}).
+   * A line over {@link MAX_SEND_LINE_BYTES} is not relayed (`dropped.too-long`, docs/protocol.md
+   * §1.3).
    */
   handlePrivmsg(peer: DirectoryPeer, line: string, canonicalRaw?: Uint8Array): void {
     const parsed = this.#senderOf(peer, line);
@@ -147,6 +157,10 @@ export class DirectoryRelay {
       ? peer.relayPeerlistFrameWithFeatures
       : peer.relayPeerlistFrame;
     if (canonicalRaw !== undefined) {
+      if (canonicalRaw.length > MAX_SEND_LINE_BYTES) {
+        this.#ctx.counters.add(dropCounter('too-long'));
+        return;
+      }
       // From the reused slab: the connection gives the frame back once written (frame-arena.ts).
       recipient.conn.sendEncoded(canonicalFrame(canonicalRaw, entry, frameArena));
     } else {
@@ -158,9 +172,40 @@ export class DirectoryRelay {
     this.#ctx.counters.add('relayed.privmsg');
   }
 
-  /** A 791 getpeerlist: answered in chunks of 20 entries (docs/protocol.md §3.4). */
+  /**
+   * Forgets the cached 791 answers ({@link handleGetPeerlist}). The node calls it whenever the set
+   * of handshaked peers changes (a peer joins or leaves, or all go at stop): a handshaked peer's
+   * nick, location and features never change, so the answers stay right until then.
+   */
+  peersChanged(): void {
+    this.#peerlistAnswer = undefined;
+    this.#peerlistAnswerWithFeatures = undefined;
+  }
+
+  /**
+   * A 791 getpeerlist: answered in 789s of 20 entries (docs/protocol.md §3.4). A 791 before the
+   * handshake is dropped (`dropped.not-handshaked`). The answer is the same for every asker but for
+   * `;F:`, given only to one that advertised `peerlist_features` (docs/protocol.md §3.2, §9.1): both
+   * variants are built once, on first use, and sent as they are until {@link peersChanged}, so an
+   * answer costs O(1) instead of encoding every handshaked peer. Each build counts
+   * `built.getpeerlist-answer`.
+   */
   handleGetPeerlist(peer: DirectoryPeer): void {
-    if (peer.state !== 'handshaked' || !this.#ctx.limits.admitGetpeerlist(peer)) return;
+    if (peer.state !== 'handshaked') {
+      this.#ctx.counters.add(dropCounter('not-handshaked'));
+      return;
+    }
+    if (!this.#ctx.limits.admitGetpeerlist(peer)) return;
+    const answer = peer.features.has('peerlist_features')
+      ? (this.#peerlistAnswerWithFeatures ??= this.#buildPeerlistAnswer(true))
+      : (this.#peerlistAnswer ??= this.#buildPeerlistAnswer(false));
+    peer.conn.sendEncoded(answer.frames);
+    if (!answer.empty) this.#ctx.counters.add('answered.getpeerlist');
+  }
+
+  /** The 789 frames answering a 791, one after the other in one Buffer. */
+  #buildPeerlistAnswer(withFeatures: boolean): PeerlistAnswer {
+    this.#ctx.counters.add('built.getpeerlist-answer');
     // ng (docs/protocol.md §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
     // 20 entries per 789; a single empty 789 when there is nobody.
     const entries: PeerlistEntry[] = [];
@@ -172,21 +217,25 @@ export class DirectoryRelay {
         disconnected: false,
       };
       entries.push(
-        peer.features.has('peerlist_features') && other.features.size > 0
+        withFeatures && other.features.size > 0
           ? { ...entry, features: [...other.features] }
           : entry,
       );
     }
     if (entries.length === 0) {
-      peer.conn.send(MessageType.PEERLIST, '');
-      return;
+      return { frames: encodeLine(encodeEnvelope(MessageType.PEERLIST, '')), empty: true };
     }
+    const frames: Buffer[] = [];
     for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
-      peer.conn.send(
-        MessageType.PEERLIST,
-        encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES)),
-      );
+      const chunk = encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES));
+      frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, chunk)));
     }
-    this.#ctx.counters.add('answered.getpeerlist');
+    return { frames: Buffer.concat(frames), empty: false };
   }
+}
+
+/** A cached answer to a 791: its 789 frames, and whether it is the single empty 789. */
+interface PeerlistAnswer {
+  readonly frames: Buffer;
+  readonly empty: boolean;
 }

@@ -187,6 +187,24 @@ describe('rate limits', () => {
     expect(dn.node.counters.get('relayed.pubmsg')).toBe(2);
   });
 
+  it('charges a pubmsg by the bytes relayed, non-ASCII escaped, not by characters received', async () => {
+    const dn = await fx.directory({
+      limits: limits({ deliveries: { ratePerSecond: 0, burst: 10 } }),
+    });
+    const sender = await fx.join(dn);
+    const other = await fx.join(dn);
+    // 1,026 characters, relayed as \u00e9 escapes: a frame of some 6,050 bytes, 6 units (2 if
+    // charged by characters). The first leaves 4 units, too few for the second.
+    const accents = 'é'.repeat(1_000);
+    sender.pubmsg(`!one ${accents}`);
+    sender.pubmsg(`!two ${accents}`);
+    sender.pubmsg('!short'); // 1 unit
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.fanout-limited') === 1);
+    expect((await other.nextEnvelope()).line).toContain('!one é');
+    expect((await other.nextEnvelope()).line).toContain('!short');
+    expect(dn.node.counters.get('relayed.pubmsg')).toBe(2);
+  });
+
   it('limits !orderbook pubmsgs and getpeerlist apart from other messages', async () => {
     const dn = await fx.directory({
       limits: limits({
@@ -206,6 +224,44 @@ describe('rate limits', () => {
     expect((await taker.nextEnvelope()).type).toBe(MessageType.PEERLIST);
     taker.send(MessageType.GETPEERLIST, '');
     await waitUntil('the drop', () => dn.node.counters.get('dropped.getpeerlist-limited') === 1);
+  });
+
+  it('charges every !orderbook request as receivers split it, not only a leading one', async () => {
+    const dn = await fx.directory({
+      limits: limits({ orderbook: { ratePerSecond: 0, burst: 1 } }),
+    });
+    const taker = await fx.join(dn);
+    const maker = await fx.join(dn);
+    // A reference maker splits on `!` and answers each part (docs/protocol.md §5.1): both are
+    // orderbook requests. The first takes the one token, the second is over the limit.
+    taker.pubmsg('!cancel 0!orderbook');
+    taker.pubmsg('!!orderbook');
+    taker.pubmsg('!other');
+    expect((await maker.nextEnvelope()).line).toContain('!cancel 0!orderbook');
+    expect((await maker.nextEnvelope()).line).toContain('!other');
+    expect(dn.node.counters.get('dropped.orderbook-limited')).toBe(1);
+    expect(dn.node.counters.get('relayed.pubmsg')).toBe(2);
+  });
+
+  it('keeps the !orderbook token of an !orderbook dropped for fan-out', async () => {
+    const dn = await fx.directory({
+      limits: limits({
+        orderbook: { ratePerSecond: 0, burst: 1 },
+        deliveries: { ratePerSecond: 1, burst: 3 },
+      }),
+    });
+    const taker = await fx.join(dn);
+    const makers = [await fx.join(dn), await fx.join(dn)];
+    taker.pubmsg('!hello'); // 2 deliveries: 1 left
+    taker.pubmsg('!orderbook'); // 2 more: dropped for fan-out, its orderbook token unused
+    await waitUntil('the drop', () => dn.node.counters.get('dropped.fanout-limited') === 1);
+    dn.clock.now += 1_000; // one more delivery: 2, what an !orderbook to 2 makers costs
+    taker.pubmsg('!orderbook');
+    for (const maker of makers) {
+      expect((await maker.nextEnvelope()).line).toContain('!hello');
+      expect((await maker.nextEnvelope()).line).toContain('!orderbook');
+    }
+    expect(dn.node.counters.get('dropped.orderbook-limited')).toBe(0);
   });
 
   it('drops pubmsgs over the node-wide fan-out budget without punishing the sender', async () => {

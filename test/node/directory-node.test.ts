@@ -289,7 +289,8 @@ describe('relaying (docs/protocol.md §4.1-§4.4, §3.3)', () => {
     await early.handshake(); // the 795 is its first line: no relay, no peerlist answer
     const marker = early.pubmsg('!hello');
     expect(await b.next()).toBe(envelopeText(MessageType.PUBMSG, marker));
-    expect(dn.node.counters.get('dropped.not-handshaked')).toBe(2);
+    // The pubmsg, the privmsg and the 791 (docs/limits.md).
+    expect(dn.node.counters.get('dropped.not-handshaked')).toBe(3);
   });
 });
 
@@ -367,6 +368,37 @@ describe('getpeerlist (docs/protocol.md §3.4)', () => {
     expect(await asker.next()).toBe(envelopeText(MessageType.PEERLIST, asker.entry));
     await asker.expectQuiet();
     await stranger.handshake(); // its first line: the 791 before the handshake got no answer
+    expect(dn.node.counters.get('dropped.not-handshaked')).toBe(1);
+  });
+
+  it('builds each answer once, with and without ;F:, until a peer joins or leaves', async () => {
+    const dn = await fx.directory({
+      limits: { ...DEFAULT_DIRECTORY_LIMITS, getpeerlist: { ratePerSecond: 0, burst: 100 } },
+    });
+    const built = (): number => dn.node.counters.get('built.getpeerlist-answer');
+    const ask = async (client: RawClient): Promise<string[]> => {
+      client.send(MessageType.GETPEERLIST, '');
+      return (await client.nextEnvelope()).line.split(',').sort();
+    };
+    const plain = await fx.join(dn);
+    const ng = await fx.join(dn, { features: { peerlist_features: true } });
+    const ngEntry = `${ng.entry};F:peerlist_features`;
+    for (let i = 0; i < 3; i++) {
+      expect(await ask(plain)).toEqual([plain.entry, ng.entry].sort());
+      expect(await ask(ng)).toEqual([plain.entry, ngEntry].sort());
+    }
+    expect(built()).toBe(2); // one answer per variant, sent six times
+    const joiner = await fx.join(dn);
+    expect(await ask(plain)).toEqual([plain.entry, ng.entry, joiner.entry].sort());
+    expect(await ask(ng)).toEqual([plain.entry, ngEntry, joiner.entry].sort());
+    expect(built()).toBe(4);
+    joiner.end();
+    expect(await plain.next()).toBe(leftText(dn, joiner));
+    expect(await ng.next()).toBe(leftText(dn, joiner));
+    expect(await ask(plain)).toEqual([plain.entry, ng.entry].sort());
+    expect(await ask(ng)).toEqual([plain.entry, ngEntry].sort());
+    expect(built()).toBe(6);
+    expect(dn.node.counters.get('answered.getpeerlist')).toBe(10);
   });
 });
 
@@ -894,18 +926,35 @@ describe('robustness (docs/protocol.md §1.2, §1.3)', () => {
     expect(dn.node.handshakedCount).toBe(2);
   });
 
-  it('relays lines up to 65,536 bytes as ng does (docs/protocol.md §13.1)', async () => {
+  it('relays lines of up to 40,000 bytes and drops longer ones (docs/protocol.md §1.3)', async () => {
     const dn = await fx.directory();
     const sender = await fx.join(dn);
     const other = await fx.join(dn);
-    const pubmsg = sender.pubmsg(`!orderbook ${'x'.repeat(50_000)}`);
+    // `start` padded with x so that its envelope, as relayed, is `bytes` long (ASCII only).
+    const padded = (type: number, start: string, bytes: number): string =>
+      start + 'x'.repeat(bytes - envelopeText(type, start).length);
+    const toOther = `${sender.nick}!${other.nick}!tx `;
+    // At the limit: relayed (a privmsg followed by the 789 of docs/protocol.md §3.3).
+    const pubmsg = padded(MessageType.PUBMSG, `${sender.nick}!PUBLIC!x `, 40_000);
+    sender.send(MessageType.PUBMSG, pubmsg);
     expect(await other.next()).toBe(envelopeText(MessageType.PUBMSG, pubmsg));
-    const privmsg = sender.privmsg(other.nick, 'tx', 'y'.repeat(50_000));
+    const privmsg = padded(MessageType.PRIVMSG, toOther, 40_000);
+    sender.send(MessageType.PRIVMSG, privmsg);
     expect(await other.next()).toBe(envelopeText(MessageType.PRIVMSG, privmsg));
-    expect(dn.node.counters.get('dropped.too-long')).toBe(0);
+    expect((await other.nextEnvelope()).type).toBe(MessageType.PEERLIST);
+    // One byte over: dropped. A pubmsg; a canonical privmsg (relayed as received); and one sent
+    // without spaces, 39,999 bytes received but 40,001 once re-serialized.
+    sender.send(MessageType.PUBMSG, padded(MessageType.PUBMSG, `${sender.nick}!PUBLIC!y `, 40_001));
+    sender.send(MessageType.PRIVMSG, padded(MessageType.PRIVMSG, toOther, 40_001));
+    const compact = padded(MessageType.PRIVMSG, toOther, 40_001);
+    sender.sendRaw(`{"type":685,"line":"${compact}"}`);
+    const marker = sender.pubmsg('!hello');
+    expect(await other.next()).toBe(envelopeText(MessageType.PUBMSG, marker));
+    await sender.expectQuiet();
+    expect(dn.node.counters.get('dropped.too-long')).toBe(3);
   });
 
-  it('drops a message too long to relay (over 65,536 bytes once escaped) and keeps its sender', async () => {
+  it('drops a message too long to relay (over 40,000 bytes once escaped) and keeps its sender', async () => {
     const dn = await fx.directory();
     const sender = await fx.join(dn);
     const other = await fx.join(dn);
