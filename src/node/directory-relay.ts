@@ -199,11 +199,17 @@ export class DirectoryRelay {
     const answer = peer.features.has('peerlist_features')
       ? (this.#peerlistAnswerWithFeatures ??= this.#buildPeerlistAnswer(true))
       : (this.#peerlistAnswer ??= this.#buildPeerlistAnswer(false));
-    peer.conn.sendEncoded(answer.frames);
+    for (const part of answer.parts) if (!peer.conn.sendEncoded(part)) return;
     if (!answer.empty) this.#ctx.counters.add('answered.getpeerlist');
   }
 
-  /** The 789 frames answering a 791, one after the other in one Buffer. */
+  /**
+   * The 789 frames answering a 791, one after the other in Buffers of at most
+   * {@link PEERLIST_ANSWER_PART_BYTES} (one 789 may exceed it alone): queued part by part, an
+   * answer of megabytes (10,000 peers with `;F:`) goes out as the connection's queue allows, like
+   * any other turn's frames (src/peer/connection.ts FLUSH_EARLY_BYTES), instead of counting
+   * whole against the asker's queue cap in one frame.
+   */
   #buildPeerlistAnswer(withFeatures: boolean): PeerlistAnswer {
     this.#ctx.counters.add('built.getpeerlist-answer');
     // ng (docs/protocol.md §3.4): every handshaked peer, NOT-SERVING ones included, our own entry excluded,
@@ -223,19 +229,32 @@ export class DirectoryRelay {
       );
     }
     if (entries.length === 0) {
-      return { frames: encodeLine(encodeEnvelope(MessageType.PEERLIST, '')), empty: true };
+      return { parts: [encodeLine(encodeEnvelope(MessageType.PEERLIST, ''))], empty: true };
     }
-    const frames: Buffer[] = [];
+    const parts: Buffer[] = [];
+    let frames: Buffer[] = [];
+    let bytes = 0;
     for (let i = 0; i < entries.length; i += GETPEERLIST_CHUNK_ENTRIES) {
       const chunk = encodePeerlist(entries.slice(i, i + GETPEERLIST_CHUNK_ENTRIES));
-      frames.push(encodeLine(encodeEnvelope(MessageType.PEERLIST, chunk)));
+      const frame = encodeLine(encodeEnvelope(MessageType.PEERLIST, chunk));
+      if (bytes > 0 && bytes + frame.length > PEERLIST_ANSWER_PART_BYTES) {
+        parts.push(Buffer.concat(frames, bytes));
+        frames = [];
+        bytes = 0;
+      }
+      frames.push(frame);
+      bytes += frame.length;
     }
-    return { frames: Buffer.concat(frames), empty: false };
+    parts.push(Buffer.concat(frames, bytes));
+    return { parts, empty: false };
   }
 }
 
-/** A cached answer to a 791: its 789 frames, and whether it is the single empty 789. */
+/** Bytes of 789 frames per Buffer of a cached 791 answer (see the relay's answer builder). */
+const PEERLIST_ANSWER_PART_BYTES = 64 * 1024;
+
+/** A cached answer to a 791: its 789 frames in parts, and whether it is the single empty 789. */
 interface PeerlistAnswer {
-  readonly frames: Buffer;
+  readonly parts: readonly Buffer[];
   readonly empty: boolean;
 }

@@ -400,6 +400,39 @@ describe('getpeerlist (docs/protocol.md §3.4)', () => {
     expect(built()).toBe(6);
     expect(dn.node.counters.get('answered.getpeerlist')).toBe(10);
   });
+
+  it("gets an answer longer than the asker's queue cap to it whole, as its socket takes it", async () => {
+    // 700 peers with 16 features of 32 characters: some 370 kB of 789s with ;F:, over a queue
+    // cap of 300 KiB. Queued as one frame the answer would count whole against the cap and
+    // the asker would be cut as a slow reader; queued in parts, a turn's frames go out as they
+    // pass FLUSH_EARLY_BYTES (src/peer/connection.ts) and the loopback socket takes them.
+    const dn = await fx.directory({ maxQueuedBytes: 300 * 1024 });
+    const features = Object.fromEntries(
+      Array.from({ length: 16 }, (_, i) => [
+        `feature_${String(i).padStart(2, '0')}`.padEnd(32, 'x'),
+        true,
+      ]),
+    );
+    const peers: RawClient[] = [];
+    for (let batch = 0; batch < 7; batch++) {
+      peers.push(
+        ...(await Promise.all(Array.from({ length: 100 }, () => fx.join(dn, { features })))),
+      );
+    }
+    const asker = await fx.join(dn, { features: { peerlist_features: true } });
+    asker.send(MessageType.GETPEERLIST, '');
+    const listed = new Set<string>();
+    let bytes = 0;
+    while (listed.size < 701) {
+      const chunk = await asker.nextEnvelope();
+      expect(chunk.type).toBe(MessageType.PEERLIST);
+      bytes += chunk.line.length;
+      for (const entry of chunk.line.split(',')) listed.add(entry.split(';')[0] ?? '');
+    }
+    expect(bytes).toBeGreaterThan(300 * 1024);
+    expect(listed).toEqual(new Set([...peers, asker].map((c) => c.identity.nick)));
+    expect(dn.node.counters.get('disconnected.slow-reader')).toBe(0);
+  });
 });
 
 describe('peerlist features (docs/protocol.md §3.2, §3.4, §10)', () => {
