@@ -25,10 +25,11 @@ export interface DirectoryLimitsPolicy {
   readonly readBytes: TokenBucketPolicy;
   /**
    * Pubmsg delivery units per connection: a pubmsg relayed to N peers costs N units per started
-   * KiB of its line ({@link DELIVERY_UNIT_BYTES}), so N for an ordinary offer or `!orderbook`.
+   * KiB of the frame sent to each ({@link DELIVERY_UNIT_BYTES}), so N for an ordinary offer or
+   * `!orderbook`.
    */
   readonly deliveries: TokenBucketPolicy;
-  /** `!orderbook` pubmsgs per connection. */
+  /** Pubmsgs with an `!orderbook` command, in any part ({@link requestsOrderbook}), per connection. */
   readonly orderbook: TokenBucketPolicy;
   /** getpeerlist (791) requests per connection. */
   readonly getpeerlist: TokenBucketPolicy;

@@ -222,16 +222,7 @@ export class LineDecoder {
  *   it into several lines at the receiver.
  */
 export function encodeLine(text: string): Buffer {
-  return encodeLineWithin(text, MAX_SEND_LINE_BYTES);
-}
-
-/**
- * {@link encodeLine} with another limit: a directory node relays received lines of up to
- * {@link MAX_RECEIVE_LINE_BYTES} (docs/protocol.md §13.1).
- * @throws ProtocolError `ERR_LINE_TOO_LONG` when `text` is longer than `maxBytes` UTF-8 bytes;
- *   `ERR_PROTOCOL` when it contains a raw CR or LF.
- */
-export function encodeLineWithin(text: string, maxBytes: number): Buffer {
+  const maxBytes = MAX_SEND_LINE_BYTES;
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
     throw new ProtocolError(
