@@ -454,9 +454,9 @@ export class ApiServer {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://onionmc.local');
-    const route = `${req.method ?? 'GET'} ${url.pathname}`;
     try {
+      const url = requestUrl(req.url);
+      const route = `${req.method ?? 'GET'} ${url.pathname}`;
       // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without a Host header.
       if (req.httpVersion === '1.1' && req.headers.host === undefined) {
         res.shouldKeepAlive = false;
@@ -672,6 +672,19 @@ export class ApiServer {
       'content-length': Buffer.byteLength(text),
     });
     res.end(text);
+  }
+}
+
+/**
+ * The URL of a request target: origin-form (`/v1/info?x`) or absolute-form (`http://host/path`).
+ * @throws HttpError 400 `ERR_API` for a target `URL` cannot parse (`http://[`, `http://a:99999/`,
+ *   `http://%zz/`): the client's mistake, not a failure of ours.
+ */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://onionmc.local');
+  } catch {
+    throw new HttpError(400, 'ERR_API', 'malformed request target (not a valid URL)');
   }
 }
 
