@@ -88,6 +88,27 @@ export const API_HEADERS_TIMEOUT_MS = 60_000;
  */
 export const API_REQUEST_TIMEOUT_MS = 300_000;
 
+/**
+ * Time an ordinary answer (anything but a `/v1/events` stream) has to be taken by its client once
+ * written, ms. An answer that still has more than {@link API_MAX_UNSENT_ANSWER_BYTES} not handed to
+ * the kernel when it passes is cut (the connection destroyed), counted `evicted.slow-api-answer`;
+ * one that has less gets a second such time, then is cut if still not all handed over. A client
+ * on the host reads a 5 MB orderbook in milliseconds; 10 s is 500 KB/s even through a tunnel.
+ */
+export const API_WRITE_DEADLINE_MS = 10_000;
+
+/**
+ * Bytes of an ordinary answer not yet handed to the kernel that a client may still leave waiting
+ * at {@link API_WRITE_DEADLINE_MS} (see there); the same as a `/v1/events` stream's cap.
+ */
+export const API_MAX_UNSENT_ANSWER_BYTES = 1024 * 1024;
+
+/**
+ * Time an idle keep-alive connection is kept after a complete exchange, ms (Node's
+ * `keepAliveTimeout`, whose default this is): then it is closed.
+ */
+export const API_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 /** A connection refused past {@link API_MAX_CONNECTIONS} is logged at most this often, ms. */
 const DROP_LOG_INTERVAL_MS = 10_000;
 
@@ -167,6 +188,10 @@ export interface ApiServerOptions {
   readonly headersTimeoutMs?: number;
   /** See {@link API_REQUEST_TIMEOUT_MS}; default that, and never less than `headersTimeoutMs`. */
   readonly requestTimeoutMs?: number;
+  /** See {@link API_WRITE_DEADLINE_MS}; default that (tests set less). */
+  readonly writeDeadlineMs?: number;
+  /** See {@link API_KEEP_ALIVE_TIMEOUT_MS}; default that (tests set less). */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 /** Default permission bits of the API's unix socket: owner and group. */
@@ -200,6 +225,9 @@ export class ApiServer {
   maxEventBufferBytes = API_MAX_EVENT_BUFFER_BYTES;
   /** See {@link API_MAX_EVENT_STREAMS}; settable (tests). */
   maxEventStreams = API_MAX_EVENT_STREAMS;
+  /** See {@link API_MAX_UNSENT_ANSWER_BYTES}; settable (tests). */
+  maxUnsentAnswerBytes = API_MAX_UNSENT_ANSWER_BYTES;
+  readonly #writeDeadlineMs: number;
   #lastDropLogAt = -Infinity;
 
   constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
@@ -207,6 +235,7 @@ export class ApiServer {
     this.#socketMode = options.socketMode ?? API_SOCKET_MODE;
     this.#socketGroup = options.socketGroup;
     this.#logger = logger.child({ component: 'api' });
+    this.#writeDeadlineMs = options.writeDeadlineMs ?? API_WRITE_DEADLINE_MS;
     const headersTimeout = options.headersTimeoutMs ?? API_HEADERS_TIMEOUT_MS;
     const requestTimeout = Math.max(
       headersTimeout,
@@ -215,6 +244,7 @@ export class ApiServer {
     const serverOptions: http.ServerOptions = {
       headersTimeout,
       requestTimeout,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? API_KEEP_ALIVE_TIMEOUT_MS,
       // Node's default, 30 s, for the default headersTimeout; shorter for a shorter one.
       connectionsCheckingInterval: Math.max(1, Math.min(30_000, Math.floor(headersTimeout / 2))),
       // Node answers an HTTP/1.1 request without Host with a bare 400; #handle answers it with the
@@ -489,7 +519,7 @@ export class ApiServer {
             'content-type': contentType,
             'content-length': Buffer.byteLength(body),
           });
-          res.end(body);
+          this.#end(res, body);
           return;
         }
         case 'GET /v1/info':
@@ -662,7 +692,7 @@ export class ApiServer {
       'content-security-policy':
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     });
-    res.end(body);
+    this.#end(res, body);
   }
 
   #json(res: http.ServerResponse, status: number, body: unknown): void {
@@ -671,7 +701,38 @@ export class ApiServer {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(text),
     });
-    res.end(text);
+    this.#end(res, text);
+  }
+
+  /**
+   * Ends an ordinary answer with `body`, and cuts it if its client does not take it in time: a
+   * client that sends a request and never reads must not keep the answer buffered, and its
+   * connection open, forever (see {@link API_WRITE_DEADLINE_MS}).
+   */
+  #end(res: http.ServerResponse, body: string): void {
+    res.end(body);
+    if (res.writableFinished) return;
+    let graced = false;
+    const check = (): void => {
+      if (res.writableFinished || res.destroyed) return;
+      if (!graced && res.writableLength <= this.maxUnsentAnswerBytes) {
+        graced = true;
+        timer = setTimeout(check, this.#writeDeadlineMs).unref();
+        return;
+      }
+      this.#count('evicted.slow-api-answer');
+      this.#logger.warn(
+        { unsentBytes: res.writableLength },
+        'API client is not reading its answer; connection cut',
+      );
+      res.destroy();
+    };
+    let timer = setTimeout(check, this.#writeDeadlineMs).unref();
+    const clear = (): void => {
+      clearTimeout(timer);
+    };
+    res.once('finish', clear);
+    res.once('close', clear);
   }
 }
 
