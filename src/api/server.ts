@@ -26,7 +26,8 @@
  * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
  * 409 (`ERR_NOT_ROUTABLE`: no route now; `ERR_API`: the node is not running yet), 413 (body too
  * large), 500, for a privmsg or pubmsg 502 (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`)
- * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}, and 501
+ * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}
+ * or a body past {@link API_MAX_BODY_BYTES_IN_FLIGHT}, and 501
  * (`POST /v1/gc` without `--expose-gc`). A request Node's HTTP parser refuses gets the same JSON
  * error (`ERR_API`) with 400, 431 (head over 16 KiB) or 408 (not complete in time), and its
  * connection closed (see {@link ApiServer} `#clientError`).
@@ -46,6 +47,15 @@ import { offerProblems, type Offer } from '../node/offers.js';
 
 /** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, docs/protocol.md §1.3). */
 export const API_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Bytes of request bodies the API holds at once, all requests together. A request whose body
+ * would pass it is answered 503 `ERR_BUSY` once its body has been read (what it sent is discarded,
+ * not kept). Without it, {@link API_MAX_CONNECTIONS} slow bodies of {@link API_MAX_BODY_BYTES} could
+ * pin 1 GiB for {@link API_REQUEST_TIMEOUT_MS}; real bodies are small (a privmsg is at most some
+ * 40 kB, 100 offers some 15 kB), so 8 MiB is never reached by a well-behaved client.
+ */
+export const API_MAX_BODY_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 
 /**
  * Bytes of unsent events a `/v1/events` client may leave waiting before its stream is cut: a
@@ -227,6 +237,9 @@ export class ApiServer {
   maxEventStreams = API_MAX_EVENT_STREAMS;
   /** See {@link API_MAX_UNSENT_ANSWER_BYTES}; settable (tests). */
   maxUnsentAnswerBytes = API_MAX_UNSENT_ANSWER_BYTES;
+  /** See {@link API_MAX_BODY_BYTES_IN_FLIGHT}; settable (tests). */
+  maxBodyBytesInFlight = API_MAX_BODY_BYTES_IN_FLIGHT;
+  #bodyBytesInFlight = 0;
   readonly #writeDeadlineMs: number;
   #lastDropLogAt = -Infinity;
 
@@ -338,6 +351,11 @@ export class ApiServer {
   /** Counts `name` where operators read counters (/v1/info, /v1/counters, /metrics). */
   #count(name: string): void {
     this.#node()?.counters.add(name);
+  }
+
+  /** Bytes of request bodies held now, all requests together (see {@link API_MAX_BODY_BYTES_IN_FLIGHT}). */
+  get bodyBytesInFlight(): number {
+    return this.#bodyBytesInFlight;
   }
 
   /** See {@link API_MAX_CONNECTIONS}; settable (tests). */
@@ -556,7 +574,7 @@ export class ApiServer {
           const client = this.#client();
           if (client.role !== 'maker')
             throw new HttpError(409, 'ERR_API', 'only a maker answers orderbook requests');
-          const body = await readJson(req);
+          const body = await this.#readJson(req);
           const bond = optionalStringField(body, 'fidelityBond');
           this.#json(res, 200, { privmsgs: client.answerOrderbook(stringField(body, 'to'), bond) });
           return;
@@ -567,7 +585,7 @@ export class ApiServer {
           return;
         }
         case 'POST /v1/pubmsg': {
-          const body = await readJson(req);
+          const body = await this.#readJson(req);
           const message = stringField(body, 'message');
           // 200 once a directory node handled it (docs/api.md "Delivery"), or an error.
           const { directories, confirmed } = await this.#confirmed(
@@ -579,7 +597,7 @@ export class ApiServer {
           return;
         }
         case 'POST /v1/privmsg': {
-          const body = await readJson(req);
+          const body = await this.#readJson(req);
           const route = optionalStringField(body, 'route') ?? 'any';
           if (route !== 'any' && route !== 'directory')
             throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
@@ -601,7 +619,7 @@ export class ApiServer {
           const client = this.#client();
           if (client.role !== 'maker')
             throw new HttpError(409, 'ERR_API', 'only a maker has offers');
-          const offers = parseOffers(await readJson(req));
+          const offers = parseOffers(await this.#readJson(req));
           this.#json(res, 200, { directories: client.setOffers(offers) });
           return;
         }
@@ -616,6 +634,77 @@ export class ApiServer {
       if (status >= 500 && status !== 501) this.#logger.error({ err }, 'api request failed');
       this.#json(res, status, { error: { code, message } });
     }
+  }
+
+  /**
+   * Reads the request body as JSON, holding at most {@link API_MAX_BODY_BYTES} of it and, all
+   * requests together, {@link maxBodyBytesInFlight}; what it held is released once it is parsed
+   * or the request ends otherwise.
+   * @throws HttpError 413 when the body exceeds {@link API_MAX_BODY_BYTES}, 503 `ERR_BUSY` when it
+   *   would have passed {@link maxBodyBytesInFlight}, either once the whole body has been read
+   *   (the excess is discarded, not kept): answering earlier, or destroying the request, resets a
+   *   TCP connection with unread bytes pending, and the client sees ECONNRESET instead of the
+   *   answer; 400 when it is not JSON or the request was aborted.
+   */
+  #readJson(req: http.IncomingMessage): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let held = 0;
+      let busy = false;
+      const release = (): void => {
+        this.#bodyBytesInFlight -= held;
+        held = 0;
+        chunks.length = 0;
+      };
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > API_MAX_BODY_BYTES || busy) {
+          release();
+          return;
+        }
+        if (this.#bodyBytesInFlight + chunk.length > this.maxBodyBytesInFlight) {
+          busy = true;
+          release();
+          return;
+        }
+        chunks.push(chunk);
+        held += chunk.length;
+        this.#bodyBytesInFlight += chunk.length;
+      });
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        release();
+        if (size > API_MAX_BODY_BYTES) {
+          reject(new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`));
+          return;
+        }
+        if (busy) {
+          reject(
+            new HttpError(
+              503,
+              'ERR_BUSY',
+              `request bodies being read hold ${this.maxBodyBytesInFlight} bytes, the most the API holds at once; retry`,
+            ),
+          );
+          return;
+        }
+        try {
+          resolve(JSON.parse(body.toString('utf8')) as unknown);
+        } catch {
+          reject(new HttpError(400, 'ERR_API', 'request body is not JSON'));
+        }
+      });
+      req.on('error', (err) => {
+        release();
+        reject(err);
+      });
+      // After 'end' this is a no-op; before it, the client went away mid-body.
+      req.on('close', () => {
+        release();
+        reject(new HttpError(400, 'ERR_API', 'request aborted'));
+      });
+    });
   }
 
   #client(): ClientNode {
@@ -771,41 +860,6 @@ function errorReply(err: unknown): [number, string, string] {
     }
   }
   return [500, 'ERR_API', 'internal error'];
-}
-
-/**
- * Reads the request body as JSON.
- * @throws HttpError 413 when the body exceeds {@link API_MAX_BODY_BYTES}, once the whole body has
- *   been read (the excess is discarded, not kept): answering earlier, or destroying the request,
- *   resets a TCP connection with unread bytes pending, and the client sees ECONNRESET instead of
- *   the 413; 400 when it is not JSON or the request was aborted.
- */
-function readJson(req: http.IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= API_MAX_BODY_BYTES) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    req.on('end', () => {
-      if (size > API_MAX_BODY_BYTES) {
-        reject(new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
-      } catch {
-        reject(new HttpError(400, 'ERR_API', 'request body is not JSON'));
-      }
-    });
-    req.on('error', reject);
-    // After 'end' this is a no-op; before it, the client went away mid-body.
-    req.on('close', () => {
-      reject(new HttpError(400, 'ERR_API', 'request aborted'));
-    });
-  });
 }
 
 function stringField(body: unknown, key: string): string {
