@@ -23,7 +23,8 @@
  * | POST   | /v1/orderbook/answer | `{"to":nick,"fidelityBond":"…"}` -> `{"privmsgs":n}` (maker)  |
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
- * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
+ * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 403 (on a TCP
+ * port, a request only a web page would send: see `refuseCrossSite`), 404, 405,
  * 409 (`ERR_NOT_ROUTABLE`: no route now; `ERR_API`: the node is not running yet), 413 (body too
  * large), 500, for a privmsg or pubmsg 502 (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`)
  * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}
@@ -510,6 +511,7 @@ export class ApiServer {
         res.shouldKeepAlive = false;
         throw new HttpError(400, 'ERR_API', 'an HTTP/1.1 request needs a Host header');
       }
+      if (this.#endpoint?.kind === 'tcp') refuseCrossSite(req, this.#endpoint.host);
       if (!isRoute(route)) {
         const allowed = methodsOf(url.pathname);
         if (allowed.length > 0) res.setHeader('allow', allowed.join(', '));
@@ -836,6 +838,65 @@ function requestUrl(target: string | undefined): URL {
   } catch {
     throw new HttpError(400, 'ERR_API', 'malformed request target (not a valid URL)');
   }
+}
+
+/** Host names a request to the API on a TCP port may carry besides its own listen address. */
+const LOOPBACK_HOST_NAMES: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+/**
+ * The host name of a `Host` header value (`name` or `name:port`, an IPv6 address in brackets),
+ * lower case as URLs write it; undefined when it is not a bare host and port.
+ */
+function hostNameOf(host: string): string | undefined {
+  try {
+    const url = new URL(`http://${host}`);
+    const bare = url.username === '' && url.password === '' && url.pathname === '/';
+    return bare && url.search === '' && url.hash === '' ? url.hostname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses a request a web page may have made to the API on a TCP port (403 `ERR_API`); the API
+ * has no authentication, and any page a browser on the host shows can reach a loopback port:
+ * - a `Host` that is not a loopback name or address (`localhost`, `127.0.0.1`, `[::1]`, any port)
+ *   nor `listenHost`, the address the API listens on: a page's own name that DNS rebinding
+ *   pointed at the API, to read its answers as the page's own;
+ * - an `Origin` other than the API's own (`http://` and the request's `Host`): a page elsewhere
+ *   that posts a "simple" request (`Content-Type: text/plain`, no CORS preflight). The status
+ *   page's own requests carry no `Origin`, or its own; curl and Node's `http` send none.
+ * A unix socket is not reachable from a page and is not checked.
+ * @throws HttpError 403 `ERR_API` saying which header was refused.
+ */
+function refuseCrossSite(req: http.IncomingMessage, listenHost: string): void {
+  const host = req.headers.host;
+  if (host !== undefined) {
+    const name = hostNameOf(host);
+    const own = hostNameOf(listenHost.includes(':') ? `[${listenHost}]` : listenHost);
+    if (name === undefined || (!LOOPBACK_HOST_NAMES.includes(name) && name !== own))
+      throw new HttpError(
+        403,
+        'ERR_API',
+        `Host ${JSON.stringify(host)} refused: the API answers only requests to a loopback name or address (localhost, 127.0.0.1, [::1]) or its listen address, so that no web page reaches it under another name (DNS rebinding)`,
+      );
+  }
+  const origin = req.headers.origin;
+  if (origin === undefined) return;
+  let same = false;
+  try {
+    const url = new URL(origin);
+    same =
+      host !== undefined && url.protocol === 'http:' && url.host === new URL(`http://${host}`).host;
+  } catch {
+    same = false;
+  }
+  if (!same)
+    throw new HttpError(
+      403,
+      'ERR_API',
+      `cross-origin request refused: Origin ${JSON.stringify(origin)} is not the API's own origin; the API has no authentication, so no other web page may use it`,
+    );
 }
 
 /** `ms` as seconds for people: `60 s`, `0.2 s`. */

@@ -136,7 +136,7 @@ describe('a request the HTTP parser refuses', () => {
     const { port } = await serve();
     const answer = await exchange(
       port,
-      'POST /v1/pubmsg HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      'POST /v1/pubmsg HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
     );
     expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toMatch(
       /^malformed request: .*chunk/i,
@@ -169,7 +169,7 @@ describe('a request the HTTP parser refuses', () => {
     const { port } = await serve({ headersTimeoutMs: 200, requestTimeoutMs: 300 });
     const answer = await exchange(
       port,
-      'POST /v1/pubmsg HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess',
+      'POST /v1/pubmsg HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess',
     );
     expect(expectJsonError(answer, 'HTTP/1.1 408 Request Timeout')).toBe(
       'request not complete within 0.3 s',
@@ -182,7 +182,7 @@ describe('a request the HTTP parser refuses', () => {
     // latter's answer is still the connection's message. A 400 written then would run into it.
     const answer = await exchange(
       api.port,
-      'GET /health HTTP/1.1\r\nHost: x\r\n\r\nHELLO THERE\r\n\r\n',
+      'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\nHELLO THERE\r\n\r\n',
     );
     expect(answer.statusLine).toBe('HTTP/1.1 200 OK');
     expect(answer.body).toEqual({ status: 'ok' });
