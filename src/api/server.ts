@@ -23,10 +23,12 @@
  * | POST   | /v1/orderbook/answer | `{"to":nick,"fidelityBond":"…"}` -> `{"privmsgs":n}` (maker)  |
  * | GET    | /v1/reach      | `?nick=J5…` -> `{"nick","reachable"}`                               |
  *
- * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 404, 405,
+ * Errors answer `{"error":{"code":"ERR_…","message":"…"}}` with 400 (bad request), 403 (on a TCP
+ * port, a request only a web page would send: see `refuseCrossSite`), 404, 405,
  * 409 (`ERR_NOT_ROUTABLE`: no route now; `ERR_API`: the node is not running yet), 413 (body too
  * large), 500, for a privmsg or pubmsg 502 (`ERR_NOT_DELIVERED`), 503 (`ERR_BUSY`, `ERR_CLOSED`)
- * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}, and 501
+ * or 504 (`ERR_TIMEOUT`), 503 `ERR_BUSY` for a `/v1/events` past {@link API_MAX_EVENT_STREAMS}
+ * or a body past {@link API_MAX_BODY_BYTES_IN_FLIGHT}, and 501
  * (`POST /v1/gc` without `--expose-gc`). A request Node's HTTP parser refuses gets the same JSON
  * error (`ERR_API`) with 400, 431 (head over 16 KiB) or 408 (not complete in time), and its
  * connection closed (see {@link ApiServer} `#clientError`).
@@ -46,6 +48,15 @@ import { offerProblems, type Offer } from '../node/offers.js';
 
 /** Largest request body we read, in bytes (a maximum-size line is 40,000 bytes, docs/protocol.md §1.3). */
 export const API_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Bytes of request bodies the API holds at once, all requests together. A request whose body
+ * would pass it is answered 503 `ERR_BUSY` once its body has been read (what it sent is discarded,
+ * not kept). Without it, {@link API_MAX_CONNECTIONS} slow bodies of {@link API_MAX_BODY_BYTES} could
+ * pin 1 GiB for {@link API_REQUEST_TIMEOUT_MS}; real bodies are small (a privmsg is at most some
+ * 40 kB, 100 offers some 15 kB), so 8 MiB is never reached by a well-behaved client.
+ */
+export const API_MAX_BODY_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 
 /**
  * Bytes of unsent events a `/v1/events` client may leave waiting before its stream is cut: a
@@ -87,6 +98,27 @@ export const API_HEADERS_TIMEOUT_MS = 60_000;
  * past it the request is answered 408 `ERR_API`.
  */
 export const API_REQUEST_TIMEOUT_MS = 300_000;
+
+/**
+ * Time an ordinary answer (anything but a `/v1/events` stream) has to be taken by its client once
+ * written, ms. An answer that still has more than {@link API_MAX_UNSENT_ANSWER_BYTES} not handed to
+ * the kernel when it passes is cut (the connection destroyed), counted `evicted.slow-api-answer`;
+ * one that has less gets a second such time, then is cut if still not all handed over. A client
+ * on the host reads a 5 MB orderbook in milliseconds; 10 s is 500 KB/s even through a tunnel.
+ */
+export const API_WRITE_DEADLINE_MS = 10_000;
+
+/**
+ * Bytes of an ordinary answer not yet handed to the kernel that a client may still leave waiting
+ * at {@link API_WRITE_DEADLINE_MS} (see there); the same as a `/v1/events` stream's cap.
+ */
+export const API_MAX_UNSENT_ANSWER_BYTES = 1024 * 1024;
+
+/**
+ * Time an idle keep-alive connection is kept after a complete exchange, ms (Node's
+ * `keepAliveTimeout`, whose default this is): then it is closed.
+ */
+export const API_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /** A connection refused past {@link API_MAX_CONNECTIONS} is logged at most this often, ms. */
 const DROP_LOG_INTERVAL_MS = 10_000;
@@ -167,6 +199,10 @@ export interface ApiServerOptions {
   readonly headersTimeoutMs?: number;
   /** See {@link API_REQUEST_TIMEOUT_MS}; default that, and never less than `headersTimeoutMs`. */
   readonly requestTimeoutMs?: number;
+  /** See {@link API_WRITE_DEADLINE_MS}; default that (tests set less). */
+  readonly writeDeadlineMs?: number;
+  /** See {@link API_KEEP_ALIVE_TIMEOUT_MS}; default that (tests set less). */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 /** Default permission bits of the API's unix socket: owner and group. */
@@ -200,6 +236,12 @@ export class ApiServer {
   maxEventBufferBytes = API_MAX_EVENT_BUFFER_BYTES;
   /** See {@link API_MAX_EVENT_STREAMS}; settable (tests). */
   maxEventStreams = API_MAX_EVENT_STREAMS;
+  /** See {@link API_MAX_UNSENT_ANSWER_BYTES}; settable (tests). */
+  maxUnsentAnswerBytes = API_MAX_UNSENT_ANSWER_BYTES;
+  /** See {@link API_MAX_BODY_BYTES_IN_FLIGHT}; settable (tests). */
+  maxBodyBytesInFlight = API_MAX_BODY_BYTES_IN_FLIGHT;
+  #bodyBytesInFlight = 0;
+  readonly #writeDeadlineMs: number;
   #lastDropLogAt = -Infinity;
 
   constructor(backend: ApiBackend, logger: Logger, options: ApiServerOptions = {}) {
@@ -207,6 +249,7 @@ export class ApiServer {
     this.#socketMode = options.socketMode ?? API_SOCKET_MODE;
     this.#socketGroup = options.socketGroup;
     this.#logger = logger.child({ component: 'api' });
+    this.#writeDeadlineMs = options.writeDeadlineMs ?? API_WRITE_DEADLINE_MS;
     const headersTimeout = options.headersTimeoutMs ?? API_HEADERS_TIMEOUT_MS;
     const requestTimeout = Math.max(
       headersTimeout,
@@ -215,6 +258,7 @@ export class ApiServer {
     const serverOptions: http.ServerOptions = {
       headersTimeout,
       requestTimeout,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? API_KEEP_ALIVE_TIMEOUT_MS,
       // Node's default, 30 s, for the default headersTimeout; shorter for a shorter one.
       connectionsCheckingInterval: Math.max(1, Math.min(30_000, Math.floor(headersTimeout / 2))),
       // Node answers an HTTP/1.1 request without Host with a bare 400; #handle answers it with the
@@ -308,6 +352,11 @@ export class ApiServer {
   /** Counts `name` where operators read counters (/v1/info, /v1/counters, /metrics). */
   #count(name: string): void {
     this.#node()?.counters.add(name);
+  }
+
+  /** Bytes of request bodies held now, all requests together (see {@link API_MAX_BODY_BYTES_IN_FLIGHT}). */
+  get bodyBytesInFlight(): number {
+    return this.#bodyBytesInFlight;
   }
 
   /** See {@link API_MAX_CONNECTIONS}; settable (tests). */
@@ -454,14 +503,15 @@ export class ApiServer {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://onionmc.local');
-    const route = `${req.method ?? 'GET'} ${url.pathname}`;
     try {
+      const url = requestUrl(req.url);
+      const route = `${req.method ?? 'GET'} ${url.pathname}`;
       // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without a Host header.
       if (req.httpVersion === '1.1' && req.headers.host === undefined) {
         res.shouldKeepAlive = false;
         throw new HttpError(400, 'ERR_API', 'an HTTP/1.1 request needs a Host header');
       }
+      if (this.#endpoint?.kind === 'tcp') refuseCrossSite(req, this.#endpoint.host);
       if (!isRoute(route)) {
         const allowed = methodsOf(url.pathname);
         if (allowed.length > 0) res.setHeader('allow', allowed.join(', '));
@@ -489,7 +539,7 @@ export class ApiServer {
             'content-type': contentType,
             'content-length': Buffer.byteLength(body),
           });
-          res.end(body);
+          this.#end(res, body);
           return;
         }
         case 'GET /v1/info':
@@ -526,7 +576,7 @@ export class ApiServer {
           const client = this.#client();
           if (client.role !== 'maker')
             throw new HttpError(409, 'ERR_API', 'only a maker answers orderbook requests');
-          const body = await readJson(req);
+          const body = await this.#readJson(req);
           const bond = optionalStringField(body, 'fidelityBond');
           this.#json(res, 200, { privmsgs: client.answerOrderbook(stringField(body, 'to'), bond) });
           return;
@@ -537,7 +587,7 @@ export class ApiServer {
           return;
         }
         case 'POST /v1/pubmsg': {
-          const body = await readJson(req);
+          const body = await this.#readJson(req);
           const message = stringField(body, 'message');
           // 200 once a directory node handled it (docs/api.md "Delivery"), or an error.
           const { directories, confirmed } = await this.#confirmed(
@@ -549,7 +599,7 @@ export class ApiServer {
           return;
         }
         case 'POST /v1/privmsg': {
-          const body = await readJson(req);
+          const body = await this.#readJson(req);
           const route = optionalStringField(body, 'route') ?? 'any';
           if (route !== 'any' && route !== 'directory')
             throw new HttpError(400, 'ERR_API', '"route" must be "any" or "directory"');
@@ -571,7 +621,7 @@ export class ApiServer {
           const client = this.#client();
           if (client.role !== 'maker')
             throw new HttpError(409, 'ERR_API', 'only a maker has offers');
-          const offers = parseOffers(await readJson(req));
+          const offers = parseOffers(await this.#readJson(req));
           this.#json(res, 200, { directories: client.setOffers(offers) });
           return;
         }
@@ -586,6 +636,77 @@ export class ApiServer {
       if (status >= 500 && status !== 501) this.#logger.error({ err }, 'api request failed');
       this.#json(res, status, { error: { code, message } });
     }
+  }
+
+  /**
+   * Reads the request body as JSON, holding at most {@link API_MAX_BODY_BYTES} of it and, all
+   * requests together, {@link maxBodyBytesInFlight}; what it held is released once it is parsed
+   * or the request ends otherwise.
+   * @throws HttpError 413 when the body exceeds {@link API_MAX_BODY_BYTES}, 503 `ERR_BUSY` when it
+   *   would have passed {@link maxBodyBytesInFlight}, either once the whole body has been read
+   *   (the excess is discarded, not kept): answering earlier, or destroying the request, resets a
+   *   TCP connection with unread bytes pending, and the client sees ECONNRESET instead of the
+   *   answer; 400 when it is not JSON or the request was aborted.
+   */
+  #readJson(req: http.IncomingMessage): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let held = 0;
+      let busy = false;
+      const release = (): void => {
+        this.#bodyBytesInFlight -= held;
+        held = 0;
+        chunks.length = 0;
+      };
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > API_MAX_BODY_BYTES || busy) {
+          release();
+          return;
+        }
+        if (this.#bodyBytesInFlight + chunk.length > this.maxBodyBytesInFlight) {
+          busy = true;
+          release();
+          return;
+        }
+        chunks.push(chunk);
+        held += chunk.length;
+        this.#bodyBytesInFlight += chunk.length;
+      });
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        release();
+        if (size > API_MAX_BODY_BYTES) {
+          reject(new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`));
+          return;
+        }
+        if (busy) {
+          reject(
+            new HttpError(
+              503,
+              'ERR_BUSY',
+              `request bodies being read hold ${this.maxBodyBytesInFlight} bytes, the most the API holds at once; retry`,
+            ),
+          );
+          return;
+        }
+        try {
+          resolve(JSON.parse(body.toString('utf8')) as unknown);
+        } catch {
+          reject(new HttpError(400, 'ERR_API', 'request body is not JSON'));
+        }
+      });
+      req.on('error', (err) => {
+        release();
+        reject(err);
+      });
+      // After 'end' this is a no-op; before it, the client went away mid-body.
+      req.on('close', () => {
+        release();
+        reject(new HttpError(400, 'ERR_API', 'request aborted'));
+      });
+    });
   }
 
   #client(): ClientNode {
@@ -662,7 +783,7 @@ export class ApiServer {
       'content-security-policy':
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     });
-    res.end(body);
+    this.#end(res, body);
   }
 
   #json(res: http.ServerResponse, status: number, body: unknown): void {
@@ -671,8 +792,111 @@ export class ApiServer {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(text),
     });
-    res.end(text);
+    this.#end(res, text);
   }
+
+  /**
+   * Ends an ordinary answer with `body`, and cuts it if its client does not take it in time: a
+   * client that sends a request and never reads must not keep the answer buffered, and its
+   * connection open, forever (see {@link API_WRITE_DEADLINE_MS}).
+   */
+  #end(res: http.ServerResponse, body: string): void {
+    res.end(body);
+    if (res.writableFinished) return;
+    let graced = false;
+    const check = (): void => {
+      if (res.writableFinished || res.destroyed) return;
+      if (!graced && res.writableLength <= this.maxUnsentAnswerBytes) {
+        graced = true;
+        timer = setTimeout(check, this.#writeDeadlineMs).unref();
+        return;
+      }
+      this.#count('evicted.slow-api-answer');
+      this.#logger.warn(
+        { unsentBytes: res.writableLength },
+        'API client is not reading its answer; connection cut',
+      );
+      res.destroy();
+    };
+    let timer = setTimeout(check, this.#writeDeadlineMs).unref();
+    const clear = (): void => {
+      clearTimeout(timer);
+    };
+    res.once('finish', clear);
+    res.once('close', clear);
+  }
+}
+
+/**
+ * The URL of a request target: origin-form (`/v1/info?x`) or absolute-form (`http://host/path`).
+ * @throws HttpError 400 `ERR_API` for a target `URL` cannot parse (`http://[`, `http://a:99999/`,
+ *   `http://%zz/`): the client's mistake, not a failure of ours.
+ */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://onionmc.local');
+  } catch {
+    throw new HttpError(400, 'ERR_API', 'malformed request target (not a valid URL)');
+  }
+}
+
+/** Host names a request to the API on a TCP port may carry besides its own listen address. */
+const LOOPBACK_HOST_NAMES: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+/**
+ * The host name of a `Host` header value (`name` or `name:port`, an IPv6 address in brackets),
+ * lower case as URLs write it; undefined when it is not a bare host and port.
+ */
+function hostNameOf(host: string): string | undefined {
+  try {
+    const url = new URL(`http://${host}`);
+    const bare = url.username === '' && url.password === '' && url.pathname === '/';
+    return bare && url.search === '' && url.hash === '' ? url.hostname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses a request a web page may have made to the API on a TCP port (403 `ERR_API`); the API
+ * has no authentication, and any page a browser on the host shows can reach a loopback port:
+ * - a `Host` that is not a loopback name or address (`localhost`, `127.0.0.1`, `[::1]`, any port)
+ *   nor `listenHost`, the address the API listens on: a page's own name that DNS rebinding
+ *   pointed at the API, to read its answers as the page's own;
+ * - an `Origin` other than the API's own (`http://` and the request's `Host`): a page elsewhere
+ *   that posts a "simple" request (`Content-Type: text/plain`, no CORS preflight). The status
+ *   page's own requests carry no `Origin`, or its own; curl and Node's `http` send none.
+ * A unix socket is not reachable from a page and is not checked.
+ * @throws HttpError 403 `ERR_API` saying which header was refused.
+ */
+function refuseCrossSite(req: http.IncomingMessage, listenHost: string): void {
+  const host = req.headers.host;
+  if (host !== undefined) {
+    const name = hostNameOf(host);
+    const own = hostNameOf(listenHost.includes(':') ? `[${listenHost}]` : listenHost);
+    if (name === undefined || (!LOOPBACK_HOST_NAMES.includes(name) && name !== own))
+      throw new HttpError(
+        403,
+        'ERR_API',
+        `Host ${JSON.stringify(host)} refused: the API answers only requests to a loopback name or address (localhost, 127.0.0.1, [::1]) or its listen address, so that no web page reaches it under another name (DNS rebinding)`,
+      );
+  }
+  const origin = req.headers.origin;
+  if (origin === undefined) return;
+  let same = false;
+  try {
+    const url = new URL(origin);
+    same =
+      host !== undefined && url.protocol === 'http:' && url.host === new URL(`http://${host}`).host;
+  } catch {
+    same = false;
+  }
+  if (!same)
+    throw new HttpError(
+      403,
+      'ERR_API',
+      `cross-origin request refused: Origin ${JSON.stringify(origin)} is not the API's own origin; the API has no authentication, so no other web page may use it`,
+    );
 }
 
 /** `ms` as seconds for people: `60 s`, `0.2 s`. */
@@ -697,41 +921,6 @@ function errorReply(err: unknown): [number, string, string] {
     }
   }
   return [500, 'ERR_API', 'internal error'];
-}
-
-/**
- * Reads the request body as JSON.
- * @throws HttpError 413 when the body exceeds {@link API_MAX_BODY_BYTES}, once the whole body has
- *   been read (the excess is discarded, not kept): answering earlier, or destroying the request,
- *   resets a TCP connection with unread bytes pending, and the client sees ECONNRESET instead of
- *   the 413; 400 when it is not JSON or the request was aborted.
- */
-function readJson(req: http.IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= API_MAX_BODY_BYTES) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    req.on('end', () => {
-      if (size > API_MAX_BODY_BYTES) {
-        reject(new HttpError(413, 'ERR_API', `request body over ${API_MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown);
-      } catch {
-        reject(new HttpError(400, 'ERR_API', 'request body is not JSON'));
-      }
-    });
-    req.on('error', reject);
-    // After 'end' this is a no-op; before it, the client went away mid-body.
-    req.on('close', () => {
-      reject(new HttpError(400, 'ERR_API', 'request aborted'));
-    });
-  });
 }
 
 function stringField(body: unknown, key: string): string {

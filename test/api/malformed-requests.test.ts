@@ -5,10 +5,11 @@
  * loopback write the malformed bytes.
  */
 import net from 'node:net';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
 import { ApiServer, type ApiServerOptions } from '../../src/api/server.js';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { Counters } from '../../src/node/counters.js';
 import type { DirectoryNode } from '../../src/node/directory-node.js';
 
@@ -23,15 +24,12 @@ afterEach(async () => {
 /** An API server on 127.0.0.1:0 whose node has `counters`, its port and a client of it. */
 async function serve(
   options: ApiServerOptions = {},
+  logger: Logger = silentLogger(),
 ): Promise<{ port: number; client: ApiClient; counters: Counters }> {
   const counters = new Counters();
   // Only the counters of the node are read here.
   const directory = { counters } as unknown as DirectoryNode;
-  const api = new ApiServer(
-    { info: () => ({}), client: undefined, directory },
-    silentLogger(),
-    options,
-  );
+  const api = new ApiServer({ info: () => ({}), client: undefined, directory }, logger, options);
   servers.push(api);
   await api.listen({ kind: 'tcp', host: '127.0.0.1', port: 0 });
   const endpoint = api.endpoint;
@@ -138,7 +136,7 @@ describe('a request the HTTP parser refuses', () => {
     const { port } = await serve();
     const answer = await exchange(
       port,
-      'POST /v1/pubmsg HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      'POST /v1/pubmsg HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
     );
     expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toMatch(
       /^malformed request: .*chunk/i,
@@ -171,7 +169,7 @@ describe('a request the HTTP parser refuses', () => {
     const { port } = await serve({ headersTimeoutMs: 200, requestTimeoutMs: 300 });
     const answer = await exchange(
       port,
-      'POST /v1/pubmsg HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess',
+      'POST /v1/pubmsg HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"mess',
     );
     expect(expectJsonError(answer, 'HTTP/1.1 408 Request Timeout')).toBe(
       'request not complete within 0.3 s',
@@ -184,7 +182,7 @@ describe('a request the HTTP parser refuses', () => {
     // latter's answer is still the connection's message. A 400 written then would run into it.
     const answer = await exchange(
       api.port,
-      'GET /health HTTP/1.1\r\nHost: x\r\n\r\nHELLO THERE\r\n\r\n',
+      'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\nHELLO THERE\r\n\r\n',
     );
     expect(answer.statusLine).toBe('HTTP/1.1 200 OK');
     expect(answer.body).toEqual({ status: 'ok' });
@@ -199,4 +197,33 @@ describe('a request the HTTP parser refuses', () => {
       'request incomplete: the client closed its side of the connection mid-request',
     );
   });
+});
+
+describe('a request target URL cannot parse', () => {
+  it.each(['http://[', 'http://a:99999/', 'http://%zz/'])(
+    'gets 400 ERR_API for GET %s, logged below error level',
+    async (target) => {
+      const levels: number[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          levels.push((JSON.parse(chunk.toString('utf8')) as { level: number }).level);
+          callback();
+        },
+      });
+      const api = await serve({}, createLogger({ level: 'debug', destination }));
+      const answer = await exchange(
+        api.port,
+        `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+      );
+      expect(expectJsonError(answer, 'HTTP/1.1 400 Bad Request')).toBe(
+        'malformed request target (not a valid URL)',
+      );
+      // pino's level 50 is error: a client's mistake is not the daemon's failure.
+      expect(levels.filter((level) => level >= 50)).toEqual([]);
+      expect(await api.client.request('GET', '/health')).toEqual({
+        status: 200,
+        body: { status: 'ok' },
+      });
+    },
+  );
 });
