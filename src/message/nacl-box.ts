@@ -110,7 +110,8 @@ export function decryptFromWire(
   );
   if (opened === null) throw new OnionmcError('ERR_CRYPTO', 'NaCl box authentication failed');
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(opened);
+    // ignoreBOM: a leading U+FEFF is kept, as Python's bytes.decode('utf-8') keeps it.
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(opened);
   } catch (err) {
     throw new OnionmcError('ERR_CRYPTO', 'NaCl plaintext is not UTF-8', { cause: err });
   } finally {

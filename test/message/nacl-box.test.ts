@@ -80,6 +80,12 @@ describe('encryptToWire / decryptFromWire', () => {
     expect(base64.decode(encryptToWire('', pairB.publicKey, pairA.secretKey))).toHaveLength(40);
   });
 
+  it('keeps a leading U+FEFF, as Python bytes.decode("utf-8") does', () => {
+    // The text a peer boxed is the text it meant; a BOM is a character like any other there.
+    const wire = encryptToWire('\uFEFFx', makerPk, takerSk);
+    expect(decryptFromWire(wire, takerPk, makerSk)).toBe('\uFEFFx');
+  });
+
   it('throws ERR_CRYPTO for a wrong key', () => {
     const stranger = generateBoxKeyPair();
     expect(thrownCode(() => decryptFromWire(auth.wire_b64, stranger.publicKey, makerSk))).toBe(
