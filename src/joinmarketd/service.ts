@@ -12,6 +12,7 @@
  * JMMsgSignatureVerify).
  */
 import type { Duplex } from 'node:stream';
+import { AMP_MAX_VALUE_BYTES } from '../amp/box.js';
 import { pyFloatRepr, pyJsonDumpsValue, type JsonValue } from '../amp/arguments.js';
 import type { JmResponse } from '../amp/commands.js';
 import { OnionmcError } from '../errors.js';
@@ -55,6 +56,19 @@ export const ORDERBOOK_REPLY_INTERVAL_MS = 10_000;
 /** At most this many takers in a maker's active negotiations, and makers in one taker fill. */
 export const MAX_ACTIVE_COUNTERPARTIES = 1000;
 
+/**
+ * Why a counterparty's message was dropped (counted in {@link JoinmarketdSession.dropped}):
+ * `oversized-ioauth`, a maker's `!ioauth` that would take JMFillResponse's `ioauth_data` past
+ * the 65,535 bytes an AMP value holds (the maker is treated as one that did not answer);
+ * `oversized-auth`, a taker's `!auth` whose revelation does not fit JMAuthReceived.
+ */
+export type JoinmarketdDropReason = 'oversized-ioauth' | 'oversized-auth';
+
+/** Bytes of `value` as JsonEncodable writes it (Python `json.dumps`, ASCII). */
+function jsonBytes(value: JsonValue): number {
+  return pyJsonDumpsValue(value).length;
+}
+
 /** Options of a {@link JoinmarketdSession}. */
 export interface JoinmarketdSessionOptions {
   readonly createCore: CoreFactory;
@@ -94,6 +108,8 @@ interface TakerRound {
   readonly makers: ReadonlyMap<string, Record<string, JsonValue>>;
   readonly makerKeys: Map<string, string>;
   readonly ioauth: Map<string, JsonValue>;
+  /** Bytes of `ioauth` as JMFillResponse's `ioauth_data` (`{}` plus each `"nick": [...]`). */
+  ioauthBytes: number;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -160,6 +176,7 @@ export class JoinmarketdSession {
   readonly #lastOrderbookReply = new Map<string, number>();
   #pendingSignatures: PendingSignature[] = [];
   #pendingVerifies: PendingVerify[] = [];
+  readonly #dropped = new Map<JoinmarketdDropReason, number>();
 
   constructor(socket: Duplex, options: JoinmarketdSessionOptions) {
     this.#options = options;
@@ -175,6 +192,19 @@ export class JoinmarketdSession {
   /** The AMP session (for tests and the server's bookkeeping). */
   get amp(): AmpSession {
     return this.#amp;
+  }
+
+  /** Counterparty messages dropped so far, by reason (logged each time). */
+  get dropped(): ReadonlyMap<JoinmarketdDropReason, number> {
+    return this.#dropped;
+  }
+
+  #drop(why: JoinmarketdDropReason, from: string, bytes: number): void {
+    this.#dropped.set(why, (this.#dropped.get(why) ?? 0) + 1);
+    this.#logger.warn(
+      { from, reason: why, bytes },
+      'counterparty message too large for the jmclient; dropped',
+    );
   }
 
   /** The core serving this client, once JMStartMC created it. */
@@ -502,6 +532,7 @@ export class JoinmarketdSession {
           makers,
           makerKeys: new Map(),
           ioauth: new Map(),
+          ioauthBytes: 2,
           timer: undefined,
         };
         this.#round = round;
@@ -789,6 +820,12 @@ export class JoinmarketdSession {
   #onAuth(nick: string, revelation: string): void {
     const order = this.#makerOrders.get(nick);
     if (order === undefined) return;
+    // JMAuthReceived carries it as JsonEncodable: one that does not fit an AMP value is invalid.
+    const bytes = jsonBytes(revelation);
+    if (bytes > AMP_MAX_VALUE_BYTES) {
+      this.#drop('oversized-auth', nick, bytes);
+      return;
+    }
     this.#notify(
       this.#amp.callRemote('JMAuthReceived', {
         nick,
@@ -823,14 +860,31 @@ export class JoinmarketdSession {
       btcSig === undefined
     )
       return;
-    round.ioauth.set(nick, [
+    const entry: JsonValue = [
       utxos.split(','),
       authPub,
       cjAddr,
       changeAddr,
       btcSig,
       round.makerKeys.get(nick) ?? '',
-    ]);
+    ];
+    // `, "nick": entry` in ioauth_data; a maker whose data would take it past what an AMP value
+    // holds is dropped as one that did not answer, so the fill goes on with the others (or fails
+    // below minmakers at the timeout, naming it) instead of JMFillResponse failing to encode.
+    const previous = round.ioauth.get(nick);
+    const size = (n: string, e: JsonValue): number => jsonBytes(n) + 2 + jsonBytes(e);
+    const without =
+      previous === undefined
+        ? round.ioauthBytes
+        : round.ioauthBytes - size(nick, previous) - (round.ioauth.size > 1 ? 2 : 0);
+    const count = round.ioauth.size - (previous === undefined ? 0 : 1);
+    const bytes = without + size(nick, entry) + (count > 0 ? 2 : 0);
+    if (bytes > AMP_MAX_VALUE_BYTES) {
+      this.#drop('oversized-ioauth', nick, bytes);
+      return;
+    }
+    round.ioauth.set(nick, entry);
+    round.ioauthBytes = bytes;
     if (round.ioauth.size === round.makers.size) this.#respondToIoauths(true);
   }
 
@@ -844,11 +898,18 @@ export class JoinmarketdSession {
   #respondToIoauths(success: boolean): void {
     const round = this.#round;
     if (this.#state !== 2 || round === undefined) return;
-    this.#state = 3;
-    clearTimeout(round.timer);
-    const ioauthData: JsonValue = success
+    let ioauthData: JsonValue = success
       ? Object.fromEntries(round.ioauth)
       : [...round.makers.keys()].filter((nick) => !round.ioauth.has(nick));
+    // #onIoauth keeps the success data within an AMP value; the non-responders' nicks came from
+    // the client's filled_offers but may grow when re-escaped: what does not fit is left out.
+    if (jsonBytes(ioauthData) > AMP_MAX_VALUE_BYTES) {
+      this.#logger.warn({ success }, 'ioauth_data does not fit JMFillResponse; sending none');
+      ioauthData = success ? {} : [];
+    }
+    // The state changes once the request is written (callRemote writes it before returning).
+    this.#state = 3;
+    clearTimeout(round.timer);
     this.#amp.callRemote('JMFillResponse', { success, ioauth_data: ioauthData }).then(
       (response) => {
         if (success && response.accepted && this.#round === round) this.#state = 4;

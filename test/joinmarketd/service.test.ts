@@ -400,6 +400,79 @@ describe('joinmarketd service', () => {
     });
   });
 
+  it("taker: a maker's !ioauth too large for JMFillResponse is dropped; the fill fails at the timeout", async () => {
+    // 14,001 utxos of "a" are 70,000 bytes of JSON: past the 65,535 an AMP value holds. Encoding
+    // JMFillResponse threw from the maker-timeout timer, and the daemon exited.
+    const { network, client, datadir } = await setup();
+    const evil = await peer(network, 'J5evil');
+    await client.start('J5taker', 'TAKER', {
+      blacklist: path.join(datadir, 'cl'),
+      timeout: 1,
+      minmakers: 1,
+    });
+    const fill = await client.call('JMFill', {
+      amount: '20000000',
+      commitment: `P${'ab'.repeat(32)}`,
+      revelation: '"rev"',
+      filled_offers: JSON.stringify({
+        J5evil: { ...OFFER, counterparty: 'J5evil' },
+        J5silent: { ...OFFER, counterparty: 'J5silent' },
+      }),
+    });
+    expect(readable(fill).accepted).toBe('True');
+    await evil.core.privmsg('J5taker', 'pubkey', '');
+    // Resolves once the taker's daemon has handled it.
+    await evil.core.privmsg('J5taker', 'ioauth', `${'a,'.repeat(14_000)}a pub cj ch sig`);
+    expect([...(server?.sessions ?? [])][0]?.dropped.get('oversized-ioauth')).toBe(1);
+    const response = await client.expectRequest('JMFillResponse');
+    expect(response).toMatchObject({ success: 'False', ioauth_data: '["J5evil", "J5silent"]' });
+  });
+
+  it("taker: with one maker's !ioauth too large, the fill goes on with the others", async () => {
+    // Every maker answered, so JMFillResponse was sent at once: it threw into the core's listener
+    // after the state had moved on, and the wallet never heard back.
+    const { network, client, datadir } = await setup();
+    const evil = await peer(network, 'J5evil');
+    const good = await peer(network, 'J5good');
+    await client.start('J5taker', 'TAKER', {
+      blacklist: path.join(datadir, 'cl'),
+      timeout: 2,
+      minmakers: 1,
+    });
+    await client.call('JMFill', {
+      amount: '20000000',
+      commitment: `P${'ab'.repeat(32)}`,
+      revelation: '"rev"',
+      filled_offers: JSON.stringify({
+        J5evil: { ...OFFER, counterparty: 'J5evil' },
+        J5good: { ...OFFER, counterparty: 'J5good' },
+      }),
+    });
+    await good.core.privmsg('J5taker', 'pubkey', '');
+    await evil.core.privmsg('J5taker', 'pubkey', '');
+    await good.core.privmsg('J5taker', 'ioauth', 'u:0 pub cj ch sig');
+    await evil.core.privmsg('J5taker', 'ioauth', `${'a,'.repeat(14_000)}a pub cj ch sig`);
+    const response = await client.expectRequest('JMFillResponse');
+    expect(response.success).toBe('True');
+    expect(JSON.parse(response.ioauth_data ?? '')).toEqual({
+      J5good: [['u:0'], 'pub', 'cj', 'ch', 'sig', network.keyOf('J5good')],
+    });
+    expect([...(server?.sessions ?? [])][0]?.dropped.get('oversized-ioauth')).toBe(1);
+  });
+
+  it("maker: a taker's !auth too large for JMAuthReceived is dropped and counted", async () => {
+    // 12,000 U+0001 are 72,002 bytes as JSON; encoding JMAuthReceived threw into the listener.
+    const { network, client, datadir } = await setup();
+    await client.start('J5maker', 'MAKER', { blacklist: path.join(datadir, 'cl') });
+    const taker = await peer(network, 'J5taker');
+    await taker.core.privmsg('J5maker', 'fill', `0 20000000 P${'ef'.repeat(32)}`);
+    await client.link.until(() => taker.got.length === 1, '!pubkey');
+    await taker.core.privmsg('J5maker', 'auth', '\u0001'.repeat(12_000));
+    expect([...(server?.sessions ?? [])][0]?.dropped.get('oversized-auth')).toBe(1);
+    await taker.core.privmsg('J5maker', 'auth', 'rev');
+    expect(await client.expectRequest('JMAuthReceived')).toMatchObject({ revelation: '"rev"' });
+  });
+
   it('listens on loopback only unless told otherwise', async () => {
     await expect(
       startJoinmarketd({
