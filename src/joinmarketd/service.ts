@@ -45,6 +45,8 @@ export const JM_VERSION = 5;
 export const COMMITMENT_PREFIXES: readonly string[] = ['P'];
 /** `_error_code` of a JMInit whose `chan_configs` onionmc cannot serve (IRC, several onion sections). */
 export const ERROR_UNSUPPORTED_CHANNEL = 'UNSUPPORTED_MESSAGE_CHANNEL';
+/** `_error_code` of a JMInit whose `blacklist_location` exists but cannot be read. */
+export const ERROR_BLACKLIST_UNREADABLE = 'BLACKLIST_UNREADABLE';
 /** `_error_code` of a command sent out of order (e.g. JMSetup before JMStartMC). */
 export const ERROR_BAD_STATE = 'BAD_STATE';
 /** A signature or verification the client has not returned after this long is given up. */
@@ -343,6 +345,21 @@ export class JoinmarketdSession {
 
   // ---- responders ------------------------------------------------------------------------
 
+  /** The blacklist at `path`: the one already loaded, or read now (once per path). */
+  async #loadBlacklist(path: string): Promise<CommitmentBlacklist> {
+    const loaded = this.#init?.blacklist;
+    if (loaded?.path === path) return loaded;
+    try {
+      return await CommitmentBlacklist.load(path, {
+        onWriteError: (err) => {
+          this.#logger.error({ reason: reason(err) }, 'cannot record the commitment');
+        },
+      });
+    } catch (err) {
+      throw new AmpCommandError(ERROR_BLACKLIST_UNREADABLE, `JMInit: ${reason(err)}`);
+    }
+  }
+
   #requireInit(command: string): InitData {
     if (this.#init === undefined)
       throw new AmpCommandError(ERROR_BAD_STATE, `${command} before JMInit`);
@@ -353,7 +370,7 @@ export class JoinmarketdSession {
     const accepted: JmResponse = { accepted: true };
     const refused: JmResponse = { accepted: false };
     return {
-      JMInit: (args) => {
+      JMInit: async (args) => {
         let config: OnionChannelConfig;
         try {
           config = parseChanConfigs(args.chan_configs);
@@ -369,7 +386,7 @@ export class JoinmarketdSession {
           makerTimeoutSec: args.maker_timeout_sec,
           dustThreshold: args.dust_threshold,
           network: args.network,
-          blacklist: new CommitmentBlacklist(args.blacklist_location),
+          blacklist: await this.#loadBlacklist(args.blacklist_location),
           config,
         };
         const key = pyJsonDumpsValue(args.chan_configs);
@@ -583,7 +600,7 @@ export class JoinmarketdSession {
         return accepted;
       },
 
-      JMIOAuth: async ({ nick, utxolist, pubkey, cjaddr, changeaddr, pubkeysig }) => {
+      JMIOAuth: ({ nick, utxolist, pubkey, cjaddr, changeaddr, pubkeysig }) => {
         const order = this.#makerOrders.get(nick);
         if (this.#role !== 'MAKER' || order === undefined) return refused;
         order.cjaddr = cjaddr;
@@ -600,11 +617,7 @@ export class JoinmarketdSession {
         // A used commitment is broadcast (through another maker) and recorded only now, so that
         // makers of one CoinJoin do not blacklist it for each other (jmdaemon on_JM_IOAUTH).
         this.#transferCommitment(order.commit);
-        try {
-          await this.#requireInit('JMIOAuth').blacklist.check(order.commit, true);
-        } catch (err) {
-          this.#logger.error({ reason: reason(err) }, 'cannot record the commitment');
-        }
+        this.#recordCommitment(order.commit);
         return accepted;
       },
 
@@ -671,16 +684,28 @@ export class JoinmarketdSession {
     const commands = message.slice(1).split('!');
     // A pubmsg asking for the orderbook more than once is ignored (jmdaemon, DoS #298).
     if (commands.filter((c) => c === 'orderbook').length > 1) return;
+    // One `!hp2` per pubmsg is recorded: a maker broadcasts one commitment at a time, and a
+    // pubmsg of thousands must not cost thousands of blacklist updates.
+    let hp2Seen = false;
     for (const command of commands) {
       const [cmd, arg] = command.split(' ');
       if (cmd === 'orderbook' && this.#role === 'MAKER') this.#onOrderbookRequested(from);
-      else if (cmd === 'hp2' && this.#role === 'MAKER' && arg !== undefined) {
+      else if (cmd === 'hp2' && this.#role === 'MAKER' && arg !== undefined && !hp2Seen) {
+        hp2Seen = true;
         // Another maker saw this commitment used: record it (jmdaemon on_commitment_seen).
-        this.#init?.blacklist.check(arg, true).catch((err: unknown) => {
-          this.#logger.error({ reason: reason(err) }, 'cannot record the commitment');
-        });
+        this.#recordCommitment(arg);
       }
     }
+  }
+
+  /** Adds a used commitment to the blacklist; one dropped (too many appends waiting) is logged. */
+  #recordCommitment(commitment: string): void {
+    const blacklist = this.#init?.blacklist;
+    if (blacklist === undefined) return;
+    const before = blacklist.dropped;
+    blacklist.check(commitment, true);
+    if (blacklist.dropped > before)
+      this.#logger.warn({ dropped: blacklist.dropped }, 'blacklist busy; commitment not recorded');
   }
 
   #onOrderbookRequested(nick: string): void {
@@ -721,9 +746,7 @@ export class JoinmarketdSession {
     }
     switch (cmd) {
       case 'fill':
-        this.#onFill(from, body, event.ownKeyHex).catch((err: unknown) => {
-          this.#logger.error({ from, reason: reason(err) }, 'cannot process !fill');
-        });
+        this.#onFill(from, body, event.ownKeyHex);
         return;
       case 'auth':
         this.#onAuth(from, body.split(' ')[0] ?? '');
@@ -764,7 +787,7 @@ export class JoinmarketdSession {
   }
 
   /** jmdaemon `on_order_fill`: checks the commitment and the offer, then answers `!pubkey`. */
-  async #onFill(nick: string, body: string, ownKeyHex: string | undefined): Promise<void> {
+  #onFill(nick: string, body: string, ownKeyHex: string | undefined): void {
     const init = this.#init;
     if (init === undefined) return;
     const [oidText = '', amountText = '', commit] = body.split(' ');
@@ -784,7 +807,7 @@ export class JoinmarketdSession {
       return;
     }
     const scommit = commit.slice(1);
-    const verdict = await init.blacklist.check(scommit);
+    const verdict = init.blacklist.check(scommit);
     if (verdict === 'invalid_format') return;
     if (verdict === 'blacklisted') {
       this.#logger.info({ from: nick }, 'taker commitment is blacklisted; refused');

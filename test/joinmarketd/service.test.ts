@@ -330,6 +330,27 @@ describe('joinmarketd service', () => {
     ]);
   });
 
+  it('maker: records one !hp2 per pubmsg, and only commitments of 64 hex characters', async () => {
+    // One 39 kB pubmsg of 4,334 `!hp2 ab` made every maker read and append to the blacklist file
+    // 4,334 times, its JMIOAuth answers waiting behind them.
+    const { network, client, datadir } = await setup();
+    const blacklist = path.join(datadir, 'commitmentlist');
+    await client.start('J5maker', 'MAKER', { blacklist });
+    const other = await peer(network, 'J5other');
+    const recorded = async (): Promise<string[]> =>
+      (await readFile(blacklist, 'ascii').catch(() => '')).split('\n');
+    const until = async (commitment: string): Promise<void> => {
+      for (let i = 0; i < 2000 && !(await recorded()).includes(commitment); i++)
+        await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+    other.core.pubmsg(`!hp2 ${'11'.repeat(32)}!hp2 ${'22'.repeat(32)}${'!hp2 ab'.repeat(100)}`);
+    other.core.pubmsg(`!hp2 ab!hp2 ${'33'.repeat(32)}`);
+    other.core.pubmsg(`!hp2 ${'44'.repeat(32)}`);
+    // The blacklist is written in order: once the last is in, every earlier one would be.
+    await until('44'.repeat(32));
+    expect(await recorded()).toEqual(['11'.repeat(32), '44'.repeat(32)]);
+  });
+
   it('maker with a fidelity bond: asks the client for a proof per taker and appends !tbond', async () => {
     const { network, client, datadir } = await setup();
     await client.start('J5maker', 'MAKER', { blacklist: path.join(datadir, 'cl'), fidelity: true });
