@@ -221,6 +221,21 @@ describe('joinmarketd service', () => {
     expect(readable(await client.call('JMUp'))._error_code).toBe('UNHANDLED');
     expect(readable(await client.call('JMStartMC'))._error_code).toBe('UNKNOWN');
     expect(readable(await client.call('JMStartMC', { nick: 'J5x' }))._error_code).toBe('BAD_STATE');
+    // 32,000 levels of nesting in one 64 KiB value: refused as a bad argument, before anything
+    // recurses through it (printing it overflowed the stack).
+    const deep = await client.call('JMInit', {
+      bcsource: 'x',
+      network: 'testnet',
+      chan_configs: `[{"type": "onion", "directory_nodes": ${'['.repeat(32_000)}${']'.repeat(32_000)}}]`,
+      minmakers: '1',
+      maker_timeout_sec: '10',
+      dust_threshold: '27300',
+      blacklist_location: path.join(datadir, 'cl'),
+    });
+    expect(readable(deep)).toMatchObject({
+      _error_code: 'UNKNOWN',
+      _error_description: 'JMInit: argument "chan_configs": nests deeper than 10',
+    });
     // The refused JMInit sent no JMInitProto.
     expect(client.link.received.map((b) => b.get('_command')?.toString())).toEqual([]);
   });
