@@ -14,7 +14,7 @@
 import type { Duplex } from 'node:stream';
 import { AMP_MAX_VALUE_BYTES } from '../amp/box.js';
 import { pyFloatRepr, pyJsonDumpsValue, type JsonValue } from '../amp/arguments.js';
-import type { JmResponse } from '../amp/commands.js';
+import { AMP_UNKNOWN, type JmResponse } from '../amp/commands.js';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AmpCommandError, AmpSession, type AmpResponders } from './amp-session.js';
@@ -70,6 +70,12 @@ export type JoinmarketdDropReason = 'oversized-ioauth' | 'oversized-auth';
 function jsonBytes(value: JsonValue): number {
   return pyJsonDumpsValue(value).length;
 }
+
+/**
+ * Longest `maker_timeout_sec` honoured, s: Node's timers hold at most 2^31 - 1 ms (about 24.8
+ * days) and fire after 1 ms beyond that. A longer one from JMInit is cut to this.
+ */
+export const MAX_MAKER_TIMEOUT_SEC = Math.floor((2 ** 31 - 1) / 1000);
 
 /** Options of a {@link JoinmarketdSession}. */
 export interface JoinmarketdSessionOptions {
@@ -379,11 +385,17 @@ export class JoinmarketdSession {
             throw new AmpCommandError(ERROR_UNSUPPORTED_CHANNEL, err.problems.join('; '));
           throw err;
         }
+        // Twisted's callLater asserts a delay of 0 or more (at JMFill); refused here, up front.
+        if (args.maker_timeout_sec < 0)
+          throw new AmpCommandError(
+            AMP_UNKNOWN,
+            `JMInit: maker_timeout_sec must be 0 or more, got ${args.maker_timeout_sec}`,
+          );
         if (args.blacklist_location === '')
           throw new AmpCommandError(ERROR_BAD_STATE, 'JMInit: blacklist_location is empty');
         this.#init = {
           minmakers: args.minmakers,
-          makerTimeoutSec: args.maker_timeout_sec,
+          makerTimeoutSec: Math.min(args.maker_timeout_sec, MAX_MAKER_TIMEOUT_SEC),
           dustThreshold: args.dust_threshold,
           network: args.network,
           blacklist: await this.#loadBlacklist(args.blacklist_location),

@@ -509,6 +509,42 @@ describe('joinmarketd service', () => {
     expect(await client.expectRequest('JMAuthReceived')).toMatchObject({ revelation: '"rev"' });
   });
 
+  it('taker: a maker_timeout_sec past what a timer holds waits (cut to ~24.8 days); a negative one is refused', async () => {
+    // Over 2^31 - 1 ms, Node fired the timer after 1 ms (TimeoutOverflowWarning): the fill failed
+    // before any maker could answer.
+    const { network, client, datadir } = await setup();
+    const negative = await client.call('JMInit', {
+      bcsource: 'x',
+      network: 'testnet',
+      chan_configs: JSON.stringify([ONION_SECTION]),
+      minmakers: '1',
+      maker_timeout_sec: '-1',
+      dust_threshold: '27300',
+      blacklist_location: path.join(datadir, 'cl'),
+    });
+    expect(readable(negative)).toMatchObject({
+      _error_code: 'UNKNOWN',
+      _error_description: 'JMInit: maker_timeout_sec must be 0 or more, got -1',
+    });
+    const maker = await peer(network, 'J5maker');
+    await client.start('J5taker', 'TAKER', {
+      blacklist: path.join(datadir, 'cl'),
+      timeout: 3_000_000,
+      minmakers: 1,
+    });
+    await client.call('JMFill', {
+      amount: '20000000',
+      commitment: `P${'ab'.repeat(32)}`,
+      revelation: '"rev"',
+      filled_offers: JSON.stringify({ J5maker: { ...OFFER, counterparty: 'J5maker' } }),
+    });
+    await client.link.until(() => maker.got.length === 1, '!fill');
+    await maker.core.privmsg('J5taker', 'pubkey', '');
+    await maker.core.privmsg('J5taker', 'ioauth', 'u:0 pub cj ch sig');
+    const response = await client.expectRequest('JMFillResponse');
+    expect(response.success).toBe('True');
+  });
+
   it('listens on loopback only unless told otherwise', async () => {
     await expect(
       startJoinmarketd({
