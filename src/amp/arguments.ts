@@ -17,7 +17,17 @@
  */
 import { AMP_MAX_VALUE_BYTES, type AmpBox } from './box.js';
 import { AmpError } from './errors.js';
+import { exceedsJsonNestingDepth } from '../wire/envelope.js';
 import { pyJsonString } from '../wire/pyjson.js';
+
+/**
+ * Deepest nesting of a JsonEncodable value read or written: the top-level value has depth 0 and
+ * each list or object adds 1 for its members (the rule of `exceedsJsonNestingDepth`,
+ * src/wire/envelope.ts). JoinMarket's values nest 3 deep at most (JMTXReceived's `offer`, a
+ * maker's `utxos` by outpoint); an AMP value of 65,535 bytes could nest 32,000 deep, more than
+ * the recursion that serialises it can take.
+ */
+export const AMP_MAX_JSON_NESTING_DEPTH = 10;
 
 /** The argument types JoinMarket's 26 commands use. */
 export type AmpArgumentType =
@@ -78,9 +88,15 @@ export function pyFloatRepr(n: number): string {
 /**
  * Serialises a JSON value as Python's `json.dumps` with default arguments (separators `", "` and
  * `": "`, `ensure_ascii`); numbers as Python prints them ({@link pyFloatRepr}).
- * @throws TypeError for non-finite numbers or values JSON cannot carry.
+ * @throws TypeError for non-finite numbers or values JSON cannot carry; AmpError
+ *   `ERR_AMP_BAD_ARGUMENT` for a value nesting deeper than {@link AMP_MAX_JSON_NESTING_DEPTH}.
  */
 export function pyJsonDumpsValue(value: unknown): string {
+  return dumps(value, 0);
+}
+
+/** {@link pyJsonDumpsValue} of a value enclosed by `depth` lists and objects. */
+function dumps(value: unknown, depth: number): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -89,11 +105,18 @@ export function pyJsonDumpsValue(value: unknown): string {
       return pyFloatRepr(value);
     case 'boolean':
       return value ? 'true' : 'false';
-    case 'object':
-      if (Array.isArray(value)) return `[${value.map((v) => pyJsonDumpsValue(v)).join(', ')}]`;
+    case 'object': {
+      const members = Array.isArray(value) ? value : Object.entries(value);
+      if (members.length > 0 && depth >= AMP_MAX_JSON_NESTING_DEPTH)
+        throw new AmpError(
+          'ERR_AMP_BAD_ARGUMENT',
+          `JSON value nests deeper than ${AMP_MAX_JSON_NESTING_DEPTH}`,
+        );
+      if (Array.isArray(value)) return `[${value.map((v) => dumps(v, depth + 1)).join(', ')}]`;
       return `{${Object.entries(value as Record<string, unknown>)
-        .map(([k, v]) => `${pyJsonString(k)}: ${pyJsonDumpsValue(v)}`)
+        .map(([k, v]) => `${pyJsonString(k)}: ${dumps(v, depth + 1)}`)
         .join(', ')}}`;
+    }
     default:
       throw new TypeError(`JSON cannot carry a ${typeof value}`);
   }
@@ -196,7 +219,8 @@ const INTEGER_RE = /^[+-]?[0-9]+$/;
 /**
  * Reads argument `name` of type `type` from `box`.
  * @throws AmpError `ERR_AMP_BAD_ARGUMENT` when it is missing (BigUnicode: read as `""`) or does
- *   not parse; `ERR_AMP_TRUNCATED` for a cut-short list.
+ *   not parse, or is JSON nesting deeper than {@link AMP_MAX_JSON_NESTING_DEPTH};
+ *   `ERR_AMP_TRUNCATED` for a cut-short list.
  */
 export function readArgument<T extends AmpArgumentType>(
   box: AmpBox,
@@ -234,6 +258,10 @@ export function readArgument<T extends AmpArgumentType>(
     }
     case 'JsonEncodable': {
       const text = decodeUtf8(name, raw);
+      // Refused before parsing: whatever handles the value (pyJsonDumpsValue, JSON.stringify)
+      // recurses once per level.
+      if (exceedsJsonNestingDepth(text, AMP_MAX_JSON_NESTING_DEPTH))
+        throw badArgument(name, `nests deeper than ${AMP_MAX_JSON_NESTING_DEPTH}`);
       try {
         return JSON.parse(text) as AmpArgumentValues[T];
       } catch {

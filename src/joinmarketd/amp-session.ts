@@ -123,7 +123,8 @@ export class AmpSession {
    * written before this returns, so boxes go out in call order.
    * @throws (rejects) AmpRemoteError when the client answers with an error box; OnionmcError
    *   `ERR_TIMEOUT` after {@link AMP_CALL_TIMEOUT_MS}, `ERR_CLOSED` when the connection closes,
-   *   `ERR_API` beyond {@link AMP_MAX_PENDING_CALLS}.
+   *   `ERR_API` beyond {@link AMP_MAX_PENDING_CALLS}; AmpError `ERR_AMP_TOO_LONG` when an
+   *   argument does not fit a box (nothing is sent). Never throws.
    */
   callRemote<N extends DaemonCommandName>(name: N, args: JmCommandArgs<N>): Promise<JmResponse> {
     if (this.#closed)
@@ -133,7 +134,14 @@ export class AmpSession {
         new OnionmcError('ERR_API', 'too many AMP requests unanswered by the client'),
       );
     const tag = askTag(++this.#counter);
-    const box = encodeRequest(name, args, tag);
+    let box: AmpBox;
+    try {
+      box = encodeRequest(name, args, tag);
+    } catch (err) {
+      // An argument the box cannot carry (a value over 65,535 bytes) fails this call only: thrown
+      // here it would leave a timer or an event listener of the caller's.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     return new Promise<JmResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(tag);

@@ -23,6 +23,16 @@ function asRecord(value: JsonValue | undefined): Record<string, JsonValue> | und
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : undefined;
 }
 
+/**
+ * A value for a problem line: a scalar as JSON, a list or object by its kind only (it may nest as
+ * deep as the client made it, and printing it would recurse that deep).
+ */
+function shown(value: JsonValue | undefined): string {
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
 function port(
   section: Record<string, JsonValue>,
   key: string,
@@ -34,7 +44,7 @@ function port(
   if (value === undefined) return fallback;
   const n = typeof value === 'string' && /^[0-9]{1,5}$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65_535) {
-    problems.push(`${name}: ${key} must be a port number 0-65535, got ${JSON.stringify(value)}`);
+    problems.push(`${name}: ${key} must be a port number 0-65535, got ${shown(value)}`);
     return 0;
   }
   return n;
@@ -50,7 +60,7 @@ function text(
   const value = section[key];
   if (value === undefined && fallback !== undefined) return fallback;
   if (typeof value !== 'string') {
-    problems.push(`${name}: ${key} must be a string, got ${JSON.stringify(value)}`);
+    problems.push(`${name}: ${key} must be a string, got ${shown(value)}`);
     return '';
   }
   return value;
@@ -66,7 +76,7 @@ function flag(
   if (typeof value === 'boolean') return value;
   if (value === undefined) return false;
   if (typeof value === 'string' && /^(true|false)$/i.test(value)) return /^true$/i.test(value);
-  problems.push(`${name}: ${key} must be true or false, got ${JSON.stringify(value)}`);
+  problems.push(`${name}: ${key} must be true or false, got ${shown(value)}`);
   return false;
 }
 

@@ -15,8 +15,13 @@ import { JoinmarketdSession } from './service.js';
 export const JOINMARKETD_DEFAULT_PORT = 27183;
 /** jmdaemon's default host. */
 export const JOINMARKETD_DEFAULT_HOST = '127.0.0.1';
-/** At most this many jmclients at once (each holds a message channel). */
+/**
+ * At most this many jmclients at once (each holds a message channel). Counted from the TCP
+ * connection, before any TLS handshake, so connections that never finish one count too.
+ */
 export const JOINMARKETD_MAX_CONNECTIONS = 16;
+/** With TLS, a connection that has not finished its handshake after this long is closed, ms. */
+export const JOINMARKETD_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Options of {@link startJoinmarketd}. */
 export interface JoinmarketdServerOptions {
@@ -30,6 +35,8 @@ export interface JoinmarketdServerOptions {
   readonly createCore: CoreFactory;
   readonly logger: Logger;
   readonly maxConnections?: number;
+  /** With `tls`: {@link JOINMARKETD_TLS_HANDSHAKE_TIMEOUT_MS} (tests shorten it). */
+  readonly tlsHandshakeTimeoutMs?: number;
 }
 
 /** A running joinmarketd server. */
@@ -83,8 +90,27 @@ export async function startJoinmarketd(
   };
   const server =
     options.tls !== undefined
-      ? tls.createServer({ key: options.tls.key, cert: options.tls.cert }, onSocket)
+      ? tls.createServer(
+          {
+            key: options.tls.key,
+            cert: options.tls.cert,
+            handshakeTimeout: options.tlsHandshakeTimeoutMs ?? JOINMARKETD_TLS_HANDSHAKE_TIMEOUT_MS,
+          },
+          onSocket,
+        )
       : net.createServer(onSocket);
+  // The cap counts TCP connections as they are accepted: with TLS, onSocket runs only after a
+  // handshake, and connections stalled before it would otherwise escape the cap.
+  server.maxConnections = maxConnections;
+  server.on('drop', () => {
+    options.logger.warn({ maxConnections }, 'too many jmclients; connection refused');
+  });
+  // Node only reports a failed or timed-out handshake here; the connection stays open (and
+  // counted) until it is destroyed.
+  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    options.logger.info({ reason: err.message }, 'jmclient TLS handshake failed; closed');
+    socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? JOINMARKETD_DEFAULT_PORT, host, () => {

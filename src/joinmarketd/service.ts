@@ -12,8 +12,9 @@
  * JMMsgSignatureVerify).
  */
 import type { Duplex } from 'node:stream';
+import { AMP_MAX_VALUE_BYTES } from '../amp/box.js';
 import { pyFloatRepr, pyJsonDumpsValue, type JsonValue } from '../amp/arguments.js';
-import type { JmResponse } from '../amp/commands.js';
+import { AMP_UNKNOWN, type JmResponse } from '../amp/commands.js';
 import { OnionmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AmpCommandError, AmpSession, type AmpResponders } from './amp-session.js';
@@ -44,6 +45,8 @@ export const JM_VERSION = 5;
 export const COMMITMENT_PREFIXES: readonly string[] = ['P'];
 /** `_error_code` of a JMInit whose `chan_configs` onionmc cannot serve (IRC, several onion sections). */
 export const ERROR_UNSUPPORTED_CHANNEL = 'UNSUPPORTED_MESSAGE_CHANNEL';
+/** `_error_code` of a JMInit whose `blacklist_location` exists but cannot be read. */
+export const ERROR_BLACKLIST_UNREADABLE = 'BLACKLIST_UNREADABLE';
 /** `_error_code` of a command sent out of order (e.g. JMSetup before JMStartMC). */
 export const ERROR_BAD_STATE = 'BAD_STATE';
 /** A signature or verification the client has not returned after this long is given up. */
@@ -54,6 +57,25 @@ export const MAX_PENDING_SIGNATURES = 1024;
 export const ORDERBOOK_REPLY_INTERVAL_MS = 10_000;
 /** At most this many takers in a maker's active negotiations, and makers in one taker fill. */
 export const MAX_ACTIVE_COUNTERPARTIES = 1000;
+
+/**
+ * Why a counterparty's message was dropped (counted in {@link JoinmarketdSession.dropped}):
+ * `oversized-ioauth`, a maker's `!ioauth` that would take JMFillResponse's `ioauth_data` past
+ * the 65,535 bytes an AMP value holds (the maker is treated as one that did not answer);
+ * `oversized-auth`, a taker's `!auth` whose revelation does not fit JMAuthReceived.
+ */
+export type JoinmarketdDropReason = 'oversized-ioauth' | 'oversized-auth';
+
+/** Bytes of `value` as JsonEncodable writes it (Python `json.dumps`, ASCII). */
+function jsonBytes(value: JsonValue): number {
+  return pyJsonDumpsValue(value).length;
+}
+
+/**
+ * Longest `maker_timeout_sec` honoured, s: Node's timers hold at most 2^31 - 1 ms (about 24.8
+ * days) and fire after 1 ms beyond that. A longer one from JMInit is cut to this.
+ */
+export const MAX_MAKER_TIMEOUT_SEC = Math.floor((2 ** 31 - 1) / 1000);
 
 /** Options of a {@link JoinmarketdSession}. */
 export interface JoinmarketdSessionOptions {
@@ -94,6 +116,8 @@ interface TakerRound {
   readonly makers: ReadonlyMap<string, Record<string, JsonValue>>;
   readonly makerKeys: Map<string, string>;
   readonly ioauth: Map<string, JsonValue>;
+  /** Bytes of `ioauth` as JMFillResponse's `ioauth_data` (`{}` plus each `"nick": [...]`). */
+  ioauthBytes: number;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -160,6 +184,7 @@ export class JoinmarketdSession {
   readonly #lastOrderbookReply = new Map<string, number>();
   #pendingSignatures: PendingSignature[] = [];
   #pendingVerifies: PendingVerify[] = [];
+  readonly #dropped = new Map<JoinmarketdDropReason, number>();
 
   constructor(socket: Duplex, options: JoinmarketdSessionOptions) {
     this.#options = options;
@@ -175,6 +200,19 @@ export class JoinmarketdSession {
   /** The AMP session (for tests and the server's bookkeeping). */
   get amp(): AmpSession {
     return this.#amp;
+  }
+
+  /** Counterparty messages dropped so far, by reason (logged each time). */
+  get dropped(): ReadonlyMap<JoinmarketdDropReason, number> {
+    return this.#dropped;
+  }
+
+  #drop(why: JoinmarketdDropReason, from: string, bytes: number): void {
+    this.#dropped.set(why, (this.#dropped.get(why) ?? 0) + 1);
+    this.#logger.warn(
+      { from, reason: why, bytes },
+      'counterparty message too large for the jmclient; dropped',
+    );
   }
 
   /** The core serving this client, once JMStartMC created it. */
@@ -313,6 +351,21 @@ export class JoinmarketdSession {
 
   // ---- responders ------------------------------------------------------------------------
 
+  /** The blacklist at `path`: the one already loaded, or read now (once per path). */
+  async #loadBlacklist(path: string): Promise<CommitmentBlacklist> {
+    const loaded = this.#init?.blacklist;
+    if (loaded?.path === path) return loaded;
+    try {
+      return await CommitmentBlacklist.load(path, {
+        onWriteError: (err) => {
+          this.#logger.error({ reason: reason(err) }, 'cannot record the commitment');
+        },
+      });
+    } catch (err) {
+      throw new AmpCommandError(ERROR_BLACKLIST_UNREADABLE, `JMInit: ${reason(err)}`);
+    }
+  }
+
   #requireInit(command: string): InitData {
     if (this.#init === undefined)
       throw new AmpCommandError(ERROR_BAD_STATE, `${command} before JMInit`);
@@ -323,7 +376,7 @@ export class JoinmarketdSession {
     const accepted: JmResponse = { accepted: true };
     const refused: JmResponse = { accepted: false };
     return {
-      JMInit: (args) => {
+      JMInit: async (args) => {
         let config: OnionChannelConfig;
         try {
           config = parseChanConfigs(args.chan_configs);
@@ -332,14 +385,20 @@ export class JoinmarketdSession {
             throw new AmpCommandError(ERROR_UNSUPPORTED_CHANNEL, err.problems.join('; '));
           throw err;
         }
+        // Twisted's callLater asserts a delay of 0 or more (at JMFill); refused here, up front.
+        if (args.maker_timeout_sec < 0)
+          throw new AmpCommandError(
+            AMP_UNKNOWN,
+            `JMInit: maker_timeout_sec must be 0 or more, got ${args.maker_timeout_sec}`,
+          );
         if (args.blacklist_location === '')
           throw new AmpCommandError(ERROR_BAD_STATE, 'JMInit: blacklist_location is empty');
         this.#init = {
           minmakers: args.minmakers,
-          makerTimeoutSec: args.maker_timeout_sec,
+          makerTimeoutSec: Math.min(args.maker_timeout_sec, MAX_MAKER_TIMEOUT_SEC),
           dustThreshold: args.dust_threshold,
           network: args.network,
-          blacklist: new CommitmentBlacklist(args.blacklist_location),
+          blacklist: await this.#loadBlacklist(args.blacklist_location),
           config,
         };
         const key = pyJsonDumpsValue(args.chan_configs);
@@ -502,6 +561,7 @@ export class JoinmarketdSession {
           makers,
           makerKeys: new Map(),
           ioauth: new Map(),
+          ioauthBytes: 2,
           timer: undefined,
         };
         this.#round = round;
@@ -552,7 +612,7 @@ export class JoinmarketdSession {
         return accepted;
       },
 
-      JMIOAuth: async ({ nick, utxolist, pubkey, cjaddr, changeaddr, pubkeysig }) => {
+      JMIOAuth: ({ nick, utxolist, pubkey, cjaddr, changeaddr, pubkeysig }) => {
         const order = this.#makerOrders.get(nick);
         if (this.#role !== 'MAKER' || order === undefined) return refused;
         order.cjaddr = cjaddr;
@@ -569,11 +629,7 @@ export class JoinmarketdSession {
         // A used commitment is broadcast (through another maker) and recorded only now, so that
         // makers of one CoinJoin do not blacklist it for each other (jmdaemon on_JM_IOAUTH).
         this.#transferCommitment(order.commit);
-        try {
-          await this.#requireInit('JMIOAuth').blacklist.check(order.commit, true);
-        } catch (err) {
-          this.#logger.error({ reason: reason(err) }, 'cannot record the commitment');
-        }
+        this.#recordCommitment(order.commit);
         return accepted;
       },
 
@@ -640,16 +696,28 @@ export class JoinmarketdSession {
     const commands = message.slice(1).split('!');
     // A pubmsg asking for the orderbook more than once is ignored (jmdaemon, DoS #298).
     if (commands.filter((c) => c === 'orderbook').length > 1) return;
+    // One `!hp2` per pubmsg is recorded: a maker broadcasts one commitment at a time, and a
+    // pubmsg of thousands must not cost thousands of blacklist updates.
+    let hp2Seen = false;
     for (const command of commands) {
       const [cmd, arg] = command.split(' ');
       if (cmd === 'orderbook' && this.#role === 'MAKER') this.#onOrderbookRequested(from);
-      else if (cmd === 'hp2' && this.#role === 'MAKER' && arg !== undefined) {
+      else if (cmd === 'hp2' && this.#role === 'MAKER' && arg !== undefined && !hp2Seen) {
+        hp2Seen = true;
         // Another maker saw this commitment used: record it (jmdaemon on_commitment_seen).
-        this.#init?.blacklist.check(arg, true).catch((err: unknown) => {
-          this.#logger.error({ reason: reason(err) }, 'cannot record the commitment');
-        });
+        this.#recordCommitment(arg);
       }
     }
+  }
+
+  /** Adds a used commitment to the blacklist; one dropped (too many appends waiting) is logged. */
+  #recordCommitment(commitment: string): void {
+    const blacklist = this.#init?.blacklist;
+    if (blacklist === undefined) return;
+    const before = blacklist.dropped;
+    blacklist.check(commitment, true);
+    if (blacklist.dropped > before)
+      this.#logger.warn({ dropped: blacklist.dropped }, 'blacklist busy; commitment not recorded');
   }
 
   #onOrderbookRequested(nick: string): void {
@@ -690,9 +758,7 @@ export class JoinmarketdSession {
     }
     switch (cmd) {
       case 'fill':
-        this.#onFill(from, body, event.ownKeyHex).catch((err: unknown) => {
-          this.#logger.error({ from, reason: reason(err) }, 'cannot process !fill');
-        });
+        this.#onFill(from, body, event.ownKeyHex);
         return;
       case 'auth':
         this.#onAuth(from, body.split(' ')[0] ?? '');
@@ -733,7 +799,7 @@ export class JoinmarketdSession {
   }
 
   /** jmdaemon `on_order_fill`: checks the commitment and the offer, then answers `!pubkey`. */
-  async #onFill(nick: string, body: string, ownKeyHex: string | undefined): Promise<void> {
+  #onFill(nick: string, body: string, ownKeyHex: string | undefined): void {
     const init = this.#init;
     if (init === undefined) return;
     const [oidText = '', amountText = '', commit] = body.split(' ');
@@ -753,7 +819,7 @@ export class JoinmarketdSession {
       return;
     }
     const scommit = commit.slice(1);
-    const verdict = await init.blacklist.check(scommit);
+    const verdict = init.blacklist.check(scommit);
     if (verdict === 'invalid_format') return;
     if (verdict === 'blacklisted') {
       this.#logger.info({ from: nick }, 'taker commitment is blacklisted; refused');
@@ -789,6 +855,12 @@ export class JoinmarketdSession {
   #onAuth(nick: string, revelation: string): void {
     const order = this.#makerOrders.get(nick);
     if (order === undefined) return;
+    // JMAuthReceived carries it as JsonEncodable: one that does not fit an AMP value is invalid.
+    const bytes = jsonBytes(revelation);
+    if (bytes > AMP_MAX_VALUE_BYTES) {
+      this.#drop('oversized-auth', nick, bytes);
+      return;
+    }
     this.#notify(
       this.#amp.callRemote('JMAuthReceived', {
         nick,
@@ -823,14 +895,31 @@ export class JoinmarketdSession {
       btcSig === undefined
     )
       return;
-    round.ioauth.set(nick, [
+    const entry: JsonValue = [
       utxos.split(','),
       authPub,
       cjAddr,
       changeAddr,
       btcSig,
       round.makerKeys.get(nick) ?? '',
-    ]);
+    ];
+    // `, "nick": entry` in ioauth_data; a maker whose data would take it past what an AMP value
+    // holds is dropped as one that did not answer, so the fill goes on with the others (or fails
+    // below minmakers at the timeout, naming it) instead of JMFillResponse failing to encode.
+    const previous = round.ioauth.get(nick);
+    const size = (n: string, e: JsonValue): number => jsonBytes(n) + 2 + jsonBytes(e);
+    const without =
+      previous === undefined
+        ? round.ioauthBytes
+        : round.ioauthBytes - size(nick, previous) - (round.ioauth.size > 1 ? 2 : 0);
+    const count = round.ioauth.size - (previous === undefined ? 0 : 1);
+    const bytes = without + size(nick, entry) + (count > 0 ? 2 : 0);
+    if (bytes > AMP_MAX_VALUE_BYTES) {
+      this.#drop('oversized-ioauth', nick, bytes);
+      return;
+    }
+    round.ioauth.set(nick, entry);
+    round.ioauthBytes = bytes;
     if (round.ioauth.size === round.makers.size) this.#respondToIoauths(true);
   }
 
@@ -844,11 +933,18 @@ export class JoinmarketdSession {
   #respondToIoauths(success: boolean): void {
     const round = this.#round;
     if (this.#state !== 2 || round === undefined) return;
-    this.#state = 3;
-    clearTimeout(round.timer);
-    const ioauthData: JsonValue = success
+    let ioauthData: JsonValue = success
       ? Object.fromEntries(round.ioauth)
       : [...round.makers.keys()].filter((nick) => !round.ioauth.has(nick));
+    // #onIoauth keeps the success data within an AMP value; the non-responders' nicks came from
+    // the client's filled_offers but may grow when re-escaped: what does not fit is left out.
+    if (jsonBytes(ioauthData) > AMP_MAX_VALUE_BYTES) {
+      this.#logger.warn({ success }, 'ioauth_data does not fit JMFillResponse; sending none');
+      ioauthData = success ? {} : [];
+    }
+    // The state changes once the request is written (callRemote writes it before returning).
+    this.#state = 3;
+    clearTimeout(round.timer);
     this.#amp.callRemote('JMFillResponse', { success, ioauth_data: ioauthData }).then(
       (response) => {
         if (success && response.accepted && this.#round === round) this.#state = 4;

@@ -3,9 +3,11 @@
  * orderbook it hears ({@link OrderbookCollector}); a maker also announces its offers when a
  * directory link comes up and answers `!orderbook` ({@link MakerResponder}).
  */
-import { OnionmcError } from '../errors.js';
+import { OnionmcError, ProtocolError } from '../errors.js';
 import { OFFER_TYPES, splitCommands } from '../message/commands.js';
-import { formatPubmsgLine } from '../message/privmsg.js';
+import { formatPubmsgLine, formatSignedPrivmsgLine } from '../message/privmsg.js';
+import { encodeEnvelope } from '../wire/envelope.js';
+import { MAX_SEND_LINE_BYTES } from '../wire/framing.js';
 import { isValidNick } from '../wire/handshake.js';
 import { MessageType } from '../wire/message-types.js';
 import type { ClientContext, DirectoryLink } from './client-context.js';
@@ -87,6 +89,29 @@ export class OfferAnnouncer {
   }
 }
 
+/** Longest signature a privmsg carries: base64 of a 72-byte DER ECDSA signature. */
+const MAX_SIGNATURE_BASE64_CHARS = 96;
+/** A compressed secp256k1 public key in hex. */
+const PUBLIC_KEY_HEX_CHARS = 66;
+
+/**
+ * Bytes of the line (envelope included, line end not) a signed privmsg `cmd body` from `from`
+ * to `to` takes at most, whatever its signature's length: what the 40,000-byte send limit
+ * (docs/protocol.md §1.3) is checked against before any of several privmsgs is sent.
+ * @throws OnionmcError as the privmsg itself would, for a nick, command or body it cannot carry.
+ */
+export function maxPrivmsgLineBytes(from: string, to: string, cmd: string, body: string): number {
+  const line = formatSignedPrivmsgLine(
+    from,
+    to,
+    cmd,
+    body,
+    '0'.repeat(PUBLIC_KEY_HEX_CHARS),
+    'A'.repeat(MAX_SIGNATURE_BASE64_CHARS),
+  );
+  return Buffer.byteLength(encodeEnvelope(MessageType.PRIVMSG, line), 'utf8');
+}
+
 /** How a maker sends a privmsg (the node's signing and routing). */
 export type MakerSend = (to: string, cmd: string, body: string, options: PrivmsgOptions) => Via;
 
@@ -144,7 +169,9 @@ export class MakerResponder {
    * any directory node that carries `to` (never a direct link, docs/protocol.md §13.2).
    * @returns how many privmsgs were sent.
    * @throws OnionmcError `ERR_API` when we have no offers or the proof is not base64;
-   *   `ERR_NOT_ROUTABLE` when no directory node carries `to`.
+   *   `ERR_NOT_ROUTABLE` when no directory node carries `to`; ProtocolError `ERR_LINE_TOO_LONG`
+   *   when one of the lines could pass 40,000 bytes ({@link maxPrivmsgLineBytes}). Every line
+   *   is checked before any is sent, so a refused answer sends nothing.
    */
   answer(to: string, fidelityBond?: string): number {
     const offers = this.#announcer.offers;
@@ -153,6 +180,20 @@ export class MakerResponder {
       throw new OnionmcError('ERR_API', 'a fidelity-bond proof is base64 text');
     const directory = this.#ctx.peers.get(to)?.orderbookRequestDirectory;
     const tbond = fidelityBond === undefined ? '' : `!tbond ${fidelityBond}`;
+    for (const offer of offers) {
+      const bytes = maxPrivmsgLineBytes(
+        this.#ctx.nick,
+        to,
+        offer.type,
+        `${formatOfferArgs(offer)}${tbond}`,
+      );
+      if (bytes > MAX_SEND_LINE_BYTES)
+        throw new ProtocolError(
+          `offer ${offer.oid}'s privmsg line could be ${bytes} bytes, over the send limit of ` +
+            `${MAX_SEND_LINE_BYTES}: no offer sent`,
+          'ERR_LINE_TOO_LONG',
+        );
+    }
     for (const offer of offers) {
       this.#privmsg(to, offer.type, `${formatOfferArgs(offer)}${tbond}`, {
         route: 'directory',

@@ -9,6 +9,7 @@ import {
   type AmpBox,
 } from '../../src/amp/box.js';
 import {
+  AMP_MAX_JSON_NESTING_DEPTH,
   pyFloatRepr,
   pyJsonDumpsValue,
   readArgument,
@@ -245,5 +246,46 @@ describe('AMP arguments', () => {
     expect(pyFloatRepr(123.25)).toBe('123.25');
     expect(pyFloatRepr(-2.5)).toBe('-2.5');
     expect(pyFloatRepr(20_000_000)).toBe('20000000');
+  });
+});
+
+describe('JsonEncodable nesting', () => {
+  /** `[[...[]...]]` with `depth` lists, built without recursion. */
+  const nested = (depth: number): unknown[] => {
+    let value: unknown[] = [];
+    for (let i = 1; i < depth; i++) value = [value];
+    return value;
+  };
+
+  it(`reads and writes values nesting ${AMP_MAX_JSON_NESTING_DEPTH} deep`, () => {
+    const box: AmpBox = new Map();
+    writeArgument(box, 'a', 'JsonEncodable', nested(AMP_MAX_JSON_NESTING_DEPTH + 1) as never);
+    expect(readArgument(box, 'a', 'JsonEncodable')).toEqual(nested(AMP_MAX_JSON_NESTING_DEPTH + 1));
+    expect(readArgument(boxFrom({ a: '[{"b": {"c": [1]}}]' }), 'a', 'JsonEncodable')).toEqual([
+      { b: { c: [1] } },
+    ]);
+  });
+
+  it('refuses deeper values with AmpError ERR_AMP_BAD_ARGUMENT, never a RangeError', () => {
+    // 32,000 levels fit one 64 KiB value; the recursion serialising them overflowed the stack.
+    const text = `${'['.repeat(32_000)}${']'.repeat(32_000)}`;
+    const thrownBy = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    const read = (t: string) => (): unknown =>
+      readArgument(boxFrom({ a: t }), 'a', 'JsonEncodable');
+    expect(hasAmpCode(thrownBy(read(text)), 'ERR_AMP_BAD_ARGUMENT')).toBe(true);
+    const depth = AMP_MAX_JSON_NESTING_DEPTH + 1;
+    const deeper = `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+    expect(hasAmpCode(thrownBy(read(deeper)), 'ERR_AMP_BAD_ARGUMENT')).toBe(true);
+    for (const value of [nested(32_000), [nested(AMP_MAX_JSON_NESTING_DEPTH), 1]]) {
+      const thrown = thrownBy(() => pyJsonDumpsValue([value]));
+      expect(hasAmpCode(thrown, 'ERR_AMP_BAD_ARGUMENT')).toBe(true);
+    }
   });
 });

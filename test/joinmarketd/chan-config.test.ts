@@ -49,4 +49,16 @@ describe('chan_configs', () => {
       serving: true,
     });
   });
+
+  it('names a list or object where a string belongs by its kind, however deep it nests', () => {
+    // Printing a 32,000-deep value overflowed the stack (a RangeError, not a ChanConfigError).
+    let deep: unknown[] = [];
+    for (let i = 0; i < 32_000; i++) deep = [deep];
+    expect(problems([{ type: 'onion', directory_nodes: deep }])).toEqual([
+      'onion: directory_nodes must be a string, got a list',
+    ]);
+    expect(problems([{ type: 'onion', directory_nodes: 'a:1', socks5_host: {} }])).toEqual([
+      'onion: socks5_host must be a string, got an object',
+    ]);
+  });
 });

@@ -221,6 +221,21 @@ describe('joinmarketd service', () => {
     expect(readable(await client.call('JMUp'))._error_code).toBe('UNHANDLED');
     expect(readable(await client.call('JMStartMC'))._error_code).toBe('UNKNOWN');
     expect(readable(await client.call('JMStartMC', { nick: 'J5x' }))._error_code).toBe('BAD_STATE');
+    // 32,000 levels of nesting in one 64 KiB value: refused as a bad argument, before anything
+    // recurses through it (printing it overflowed the stack).
+    const deep = await client.call('JMInit', {
+      bcsource: 'x',
+      network: 'testnet',
+      chan_configs: `[{"type": "onion", "directory_nodes": ${'['.repeat(32_000)}${']'.repeat(32_000)}}]`,
+      minmakers: '1',
+      maker_timeout_sec: '10',
+      dust_threshold: '27300',
+      blacklist_location: path.join(datadir, 'cl'),
+    });
+    expect(readable(deep)).toMatchObject({
+      _error_code: 'UNKNOWN',
+      _error_description: 'JMInit: argument "chan_configs": nests deeper than 10',
+    });
     // The refused JMInit sent no JMInitProto.
     expect(client.link.received.map((b) => b.get('_command')?.toString())).toEqual([]);
   });
@@ -330,6 +345,27 @@ describe('joinmarketd service', () => {
     ]);
   });
 
+  it('maker: records one !hp2 per pubmsg, and only commitments of 64 hex characters', async () => {
+    // One 39 kB pubmsg of 4,334 `!hp2 ab` made every maker read and append to the blacklist file
+    // 4,334 times, its JMIOAuth answers waiting behind them.
+    const { network, client, datadir } = await setup();
+    const blacklist = path.join(datadir, 'commitmentlist');
+    await client.start('J5maker', 'MAKER', { blacklist });
+    const other = await peer(network, 'J5other');
+    const recorded = async (): Promise<string[]> =>
+      (await readFile(blacklist, 'ascii').catch(() => '')).split('\n');
+    const until = async (commitment: string): Promise<void> => {
+      for (let i = 0; i < 2000 && !(await recorded()).includes(commitment); i++)
+        await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+    other.core.pubmsg(`!hp2 ${'11'.repeat(32)}!hp2 ${'22'.repeat(32)}${'!hp2 ab'.repeat(100)}`);
+    other.core.pubmsg(`!hp2 ab!hp2 ${'33'.repeat(32)}`);
+    other.core.pubmsg(`!hp2 ${'44'.repeat(32)}`);
+    // The blacklist is written in order: once the last is in, every earlier one would be.
+    await until('44'.repeat(32));
+    expect(await recorded()).toEqual(['11'.repeat(32), '44'.repeat(32)]);
+  });
+
   it('maker with a fidelity bond: asks the client for a proof per taker and appends !tbond', async () => {
     const { network, client, datadir } = await setup();
     await client.start('J5maker', 'MAKER', { blacklist: path.join(datadir, 'cl'), fidelity: true });
@@ -398,6 +434,115 @@ describe('joinmarketd service', () => {
       cmd: 'push',
       body: Buffer.from('signedtx').toString('base64'),
     });
+  });
+
+  it("taker: a maker's !ioauth too large for JMFillResponse is dropped; the fill fails at the timeout", async () => {
+    // 14,001 utxos of "a" are 70,000 bytes of JSON: past the 65,535 an AMP value holds. Encoding
+    // JMFillResponse threw from the maker-timeout timer, and the daemon exited.
+    const { network, client, datadir } = await setup();
+    const evil = await peer(network, 'J5evil');
+    await client.start('J5taker', 'TAKER', {
+      blacklist: path.join(datadir, 'cl'),
+      timeout: 1,
+      minmakers: 1,
+    });
+    const fill = await client.call('JMFill', {
+      amount: '20000000',
+      commitment: `P${'ab'.repeat(32)}`,
+      revelation: '"rev"',
+      filled_offers: JSON.stringify({
+        J5evil: { ...OFFER, counterparty: 'J5evil' },
+        J5silent: { ...OFFER, counterparty: 'J5silent' },
+      }),
+    });
+    expect(readable(fill).accepted).toBe('True');
+    await evil.core.privmsg('J5taker', 'pubkey', '');
+    // Resolves once the taker's daemon has handled it.
+    await evil.core.privmsg('J5taker', 'ioauth', `${'a,'.repeat(14_000)}a pub cj ch sig`);
+    expect([...(server?.sessions ?? [])][0]?.dropped.get('oversized-ioauth')).toBe(1);
+    const response = await client.expectRequest('JMFillResponse');
+    expect(response).toMatchObject({ success: 'False', ioauth_data: '["J5evil", "J5silent"]' });
+  });
+
+  it("taker: with one maker's !ioauth too large, the fill goes on with the others", async () => {
+    // Every maker answered, so JMFillResponse was sent at once: it threw into the core's listener
+    // after the state had moved on, and the wallet never heard back.
+    const { network, client, datadir } = await setup();
+    const evil = await peer(network, 'J5evil');
+    const good = await peer(network, 'J5good');
+    await client.start('J5taker', 'TAKER', {
+      blacklist: path.join(datadir, 'cl'),
+      timeout: 2,
+      minmakers: 1,
+    });
+    await client.call('JMFill', {
+      amount: '20000000',
+      commitment: `P${'ab'.repeat(32)}`,
+      revelation: '"rev"',
+      filled_offers: JSON.stringify({
+        J5evil: { ...OFFER, counterparty: 'J5evil' },
+        J5good: { ...OFFER, counterparty: 'J5good' },
+      }),
+    });
+    await good.core.privmsg('J5taker', 'pubkey', '');
+    await evil.core.privmsg('J5taker', 'pubkey', '');
+    await good.core.privmsg('J5taker', 'ioauth', 'u:0 pub cj ch sig');
+    await evil.core.privmsg('J5taker', 'ioauth', `${'a,'.repeat(14_000)}a pub cj ch sig`);
+    const response = await client.expectRequest('JMFillResponse');
+    expect(response.success).toBe('True');
+    expect(JSON.parse(response.ioauth_data ?? '')).toEqual({
+      J5good: [['u:0'], 'pub', 'cj', 'ch', 'sig', network.keyOf('J5good')],
+    });
+    expect([...(server?.sessions ?? [])][0]?.dropped.get('oversized-ioauth')).toBe(1);
+  });
+
+  it("maker: a taker's !auth too large for JMAuthReceived is dropped and counted", async () => {
+    // 12,000 U+0001 are 72,002 bytes as JSON; encoding JMAuthReceived threw into the listener.
+    const { network, client, datadir } = await setup();
+    await client.start('J5maker', 'MAKER', { blacklist: path.join(datadir, 'cl') });
+    const taker = await peer(network, 'J5taker');
+    await taker.core.privmsg('J5maker', 'fill', `0 20000000 P${'ef'.repeat(32)}`);
+    await client.link.until(() => taker.got.length === 1, '!pubkey');
+    await taker.core.privmsg('J5maker', 'auth', '\u0001'.repeat(12_000));
+    expect([...(server?.sessions ?? [])][0]?.dropped.get('oversized-auth')).toBe(1);
+    await taker.core.privmsg('J5maker', 'auth', 'rev');
+    expect(await client.expectRequest('JMAuthReceived')).toMatchObject({ revelation: '"rev"' });
+  });
+
+  it('taker: a maker_timeout_sec past what a timer holds waits (cut to ~24.8 days); a negative one is refused', async () => {
+    // Over 2^31 - 1 ms, Node fired the timer after 1 ms (TimeoutOverflowWarning): the fill failed
+    // before any maker could answer.
+    const { network, client, datadir } = await setup();
+    const negative = await client.call('JMInit', {
+      bcsource: 'x',
+      network: 'testnet',
+      chan_configs: JSON.stringify([ONION_SECTION]),
+      minmakers: '1',
+      maker_timeout_sec: '-1',
+      dust_threshold: '27300',
+      blacklist_location: path.join(datadir, 'cl'),
+    });
+    expect(readable(negative)).toMatchObject({
+      _error_code: 'UNKNOWN',
+      _error_description: 'JMInit: maker_timeout_sec must be 0 or more, got -1',
+    });
+    const maker = await peer(network, 'J5maker');
+    await client.start('J5taker', 'TAKER', {
+      blacklist: path.join(datadir, 'cl'),
+      timeout: 3_000_000,
+      minmakers: 1,
+    });
+    await client.call('JMFill', {
+      amount: '20000000',
+      commitment: `P${'ab'.repeat(32)}`,
+      revelation: '"rev"',
+      filled_offers: JSON.stringify({ J5maker: { ...OFFER, counterparty: 'J5maker' } }),
+    });
+    await client.link.until(() => maker.got.length === 1, '!fill');
+    await maker.core.privmsg('J5taker', 'pubkey', '');
+    await maker.core.privmsg('J5taker', 'ioauth', 'u:0 pub cj ch sig');
+    const response = await client.expectRequest('JMFillResponse');
+    expect(response.success).toBe('True');
   });
 
   it('listens on loopback only unless told otherwise', async () => {
