@@ -1,7 +1,8 @@
 /**
  * Fuzz properties of the local API's request bodies (src/api/server.ts): a real maker daemon in
  * testing mode (docs/protocol.md §8.4) serves its API on a unix socket in a temporary folder; random bodies
- * go to POST /v1/pubmsg, POST /v1/privmsg and PUT /v1/offers. Its directory node is a port where
+ * go to POST /v1/pubmsg, POST /v1/privmsg, POST /v1/orderbook/answer and PUT /v1/offers, some
+ * over the 1 MiB cap; GET /v1/reach asks for random nicks. Its directory node is a port where
  * nothing listens, so nothing leaves the process.
  */
 import fs from 'node:fs/promises';
@@ -20,7 +21,7 @@ import {
   PLAINTEXT_COMMANDS,
 } from '../../../src/message/commands.js';
 import { Daemon } from '../../../src/daemon/daemon.js';
-import { fuzzProperty, utf16String, type FuzzProperty } from '../property.js';
+import { fuzzProperty, unicodeString, utf16String, type FuzzProperty } from '../property.js';
 
 /** Deadline of one request; an answer later than this is a hang. */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -81,7 +82,17 @@ export function request(
       : { host: endpoint.host, port: endpoint.port };
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { ...target, agent, method, path: urlPath, headers: { 'content-type': 'application/json' } },
+      {
+        ...target,
+        agent,
+        method,
+        path: urlPath,
+        // No Origin; a loopback Host (the API may check both): nothing here depends on those checks.
+        headers: {
+          'content-type': 'application/json',
+          host: endpoint.kind === 'unix' ? '127.0.0.1' : `127.0.0.1:${endpoint.port}`,
+        },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -170,6 +181,27 @@ const route = fc.oneof(
       .map((b) => JSON.stringify(b)),
   }),
   fc.record({
+    method: fc.constant('POST'),
+    path: fc.constant('/v1/orderbook/answer'),
+    body: fc
+      .record(
+        {
+          to: fc.oneof(
+            fc.constantFrom('J5aaaaaaaaaaaaaa', 'J5xxxxxxxxxxxxxx', ''),
+            utf16String({ maxLength: 20 }),
+            hostile,
+          ),
+          fidelityBond: fc.oneof(
+            fc.constantFrom('', 'AAAA', 'not base64!', 'A'.repeat(336)),
+            utf16String({ maxLength: 40 }),
+            hostile,
+          ),
+        },
+        { requiredKeys: [] },
+      )
+      .map((b) => JSON.stringify(b)),
+  }),
+  fc.record({
     method: fc.constant('PUT'),
     path: fc.constant('/v1/offers'),
     body: fc
@@ -189,13 +221,60 @@ const rawBody = fc.oneof(
     .map(([n, open]) => Buffer.from(open.repeat(n))),
 );
 
+/** `GET /v1/reach` with any nick, percent-encoded as a client would (or not at all). */
+const reachRequest = fc
+  .tuple(
+    fc.oneof(
+      fc.constantFrom('J5aaaaaaaaaaaaaa', 'J5xxxxxxxxxxxxxx', '', 'PUBLIC'),
+      unicodeString({ maxLength: 30 }),
+      fc.string({
+        unit: fc.constantFrom('J', '5', 'a', '+', '&', '=', '#', '%', ' '),
+        maxLength: 20,
+      }),
+    ),
+    fc.boolean(),
+  )
+  .map(([nick, encoded]) => ({
+    method: 'GET',
+    path: encoded
+      ? `/v1/reach?nick=${encodeURIComponent(nick)}`
+      : `/v1/reach?nick=${nick.replace(/[^\x21-\x7e]/gu, '').replace(/#/g, '')}`,
+    body: Buffer.alloc(0),
+    nick: encoded ? nick : undefined,
+  }));
+
+/** A body over the 1 MiB cap (API_MAX_BODY_BYTES): JSON-looking, or not. */
+const oversizedBody = fc
+  .tuple(
+    fc.constantFrom(
+      ['POST', '/v1/pubmsg'],
+      ['POST', '/v1/privmsg'],
+      ['PUT', '/v1/offers'],
+      ['POST', '/v1/orderbook/answer'],
+    ),
+    fc.integer({ min: 1, max: 4096 }),
+    fc.constantFrom('{"message":"', ' ', 'x'),
+  )
+  .map(([[method, urlPath], extra, fill]) => ({
+    method,
+    path: urlPath,
+    body: Buffer.concat([Buffer.from(fill), Buffer.alloc(1024 * 1024 + extra, 0x61)]),
+  }));
+
 const apiRequest = fc.oneof(
-  { weight: 3, arbitrary: route.map((r) => ({ ...r, body: Buffer.from(r.body, 'utf8') })) },
+  { weight: 30, arbitrary: route.map((r) => ({ ...r, body: Buffer.from(r.body, 'utf8') })) },
+  { weight: 10, arbitrary: reachRequest },
+  { weight: 1, arbitrary: oversizedBody },
   {
-    weight: 1,
+    weight: 10,
     arbitrary: fc
       .tuple(
-        fc.constantFrom(['POST', '/v1/pubmsg'], ['POST', '/v1/privmsg'], ['PUT', '/v1/offers']),
+        fc.constantFrom(
+          ['POST', '/v1/pubmsg'],
+          ['POST', '/v1/privmsg'],
+          ['PUT', '/v1/offers'],
+          ['POST', '/v1/orderbook/answer'],
+        ),
         rawBody,
       )
       .map(([[method, urlPath], body]) => ({ method, path: urlPath, body })),
@@ -239,6 +318,11 @@ const rawPaths = [
   '/v1/counters',
   '/v1/orderbook',
   '/v1/reach?nick=J5x',
+  '/v1/reach?nick=%',
+  '/v1/reach?nick=%ZZ%ED%A0%80',
+  '/v1/reach?nick=a&nick=b',
+  '/v1/reach',
+  '/v1/orderbook/answer',
   '/v1/pubmsg',
   '/v1/privmsg',
   '/v1/offers',
@@ -258,7 +342,7 @@ const rawRequest = fc.oneof(
       headers: fc.array(
         fc.oneof(
           fc.constantFrom(
-            'Host: onionmc',
+            'Host: 127.0.0.1',
             'Content-Type: application/json',
             'Content-Length: 5',
             'Content-Length: -1',
@@ -287,22 +371,58 @@ const rawRequest = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
 );
 
+/**
+ * The error codes docs/api.md documents, by status ("Errors"). 503 `ERR_BUSY` also covers a
+ * global cap on bodies being read, should the API answer so.
+ */
+const DOCUMENTED_ERRORS: Readonly<Record<number, readonly string[]>> = {
+  400: ['ERR_API', 'ERR_PROTOCOL', 'ERR_LINE_TOO_LONG'],
+  404: ['ERR_API'],
+  405: ['ERR_API'],
+  408: ['ERR_API'],
+  409: ['ERR_NOT_ROUTABLE', 'ERR_CRYPTO', 'ERR_API'],
+  413: ['ERR_API'],
+  431: ['ERR_API'],
+  501: ['ERR_API'],
+  502: ['ERR_NOT_DELIVERED'],
+  503: ['ERR_BUSY', 'ERR_CLOSED'],
+  504: ['ERR_TIMEOUT'],
+};
+
+/** True when `text` is the API's JSON error with a code docs/api.md documents for `status`. */
+function isDocumentedError(status: number, text: string): boolean {
+  const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+  const code = parsed.error?.code;
+  if (typeof code !== 'string' || typeof parsed.error?.message !== 'string') return false;
+  if (!(DOCUMENTED_ERRORS[status] ?? []).includes(code)) {
+    throw new Error(`status ${status} with code ${code}, not documented: ${text.slice(0, 200)}`);
+  }
+  return true;
+}
+
 /** Every property of the API's requests: their bodies, and raw bytes. */
 export const apiProperties: readonly FuzzProperty[] = [
   fuzzProperty({
-    name: 'api: any POST/PUT body gets a JSON answer 200/400/409 with a typed error code, never a 500 or a hang',
+    name: 'api: any POST/PUT body (orderbook answers, over 1 MiB) and any /v1/reach nick get a JSON answer 200/400/409/413 (503 busy) with a documented error code, never a 500 or a hang',
     runs: 4_000,
     around: withMakerApi,
     property: () =>
-      fc.asyncProperty(apiRequest, async ({ method, path: urlPath, body }) => {
+      fc.asyncProperty(apiRequest, async (req) => {
+        const { method, path: urlPath, body } = req;
         const res = await request(method, urlPath, body);
         if (res === 'hang') throw new Error('the API did not answer');
-        if (![200, 400, 409].includes(res.status)) {
-          throw new Error(`status ${res.status}: ${res.text}`);
+        const oversized = body.length > 1024 * 1024;
+        const allowed = oversized ? [413, 503] : [200, 400, 409, 503];
+        if (!allowed.includes(res.status)) {
+          throw new Error(
+            `status ${res.status} for ${method} ${urlPath}: ${res.text.slice(0, 200)}`,
+          );
         }
-        const parsed = JSON.parse(res.text) as { error?: { code?: unknown; message?: unknown } };
-        if (res.status === 200) return parsed.error === undefined;
-        return typeof parsed.error?.code === 'string' && typeof parsed.error.message === 'string';
+        if (res.status !== 200) return isDocumentedError(res.status, res.text);
+        const parsed = JSON.parse(res.text) as { error?: unknown; nick?: unknown };
+        if (parsed.error !== undefined) return false;
+        // The nick reach answers for is the one asked, decoded.
+        return !('nick' in req) || req.nick === undefined || parsed.nick === req.nick;
       }),
   }),
   fuzzProperty({
@@ -324,8 +444,7 @@ export const apiProperties: readonly FuzzProperty[] = [
         if (length === undefined)
           throw new Error(`error answer without a length: ${text.slice(0, 200)}`);
         const body = answer.subarray(head + 4, head + 4 + Number(length)).toString('utf8');
-        const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
-        return typeof parsed.error?.code === 'string' && typeof parsed.error.message === 'string';
+        return isDocumentedError(Number(status), body);
       }),
   }),
 ];

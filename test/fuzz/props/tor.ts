@@ -227,6 +227,11 @@ interface ProxyScript {
   pieces: Uint8Array[];
   /** Then: close politely, reset, or keep the connection open until the client gives up. */
   ending: 'end' | 'destroy' | 'hang';
+  /**
+   * Instead of `pieces`, as a real proxy: the pieces of step i are written once the client's i-th
+   * request (greeting, userpass, CONNECT) has arrived; `ending` follows the last step.
+   */
+  steps?: Uint8Array[][];
 }
 
 /** A plausible SOCKS5 answer: method choice, optional userpass status, a reply; possibly cut short. */
@@ -307,17 +312,25 @@ async function withFakeProxy<T>(body: () => Promise<T>): Promise<T> {
       socket.destroy();
       return;
     }
-    const play = async (): Promise<void> => {
-      for (const piece of script.pieces) {
+    const play = async (pieces: Uint8Array[], last: boolean): Promise<void> => {
+      for (const piece of pieces) {
         if (socket.destroyed) return;
         socket.write(piece);
         await nextTurn();
       }
+      if (!last) return;
       if (script.ending === 'end') socket.end();
       else if (script.ending === 'destroy') socket.destroy();
     };
-    if (script.early) void play();
-    else socket.once('data', () => void play());
+    const steps = script.steps;
+    if (steps !== undefined) {
+      let step = 0;
+      socket.on('data', () => {
+        const pieces = steps[step++];
+        if (pieces !== undefined) void play(pieces, step === steps.length);
+      });
+    } else if (script.early) void play(script.pieces, true);
+    else socket.once('data', () => void play(script.pieces, true));
   });
   const onUncaught = (err: unknown): void => {
     state.uncaught.push(err);
@@ -387,6 +400,59 @@ async function dialOnce(
   }
 }
 
+/**
+ * The REP byte of a SOCKS5 answer (`05 METHOD [01 STATUS] VER REP ...`): after the userpass status
+ * when the proxy chose method 02. Undefined when the answer is not a SOCKS5 one, the userpass
+ * status is not 0 or the answer stops short of REP.
+ */
+function replyCode(answer: Uint8Array): number | undefined {
+  if (answer[0] !== 0x05) return undefined;
+  const method = answer[1];
+  if (method === 0x02 && answer[3] !== 0x00) return undefined;
+  return answer[method === 0x02 ? 5 : 3];
+}
+
+/**
+ * A proxy that answers each request in turn (as tor does): method choice (02 only when the dial
+ * offers it: with isolation), userpass status, then the success reply followed by bytes from the
+ * onion service, written in pieces cut anywhere (in the reply's chunk or later).
+ */
+function successThenData(userpassOffered: boolean) {
+  return fc
+    .record({
+      userpass: userpassOffered ? fc.boolean() : fc.constant(false),
+      addr: fc.uint8Array({ minLength: 4, maxLength: 4 }),
+      trailing: fc.uint8Array({ minLength: 1, maxLength: 300 }),
+      cuts: fc.array(fc.nat(), { maxLength: 4 }),
+    })
+    .map(({ userpass, addr, trailing, cuts }) => {
+      const reply = Uint8Array.from([0x05, 0x00, 0x00, 0x01, ...addr, 0x1f, 0x90]);
+      const last = splitAt(new Uint8Array(Buffer.concat([reply, trailing])), cuts);
+      const steps = userpass
+        ? [[Uint8Array.of(0x05, 0x02)], [Uint8Array.of(0x01, 0x00)], last]
+        : [[Uint8Array.of(0x05, 0x00)], last];
+      const script: ProxyScript = { early: false, pieces: [], ending: 'end', steps };
+      return { script, trailing };
+    });
+}
+
+/** Everything `socket` reads until the proxy's end, or what it had after `ms`. */
+function readAll(socket: net.Socket, ms: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks));
+    };
+    const timer = setTimeout(done, ms);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', done);
+    socket.on('close', done);
+    socket.on('error', () => undefined);
+  });
+}
+
 const socksProperties: FuzzProperty[] = [
   fuzzProperty({
     name: 'socks: a proxy answering random or truncated bytes gives a SocksError or a socket, never a hang or another error',
@@ -411,15 +477,47 @@ const socksProperties: FuzzProperty[] = [
           if (outcome.kind === 'hang') throw new Error('the dial neither resolved nor rejected');
           if (outcome.kind === 'socket') {
             outcome.socket.destroy();
-            // Only a SOCKS5 success may connect: version 5 first, reply code 0.
-            const answer = Buffer.concat(script.pieces);
-            return answer[0] === 0x05;
+            // Only a SOCKS5 success may connect: version 5 first, and reply code 0.
+            return replyCode(Buffer.concat(script.pieces)) === 0x00;
           }
           const { err } = outcome;
           if (!(err instanceof SocksError) || !(err instanceof OnionmcError)) {
             throw new Error(`dial rejected with ${String(err)}`, { cause: err });
           }
           return err.code.startsWith('ERR_SOCKS_');
+        },
+      ),
+  }),
+  fuzzProperty({
+    name: 'socks: bytes the proxy sends after a success reply, in the same chunk or later, reach the caller unchanged',
+    runs: 1_000,
+    around: withFakeProxy,
+    property: () =>
+      fc.asyncProperty(
+        fc
+          .constantFrom<'socksDial' | 'socksDialIsolated' | 'SocksDialer'>(
+            'socksDial',
+            'socksDialIsolated',
+            'SocksDialer',
+          )
+          .chain((via) => successThenData(via !== 'socksDial').map((s) => ({ ...s, via }))),
+        async ({ script, trailing, via }) => {
+          const outcome = await dialOnce(script, via);
+          const uncaught = proxy!.uncaught.splice(0);
+          if (uncaught.length > 0) {
+            throw new Error(`uncaught during the dial: ${String(uncaught[0])}`, {
+              cause: uncaught[0],
+            });
+          }
+          if (outcome.kind !== 'socket') {
+            const why = outcome.kind === 'error' ? String(outcome.err) : 'a hang';
+            throw new Error(`a success reply gave ${why}`);
+          }
+          const got = await readAll(outcome.socket, HANG_SLACK_MS);
+          if (!got.equals(trailing)) {
+            throw new Error(`read ${got.length} bytes after the reply, sent ${trailing.length}`);
+          }
+          return true;
         },
       ),
   }),

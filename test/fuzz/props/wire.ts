@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
-import { ProtocolError } from '../../../src/errors.js';
+import { OnionmcError, ProtocolError } from '../../../src/errors.js';
 import {
   canonicalFrame,
   decodeEnvelope,
@@ -44,6 +44,7 @@ import {
   fuzzProperty,
   onlyTyped,
   splitAt,
+  UnexpectedThrow,
   unicodeString,
   utf16String,
   type FuzzProperty,
@@ -182,6 +183,207 @@ const framingProperties: FuzzProperty[] = [
           return (
             got.error === undefined && got.buffered === 0 && isDeepStrictEqual(got.lines, lines)
           );
+        },
+      ),
+  }),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Line framing, the receive path: append, nextLine, decodeReceivedEnvelope
+
+/** One line of the raw model: its bytes without the delimiter, and where its delimiter ends. */
+type RawLine = { bytes: Uint8Array; end: number };
+
+/**
+ * What `append`/`nextLine` must give for `bytes` (lines as raw bytes, no UTF-8 check: a reader
+ * may skip a line undecoded), and whether a line or the tail is over `max`.
+ */
+function rawFramingModel(bytes: Uint8Array, max: number): { lines: RawLine[]; tooLong: boolean } {
+  const lines: RawLine[] = [];
+  let from = 0;
+  for (;;) {
+    const lf = bytes.indexOf(0x0a, from);
+    if (lf === -1) break;
+    let end = lf;
+    if (end > from && bytes[end - 1] === 0x0d) end -= 1;
+    if (end - from > max) return { lines, tooLong: true };
+    lines.push({ bytes: bytes.subarray(from, end), end: lf + 1 });
+    from = lf + 1;
+  }
+  return { lines, tooLong: bytes.length - from > max + 1 };
+}
+
+/** Envelope lines as peers send them: canonical privmsg/pubmsg, other envelopes, junk inside quotes. */
+const envelopeLineBytes = fc.oneof(
+  fc
+    .tuple(fc.constantFrom(685, 687, 793, 1), utf16String({ maxLength: 30 }))
+    .map(([type, line]) => encodeLine(pyJsonDumps({ type, line }))),
+  fc
+    .tuple(fc.constantFrom(685, 687), fc.uint8Array({ maxLength: 30 }), fc.boolean())
+    .map(([type, bytes, cr]) =>
+      Buffer.concat([
+        Buffer.from(`{"type": ${type}, "line": "`),
+        bytes,
+        Buffer.from(cr ? '"}\r\n' : '"}\n'),
+      ]),
+    ),
+);
+const receivedStream = fc
+  .array(
+    fc.oneof({ weight: 4, arbitrary: framingPiece }, { weight: 1, arbitrary: envelopeLineBytes }),
+    { maxLength: 120 },
+  )
+  .map((pieces) => new Uint8Array(Buffer.concat(pieces)));
+
+const FRAMING_CODES = ['ERR_LINE_TOO_LONG', 'ERR_PROTOCOL'] as const;
+
+/**
+ * Plays `chunks` into one decoder as connection.ts does, with `ops` choosing append (0-3) or
+ * nextLine (4-9), then appends the rest and drains. Each taken line is, by `modes`, skipped
+ * undecoded (admitLine refused), decoded with `decode`, or given to decodeReceivedEnvelope, at
+ * once (the view is valid until the next call). Throws on any disagreement with the model.
+ */
+function checkReceivePath(
+  bytes: Uint8Array,
+  cuts: number[],
+  ops: number[],
+  modes: number[],
+  max: number,
+): void {
+  const model = rawFramingModel(bytes, max);
+  const chunks = splitAt(bytes, cuts);
+  const decoder = new LineDecoder(max);
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let appended = 0;
+  let taken = 0;
+  // Read through failed(): TypeScript would keep a plain `let` narrowed to undefined.
+  const state: { failure: OnionmcError | undefined } = { failure: undefined };
+  const failed = (): boolean => state.failure !== undefined;
+  let next = 0;
+
+  const fail = (err: OnionmcError, code: string): void => {
+    if (err.code !== code) throw new Error(`threw ${err.code}, expected ${code}`);
+    state.failure = err;
+  };
+  const append = (): void => {
+    const chunk = chunks[next++]!;
+    const r = onlyTyped('LineDecoder.append', [...FRAMING_CODES], () => {
+      decoder.append(chunk);
+    });
+    if (!r.ok) throw new Error(`append threw ${r.error.code} before any state.failure`);
+    appended += chunk.length;
+  };
+  /** Takes one line; false when none was queued or the decoder failed. */
+  const take = (): boolean => {
+    const r = onlyTyped('LineDecoder.nextLine', [...FRAMING_CODES], () => decoder.nextLine());
+    if (!r.ok) {
+      if (!model.tooLong || taken !== model.lines.length) {
+        throw new Error(`nextLine threw ${r.error.code} at line ${taken}`);
+      }
+      fail(r.error, 'ERR_LINE_TOO_LONG');
+      return false;
+    }
+    const view = r.value;
+    if (view === undefined) return false;
+    const want = model.lines[taken];
+    if (want === undefined) throw new Error(`line ${taken} returned beyond the model's lines`);
+    if (!Buffer.from(view).equals(want.bytes)) throw new Error(`line ${taken} differs`);
+    const mode = modes.length === 0 ? 2 : modes[taken % modes.length]! % 3;
+    taken++;
+    if (mode === 0) return true; // skipped undecoded
+    let text: string | undefined;
+    try {
+      text = strict.decode(want.bytes);
+    } catch {
+      text = undefined;
+    }
+    const got =
+      mode === 1
+        ? onlyTyped('LineDecoder.decode', ['ERR_PROTOCOL'], () => ({
+            line: decoder.decode(view),
+          }))
+        : onlyTyped('decodeReceivedEnvelope', ['ERR_PROTOCOL'], () =>
+            decodeReceivedEnvelope(view, decoder),
+          );
+    if (text === undefined) {
+      // Not UTF-8: a typed error, and the decoder is unusable from then on.
+      if (got.ok) throw new Error(`line ${taken - 1} is not UTF-8 yet was decoded`);
+      fail(got.error, 'ERR_PROTOCOL');
+      return false;
+    }
+    if (mode === 1) {
+      if (!got.ok || got.value.line !== text) {
+        throw new Error(`decode of line ${taken - 1} is not its UTF-8 text`);
+      }
+      return true;
+    }
+    const expected = onlyTyped('decodeEnvelope', ['ERR_PROTOCOL'], () => decodeEnvelope(text));
+    if (got.ok !== expected.ok) throw new Error(`envelope ${taken - 1}: ${String(got.ok)}`);
+    if (got.ok && expected.ok) {
+      const v = got.value as { type: number; line: string };
+      if (v.type !== expected.value.type || v.line !== expected.value.line) {
+        throw new Error(`envelope ${taken - 1} differs from decodeEnvelope of its text`);
+      }
+    }
+    return true;
+  };
+  const checkBuffered = (): void => {
+    const consumed = taken === 0 ? 0 : model.lines[taken - 1]!.end;
+    if (decoder.bufferedBytes !== appended - consumed) {
+      throw new Error(`bufferedBytes ${decoder.bufferedBytes}, expected ${appended - consumed}`);
+    }
+  };
+
+  for (const op of ops) {
+    if (failed()) break;
+    if (op < 4) {
+      if (next < chunks.length) append();
+    } else {
+      take();
+    }
+    if (!failed()) checkBuffered();
+  }
+  while (!failed() && next < chunks.length) {
+    append();
+    checkBuffered();
+  }
+  while (!failed() && take()) checkBuffered();
+  if (!failed()) {
+    checkBuffered();
+    if (model.tooLong) throw new Error('over-long input was not refused');
+    if (taken !== model.lines.length) throw new Error(`${taken} lines of ${model.lines.length}`);
+    return;
+  }
+  // After a state.failure every call throws the same error.
+  for (const call of [
+    () => decoder.nextLine(),
+    () => {
+      decoder.append(Uint8Array.of(0x0a));
+    },
+  ]) {
+    try {
+      call();
+    } catch (err) {
+      if (err === state.failure) continue;
+      throw new UnexpectedThrow('LineDecoder after its state.failure', err);
+    }
+    throw new Error('the decoder did not stay failed');
+  }
+}
+
+const receivePathProperties: FuzzProperty[] = [
+  fuzzProperty({
+    name: 'framing: append/nextLine with a random schedule, lines decoded at once (decode, decodeReceivedEnvelope or skipped), equal the model; bufferedBytes is appended minus taken',
+    runs: 60_000,
+    property: () =>
+      fc.property(
+        receivedStream,
+        framingCuts,
+        fc.array(fc.nat(9), { maxLength: 40 }),
+        fc.array(fc.nat(2), { maxLength: 8 }),
+        fc.oneof(fc.integer({ min: 1, max: 80 }), fc.constant(MAX_RECEIVE_LINE_BYTES)),
+        (bytes, cuts, ops, modes, max) => {
+          checkReceivePath(bytes, cuts, ops, modes, max);
         },
       ),
   }),
@@ -557,6 +759,92 @@ const peerlistEntry: fc.Arbitrary<PeerlistEntry> = fc
     return out;
   });
 
+/** One character of `alphabet`. */
+function charOf(alphabet: string): fc.Arbitrary<string> {
+  return fc.nat(alphabet.length - 1).map((i) => alphabet.charAt(i));
+}
+
+/** A realistic entry: a J5 nick, an onion location, sometimes D and features. */
+const realisticEntry: fc.Arbitrary<PeerlistEntry> = fc
+  .record({
+    nick: fc.string({
+      unit: charOf('123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'),
+      minLength: 14,
+      maxLength: 14,
+    }),
+    onion: fc.string({
+      unit: charOf('abcdefghijklmnopqrstuvwxyz234567'),
+      minLength: 56,
+      maxLength: 56,
+    }),
+    disconnected: fc.boolean(),
+    features: fc.option(fc.constantFrom(['peerlist_features'], ['peerlist_features', 'x']), {
+      nil: undefined,
+    }),
+  })
+  .map(({ nick, onion, disconnected, features }) => {
+    const out: PeerlistEntry = { nick: `J5${nick}`, location: `${onion}.onion:5222`, disconnected };
+    if (features !== undefined) out.features = features;
+    return out;
+  });
+
+/**
+ * Thousands of entries, up to `maxChars` characters once encoded: a few templates repeated, each
+ * copy's nick made unique by its index (digits hold no separator).
+ */
+const manyEntries = fc
+  .tuple(
+    fc.array(fc.oneof(realisticEntry, peerlistEntry), { minLength: 1, maxLength: 6 }),
+    fc.integer({ min: 1_000, max: 65_000 }),
+  )
+  .map(([templates, maxChars]) => {
+    const entries: PeerlistEntry[] = [];
+    let chars = 0;
+    for (let i = 0; ; i++) {
+      const t = templates[i % templates.length]!;
+      const e: PeerlistEntry = { ...t, nick: `${t.nick}${i}` };
+      const size = encodePeerlistEntry(e).length + 1;
+      if (chars + size > maxChars) break;
+      chars += size;
+      entries.push(e);
+    }
+    return entries;
+  });
+
+/** Up to 30 characters replaced, inserted or removed anywhere in a long line. */
+const lineMutations = fc.array(
+  fc.tuple(
+    fc.nat(),
+    fc.nat(2),
+    fc.constantFrom(',', ';', ':', '+', 'D', 'F', 'F:', ',,', ';D', ' ', '\ud800', ''),
+  ),
+  { minLength: 1, maxLength: 30 },
+);
+
+function mutateLine(
+  line: string,
+  mutations: readonly (readonly [number, number, string])[],
+): string {
+  let out = line;
+  for (const [at, mode, ch] of mutations) {
+    const i = at % (out.length + 1);
+    if (mode === 0) out = out.slice(0, i) + ch + out.slice(i + 1);
+    else if (mode === 1) out = out.slice(0, i) + ch + out.slice(i);
+    else out = out.slice(0, i) + out.slice(i + 1);
+  }
+  return out;
+}
+
+/** decodePeerlist of `line` never throws and each entry re-encodes and decodes to its normal form. */
+function decodesSoundly(line: string): boolean {
+  const entries = decodePeerlist(line);
+  if (entries.length > line.split(',').length) return false;
+  for (const e of entries) {
+    if (!isDeepStrictEqual(decodePeerlist(encodePeerlistEntry(e)), [normalEntry(e)])) return false;
+  }
+  return true;
+}
+
 const locationText = fc.oneof(
   fc.constant(NOT_SERVING_ONION),
   fc
@@ -596,6 +884,16 @@ const peerlistProperties: FuzzProperty[] = [
       ),
   }),
   fuzzProperty({
+    name: 'peerlist: lines of thousands of entries up to 65 KB decode to their normal form; mutated, they decode soundly',
+    runs: 1_500,
+    property: () =>
+      fc.property(manyEntries, lineMutations, (entries, mutations) => {
+        const line = encodePeerlist(entries);
+        if (!isDeepStrictEqual(decodePeerlist(line), entries.map(normalEntry))) return false;
+        return decodesSoundly(mutateLine(line, mutations));
+      }),
+  }),
+  fuzzProperty({
     name: 'location: parseLocation throws only ProtocolError; parse(format(parse(x))) = parse(x), canonical text unchanged',
     runs: 150_000,
     property: () =>
@@ -624,6 +922,7 @@ const peerlistProperties: FuzzProperty[] = [
 /** Every property of src/wire. */
 export const wireProperties: readonly FuzzProperty[] = [
   ...framingProperties,
+  ...receivePathProperties,
   ...jsonProperties,
   ...handshakeProperties,
   ...peerlistProperties,
