@@ -47,7 +47,8 @@ export interface AmpArgumentValues {
   ListOfUnicode: string[];
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is kept, as Python's bytes.decode('utf-8') (AMP's Unicode) keeps it.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function badArgument(name: string, message: string): AmpError {
   return new AmpError('ERR_AMP_BAD_ARGUMENT', `argument "${name}": ${message}`);

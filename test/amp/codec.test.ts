@@ -189,6 +189,11 @@ describe('AMP arguments', () => {
     expect(askTag(10)).toBe('a');
   });
 
+  it('keeps a leading U+FEFF of a Unicode argument, as Python bytes.decode("utf-8") does', () => {
+    const box: AmpBox = new Map([['nick', Buffer.from('\uFEFFJ5x', 'utf8')]]);
+    expect(readArgument(box, 'nick', 'Unicode')).toBe('\uFEFFJ5x');
+  });
+
   it('chunks BigUnicode every 65,535 bytes under name.N and joins it back', () => {
     // 'é' is 2 bytes: a chunk boundary falls inside a character, as jmbase's byte split allows.
     const text = 'ab' + 'é'.repeat(70_000) + 'z';

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'vitest';
 import { checkProperty, fuzzScale, scaledRuns } from './property.js';
-import { messageProperties, naclLeadingBomProperty } from './props/message.js';
+import { messageProperties } from './props/message.js';
 
 const scale = fuzzScale();
 
@@ -14,9 +14,4 @@ describe('fuzz: src/message', () => {
       await checkProperty(p, scaledRuns(p, scale));
     });
   }
-  // Known bug in src/message/nacl-box.ts (a leading U+FEFF is stripped on decryption): see
-  // naclLeadingBomProperty. Unskip once decryptFromWire decodes with ignoreBOM: true.
-  it.skip(naclLeadingBomProperty.name, async () => {
-    await checkProperty(naclLeadingBomProperty, scaledRuns(naclLeadingBomProperty, scale));
-  });
 });
