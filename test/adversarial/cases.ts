@@ -485,7 +485,7 @@ export function privmsgFlood(sizes: Sizes): Promise<CaseResult> {
   }));
 }
 
-/** The largest line a peer may send: 40,000 bytes with its CR LF (docs/protocol.md §1.3). */
+/** The largest line a peer may send, and a directory node relay: 40,000 bytes without its CR LF (docs/protocol.md §1.3). */
 const MAX_SEND_LINE = 40_000;
 
 /**
@@ -552,10 +552,15 @@ const LINE_UNITS = Math.ceil(MAX_SEND_LINE / DELIVERY_UNIT_BYTES);
  */
 const PACED_WINDOW_LINES = 12;
 
-/** A framed line of `type` whose `line` is `head` padded with `a`s to exactly {@link MAX_SEND_LINE} bytes. */
+/**
+ * A framed envelope of `type` whose line is `head` padded with `a`s so that the envelope, written
+ * as JoinMarket writes it (`{"type": T, "line": "…"}`, what a directory node relays), is exactly
+ * {@link MAX_SEND_LINE} bytes: the longest line a node relays (docs/protocol.md §1.3).
+ */
 function maxSizeFrame(type: number, head: string): Buffer {
-  const pad = MAX_SEND_LINE - frame(type, head).length;
-  return frame(type, head + 'a'.repeat(Math.max(0, pad)));
+  const envelope = (line: string): string => `{"type": ${type}, "line": ${JSON.stringify(line)}}`;
+  const pad = MAX_SEND_LINE - Buffer.byteLength(envelope(head));
+  return Buffer.from(`${envelope(head + 'a'.repeat(Math.max(0, pad)))}\r\n`);
 }
 
 /**
