@@ -632,8 +632,11 @@ export class ApiServer {
       }
     } catch (err) {
       const [status, code, message] = errorReply(err);
-      // 501 is a documented answer (POST /v1/gc without --expose-gc), not a failure of ours.
-      if (status >= 500 && status !== 501) this.#logger.error({ err }, 'api request failed');
+      // Only a 500 is a failure of ours. 501-504 are documented answers (POST /v1/gc without
+      // --expose-gc; a message not delivered; busy or closed; a timeout) that a client can cause
+      // at will, so they are not logged each time at error level.
+      if (status === 500) this.#logger.error({ err }, 'api request failed');
+      else if (status > 500) this.#logger.debug({ status, code }, 'api request answered');
       this.#json(res, status, { error: { code, message } });
     }
   }
