@@ -20,6 +20,8 @@ export const JOINMARKETD_DEFAULT_HOST = '127.0.0.1';
  * connection, before any TLS handshake, so connections that never finish one count too.
  */
 export const JOINMARKETD_MAX_CONNECTIONS = 16;
+/** A refused connection is logged at most this often, ms (`refused` counts them all). */
+const DROP_LOG_INTERVAL_MS = 10_000;
 /** With TLS, a connection that has not finished its handshake after this long is closed, ms. */
 export const JOINMARKETD_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -72,9 +74,19 @@ export async function startJoinmarketd(
   const sessions = new Set<JoinmarketdSession>();
   const maxConnections = options.maxConnections ?? JOINMARKETD_MAX_CONNECTIONS;
   let counter = 0;
+  // Refusals are logged at most once per DROP_LOG_INTERVAL_MS: a connect flood must not flood the log.
+  let refused = 0;
+  let lastRefusalLogAt = -Infinity;
+  const logRefusal = (): void => {
+    refused++;
+    const now = performance.now();
+    if (now - lastRefusalLogAt < DROP_LOG_INTERVAL_MS) return;
+    lastRefusalLogAt = now;
+    options.logger.warn({ maxConnections, refused }, 'too many jmclients; connection refused');
+  };
   const onSocket = (socket: net.Socket): void => {
     if (sessions.size >= maxConnections) {
-      options.logger.warn({ maxConnections }, 'too many jmclients; connection refused');
+      logRefusal();
       socket.destroy();
       return;
     }
@@ -102,9 +114,7 @@ export async function startJoinmarketd(
   // The cap counts TCP connections as they are accepted: with TLS, onSocket runs only after a
   // handshake, and connections stalled before it would otherwise escape the cap.
   server.maxConnections = maxConnections;
-  server.on('drop', () => {
-    options.logger.warn({ maxConnections }, 'too many jmclients; connection refused');
-  });
+  server.on('drop', logRefusal);
   // Node only reports a failed or timed-out handshake here; the connection stays open (and
   // counted) until it is destroyed.
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {

@@ -4,9 +4,10 @@
  * timeout. Raw TCP clients over loopback stand in for stalled jmclients.
  */
 import net from 'node:net';
+import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { startJoinmarketd, type JoinmarketdServer } from '../../src/joinmarketd/server.js';
 
 /** A self-signed P-256 certificate for CN=localhost (test only). */
@@ -39,11 +40,14 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(tlsHandshakeTimeoutMs?: number): Promise<JoinmarketdServer> {
+async function start(
+  tlsHandshakeTimeoutMs?: number,
+  logger: Logger = silentLogger(),
+): Promise<JoinmarketdServer> {
   server = await startJoinmarketd({
     host: '127.0.0.1',
     port: 0,
-    logger: silentLogger(),
+    logger,
     tls: { key: KEY, cert: CERT },
     maxConnections: 2,
     ...(tlsHandshakeTimeoutMs === undefined ? {} : { tlsHandshakeTimeoutMs }),
@@ -88,6 +92,21 @@ describe('joinmarketd server with TLS', () => {
     await closed(third);
     // The two within the cap are still open, waiting for their handshake.
     expect(sockets.slice(0, 2).map((s) => s.destroyed)).toEqual([false, false]);
+  });
+
+  it('logs refused connections once per interval, however many come', async () => {
+    const messages: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        messages.push((JSON.parse(chunk.toString('utf8')) as { msg: string }).msg);
+        callback();
+      },
+    });
+    const { port } = await start(undefined, createLogger({ level: 'info', destination }));
+    await rawConnect(port);
+    await rawConnect(port);
+    for (let i = 0; i < 5; i++) await closed(await rawConnect(port));
+    expect(messages.filter((m) => m.startsWith('too many jmclients'))).toHaveLength(1);
   });
 
   it('closes a connection that does not finish its TLS handshake in time', async () => {
