@@ -12,12 +12,14 @@ import { ampProperties } from './props/amp.js';
 import { apiProperties } from './props/api.js';
 import { configProperties } from './props/config.js';
 import { messageProperties } from './props/message.js';
+import { nodeProperties } from './props/node.js';
 import { torProperties } from './props/tor.js';
 import { wireProperties } from './props/wire.js';
 
 const ALL: readonly FuzzProperty[] = [
   ...wireProperties,
   ...messageProperties,
+  ...nodeProperties,
   ...torProperties,
   ...configProperties,
   ...apiProperties,
