@@ -1,6 +1,7 @@
 /**
- * The CI share of the src/node fuzz properties (test/fuzz/props/node.ts): each runs a scaled-down
- * count (env FUZZ_SCALE, see test/fuzz/property.ts); `npm run fuzz` runs the full counts.
+ * The CI share of the src/node fuzz properties (test/fuzz/props/node.ts: offers, splitCommands,
+ * the orderbook collector, EndToEnd): each runs a scaled-down count (env FUZZ_SCALE, see
+ * test/fuzz/property.ts); `npm run fuzz` runs the full counts.
  */
 import { describe, it } from 'vitest';
 import { checkProperty, fuzzScale, scaledRuns } from './property.js';

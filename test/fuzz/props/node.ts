@@ -3,8 +3,11 @@
  * (`splitCommands`) and the orderbook collector that consumes peer offers, and the end-to-end
  * layer (`EndToEnd`) that opens `!fill`, `!pubkey` and encrypted bodies.
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import fc from 'fast-check';
-import { OFFER_TYPES, splitCommands } from '../../../src/message/commands.js';
+import { ENCRYPTED_COMMANDS, OFFER_TYPES, splitCommands } from '../../../src/message/commands.js';
+import { encodeBase64 } from '../../../src/message/signing.js';
+import { EndToEnd } from '../../../src/node/end-to-end.js';
 import { OrderbookCollector } from '../../../src/node/offers-part.js';
 import {
   formatOfferArgs,
@@ -279,5 +282,186 @@ const commandProperties: FuzzProperty[] = [
   }),
 ];
 
+// ---------------------------------------------------------------------------------------------
+// End-to-end encryption: !fill, !pubkey and the encrypted commands
+
+const TAKER = 'J5taker';
+const MAKER = 'J5maker';
+const ENCRYPTED = [...ENCRYPTED_COMMANDS];
+
+/** A taker and a maker with end-to-end on, on a fixed clock (no session expires in a run). */
+function endToEndPair(): { taker: EndToEnd; maker: EndToEnd } {
+  const now = (): number => 1_000_000;
+  return {
+    taker: new EndToEnd({ enabled: true, now }),
+    maker: new EndToEnd({ enabled: true, now }),
+  };
+}
+
+/** The taker's `!fill` and the maker's `!pubkey`, each opened by the other side. */
+function keyExchange(taker: EndToEnd, maker: EndToEnd, features: string): boolean {
+  const fill = taker.seal(MAKER, 'fill', '0 50000 Pcommit');
+  if (maker.open(TAKER, 'fill', fill).body !== '0 50000 Pcommit') return false;
+  const pubkey = maker.seal(TAKER, 'pubkey', features);
+  const opened = taker.open(MAKER, 'pubkey', pubkey);
+  return (
+    opened.body === features &&
+    opened.peerKeyHex === maker.keysOf(TAKER)?.own &&
+    maker.keysOf(TAKER)?.peer === taker.keysOf(MAKER)?.own
+  );
+}
+
+/** Bodies a peer might send: base64 of any bytes (split by spaces), hex keys, garbage. */
+const peerBody = fc.oneof(
+  fc
+    .tuple(fc.uint8Array({ maxLength: 120 }), fc.array(fc.nat(), { maxLength: 3 }))
+    .map(([bytes, cuts]) => {
+      const b64 = encodeBase64(bytes);
+      const points = [...new Set(cuts.map((c) => c % (b64.length + 1)))].sort((a, b) => a - b);
+      let out = '';
+      let from = 0;
+      for (const p of points) {
+        out += `${b64.slice(from, p)} `;
+        from = p;
+      }
+      return out + b64.slice(from);
+    }),
+  fc.uint8Array({ minLength: 32, maxLength: 32 }).map(bytesToHex),
+  fc
+    .tuple(
+      fc.nat(99),
+      fc.nat(),
+      fc.uint8Array({ minLength: 0, maxLength: 33 }),
+      utf16String({ maxLength: 8 }),
+    )
+    .map(([oid, amt, key, commit]) => `${oid} ${amt} ${bytesToHex(key)} ${commit}`),
+  fc.string({ unit: fc.constantFrom('A', 'f', '0', '=', '+', '/', ' ', '!', 'é'), maxLength: 40 }),
+  utf16String({ maxLength: 40 }),
+);
+const peerCmd = fc.oneof(
+  fc.constantFrom(...ENCRYPTED, 'fill', 'pubkey', 'orderbook', 'error'),
+  fc.string({ maxLength: 6 }),
+);
+const peerNick = fc.constantFrom(TAKER, MAKER, 'J5other');
+
+type EndToEndOp =
+  | { kind: 'exchange'; features: string }
+  | { kind: 'send'; fromTaker: boolean; cmd: string; text: string }
+  | { kind: 'open'; toTaker: boolean; from: string; cmd: string; body: string }
+  | { kind: 'seal'; fromTaker: boolean; to: string; cmd: string; body: string };
+
+const endToEndOp: fc.Arbitrary<EndToEndOp> = fc.oneof(
+  fc.record({
+    kind: fc.constant('exchange' as const),
+    features: fc.constantFrom('', 'features={}'),
+  }),
+  fc.record({
+    kind: fc.constant('send' as const),
+    fromTaker: fc.boolean(),
+    cmd: fc.constantFrom(...ENCRYPTED),
+    text: utf16String({ maxLength: 40 }),
+  }),
+  fc.record({
+    kind: fc.constant('open' as const),
+    toTaker: fc.boolean(),
+    from: peerNick,
+    cmd: peerCmd,
+    body: peerBody,
+  }),
+  fc.record({
+    kind: fc.constant('seal' as const),
+    fromTaker: fc.boolean(),
+    to: peerNick,
+    cmd: peerCmd,
+    body: peerBody,
+  }),
+);
+
+/** Well-formed text survives encryption as is; a lone surrogate comes back as U+FFFD. */
+function utf8RoundTrip(text: string): string {
+  return new TextDecoder().decode(new TextEncoder().encode(text));
+}
+
+const endToEndProperties: FuzzProperty[] = [
+  fuzzProperty({
+    name: 'end-to-end: random open/seal sequences (key exchanges, messages, garbage from any nick) throw only ERR_CRYPTO (ERR_API for a bad !fill to seal); what opens is what was sealed',
+    runs: 3_000,
+    property: () =>
+      fc.property(fc.array(endToEndOp, { minLength: 1, maxLength: 10 }), (ops) => {
+        const { taker, maker } = endToEndPair();
+        const raw = new EndToEnd({ enabled: false, now: () => 0 });
+        for (const op of ops) {
+          switch (op.kind) {
+            case 'exchange':
+              if (!keyExchange(taker, maker, op.features)) return false;
+              break;
+            case 'send': {
+              const [from, to, fromNick, toNick] = op.fromTaker
+                ? [taker, maker, TAKER, MAKER]
+                : [maker, taker, MAKER, TAKER];
+              const sealed = onlyTyped('EndToEnd.seal', ['ERR_CRYPTO'], () =>
+                from.seal(toNick, op.cmd, op.text),
+              );
+              if (!sealed.ok) break;
+              const opened = onlyTyped('EndToEnd.open', ['ERR_CRYPTO'], () =>
+                to.open(fromNick, op.cmd, sealed.value),
+              );
+              if (opened.ok && opened.value.body !== utf8RoundTrip(op.text)) return false;
+              break;
+            }
+            case 'open': {
+              const node = op.toTaker ? taker : maker;
+              onlyTyped('EndToEnd.open', ['ERR_CRYPTO'], () => node.open(op.from, op.cmd, op.body));
+              const r = raw.open(op.from, op.cmd, op.body);
+              if (r.body !== op.body || r.encrypted) return false;
+              break;
+            }
+            case 'seal': {
+              const node = op.fromTaker ? taker : maker;
+              onlyTyped('EndToEnd.seal', ['ERR_CRYPTO', 'ERR_API'], () =>
+                node.seal(op.to, op.cmd, op.body),
+              );
+              if (raw.seal(op.to, op.cmd, op.body) !== op.body) return false;
+              break;
+            }
+          }
+        }
+        return true;
+      }),
+  }),
+  fuzzProperty({
+    name: 'end-to-end: after a key exchange, garbage encrypted bodies, !fill and !pubkey that fail throw ERR_CRYPTO and leave the session working',
+    runs: 2_000,
+    property: () =>
+      fc.property(
+        fc.array(fc.tuple(peerCmd, peerBody, fc.boolean()), { minLength: 1, maxLength: 6 }),
+        fc.constantFrom(...ENCRYPTED),
+        utf16String({ maxLength: 40 }),
+        (garbage, cmd, text) => {
+          const { taker, maker } = endToEndPair();
+          if (!keyExchange(taker, maker, '')) return false;
+          for (const [gcmd, body, toTaker] of garbage) {
+            const [node, from] = toTaker ? [taker, MAKER] : [maker, TAKER];
+            const r = onlyTyped('EndToEnd.open', ['ERR_CRYPTO'], () => node.open(from, gcmd, body));
+            // Random bytes never authenticate as a box.
+            if (r.ok && ENCRYPTED_COMMANDS.has(gcmd)) return false;
+            // A well-formed !fill or !pubkey legitimately starts or changes a session: redo it.
+            if (r.ok && (gcmd === 'fill' || gcmd === 'pubkey')) {
+              if (!keyExchange(taker, maker, '')) return false;
+            }
+          }
+          const toMaker = maker.open(TAKER, cmd, taker.seal(MAKER, cmd, text));
+          const toTaker = taker.open(MAKER, cmd, maker.seal(TAKER, cmd, text));
+          const want = utf8RoundTrip(text);
+          return toMaker.encrypted && toMaker.body === want && toTaker.body === want;
+        },
+      ),
+  }),
+];
+
 /** Every property of src/node's readers of peer text, in the runner. */
-export const nodeProperties: readonly FuzzProperty[] = [...offerProperties, ...commandProperties];
+export const nodeProperties: readonly FuzzProperty[] = [
+  ...offerProperties,
+  ...commandProperties,
+  ...endToEndProperties,
+];
