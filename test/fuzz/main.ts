@@ -14,6 +14,7 @@ import { configProperties } from './props/config.js';
 import { messageProperties } from './props/message.js';
 import { nodeProperties } from './props/node.js';
 import { torProperties } from './props/tor.js';
+import { torReplyProperties } from './props/tor-replies.js';
 import { wireProperties } from './props/wire.js';
 
 const ALL: readonly FuzzProperty[] = [
@@ -21,6 +22,7 @@ const ALL: readonly FuzzProperty[] = [
   ...messageProperties,
   ...nodeProperties,
   ...torProperties,
+  ...torReplyProperties,
   ...configProperties,
   ...apiProperties,
   ...ampProperties,
