@@ -12,13 +12,17 @@ import { ampProperties } from './props/amp.js';
 import { apiProperties } from './props/api.js';
 import { configProperties } from './props/config.js';
 import { messageProperties } from './props/message.js';
+import { nodeProperties } from './props/node.js';
 import { torProperties } from './props/tor.js';
+import { torReplyProperties } from './props/tor-replies.js';
 import { wireProperties } from './props/wire.js';
 
 const ALL: readonly FuzzProperty[] = [
   ...wireProperties,
   ...messageProperties,
+  ...nodeProperties,
   ...torProperties,
+  ...torReplyProperties,
   ...configProperties,
   ...apiProperties,
   ...ampProperties,
