@@ -26,7 +26,8 @@ const DECIMAL = /^(0|[1-9][0-9]{0,15})(\.[0-9]{1,64})?([eE][-+]?[0-9]{1,3})?$/;
 
 /**
  * Parses one offer command. `segment` is `type args…` without the leading `!`.
- * @returns undefined when it is not an offer or its fields are malformed.
+ * @returns undefined when it is not an offer or its fields are malformed (an integer field above
+ *   `Number.MAX_SAFE_INTEGER` included: it could not be read exactly).
  */
 export function parseOffer(segment: string): Offer | undefined {
   const fields = segment.split(' ');
@@ -51,6 +52,10 @@ export function parseOffer(segment: string): Offer | undefined {
     txfee: Number(txfee),
     cjfee,
   };
+  // 16 digits may pass 2^53, where Number() rounds: an offer id or size must be read exactly
+  // (sizes in sats stay below 2.1e15 anyway).
+  if (![offer.oid, offer.minsize, offer.maxsize, offer.txfee].every(Number.isSafeInteger))
+    return undefined;
   if (offer.minsize > offer.maxsize) return undefined;
   return offer;
 }
