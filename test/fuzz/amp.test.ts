@@ -3,7 +3,7 @@
  * count (env FUZZ_SCALE, see test/fuzz/property.ts); `npm run fuzz` runs the full counts.
  */
 import { describe, it } from 'vitest';
-import { checkProperty, fuzzScale, scaledRuns } from './property.js';
+import { CI_PROPERTY_TIME_LIMIT_MS, checkProperty, fuzzScale, scaledRuns } from './property.js';
 import { ampProperties } from './props/amp.js';
 
 const scale = fuzzScale();
@@ -11,7 +11,7 @@ const scale = fuzzScale();
 describe('fuzz: src/amp', () => {
   for (const p of ampProperties) {
     it(p.name, async () => {
-      await checkProperty(p, scaledRuns(p, scale));
+      await checkProperty(p, scaledRuns(p, scale), undefined, CI_PROPERTY_TIME_LIMIT_MS);
     });
   }
 });

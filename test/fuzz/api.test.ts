@@ -5,7 +5,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { checkProperty, fuzzScale, scaledRuns } from './property.js';
+import { CI_PROPERTY_TIME_LIMIT_MS, checkProperty, fuzzScale, scaledRuns } from './property.js';
 import { apiProperties, request, withMakerApi } from './props/api.js';
 
 const scale = fuzzScale();
@@ -13,7 +13,7 @@ const scale = fuzzScale();
 describe('fuzz: the API request bodies', () => {
   for (const p of apiProperties) {
     it(p.name, async () => {
-      await checkProperty(p, scaledRuns(p, scale));
+      await checkProperty(p, scaledRuns(p, scale), undefined, CI_PROPERTY_TIME_LIMIT_MS);
     });
   }
 

@@ -4,7 +4,7 @@
  * test/fuzz/property.ts); `npm run fuzz` runs the full counts.
  */
 import { describe, it } from 'vitest';
-import { checkProperty, fuzzScale, scaledRuns } from './property.js';
+import { CI_PROPERTY_TIME_LIMIT_MS, checkProperty, fuzzScale, scaledRuns } from './property.js';
 import { nodeProperties } from './props/node.js';
 
 const scale = fuzzScale();
@@ -12,7 +12,7 @@ const scale = fuzzScale();
 describe('fuzz: src/node readers of peer text', () => {
   for (const p of nodeProperties) {
     it(p.name, async () => {
-      await checkProperty(p, scaledRuns(p, scale));
+      await checkProperty(p, scaledRuns(p, scale), undefined, CI_PROPERTY_TIME_LIMIT_MS);
     });
   }
 });

@@ -47,24 +47,38 @@ export function fuzzScale(): number {
   return scale;
 }
 
+/**
+ * Time, ms, that one property of the CI share (the vitest files of test/fuzz) may take: its runs
+ * stop there, counted as run so far, and the property passes unless a case failed. The share is
+ * bounded in time as well as in count, however slow the machine (the whole share ran in some
+ * 10 s here, 20 s at most under load); vitest's 20 s per test stays far off.
+ */
+export const CI_PROPERTY_TIME_LIMIT_MS = 5_000;
+
 /** Runs of `p` at `scale`: at least 10, so every property is exercised in CI. */
 export function scaledRuns(p: FuzzProperty, scale: number): number {
   return Math.max(10, Math.round(p.runs * scale));
 }
 
 /**
- * Checks `p` with `numRuns` cases. Resolves with the number of cases run.
+ * Checks `p` with `numRuns` cases, or as many as `timeLimitMs` allows (fast-check's
+ * `interruptAfterTimeLimit`: an interrupted run is not a failure). Resolves with the number of
+ * cases run.
  * @throws Error with fast-check's report (seed, path, counterexample) when the property fails.
  */
 export async function checkProperty(
   p: FuzzProperty,
   numRuns: number,
   seed?: number,
+  timeLimitMs?: number,
 ): Promise<number> {
   const run = async (): Promise<number> => {
     const details = await fc.check(p.property(), {
       numRuns,
       ...(seed !== undefined ? { seed } : {}),
+      ...(timeLimitMs !== undefined
+        ? { interruptAfterTimeLimit: timeLimitMs, markInterruptAsFailure: false }
+        : {}),
     });
     if (details.failed) {
       throw new Error(`fuzz property "${p.name}" failed\n${fc.defaultReportMessage(details)}`);

@@ -5,7 +5,7 @@
  * `npm run fuzz` runs the full counts.
  */
 import { describe, it } from 'vitest';
-import { checkProperty, fuzzScale, scaledRuns } from './property.js';
+import { CI_PROPERTY_TIME_LIMIT_MS, checkProperty, fuzzScale, scaledRuns } from './property.js';
 import { torReplyProperties } from './props/tor-replies.js';
 
 const scale = fuzzScale();
@@ -13,7 +13,7 @@ const scale = fuzzScale();
 describe('fuzz: tor control reply consumers', () => {
   for (const p of torReplyProperties) {
     it(p.name, async () => {
-      await checkProperty(p, scaledRuns(p, scale));
+      await checkProperty(p, scaledRuns(p, scale), undefined, CI_PROPERTY_TIME_LIMIT_MS);
     });
   }
 });

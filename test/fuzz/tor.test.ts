@@ -7,7 +7,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { SocksError } from '../../src/errors.js';
 import { socksDial } from '../../src/tor/socks-dialer.js';
-import { checkProperty, fuzzScale, scaledRuns } from './property.js';
+import { CI_PROPERTY_TIME_LIMIT_MS, checkProperty, fuzzScale, scaledRuns } from './property.js';
 import { torProperties } from './props/tor.js';
 
 const scale = fuzzScale();
@@ -15,7 +15,7 @@ const scale = fuzzScale();
 describe('fuzz: src/tor and SOCKS', () => {
   for (const p of torProperties) {
     it(p.name, async () => {
-      await checkProperty(p, scaledRuns(p, scale));
+      await checkProperty(p, scaledRuns(p, scale), undefined, CI_PROPERTY_TIME_LIMIT_MS);
     });
   }
 
