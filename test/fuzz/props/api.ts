@@ -243,15 +243,18 @@ const reachRequest = fc
     nick: encoded ? nick : undefined,
   }));
 
+/** The routes that read a request body: method and path. */
+const BODY_ROUTES: readonly (readonly [string, string])[] = [
+  ['POST', '/v1/pubmsg'],
+  ['POST', '/v1/privmsg'],
+  ['PUT', '/v1/offers'],
+  ['POST', '/v1/orderbook/answer'],
+];
+
 /** A body over the 1 MiB cap (API_MAX_BODY_BYTES): JSON-looking, or not. */
 const oversizedBody = fc
   .tuple(
-    fc.constantFrom(
-      ['POST', '/v1/pubmsg'],
-      ['POST', '/v1/privmsg'],
-      ['PUT', '/v1/offers'],
-      ['POST', '/v1/orderbook/answer'],
-    ),
+    fc.constantFrom(...BODY_ROUTES),
     fc.integer({ min: 1, max: 4096 }),
     fc.constantFrom('{"message":"', ' ', 'x'),
   )
@@ -268,15 +271,7 @@ const apiRequest = fc.oneof(
   {
     weight: 10,
     arbitrary: fc
-      .tuple(
-        fc.constantFrom(
-          ['POST', '/v1/pubmsg'],
-          ['POST', '/v1/privmsg'],
-          ['PUT', '/v1/offers'],
-          ['POST', '/v1/orderbook/answer'],
-        ),
-        rawBody,
-      )
+      .tuple(fc.constantFrom(...BODY_ROUTES), rawBody)
       .map(([[method, urlPath], body]) => ({ method, path: urlPath, body })),
   },
 );

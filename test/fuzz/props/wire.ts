@@ -70,27 +70,23 @@ const framingStream = fc
 
 type FramingOutcome = { lines: string[]; error: string | undefined; buffered: number };
 
-/** What a LineDecoder must produce for `bytes`, computed on the whole stream at once. */
+/**
+ * What a LineDecoder must produce for `bytes`, computed on the whole stream at once: the lines of
+ * {@link rawFramingModel}, decoded, up to the first that is not UTF-8.
+ */
 function framingModel(bytes: Uint8Array, max: number): FramingOutcome {
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const raw = rawFramingModel(bytes, max);
   const lines: string[] = [];
-  let from = 0;
-  for (;;) {
-    const lf = bytes.indexOf(0x0a, from);
-    if (lf === -1) break;
-    let end = lf;
-    if (end > from && bytes[end - 1] === 0x0d) end -= 1;
-    if (end - from > max) return { lines, error: 'ERR_LINE_TOO_LONG', buffered: 0 };
+  for (const line of raw.lines) {
     try {
-      lines.push(utf8.decode(bytes.subarray(from, end)));
+      lines.push(utf8.decode(line.bytes));
     } catch {
       return { lines, error: 'ERR_PROTOCOL', buffered: 0 };
     }
-    from = lf + 1;
   }
-  const tail = bytes.length - from;
-  if (tail > max + 1) return { lines, error: 'ERR_LINE_TOO_LONG', buffered: 0 };
-  return { lines, error: undefined, buffered: tail };
+  if (raw.tooLong) return { lines, error: 'ERR_LINE_TOO_LONG', buffered: 0 };
+  return { lines, error: undefined, buffered: bytes.length - (raw.lines.at(-1)?.end ?? 0) };
 }
 
 /** Feeds `chunks` to a fresh decoder; the lines it returned and the code it threw, if any. */
