@@ -6,6 +6,12 @@
  */
 import net from 'node:net';
 import { silentLogger } from '../../src/log.js';
+import {
+  buildNickAuthProofLine,
+  signNickAuth,
+  type NickAuthChallenge,
+  type NickAuthResultCode,
+} from '../../src/message/nick-auth.js';
 import { createNickIdentity, type NickIdentity } from '../../src/message/nick.js';
 import { formatPubmsgLine, signPrivmsg } from '../../src/message/privmsg.js';
 import { DirectoryNode, type DirectoryNodeOptions } from '../../src/node/directory-node.js';
@@ -276,6 +282,21 @@ export class DirectoryFixture {
     for (const client of this.#clients.splice(0)) client.peer.socket.destroy();
     for (const node of this.#nodes.splice(0)) await node.stop();
   }
+}
+
+/** An 807 with `code` as the directory node sends it (docs/protocol.md §9.6). */
+export function nickAuthResultText(code: NickAuthResultCode): string {
+  return envelopeText(
+    MessageType.NICK_AUTH_RESULT,
+    `{"code":"${code}","verified":${String(code === 'ok')}}`,
+  );
+}
+
+/** The correct 805 line: signed by `client`'s nick key over its exact 793 line (docs/protocol.md §9.6). */
+export function nickAuthProofLine(client: RawClient, challenge: NickAuthChallenge): string {
+  return buildNickAuthProofLine(
+    signNickAuth(client.identity, challenge.challenge, challenge.directoryId, client.handshakeLine),
+  );
 }
 
 /**

@@ -7,12 +7,7 @@
  * refill during a test.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  buildNickAuthProofLine,
-  parseNickAuthChallengeLine,
-  signNickAuth,
-  type NickAuthChallenge,
-} from '../../src/message/nick-auth.js';
+import { parseNickAuthChallengeLine, type NickAuthChallenge } from '../../src/message/nick-auth.js';
 import { createNickIdentity } from '../../src/message/nick.js';
 import {
   DEFAULT_DIRECTORY_LIMITS,
@@ -23,7 +18,8 @@ import { parseDirectoryHandshake } from '../../src/wire/handshake.js';
 import { MessageType } from '../../src/wire/message-types.js';
 import {
   DirectoryFixture,
-  envelopeText,
+  nickAuthProofLine,
+  nickAuthResultText,
   type RawClient,
   type TestDirectory,
 } from './directory-clients.js';
@@ -35,14 +31,6 @@ afterEach(async () => {
 
 const DIRECTORY_ID = 'nick-claims-test-directory:5222';
 const NICK_AUTH = { nick_auth: true };
-
-/** An 807 with `code` as the directory node sends it (docs/protocol.md §9.6). */
-function resultText(code: 'ok' | 'policy'): string {
-  return envelopeText(
-    MessageType.NICK_AUTH_RESULT,
-    `{"code":"${code}","verified":${String(code === 'ok')}}`,
-  );
-}
 
 /**
  * A directory node in nick-auth `mode`; a connection may send 20 lines, then 10 more over the
@@ -78,23 +66,12 @@ async function challenged(client: RawClient): Promise<NickAuthChallenge> {
 
 /** Answers `challenge` with a correct 805: the client's nick key over its exact 793 line. */
 function prove(client: RawClient, challenge: NickAuthChallenge): void {
-  client.send(
-    MessageType.NICK_AUTH_PROOF,
-    buildNickAuthProofLine(
-      signNickAuth(
-        client.identity,
-        challenge.challenge,
-        challenge.directoryId,
-        client.handshakeLine,
-      ),
-    ),
-  );
+  client.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(client, challenge));
 }
-
 /** Connects `client`, authenticates it and expects the 807 `ok`. */
 async function verifiedJoin(client: RawClient): Promise<void> {
   prove(client, await challenged(client));
-  expect(await client.next()).toBe(resultText('ok'));
+  expect(await client.next()).toBe(nickAuthResultText('ok'));
 }
 
 /** Sends 100 lines the node ignores, far past the limits of {@link nickAuthDirectory}. */
@@ -206,11 +183,11 @@ describe('max_peers under nick authentication (docs/protocol.md §9.2)', () => {
     if (!first || !second || !third || !c1 || !c2 || !c3) throw new Error('three clients');
 
     prove(first, c1);
-    expect(await first.next()).toBe(resultText('ok'));
+    expect(await first.next()).toBe(nickAuthResultText('ok'));
     prove(second, c2);
-    expect(await second.next()).toBe(resultText('ok'));
+    expect(await second.next()).toBe(nickAuthResultText('ok'));
     prove(third, c3);
-    expect(await third.next()).toBe(resultText('policy'));
+    expect(await third.next()).toBe(nickAuthResultText('policy'));
     await third.waitClosed();
     expect(third.peer.lines).toEqual([]);
     expect(dn.node.handshakedCount).toBe(2);
@@ -228,9 +205,9 @@ describe('max_peers under nick authentication (docs/protocol.md §9.2)', () => {
     const staleChallenge = await challenged(stale);
     const freshChallenge = await challenged(fresh);
     prove(stale, staleChallenge);
-    expect(await stale.next()).toBe(resultText('ok'));
+    expect(await stale.next()).toBe(nickAuthResultText('ok'));
     prove(fresh, freshChallenge);
-    expect(await fresh.next()).toBe(resultText('ok'));
+    expect(await fresh.next()).toBe(nickAuthResultText('ok'));
     await stale.waitClosed();
     expect(dn.node.counters.get('displaced.same-key')).toBe(1);
     expect(dn.node.counters.get('handshake.rejected')).toBe(0);

@@ -40,6 +40,8 @@ import {
   DirectoryFixture,
   dnHandshakeText,
   envelopeText,
+  nickAuthProofLine,
+  nickAuthResultText,
   TEST_MOTD,
   waitUntil,
   type RawClient,
@@ -572,13 +574,6 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
     });
   }
 
-  function resultText(code: 'ok' | 'malformed' | 'invalid' | 'policy'): string {
-    return envelopeText(
-      MessageType.NICK_AUTH_RESULT,
-      `{"code":"${code}","verified":${String(code === 'ok')}}`,
-    );
-  }
-
   /** Sends the client's 793, expects 795 accepted:true advertising nick_auth, then the 803. */
   async function challenged(client: RawClient, dn: TestDirectory): Promise<NickAuthChallenge> {
     client.sendHandshake();
@@ -597,21 +592,9 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
     return challenge;
   }
 
-  /** The correct 805 line: signed by the client's nick key over its exact 793 line. */
-  function proofLine(client: RawClient, challenge: NickAuthChallenge): string {
-    return buildNickAuthProofLine(
-      signNickAuth(
-        client.identity,
-        challenge.challenge,
-        challenge.directoryId,
-        client.handshakeLine,
-      ),
-    );
-  }
-
   async function verifiedJoin(dn: TestDirectory, client: RawClient): Promise<void> {
     const challenge = await challenged(client, dn);
-    client.send(MessageType.NICK_AUTH_PROOF, proofLine(client, challenge));
+    client.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(client, challenge));
     expect(await client.next()).toBe(OK_TEXT);
   }
 
@@ -631,7 +614,7 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
       () => dn.node.counters.get('relayed.pubmsg') === 1,
     );
 
-    client.send(MessageType.NICK_AUTH_PROOF, proofLine(client, challenge));
+    client.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(client, challenge));
     const result = await client.next();
     expect(result).toBe(OK_TEXT);
     expect(result).toBe(envelopeText(MessageType.NICK_AUTH_RESULT, buildNickAuthResultLine('ok')));
@@ -712,7 +695,7 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
       const client = await fx.connect(dn, { features: { nick_auth: true } });
       const challenge = await challenged(client, dn);
       client.send(MessageType.NICK_AUTH_PROOF, forge(client, challenge));
-      expect(await client.next()).toBe(resultText('invalid'));
+      expect(await client.next()).toBe(nickAuthResultText('invalid'));
       await client.waitClosed();
       expect(client.peer.lines).toEqual([]);
       expect(dn.node.handshakedCount).toBe(0);
@@ -724,13 +707,16 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
     const dn = await nickAuthDirectory('prefer_verified');
     const client = await fx.connect(dn, { features: { nick_auth: true } });
     const challenge = await challenged(client, dn);
-    const good = JSON.parse(proofLine(client, challenge)) as { pubkey: string; signature: string };
+    const good = JSON.parse(nickAuthProofLine(client, challenge)) as {
+      pubkey: string;
+      signature: string;
+    };
     // A duplicate key: strict JSON (docs/protocol.md §9.6) refuses it.
     client.send(
       MessageType.NICK_AUTH_PROOF,
       `{"pubkey":"${good.pubkey}","pubkey":"${good.pubkey}","signature":"${good.signature}"}`,
     );
-    expect(await client.next()).toBe(resultText('malformed'));
+    expect(await client.next()).toBe(nickAuthResultText('malformed'));
     await client.waitClosed();
     expect(dn.node.handshakedCount).toBe(0);
   });
@@ -840,8 +826,8 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
     const challenge = await challenged(impostor, dn);
     const stranger = await fx.connect(dn, { features: { nick_auth: true } });
     stranger.handshakeLine = impostor.handshakeLine;
-    impostor.send(MessageType.NICK_AUTH_PROOF, proofLine(stranger, challenge));
-    expect(await impostor.next()).toBe(resultText('invalid'));
+    impostor.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(stranger, challenge));
+    expect(await impostor.next()).toBe(nickAuthResultText('invalid'));
     await impostor.waitClosed();
     await owner.expectQuiet();
     expect(dn.node.peers().filter((p) => p.state === 'handshaked')).toMatchObject([
@@ -901,9 +887,9 @@ describe('nick authentication (docs/protocol.md §9.6, §9.2)', () => {
     const secondChallenge = await challenged(second, dn);
     expect(secondChallenge.challenge).not.toBe(firstChallenge.challenge);
 
-    first.send(MessageType.NICK_AUTH_PROOF, proofLine(first, firstChallenge));
+    first.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(first, firstChallenge));
     expect(await first.next()).toBe(OK_TEXT);
-    second.send(MessageType.NICK_AUTH_PROOF, proofLine(second, secondChallenge));
+    second.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(second, secondChallenge));
     expect(await second.next()).toBe(OK_TEXT);
     await first.waitClosed();
     expect(dn.node.counters.get('displaced.same-key')).toBe(1);
