@@ -55,6 +55,8 @@ export class DirectoryNode {
   readonly #logger: Logger;
   readonly #peers = new Set<DirectoryPeer>();
   readonly #byNick = new Map<string, DirectoryPeer>();
+  /** The connection of each handshaked peer, by nick: what the relay sends a privmsg to. */
+  readonly #relayTargets = new Map<string, PeerConnection>();
   readonly #handshaked = new Set<DirectoryPeer>();
   /** Accepted sockets not yet closed: the peers' and those we closed whose other end stays open. */
   readonly #sockets = new OpenSockets();
@@ -82,7 +84,7 @@ export class DirectoryNode {
       counters: this.counters,
       limits: this.#limits,
       handshaked: this.#handshaked,
-      byNick: this.#byNick,
+      relayTargets: this.#relayTargets,
     });
     this.#admission = new DirectoryAdmission({
       options,
@@ -206,6 +208,7 @@ export class DirectoryNode {
     this.#handshaked.clear();
     this.#relay.peersChanged();
     this.#byNick.clear();
+    this.#relayTargets.clear();
     for (const peer of [...this.#peers]) peer.conn.close('stopping');
     flushAllConnections();
     let timer: NodeJS.Timeout | undefined;
@@ -243,6 +246,7 @@ export class DirectoryNode {
       pendingHandshakes: this.#peers.size - this.#handshaked.size,
       handshaked: this.#handshaked.size,
       nicks: this.#byNick.size,
+      relayTargets: this.#relayTargets.size,
       bannedNicks: this.#limits.bannedCount,
     };
   }
@@ -351,7 +355,7 @@ export class DirectoryNode {
           peer.isServing ? `${this.#ownEntry},${ofPeer}` : this.#ownEntry,
         ),
       );
-    peer.wantsPeerlistFeatures = peer.features.has('peerlist_features');
+    peer.conn.wantsPeerlistFeatures = peer.features.has('peerlist_features');
     peer.relayPeerlistFrame = peerlistFrame(entry);
     peer.relayPeerlistFrameWithFeatures =
       peer.features.size > 0
@@ -365,6 +369,7 @@ export class DirectoryNode {
           )
         : peer.relayPeerlistFrame;
     this.#byNick.set(peer.nick, peer);
+    this.#relayTargets.set(peer.nick, peer.conn);
     this.#handshaked.add(peer);
     this.#relay.peersChanged();
     this.counters.add('handshake.accepted');
@@ -383,6 +388,7 @@ export class DirectoryNode {
     this.#handshaked.delete(peer);
     this.#relay.peersChanged();
     if (this.#byNick.get(peer.nick) === peer) this.#byNick.delete(peer.nick);
+    if (this.#relayTargets.get(peer.nick) === peer.conn) this.#relayTargets.delete(peer.nick);
     peer.conn.log('info', { nick: peer.nick, reason: err?.message }, 'peer left');
     // Tell everybody else (docs/protocol.md §3.3 case 2): our own entry plus `nick;location;D`;
     // departures in the same event-loop turn go out together (directory-departures.ts).

@@ -6,6 +6,7 @@
  */
 import { hasCode } from '../errors.js';
 import { PUBLIC_NICK, formatPubmsgLine, parseChannelLine } from '../message/privmsg.js';
+import type { PeerConnection } from '../peer/connection.js';
 import { frameArena } from '../peer/frame-arena.js';
 import { canonicalFrame, encodeEnvelope } from '../wire/envelope.js';
 import { encodeLine, MAX_SEND_LINE_BYTES } from '../wire/framing.js';
@@ -24,7 +25,12 @@ export interface RelayContext {
   readonly counters: Counters;
   readonly limits: DirectoryLimits;
   readonly handshaked: ReadonlySet<DirectoryPeer>;
-  readonly byNick: ReadonlyMap<string, DirectoryPeer>;
+  /**
+   * The connection of each handshaked peer, by nick (the keys of the directory node's nick map,
+   * once handshaked): a privmsg's recipient is looked up here, so that relaying it touches the
+   * recipient's connection only, not its record too.
+   */
+  readonly relayTargets: ReadonlyMap<string, PeerConnection>;
 }
 
 /** The relay part of one directory node. */
@@ -143,8 +149,8 @@ export class DirectoryRelay {
   handlePrivmsg(peer: DirectoryPeer, line: string, canonicalRaw?: Uint8Array): void {
     const parsed = this.#senderOf(peer, line);
     if (parsed === undefined) return;
-    const recipient = this.#ctx.byNick.get(parsed.to);
-    if (recipient === undefined || recipient.state !== 'handshaked') {
+    const recipient = this.#ctx.relayTargets.get(parsed.to);
+    if (recipient === undefined || !recipient.isOpen) {
       // Reference and ng both drop a privmsg to an unknown nick silently (docs/protocol.md §4.4).
       this.#ctx.counters.add(dropCounter('unknown-recipient'));
       return;
@@ -162,11 +168,11 @@ export class DirectoryRelay {
         return;
       }
       // From the reused slab: the connection gives the frame back once written (frame-arena.ts).
-      recipient.conn.sendEncoded(canonicalFrame(canonicalRaw, entry, frameArena));
+      recipient.sendEncoded(canonicalFrame(canonicalRaw, entry, frameArena));
     } else {
       const frame = this.#relayFrame(MessageType.PRIVMSG, line);
       if (frame === undefined) return;
-      recipient.conn.sendEncoded(Buffer.concat([frame, entry]));
+      recipient.sendEncoded(Buffer.concat([frame, entry]));
     }
     this.#emitRelay('privmsg', parsed.from, parsed.to, parsed.message, line);
     this.#ctx.counters.add('relayed.privmsg');

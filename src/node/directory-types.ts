@@ -117,6 +117,8 @@ export interface DirectoryNodeStats {
   readonly handshaked: number;
   /** Entries of the nick -> peer map. */
   readonly nicks: number;
+  /** Entries of the nick -> connection map that privmsgs are relayed through. */
+  readonly relayTargets: number;
   /** Nicks refused after flooding (not per connection: they expire). */
   readonly bannedNicks: number;
 }
@@ -139,15 +141,10 @@ const NO_FRAME = new Uint8Array();
 
 /** What the directory node keeps per connection. */
 export class DirectoryPeer {
-  // `conn` (first, a parameter property), `state` and `wantsPeerlistFeatures` are what relaying a
-  // privmsg reads of its recipient, whose memory is cold at 10,000 peers: declared first, they lie
-  // in the object's first 64 bytes, one cache miss or two (docs/performance.md "Where the time goes").
+  // Relaying a privmsg reads none of this of its recipient, only its connection (the directory
+  // node's relay targets; `conn.wantsPeerlistFeatures`): at 10,000 peers each object touched is a
+  // cache miss (docs/performance.md "Where the time goes").
   state: 'connected' | 'authenticating' | 'handshaked' | 'closed' = 'connected';
-  /**
-   * Whether this peer advertised peerlist_features (docs/protocol.md §3.4), so that it is sent
-   * the senders' `;F:` frames: set at registration, read for every privmsg relayed to it.
-   */
-  wantsPeerlistFeatures = false;
   nick: string | undefined;
   location: string | undefined;
   features: ReadonlySet<string> = NO_FEATURES;

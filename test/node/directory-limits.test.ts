@@ -348,6 +348,7 @@ describe('connection caps', () => {
       pendingHandshakes: 0,
       handshaked: 0,
       nicks: 0,
+      relayTargets: 0,
       bannedNicks: 0,
     });
     expect(fairReadScheduler.waiting).toBe(0);

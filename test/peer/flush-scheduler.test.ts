@@ -4,6 +4,7 @@
  * in time slices in the order they were queued, and nothing is left unwritten. The clock is
  * injected and advanced by each write, so slices are exact; `flush` records the order.
  */
+import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
   BROADCAST_SLICE_MS,
@@ -85,5 +86,28 @@ describe('FlushScheduler', () => {
     scheduler.flushAll();
     expect(written.slice(0, 2)).toEqual(['small', 'big']);
     expect(written).toHaveLength(102);
+  });
+
+  it('hands each urgent connection the socket it was listed with, a promoted one included', () => {
+    const scheduler = new FlushScheduler(() => 0);
+    const got: [string, unknown][] = [];
+    const conn = (name: string): Flushable => ({
+      pendingBytes: 100,
+      flush(socket?: net.Socket): void {
+        got.push([name, socket]);
+      },
+    });
+    const socket = (name: string): net.Socket => ({ name }) as unknown as net.Socket;
+    const waiting = conn('b');
+    scheduler.add(waiting, false);
+    scheduler.add(conn('u1'), true, socket('s1'));
+    scheduler.add(conn('u2'), true, socket('s2'));
+    scheduler.promote(waiting, socket('sb'));
+    scheduler.flushUrgent();
+    expect(got).toEqual([
+      ['u1', { name: 's1' }],
+      ['u2', { name: 's2' }],
+      ['b', { name: 'sb' }],
+    ]);
   });
 });
