@@ -68,6 +68,7 @@ async function challenged(client: RawClient): Promise<NickAuthChallenge> {
 function prove(client: RawClient, challenge: NickAuthChallenge): void {
   client.send(MessageType.NICK_AUTH_PROOF, nickAuthProofLine(client, challenge));
 }
+
 /** Connects `client`, authenticates it and expects the 807 `ok`. */
 async function verifiedJoin(client: RawClient): Promise<void> {
   prove(client, await challenged(client));
